@@ -1,0 +1,26 @@
+"""From a configured source to its connector."""
+
+from __future__ import annotations
+
+from connectors.base import Connector
+from dsrflow.config import Source
+from dsrflow.mapping import SqlMapping
+
+
+def open_connector(
+    name: str, source: Source, mapping: SqlMapping, phone_region: str = "NO"
+) -> Connector:
+    """Open the connector for one source; checks the mapping against the live source."""
+    if source.kind == "sql":
+        from connectors.sql import SqlConnector
+
+        return SqlConnector(
+            name,
+            mapping,
+            source.database_url(),
+            batch_size=source.batch_size,
+            timezone=source.timezone,
+            phone_region=phone_region,
+            mapping_path=source.mapping,
+        )
+    raise ValueError(f"source {name!r}: no connector for kind {source.kind!r}")

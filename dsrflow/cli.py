@@ -1,0 +1,200 @@
+"""``dsr``: the command line of dsrflow."""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dsrflow.config import ConfigError
+from dsrflow.identifiers import IdentifierError
+from dsrflow.mapping import MappingError, load_mapping, mapping_json_schema_text
+from dsrflow.request import new_request_id
+
+app = typer.Typer(help="Answer GDPR data-subject requests.", no_args_is_help=True)
+sandbox_app = typer.Typer(help="The local sandbox: seeded sources to try dsrflow on.")
+schema_app = typer.Typer(help="The JSON Schemas dsrflow publishes.")
+mapping_app = typer.Typer(help="Check mapping files.")
+export_app = typer.Typer(help="Work with written exports.")
+app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(schema_app, name="schema")
+app.add_typer(mapping_app, name="mapping")
+app.add_typer(export_app, name="export")
+
+console = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="dsrflow config file (default: $DSRFLOW_CONFIG or dsrflow.yaml)"),
+]
+
+
+def _friendly(action: Callable[[], T]) -> T:
+    """Run ``action``; known errors become one clear message and exit status 2."""
+    from connectors.base import SourceUnavailable
+
+    try:
+        return action()
+    except (IdentifierError, MappingError, ConfigError, SourceUnavailable, ValueError) as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _print_access_result(result: Any) -> None:
+    table = Table(title=f"Access request {result.request_id}")
+    table.add_column("source")
+    table.add_column("records", justify="right")
+    for source, count in sorted(result.records_per_source.items()):
+        table.add_row(source, str(count))
+    table.add_row("[bold]total", f"[bold]{result.total_records}")
+    console.print(table)
+    console.print(f"export written to [bold]{result.export_dir}[/] (owner-only)")
+    for name in ("export.json", "export.html", "manifest.json"):
+        console.print(f"  {Path(result.export_dir) / name}")
+
+
+@app.command()
+def access(
+    subject: Annotated[
+        list[str], typer.Option("--subject", help="the subject's e-mail address (repeatable)")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="folder that receives REQUEST-ID/")],
+    phone: Annotated[
+        list[str] | None, typer.Option("--phone", help="the subject's phone number (repeatable)")
+    ] = None,
+    request_id: Annotated[
+        str | None, typer.Option("--request-id", help="e.g. DSR-2026-0042 (default: a new id)")
+    ] = None,
+    received_at: Annotated[
+        dt.datetime | None, typer.Option("--received-at", help="when the request arrived")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Run an access request in this process and write the portable export."""
+    from flows.access import access_request
+
+    result = _friendly(
+        lambda: access_request(
+            request_id=request_id or new_request_id(),
+            subject_emails=subject,
+            subject_phones=phone or [],
+            received_at=received_at,
+            config_path=str(config) if config else None,
+            out_dir=str(out),
+        )
+    )
+    _print_access_result(result)
+
+
+@sandbox_app.command("up")
+def sandbox_up(
+    directory: Annotated[
+        Path, typer.Option("--dir", help="where the sandbox keeps its databases")
+    ] = Path(".sandbox"),
+    fixtures: Annotated[
+        Path | None,
+        typer.Option("--fixtures", help="folder with onprem.json (and later mail/drive/jira)"),
+    ] = None,
+    write_config: Annotated[
+        Path | None, typer.Option("--write-config", help="config file to write (default: DIR/)")
+    ] = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="prepare and exit instead of running until Ctrl-C")
+    ] = False,
+) -> None:
+    """Start the sandbox, write a config pointing at it, keep running until interrupted."""
+    from sandbox.runtime import prepare
+
+    box = _friendly(lambda: prepare(directory, fixtures, write_config))
+    console.print(f"sandbox ready in [bold]{box.directory}[/]")
+    for table, count in box.counts.items():
+        console.print(f"  onprem.{table}: {count} rows")
+    console.print(f"config: [bold]{box.config_path}[/]  (use --config {box.config_path})")
+    if once:
+        return
+    console.print("running; press Ctrl-C to stop")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    console.print("sandbox stopped")
+
+
+@app.command()
+def demo(
+    directory: Annotated[Path, typer.Option("--dir", help="sandbox folder")] = Path(".sandbox"),
+) -> None:
+    """The main job in one go: seed the sandbox, answer the demo subject's access request."""
+    from flows.access import access_request
+    from sandbox.onprem_seed import DEMO_SUBJECT
+    from sandbox.runtime import prepare
+
+    box = _friendly(lambda: prepare(directory))
+    console.print(f"sandbox seeded in {box.directory}; demo subject: [bold]{DEMO_SUBJECT}[/]")
+    result = _friendly(
+        lambda: access_request(
+            request_id="DSR-2026-0001",
+            subject_emails=[DEMO_SUBJECT],
+            config_path=str(box.config_path),
+        )
+    )
+    _print_access_result(result)
+
+
+@mapping_app.command("check")
+def mapping_check(
+    files: Annotated[list[Path], typer.Argument(help="mapping YAML files")],
+) -> None:
+    """Validate mapping files; every problem is listed with its path and line."""
+    failed = False
+    for path in files:
+        try:
+            load_mapping(path)
+            console.print(f"[green]ok[/] {path}")
+        except MappingError as exc:
+            failed = True
+            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+    if failed:
+        raise typer.Exit(2)
+
+
+@schema_app.command("export")
+def schema_export() -> None:
+    """Print the JSON Schema of export.json."""
+    from dsrflow.export_model import export_json_schema_text
+
+    sys.stdout.write(export_json_schema_text())
+
+
+@schema_app.command("mapping")
+def schema_mapping() -> None:
+    """Print the JSON Schema of mapping files."""
+    sys.stdout.write(mapping_json_schema_text())
+
+
+@export_app.command("verify")
+def export_verify(directory: Annotated[Path, typer.Argument(help="an export folder")]) -> None:
+    """Check an export's files against the SHA-256 sums in its manifest."""
+    from dsrflow.export import verify_manifest
+
+    changed = verify_manifest(directory)
+    if changed:
+        err.print(f"[bold red]changed since written:[/] {', '.join(changed)}")
+        raise typer.Exit(1)
+    console.print(f"[green]intact[/] {directory}")
+
+
+if __name__ == "__main__":
+    app()

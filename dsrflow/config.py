@@ -1,0 +1,140 @@
+"""The dsrflow configuration file: the controller, the sources and where their mappings are.
+
+A config is YAML. Relative paths inside it are resolved against the file's own folder. Secrets
+never sit in it: a source names the environment variable that holds its database URL.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from dsrflow.mapping import MappingError, SqlMapping, load_mapping
+
+
+class ConfigError(ValueError):
+    """The config file is missing or wrong; the message names the file and the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Recipient(_Strict):
+    """Art. 15(1)(c): who receives the data, and in what role."""
+
+    name: str
+    role: Literal["processor", "controller", "joint_controller"]
+    purpose: str
+    country: str | None = None
+    safeguards: str | None = Field(default=None, description="e.g. EU standard contractual clauses")
+
+
+class SupervisoryAuthority(_Strict):
+    name: str = "Datatilsynet"
+    url: str = "https://www.datatilsynet.no"
+    address: str = "Postboks 458 Sentrum, 0105 Oslo, Norway"
+
+
+class Controller(_Strict):
+    """Who answers for the processing; printed in every export (Art. 13/15)."""
+
+    name: str
+    address: str
+    contact_email: str
+    dpo_email: str | None = None
+    recipients: list[Recipient] = Field(default_factory=list)
+    supervisory_authority: SupervisoryAuthority = SupervisoryAuthority()
+    automated_decision_making: str = (
+        "none: no decision about the subject is made solely by automated means"
+    )
+
+
+class SqlSource(_Strict):
+    kind: Literal["sql"]
+    mapping: Path
+    url: str | None = Field(default=None, description="SQLAlchemy URL; prefer url_env for secrets")
+    url_env: str | None = Field(default=None, description="environment variable with the URL")
+    batch_size: int = Field(default=500, ge=1, le=10_000, description="keys per IN-list query")
+    timezone: str = Field(default="UTC", description="zone of naive timestamps in this database")
+
+    @model_validator(mode="after")
+    def _one_url(self) -> SqlSource:
+        if bool(self.url) == bool(self.url_env):
+            raise ValueError("give exactly one of url and url_env")
+        return self
+
+    def database_url(self) -> str:
+        if self.url:
+            return self.url
+        assert self.url_env is not None
+        value = os.environ.get(self.url_env)
+        if not value:
+            raise ConfigError(f"environment variable {self.url_env} (the database URL) is not set")
+        return value
+
+
+Source = Annotated[SqlSource, Field(discriminator="kind")]
+
+
+class Config(_Strict):
+    controller: Controller
+    sources: dict[str, Source] = Field(min_length=1)
+    phone_region: str = Field(default="NO", description="region of phone numbers given without +")
+    output_dir: Path = Path("exports")
+
+    def resolved(self, base: Path) -> Config:
+        """Paths in the file are relative to the file."""
+        sources = {
+            name: src.model_copy(update={"mapping": (base / src.mapping).resolve()})
+            for name, src in self.sources.items()
+        }
+        return self.model_copy(update={"sources": sources, "output_dir": base / self.output_dir})
+
+    def load_mappings(self) -> dict[str, SqlMapping]:
+        """Every source's mapping, validated; all problems of all files reported at once."""
+        mappings: dict[str, SqlMapping] = {}
+        errors: list[str] = []
+        for name, source in self.sources.items():
+            try:
+                mappings[name] = load_mapping(source.mapping)
+            except MappingError as exc:
+                errors.append(str(exc))
+        if errors:
+            raise MappingError(Path("(config)"), errors)
+        return mappings
+
+
+class Settings(BaseSettings):
+    """Process-wide settings from the environment (prefix ``DSRFLOW_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="DSRFLOW_")
+
+    config: Path = Field(default=Path("dsrflow.yaml"), description="the config file to use")
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    path = Path(path) if path else Settings().config
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(
+            f"config file {path} cannot be read ({exc.strerror}); run `dsr sandbox up` to write "
+            "one, or pass --config"
+        ) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        lines = [
+            f"  - {'.'.join(str(p) for p in e['loc'] if p != 'sql')}: {e['msg']}"
+            for e in exc.errors()
+        ]
+        raise ConfigError(f"config file {path} is invalid:\n" + "\n".join(lines)) from exc
+    return config.resolved(path.resolve().parent)

@@ -1,0 +1,204 @@
+"""Building and writing the access export: export.json, export.html, the schema, a manifest.
+
+Everything is written owner-only (directory 0700, files 0600): an export is the subject's data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pandas as pd
+
+from dsrflow.config import Config
+from dsrflow.export_model import (
+    SCHEMA_FILE,
+    AccessExport,
+    Art15Information,
+    PurposeInfo,
+    RecordPart,
+    RequestInfo,
+    RetentionInfo,
+    SourceOfData,
+    SummaryRow,
+)
+from dsrflow.mapping import SqlMapping
+from dsrflow.merge import summary
+from dsrflow.request import DataSubjectRequest
+
+RIGHTS = [
+    "Rectification of inaccurate data (Art. 16)",
+    "Erasure (Art. 17)",
+    "Restriction of processing (Art. 18)",
+    "Data portability (Art. 20)",
+    "Objection to processing based on legitimate interests (Art. 21)",
+    "Withdrawal of consent at any time, without affecting earlier processing (Art. 7(3))",
+]
+
+
+def _information(
+    config: Config, mappings: dict[str, SqlMapping], frame: pd.DataFrame
+) -> Art15Information:
+    """Art. 15(1) from the mappings, limited to the categories actually found."""
+    found: dict[str, set[str]] = defaultdict(set)  # category -> sources
+    origins: set[tuple[str, str, str]] = set()
+    for row in frame.itertuples():
+        for category in set(row.categories.values()):
+            found[category].add(row.source)
+        table = mappings[row.source].tables.get(row.location)
+        if table is not None:
+            origins.add((row.source, row.location, table.collected_from))
+    purposes: dict[tuple[str, str], set[str]] = defaultdict(set)
+    retention: dict[str, str] = {}
+    for category, sources in found.items():
+        for source in sources:
+            use = mappings[source].use_of(category)
+            if use is None:
+                continue
+            for purpose in use.purposes:
+                purposes[(purpose, use.legal_basis.value)].add(category)
+            retention[category] = use.retention
+    authority = config.controller.supervisory_authority
+    return Art15Information(
+        purposes=[
+            PurposeInfo(purpose=p, legal_basis=b, categories=sorted(c))
+            for (p, b), c in sorted(purposes.items())
+        ],
+        categories=sorted(found),
+        recipients=[r.model_dump(exclude_none=True) for r in config.controller.recipients],
+        retention=[RetentionInfo(category=c, retention=r) for c, r in sorted(retention.items())],
+        rights=RIGHTS,
+        complaint={"name": authority.name, "url": authority.url, "address": authority.address},
+        sources=[SourceOfData(source=s, location=loc, collected_from=o) for s, loc, o in
+                 sorted(origins)],
+        automated_decision_making=config.controller.automated_decision_making,
+    )
+
+
+def _records_by_category(frame: pd.DataFrame) -> dict[str, dict[str, list[RecordPart]]]:
+    grouped: dict[str, dict[str, list[RecordPart]]] = defaultdict(lambda: defaultdict(list))
+    for row in frame.itertuples():
+        by_category: dict[str, dict[str, Any]] = defaultdict(dict)
+        for name, value in row.fields.items():
+            by_category[row.categories.get(name, "system.operations")][name] = value
+        for category, fields in sorted(by_category.items()):
+            grouped[row.source][category].append(
+                RecordPart(
+                    record=row.record_id,
+                    location=row.location,
+                    native_id=row.native_id,
+                    fields=fields,
+                    timestamps={k: v for k, v in row.timestamps.items() if k in fields},
+                    matched=sorted(row.matched),
+                    reached_via=row.reached_via,
+                    shared=bool(row.shared),
+                    shared_with=sorted(row.shared_with),
+                )
+            )
+    return {s: dict(sorted(c.items())) for s, c in sorted(grouped.items())}
+
+
+def build_export(
+    request: DataSubjectRequest,
+    config: Config,
+    mappings: dict[str, SqlMapping],
+    frame: pd.DataFrame,
+    now: dt.datetime | None = None,
+) -> AccessExport:
+    now = now or dt.datetime.now(dt.UTC)
+    counts = summary(frame)
+    return AccessExport(
+        request=RequestInfo(
+            id=request.id,
+            type=request.type.value,
+            received_at=request.received_at.astimezone(dt.UTC).isoformat(),
+            due_at=request.due_at.isoformat(),
+            generated_at=now.astimezone(dt.UTC).isoformat(),
+        ),
+        controller=config.controller,
+        subject={
+            "emails": list(request.subject.emails),
+            "phones": list(request.subject.phones),
+            "other_identifiers": [str(i) for i in request.subject.others],
+        },
+        information=_information(config, mappings, frame),
+        summary=[SummaryRow(**r) for r in counts.to_dict("records")],
+        total_records=len(frame),
+        records=_records_by_category(frame),
+    )
+
+
+@dataclass(frozen=True)
+class ExportFiles:
+    directory: Path
+    export_json: Path
+    export_html: Path
+    schema: Path
+    manifest: Path
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Create or replace a file readable by its owner only, never briefly wider."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.chmod(tmp, 0o600)  # the umask can only narrow; make it exact
+    tmp.replace(path)
+
+
+def render_html(document: AccessExport) -> str:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("dsrflow", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    return env.get_template("export.html").render(doc=document)
+
+
+def write_export(document: AccessExport, directory: Path) -> ExportFiles:
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(directory, 0o700)
+    files = ExportFiles(
+        directory=directory,
+        export_json=directory / "export.json",
+        export_html=directory / "export.html",
+        schema=directory / SCHEMA_FILE,
+        manifest=directory / "manifest.json",
+    )
+    payload = document.model_dump(mode="json", by_alias=True)
+    contents = {
+        files.export_json: json.dumps(payload, indent=2, ensure_ascii=False).encode("utf-8"),
+        files.export_html: render_html(document).encode("utf-8"),
+        files.schema: resources.files("dsrflow").joinpath("schemas", SCHEMA_FILE).read_bytes(),
+    }
+    for path, data in contents.items():
+        _write_private(path, data)
+    manifest = {
+        "request_id": document.request.id,
+        "generated_at": document.request.generated_at,
+        "files": [
+            {"name": p.name, "bytes": len(d), "sha256": hashlib.sha256(d).hexdigest()}
+            for p, d in contents.items()
+        ],
+    }
+    _write_private(files.manifest, json.dumps(manifest, indent=2).encode("utf-8"))
+    return files
+
+
+def verify_manifest(directory: Path) -> list[str]:
+    """Names of files whose content no longer matches the manifest (empty: all intact)."""
+    manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
+    return [
+        entry["name"]
+        for entry in manifest["files"]
+        if hashlib.sha256((directory / entry["name"]).read_bytes()).hexdigest() != entry["sha256"]
+    ]

@@ -1,0 +1,124 @@
+"""Parts of the mapping format that every kind of source shares."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from dateutil.relativedelta import relativedelta
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+CATEGORY_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
+
+
+def _check_category(value: str) -> str:
+    if not CATEGORY_PATTERN.match(value):
+        raise ValueError(
+            f"{value!r} is not a data category: use dotted lower-case names such as "
+            "user.contact.email"
+        )
+    return value
+
+
+DataCategory = Annotated[str, AfterValidator(_check_category)]
+
+
+class Strict(BaseModel):
+    """Mappings are hand-written: a misspelt key is an error, never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LegalBasis(StrEnum):
+    """GDPR Art. 6(1)(a)-(f)."""
+
+    CONSENT = "consent"
+    CONTRACT = "contract"
+    LEGAL_OBLIGATION = "legal_obligation"
+    VITAL_INTERESTS = "vital_interests"
+    PUBLIC_TASK = "public_task"
+    LEGITIMATE_INTERESTS = "legitimate_interests"
+
+
+class CategoryUse(Strict):
+    """Why a category of data is held: the Art. 15(1)(a), (d) information."""
+
+    purposes: list[str] = Field(min_length=1)
+    legal_basis: LegalBasis
+    consent_purpose: str | None = Field(
+        default=None,
+        description="for legal_basis consent: the consent purpose it rests on, e.g. analytics",
+    )
+    retention: str = Field(min_length=1, description="period or the criteria that fix it")
+
+    @model_validator(mode="after")
+    def _consent_needs_purpose(self) -> CategoryUse:
+        if self.legal_basis == LegalBasis.CONSENT and not self.consent_purpose:
+            raise ValueError("legal_basis consent needs consent_purpose (e.g. analytics)")
+        return self
+
+
+class Duration(Strict):
+    years: int = Field(default=0, ge=0)
+    months: int = Field(default=0, ge=0)
+    days: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _not_zero(self) -> Duration:
+        if not (self.years or self.months or self.days):
+            raise ValueError("a duration needs years, months or days")
+        return self
+
+    def as_delta(self) -> relativedelta:
+        return relativedelta(years=self.years, months=self.months, days=self.days)
+
+
+class MaskingStrategy(StrEnum):
+    """What erasure does to one column (the registry lives with the executing connector)."""
+
+    SET_NULL = "set_null"
+    HMAC_SHA256 = "hmac_sha256"
+    FIXED_TEXT = "fixed_text"
+    KEEP = "keep"
+
+
+class Masking(Strict):
+    strategy: MaskingStrategy
+    value: str | None = Field(default=None, description="the text written by fixed_text")
+
+    @model_validator(mode="after")
+    def _fixed_needs_value(self) -> Masking:
+        if self.strategy == MaskingStrategy.FIXED_TEXT and self.value is None:
+            raise ValueError("strategy fixed_text needs a value")
+        if self.strategy != MaskingStrategy.FIXED_TEXT and self.value is not None:
+            raise ValueError(f"strategy {self.strategy.value} takes no value")
+        return self
+
+
+class LegalHold(Strict):
+    """A law obliges the controller to keep these records for a time (e.g. Bookkeeping Act §13)."""
+
+    reason: str = Field(min_length=1)
+    duration: Duration
+    counts_from: str = Field(description="the field whose date the duration counts from")
+    round_to_year_end: bool = Field(
+        default=False, description="count from the end of that financial year, as §13 does"
+    )
+
+
+class Aggregation(Strict):
+    """Retention by aggregation: counts per group, small groups folded into 'other'."""
+
+    into: str = Field(description="the table that receives the aggregates")
+    group_by: list[str] = Field(min_length=1)
+    min_group_size: int = Field(default=5, ge=2, description="k: smaller groups become 'other'")
+
+
+class Retention(Strict):
+    max_age: Duration
+    counts_from: str
+    aggregate: Aggregation | None = None
+
+
+SourceKind = Literal["sql"]

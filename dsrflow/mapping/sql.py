@@ -1,0 +1,149 @@
+"""The mapping of a SQL database: where personal data sits and how tables link up."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from dsrflow.identifiers import IdentifierKindName
+from dsrflow.mapping.common import (
+    CategoryUse,
+    DataCategory,
+    LegalHold,
+    Masking,
+    Retention,
+    Strict,
+)
+
+
+class Direction(StrEnum):
+    """Which way discovery may follow a reference (the Fides sense of the words).
+
+    ``to``: from a row of this table to the row it points at (contacts.customer_id -> customers).
+    ``from``: from the referenced row to the rows of this table that point at it
+    (contacts.id -> licenses.technical_contact_id, declared on licenses).
+    ``both``: either way.
+    """
+
+    TO = "to"
+    FROM = "from"
+    BOTH = "both"
+
+
+class Identity(Strict):
+    """A column that holds one of the subject's identifiers, matched exactly once normalised.
+
+    ``email`` and ``phone`` are normalised (case, IDNA, E.164); any other kind (e.g.
+    ``jira_account_id``) is compared as exact text.
+    """
+
+    column: str
+    kind: IdentifierKindName
+
+
+class Reference(Strict):
+    column: str = Field(description="the column of this table")
+    target: str = Field(description="table.column it refers to", pattern=r"^[^.\s]+\.[^.\s]+$")
+    direction: Direction
+
+    @property
+    def target_table(self) -> str:
+        return self.target.split(".", 1)[0]
+
+    @property
+    def target_column(self) -> str:
+        return self.target.split(".", 1)[1]
+
+
+class Column(Strict):
+    category: DataCategory
+    erase: Masking | None = Field(
+        default=None, description="what redaction does to this column; default set_null"
+    )
+
+
+class RowErasure(StrEnum):
+    DELETE = "delete"
+    REDACT = "redact"
+
+
+class Table(Strict):
+    description: str | None = None
+    primary_key: list[str] = Field(min_length=1)
+    identities: list[Identity] = Field(default_factory=list)
+    references: list[Reference] = Field(default_factory=list)
+    columns: dict[str, Column] = Field(default_factory=dict)
+    default_category: DataCategory = Field(
+        default="system.operations", description="the category of columns not listed"
+    )
+    collected_from: str = Field(
+        default="the data subject", description="Art. 15(1)(g): where the data came from"
+    )
+    erasure: RowErasure = RowErasure.DELETE
+    legal_hold: LegalHold | None = None
+    retention: Retention | None = None
+    expands_identity: list[Identity] = Field(
+        default_factory=list,
+        description="columns whose values become identifiers of the subject for every source",
+    )
+
+    def category_of(self, column: str) -> str:
+        spec = self.columns.get(column)
+        return spec.category if spec else self.default_category
+
+    def is_personal(self) -> bool:
+        """Whether rows of this table belong to a person (any column under ``user``)."""
+        categories = [c.category for c in self.columns.values()] + [self.default_category]
+        return bool(self.identities) or any(
+            c == "user" or c.startswith("user.") for c in categories
+        )
+
+
+class SqlMapping(Strict):
+    kind: Literal["sql"]
+    description: str | None = None
+    db_schema: str | None = Field(default=None, description="database schema, e.g. public")
+    categories: dict[DataCategory, CategoryUse]
+    tables: dict[str, Table] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> SqlMapping:
+        problems: list[str] = []
+        for name, table in self.tables.items():
+            where = f"tables.{name}"
+            for i, ref in enumerate(table.references):
+                if ref.target_table not in self.tables:
+                    problems.append(
+                        f"{where}.references.{i}.target: table {ref.target_table!r} "
+                        "is not in this mapping"
+                    )
+            for column, spec in table.columns.items():
+                if not self.declares(spec.category):
+                    problems.append(
+                        f"{where}.columns.{column}.category: {spec.category!r} is not "
+                        "declared under categories (nor is any parent of it)"
+                    )
+            if not self.declares(table.default_category):
+                problems.append(
+                    f"{where}.default_category: {table.default_category!r} is not declared "
+                    "under categories"
+                )
+        if not any(t.identities for t in self.tables.values()):
+            problems.append("tables: no table has identities, so nothing can be found")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def declares(self, category: str) -> bool:
+        parts = category.split(".")
+        return any(".".join(parts[:n]) in self.categories for n in range(len(parts), 0, -1))
+
+    def use_of(self, category: str) -> CategoryUse | None:
+        parts = category.split(".")
+        for n in range(len(parts), 0, -1):
+            use = self.categories.get(".".join(parts[:n]))
+            if use:
+                return use
+        return None

@@ -1,0 +1,144 @@
+"""A data-subject request: who asks, for what, and by when it must be answered."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+from enum import StrEnum
+
+from dateutil.relativedelta import relativedelta
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from dsrflow.identifiers import (
+    Identifier,
+    IdentifierError,
+    IdentifierKind,
+    mask_identifier,
+    normalise_email,
+    normalise_phone,
+)
+
+REQUEST_ID_PATTERN = re.compile(r"^DSR-\d{4}-\d{4,}$")
+
+
+class RequestType(StrEnum):
+    ACCESS = "access"
+    ERASURE = "erasure"
+    RECTIFICATION = "rectification"
+    RESTRICTION = "restriction"
+    CONSENT_WITHDRAWAL = "consent_withdrawal"
+
+
+class Subject(BaseModel):
+    """The person a request is about, by normalised identifiers.
+
+    ``name`` is only a weak hint for a human reader: no connector matches on it.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    emails: tuple[str, ...]
+    phones: tuple[str, ...] = ()
+    others: tuple[Identifier, ...] = Field(
+        default=(), description="identifiers found on the way, e.g. a Jira accountId"
+    )
+    name: str | None = None
+
+    @classmethod
+    def from_raw(
+        cls,
+        emails: list[str] | tuple[str, ...],
+        phones: list[str] | tuple[str, ...] = (),
+        name: str | None = None,
+        phone_region: str = "NO",
+    ) -> Subject:
+        """Validate and normalise what an officer typed; IdentifierError names the culprit."""
+        if not emails:
+            raise IdentifierError("a request needs at least one e-mail address of the subject")
+        normalised = tuple(dict.fromkeys(normalise_email(e) for e in emails))
+        phone_values = tuple(dict.fromkeys(normalise_phone(p, phone_region) for p in phones))
+        return cls(emails=normalised, phones=phone_values, name=(name or "").strip() or None)
+
+    @property
+    def identifiers(self) -> frozenset[Identifier]:
+        return frozenset(
+            [Identifier(kind=IdentifierKind.EMAIL, value=e) for e in self.emails]
+            + [Identifier(kind=IdentifierKind.PHONE, value=p) for p in self.phones]
+            + list(self.others)
+        )
+
+    def of_kind(self, kind: str) -> list[Identifier]:
+        return sorted((i for i in self.identifiers if i.kind == kind), key=str)
+
+    def expanded(self, found: set[Identifier]) -> Subject:
+        """The same subject with identifiers found in its records added."""
+        new = found - self.identifiers
+        if not new:
+            return self
+        return self.model_copy(
+            update={
+                "emails": self.emails + tuple(sorted(i.value for i in new if i.kind == "email")),
+                "phones": self.phones + tuple(sorted(i.value for i in new if i.kind == "phone")),
+                "others": self.others
+                + tuple(sorted((i for i in new if i.kind not in ("email", "phone")), key=str)),
+            }
+        )
+
+    def masked(self) -> list[str]:
+        return sorted(mask_identifier(i) for i in self.identifiers)
+
+
+class Extension(BaseModel):
+    """Art. 12(3): up to two further months, with a reason told to the subject."""
+
+    months: int = Field(default=2, ge=1, le=2)
+    reason: str = Field(min_length=1)
+
+
+class DataSubjectRequest(BaseModel):
+    """One request as received. ``due_at`` is derived: received_at + 1 month (+ extension)."""
+
+    id: str
+    type: RequestType
+    subject: Subject
+    received_at: datetime
+    extension: Extension | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _check_id(cls, value: str) -> str:
+        if not REQUEST_ID_PATTERN.match(value):
+            raise ValueError(f"request id {value!r} must look like DSR-2026-0042")
+        return value
+
+    @field_validator("received_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+    @model_validator(mode="after")
+    def _not_in_future(self) -> DataSubjectRequest:
+        if self.received_at > datetime.now(UTC) + relativedelta(days=1):
+            raise ValueError("received_at lies in the future")
+        return self
+
+    @property
+    def due_at(self) -> date:
+        months = 1 + (self.extension.months if self.extension else 0)
+        return (self.received_at + relativedelta(months=months)).date()
+
+
+def new_request_id(now: datetime | None = None) -> str:
+    """A fresh id when the officer gives none: year plus the time of day, sortable."""
+    now = now or datetime.now(UTC)
+    return f"DSR-{now:%Y}-{now:%j%H%M%S}"
+
+
+__all__ = [
+    "DataSubjectRequest",
+    "Extension",
+    "IdentifierError",
+    "RequestType",
+    "Subject",
+    "new_request_id",
+]

@@ -1,0 +1,107 @@
+"""The access request (GDPR Art. 15, 20): find everything, merge, write a portable export."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+from pydantic import BaseModel
+
+from dsrflow.config import load_config
+from dsrflow.identifiers import Identifier
+from dsrflow.records import Record
+from dsrflow.request import DataSubjectRequest, RequestType, Subject
+from flows.tasks import (
+    check_sources,
+    discover_source,
+    merge_records,
+    publish_summary,
+    write_access_export,
+)
+
+MAX_EXPANSION_ROUNDS = 5
+
+
+class AccessResult(BaseModel):
+    """What the flow returns: counts and paths, no personal data."""
+
+    request_id: str
+    total_records: int
+    records_per_source: dict[str, int]
+    export_dir: str
+    expansion_rounds: int
+
+
+def _found_identifiers(records: list[Record]) -> set[Identifier]:
+    found = set()
+    for record in records:
+        for text in record.expands:
+            kind, _, value = text.partition(":")
+            found.add(Identifier(kind=kind, value=value))
+    return found
+
+
+@flow(
+    name="access-request",
+    flow_run_name="{request_id}",
+    persist_result=False,
+    validate_parameters=True,
+)
+def access_request(
+    request_id: str,
+    subject_emails: list[str],
+    subject_phones: list[str] | None = None,
+    received_at: dt.datetime | None = None,
+    config_path: str | None = None,
+    out_dir: str | None = None,
+) -> AccessResult:
+    """Answer an access request: every configured source, one portable export."""
+    logger = get_run_logger()
+    config = load_config(config_path)
+    request = DataSubjectRequest(
+        id=request_id,
+        type=RequestType.ACCESS,
+        subject=Subject.from_raw(subject_emails, subject_phones or [], None, config.phone_region),
+        received_at=received_at or dt.datetime.now(dt.UTC),
+    )
+    mappings = check_sources(config)
+
+    subject = request.subject
+    for round_number in range(1, MAX_EXPANSION_ROUNDS + 1):
+        futures = [
+            discover_source.with_options(task_run_name=f"discover-{name}-{round_number}").submit(
+                name, config, mappings[name], subject
+            )
+            for name in config.sources
+        ]
+        records = [record for future in futures for record in future.result()]
+        expanded = subject.expanded(_found_identifiers(records))
+        if expanded == subject:
+            break
+        logger.info(
+            "round %d found %d more identifier(s); discovering again",
+            round_number,
+            len(expanded.identifiers) - len(subject.identifiers),
+        )
+        subject = expanded
+    else:
+        raise RuntimeError(
+            f"identities kept growing after {MAX_EXPANSION_ROUNDS} rounds of discovery; "
+            "check the expands_identity entries of the mappings"
+        )
+
+    request = request.model_copy(update={"subject": subject})
+    frame = merge_records(records)
+    files = write_access_export(
+        request, config, mappings, frame, Path(out_dir) if out_dir else config.output_dir
+    )
+    publish_summary(request, frame)
+    per_source = frame.groupby("source").size().to_dict() if len(frame) else {}
+    return AccessResult(
+        request_id=request.id,
+        total_records=len(frame),
+        records_per_source={k: int(v) for k, v in per_source.items()},
+        export_dir=str(files.directory),
+        expansion_rounds=round_number,
+    )

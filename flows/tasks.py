@@ -1,0 +1,93 @@
+"""Prefect tasks shared by the request flows.
+
+Tasks that carry record contents never persist their results and never cache (a cache key would
+hash personal data); logs say counts, never contents.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from connectors import open_connector
+from dsrflow.config import Config
+from dsrflow.export import ExportFiles, build_export, write_export
+from dsrflow.mapping import SqlMapping
+from dsrflow.merge import merge, records_frame, summary
+from dsrflow.records import Record
+from dsrflow.request import DataSubjectRequest, Subject
+
+PRIVATE = {"persist_result": False, "cache_policy": NO_CACHE}
+
+
+@task(name="check-sources", **PRIVATE)
+def check_sources(config: Config) -> dict[str, SqlMapping]:
+    """Validate every mapping, and check it against its live source, before reading any data."""
+    mappings = config.load_mappings()
+    for name, source in config.sources.items():
+        connector = open_connector(name, source, mappings[name], config.phone_region)
+        connector.close()
+    get_run_logger().info("%d source(s) ready: %s", len(mappings), ", ".join(sorted(mappings)))
+    return mappings
+
+
+@task(name="discover", retries=0, **PRIVATE)
+def discover_source(
+    name: str, config: Config, mapping: SqlMapping, subject: Subject
+) -> list[Record]:
+    connector = open_connector(name, config.sources[name], mapping, config.phone_region)
+    try:
+        records = list(connector.discover(subject))
+    finally:
+        connector.close()
+    shared = sum(r.shared for r in records)
+    get_run_logger().info("%s: %d record(s), %d shared with others", name, len(records), shared)
+    return records
+
+
+@task(name="merge", **PRIVATE)
+def merge_records(records: list[Record]) -> pd.DataFrame:
+    frame = merge(records_frame(records))
+    get_run_logger().info("merged %d record(s) into %d", len(records), len(frame))
+    return frame
+
+
+@task(name="write-export", **PRIVATE)
+def write_access_export(
+    request: DataSubjectRequest,
+    config: Config,
+    mappings: dict[str, SqlMapping],
+    frame: pd.DataFrame,
+    out_dir: Path,
+) -> ExportFiles:
+    document = build_export(request, config, mappings, frame)
+    files = write_export(document, out_dir / request.id)
+    get_run_logger().info("export of %d record(s) written (owner-only)", document.total_records)
+    return files
+
+
+@task(name="publish-summary", **PRIVATE)
+def publish_summary(request: DataSubjectRequest, frame: pd.DataFrame) -> None:
+    """An artifact for the officer: counts per source, the subject masked."""
+    counts = summary(frame)
+    key = f"access-{request.id.lower()}"
+    create_table_artifact(
+        key=key,
+        table=counts.to_dict("records"),
+        description=f"{request.id}: records found per source and location",
+    )
+    masked = ", ".join(request.subject.masked())
+    create_markdown_artifact(
+        key=f"{key}-summary",
+        markdown=(
+            f"### Access request {request.id}\n\n"
+            f"- subject: {masked}\n- records: {len(frame)}\n"
+            f"- shared with others: {int(frame['shared'].sum()) if len(frame) else 0}\n"
+            f"- due: {request.due_at.isoformat()}\n"
+        ),
+        description=f"{request.id}: summary",
+    )
