@@ -27,7 +27,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from connectors.base import Capability, SourceUnavailable
-from dsrflow.identifiers import Identifier, IdentifierKind, normalise_found, spellings
+from dsrflow.identifiers import (
+    PHONE_SEPARATORS,
+    Identifier,
+    IdentifierKind,
+    normalise_found,
+    spellings,
+)
 from dsrflow.mapping import MappingError, SqlMapping
 from dsrflow.mapping.sql import Direction
 from dsrflow.records import Record, portable_value, to_utc_iso
@@ -234,7 +240,7 @@ class SqlConnector:
                     continue
                 column = self.tables[table].c[identity.column]
                 candidates = [s for i in wanted.values() for s in spellings(i)]
-                target = sa.func.lower(column) if identity.kind == IdentifierKind.EMAIL else column
+                target = _comparable(column, identity.kind)
                 for chunk in _chunks(candidates, self.batch_size):
                     query = sa.select(*[self.tables[table].c[c] for c in columns]).where(
                         target.in_(self._coerce(column, chunk))
@@ -360,6 +366,21 @@ class SqlConnector:
             except (TypeError, ValueError):
                 continue  # cannot equal any value of this column
         return coerced
+
+
+def _comparable(column: sa.Column[Any], kind: str) -> sa.ColumnElement[Any]:
+    """The column as the pre-filter compares it: lower-cased e-mail, phone without separators.
+
+    Both stay exact (no LIKE): the confirmation in Python still decides.
+    """
+    if kind == IdentifierKind.EMAIL:
+        return sa.func.lower(column)
+    if kind == IdentifierKind.PHONE:
+        expression: sa.ColumnElement[Any] = column
+        for separator in PHONE_SEPARATORS:
+            expression = sa.func.replace(expression, separator, "")
+        return expression
+    return column
 
 
 def _is_temporal(value: object) -> bool:

@@ -109,16 +109,14 @@ def normalise_phone(raw: str, default_region: str = "NO") -> str:
 
 
 def phone_spellings(e164: str) -> list[str]:
-    """Common ways one number is written (E.164, international, national), for pre-filters."""
+    """One number as it may be stored once separators are stripped: +4791234567, 004791234567,
+    91234567. Compare against a column with spaces, dashes, dots and brackets removed."""
     parsed = phonenumbers.parse(e164)
-    formats = (
-        phonenumbers.PhoneNumberFormat.E164,
-        phonenumbers.PhoneNumberFormat.INTERNATIONAL,
-        phonenumbers.PhoneNumberFormat.NATIONAL,
-    )
-    spellings = [phonenumbers.format_number(parsed, fmt) for fmt in formats]
-    spellings.append(spellings[-1].replace(" ", ""))
-    return list(dict.fromkeys(spellings))
+    national = phonenumbers.national_significant_number(parsed)
+    return list(dict.fromkeys([e164, f"00{e164[1:]}", national]))
+
+
+PHONE_SEPARATORS = (" ", "-", ".", "(", ")", "\u00a0")
 
 
 def try_normalise_phone(raw: object, default_region: str = "NO") -> str | None:

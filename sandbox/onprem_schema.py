@@ -31,7 +31,6 @@ contacts = sa.Table(
     sa.Column("created_at", sa.DateTime),
     # Discovery compares lower(email): an expression index keeps that a lookup, not a scan.
     sa.Index("ix_contacts_email_lower", sa.func.lower(sa.column("email"))),
-    sa.Index("ix_contacts_phone", "phone"),
 )
 
 licenses = sa.Table(

@@ -65,6 +65,8 @@ def _typed(table: sa.Table, row: Mapping[str, Any]) -> dict[str, Any]:
             value = dt.datetime.fromisoformat(value.replace("Z", "+00:00")).replace(tzinfo=None)
         elif isinstance(value, str) and isinstance(column_type, sa.Date):
             value = dt.date.fromisoformat(value)
+        elif isinstance(value, str | int | float) and isinstance(column_type, sa.Numeric):
+            value = Decimal(str(value))
         out[key] = value
     return out
 
