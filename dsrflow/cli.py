@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import signal
 import sys
 import threading
@@ -14,10 +15,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dsrflow.config import ConfigError
+from dsrflow.config import ConfigError, load_config
 from dsrflow.identifiers import IdentifierError
 from dsrflow.mapping import MappingError, load_mapping, mapping_json_schema_text
 from dsrflow.request import new_request_id
+
+# A privacy tool phones no one: no telemetry from an embedded Prefect server unless asked for.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
 
 app = typer.Typer(help="Answer GDPR data-subject requests.", no_args_is_help=True)
 sandbox_app = typer.Typer(help="The local sandbox: seeded sources to try dsrflow on.")
@@ -30,7 +35,7 @@ app.add_typer(mapping_app, name="mapping")
 app.add_typer(export_app, name="export")
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # error lines stay whole, for grep and logs
 T = TypeVar("T")
 
 ConfigOption = Annotated[
@@ -81,8 +86,12 @@ def access(
     config: ConfigOption = None,
 ) -> None:
     """Run an access request in this process and write the portable export."""
+    from dsrflow.request import Subject
     from flows.access import access_request
 
+    # Bad identifiers or config are refused here, before Prefect starts or a source is touched.
+    _friendly(lambda: Subject.from_raw(subject, phone or []))
+    _friendly(lambda: load_config(config))
     result = _friendly(
         lambda: access_request(
             request_id=request_id or new_request_id(),

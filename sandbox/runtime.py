@@ -57,6 +57,8 @@ class Sandbox:
 def prepare(directory: Path, fixtures: Path | None = None, config_path: Path | None = None
             ) -> Sandbox:
     """Create a fresh sandbox in ``directory`` and write its config; nothing else is touched."""
+    if fixtures and not fixtures.is_dir():
+        raise ValueError(f"fixtures directory {fixtures} does not exist")
     directory.mkdir(parents=True, exist_ok=True)
     database = directory / "onprem.db"
     database.unlink(missing_ok=True)
@@ -65,8 +67,6 @@ def prepare(directory: Path, fixtures: Path | None = None, config_path: Path | N
     try:
         onprem_seed.create_schema(engine)
         onprem_fixture = fixtures / "onprem.json" if fixtures else None
-        if fixtures and not fixtures.is_dir():
-            raise FileNotFoundError(f"fixtures directory {fixtures} does not exist")
         if onprem_fixture and onprem_fixture.exists():
             counts = onprem_seed.load_fixture(engine, onprem_fixture)
         elif fixtures:
