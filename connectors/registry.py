@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from connectors.base import Connector
 from dsrflow.config import Source
-from dsrflow.mapping import SqlMapping
+from dsrflow.mapping import BaseMapping
 
 
 def open_connector(
-    name: str, source: Source, mapping: SqlMapping, phone_region: str = "NO"
+    name: str, source: Source, mapping: BaseMapping, phone_region: str = "NO"
 ) -> Connector:
     """Open the connector for one source; checks the mapping against the live source."""
     if source.kind == "sql":
         from connectors.sql import SqlConnector
+        from dsrflow.mapping.sql import SqlMapping
+
+        if not isinstance(mapping, SqlMapping):
+            raise ValueError(f"source {name!r} is kind sql but its mapping is {mapping.kind!r}")
 
         return SqlConnector(
             name,

@@ -122,8 +122,9 @@ class SqlConnector:
             raise SourceUnavailable(self.name, _first_line(exc.orig)) from exc
         problems = [f"tables.{t}: no such table in the database" for t in missing]
         tables = {
-            name: metadata.tables[f"{self.mapping.db_schema}.{name}" if self.mapping.db_schema
-                                  else name]
+            name: metadata.tables[
+                f"{self.mapping.db_schema}.{name}" if self.mapping.db_schema else name
+            ]
             for name in self.mapping.tables
             if name not in missing
         }
@@ -161,9 +162,7 @@ class SqlConnector:
         for name, spec in self.mapping.tables.items():
             for ref in spec.references:
                 if ref.direction in (Direction.TO, Direction.BOTH):
-                    edges[name].append(
-                        Edge(name, ref.column, ref.target_table, ref.target_column)
-                    )
+                    edges[name].append(Edge(name, ref.column, ref.target_table, ref.target_column))
                 if ref.direction in (Direction.FROM, Direction.BOTH):
                     edges[ref.target_table].append(
                         Edge(ref.target_table, ref.target_column, name, ref.column)
@@ -284,17 +283,13 @@ class SqlConnector:
                 target = self.tables[other].c[other_column]
                 for chunk in _chunks(list(by_value), self.batch_size):
                     query = (
-                        sa.select(target, sa.func.count())
-                        .where(target.in_(chunk))
-                        .group_by(target)
+                        sa.select(target, sa.func.count()).where(target.in_(chunk)).group_by(target)
                     )
                     for value, count in conn.execute(query):
                         self.stats.rows += 1
                         if count > owned.get(value, 0):
                             for key in by_value[value]:
-                                shared[table].setdefault(key, set()).add(
-                                    f"{other}.{other_column}"
-                                )
+                                shared[table].setdefault(key, set()).add(f"{other}.{other_column}")
         return shared
 
     def _read_rows(
@@ -316,9 +311,7 @@ class SqlConnector:
                     key = self._key_of(name, row)
                     yield self._record(name, row, rows[key], shared[name].get(key, set()))
 
-    def _record(
-        self, table: str, row: sa.Row[Any], entry: _Found, shared_with: set[str]
-    ) -> Record:
+    def _record(self, table: str, row: sa.Row[Any], entry: _Found, shared_with: set[str]) -> Record:
         spec = self.mapping.tables[table]
         data = dict(row._mapping)
         expands = []
@@ -334,9 +327,7 @@ class SqlConnector:
             fields={c: portable_value(v, self.tz) for c, v in data.items()},
             matched=tuple(sorted(entry.matched)),
             reached_via=entry.reached_via,
-            timestamps={
-                c: to_utc_iso(v, self.tz) for c, v in data.items() if _is_temporal(v)
-            },
+            timestamps={c: to_utc_iso(v, self.tz) for c, v in data.items() if _is_temporal(v)},
             shared=bool(shared_with),
             shared_with=tuple(sorted(shared_with)),
             expands=tuple(expands),
@@ -394,4 +385,3 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 def _first_line(error: object) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import signal
@@ -112,32 +113,56 @@ def sandbox_up(
     ] = Path(".sandbox"),
     fixtures: Annotated[
         Path | None,
-        typer.Option("--fixtures", help="folder with onprem.json (and later mail/drive/jira)"),
+        typer.Option("--fixtures", help="folder with onprem.json (and mail/drive/jira.json)"),
     ] = None,
     write_config: Annotated[
         Path | None, typer.Option("--write-config", help="config file to write (default: DIR/)")
     ] = None,
+    profile: Annotated[
+        str, typer.Option("--profile", help="small (seconds) or large (benchmark scale)")
+    ] = "small",
+    latency_ms: Annotated[
+        float, typer.Option("--latency-ms", help="emulators: latency added to every request")
+    ] = 0,
+    throttle_every: Annotated[
+        int, typer.Option("--throttle-every", help="emulators: every Nth request gets 429")
+    ] = 0,
     once: Annotated[
         bool, typer.Option("--once", help="prepare and exit instead of running until Ctrl-C")
     ] = False,
 ) -> None:
     """Start the sandbox, write a config pointing at it, keep running until interrupted."""
-    from sandbox.runtime import prepare
+    from sandbox.emulators.faults import FaultSettings
+    from sandbox.runtime import start
 
-    box = _friendly(lambda: prepare(directory, fixtures, write_config))
-    console.print(f"sandbox ready in [bold]{box.directory}[/]")
-    for table, count in box.counts.items():
-        console.print(f"  onprem.{table}: {count} rows")
-    console.print(f"config: [bold]{box.config_path}[/]  (use --config {box.config_path})")
-    if once:
-        return
-    console.print("running; press Ctrl-C to stop")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if profile not in ("small", "large"):
+        err.print(f"[bold red]error:[/] --profile must be small or large, not {profile!r}")
+        raise typer.Exit(2)
+    faults = FaultSettings(latency_ms=latency_ms, throttle_every=throttle_every)
+    box = _friendly(
+        lambda: start(
+            directory,
+            fixtures,
+            write_config,
+            profile=profile,  # type: ignore[arg-type]
+            faults=faults,
+            progress=console.print,
+        )
+    )
     try:
-        stop.wait()
-    except KeyboardInterrupt:
-        pass
+        console.print(f"sandbox ready in [bold]{box.directory}[/]")
+        for name, count in box.counts.items():
+            console.print(f"  {name}: {count} rows")
+        console.print(f"config: [bold]{box.config_path}[/]  (use --config {box.config_path})")
+        if once:
+            return
+        console.print("running; press Ctrl-C to stop")
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
+    finally:
+        box.stop()
     console.print("sandbox stopped")
 
 
@@ -148,17 +173,17 @@ def demo(
     """The main job in one go: seed the sandbox, answer the demo subject's access request."""
     from flows.access import access_request
     from sandbox.onprem_seed import DEMO_SUBJECT
-    from sandbox.runtime import prepare
+    from sandbox.runtime import start
 
-    box = _friendly(lambda: prepare(directory))
-    console.print(f"sandbox seeded in {box.directory}; demo subject: [bold]{DEMO_SUBJECT}[/]")
-    result = _friendly(
-        lambda: access_request(
-            request_id="DSR-2026-0001",
-            subject_emails=[DEMO_SUBJECT],
-            config_path=str(box.config_path),
+    with _friendly(lambda: start(directory)) as box:
+        console.print(f"sandbox seeded in {box.directory}; demo subject: [bold]{DEMO_SUBJECT}[/]")
+        result = _friendly(
+            lambda: access_request(
+                request_id="DSR-2026-0001",
+                subject_emails=[DEMO_SUBJECT],
+                config_path=str(box.config_path),
+            )
         )
-    )
     _print_access_result(result)
 
 

@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from dsrflow.mapping import MappingError, SqlMapping, load_mapping
+from dsrflow.mapping import BaseMapping, MappingError, load_mapping
 
 
 class ConfigError(ValueError):
@@ -96,9 +96,9 @@ class Config(_Strict):
         }
         return self.model_copy(update={"sources": sources, "output_dir": base / self.output_dir})
 
-    def load_mappings(self) -> dict[str, SqlMapping]:
+    def load_mappings(self) -> dict[str, BaseMapping]:
         """Every source's mapping, validated; all problems of all files reported at once."""
-        mappings: dict[str, SqlMapping] = {}
+        mappings: dict[str, BaseMapping] = {}
         errors: list[str] = []
         for name, source in self.sources.items():
             try:

@@ -30,7 +30,7 @@ from dsrflow.export_model import (
     SourceOfData,
     SummaryRow,
 )
-from dsrflow.mapping import SqlMapping
+from dsrflow.mapping import BaseMapping
 from dsrflow.merge import summary
 from dsrflow.request import DataSubjectRequest
 
@@ -45,7 +45,7 @@ RIGHTS = [
 
 
 def _information(
-    config: Config, mappings: dict[str, SqlMapping], frame: pd.DataFrame
+    config: Config, mappings: dict[str, BaseMapping], frame: pd.DataFrame
 ) -> Art15Information:
     """Art. 15(1) from the mappings, limited to the categories actually found."""
     found: dict[str, set[str]] = defaultdict(set)  # category -> sources
@@ -53,9 +53,7 @@ def _information(
     for row in frame.itertuples():
         for category in set(row.categories.values()):
             found[category].add(row.source)
-        table = mappings[row.source].tables.get(row.location)
-        if table is not None:
-            origins.add((row.source, row.location, table.collected_from))
+        origins.add((row.source, row.location, mappings[row.source].collected_from(row.location)))
     purposes: dict[tuple[str, str], set[str]] = defaultdict(set)
     retention: dict[str, str] = {}
     for category, sources in found.items():
@@ -77,8 +75,9 @@ def _information(
         retention=[RetentionInfo(category=c, retention=r) for c, r in sorted(retention.items())],
         rights=RIGHTS,
         complaint={"name": authority.name, "url": authority.url, "address": authority.address},
-        sources=[SourceOfData(source=s, location=loc, collected_from=o) for s, loc, o in
-                 sorted(origins)],
+        sources=[
+            SourceOfData(source=s, location=loc, collected_from=o) for s, loc, o in sorted(origins)
+        ],
         automated_decision_making=config.controller.automated_decision_making,
     )
 
@@ -109,7 +108,7 @@ def _records_by_category(frame: pd.DataFrame) -> dict[str, dict[str, list[Record
 def build_export(
     request: DataSubjectRequest,
     config: Config,
-    mappings: dict[str, SqlMapping],
+    mappings: dict[str, BaseMapping],
     frame: pd.DataFrame,
     now: dt.datetime | None = None,
 ) -> AccessExport:

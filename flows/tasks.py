@@ -16,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 from connectors import open_connector
 from dsrflow.config import Config
 from dsrflow.export import ExportFiles, build_export, write_export
-from dsrflow.mapping import SqlMapping
+from dsrflow.mapping import BaseMapping
 from dsrflow.merge import merge, records_frame, summary
 from dsrflow.records import Record
 from dsrflow.request import DataSubjectRequest, Subject
@@ -25,7 +25,7 @@ PRIVATE = {"persist_result": False, "cache_policy": NO_CACHE}
 
 
 @task(name="check-sources", **PRIVATE)
-def check_sources(config: Config) -> dict[str, SqlMapping]:
+def check_sources(config: Config) -> dict[str, BaseMapping]:
     """Validate every mapping, and check it against its live source, before reading any data."""
     mappings = config.load_mappings()
     for name, source in config.sources.items():
@@ -37,7 +37,7 @@ def check_sources(config: Config) -> dict[str, SqlMapping]:
 
 @task(name="discover", retries=0, **PRIVATE)
 def discover_source(
-    name: str, config: Config, mapping: SqlMapping, subject: Subject
+    name: str, config: Config, mapping: BaseMapping, subject: Subject
 ) -> list[Record]:
     connector = open_connector(name, config.sources[name], mapping, config.phone_region)
     try:
@@ -60,7 +60,7 @@ def merge_records(records: list[Record]) -> pd.DataFrame:
 def write_access_export(
     request: DataSubjectRequest,
     config: Config,
-    mappings: dict[str, SqlMapping],
+    mappings: dict[str, BaseMapping],
     frame: pd.DataFrame,
     out_dir: Path,
 ) -> ExportFiles:

@@ -81,7 +81,7 @@ def generate(
     """Fill an empty schema with realistic data plus the demo subject and look-alikes."""
     fake = Faker(["no_NO", "en_GB", "de_DE"])
     Faker.seed(seed)
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - reproducible seed data, not secrets
     now = now or dt.datetime(2026, 11, 1, 12, 0)
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in LOAD_ORDER}
     ids = {name: 0 for name in LOAD_ORDER}
@@ -186,16 +186,47 @@ def generate(
     kari_billing = contact(second, DEMO_SUBJECT_STORED_AS, "Kari Nordmann", None, "Billing")
     shared_license = license_for(acme, kari, colleague, 12)
     own_license = license_for(second, kari_billing, kari_billing, 8)
-    add("consents", contact_id=kari, purpose="analytics", scope="general",
-        granted_at=when(700), withdrawn_at=None)
-    add("consents", contact_id=kari, purpose="config_collection", scope="per_case",
-        granted_at=when(400), withdrawn_at=None)
-    add("config_reports", license_id=shared_license, contact_id=kari, submitted_at=when(300),
-        report=json.dumps({"jira": "10.3.1", "apps": 17}))
-    add("invoices", customer_id=second, contact_id=kari_billing, number="INV-DEMO-1",
-        amount=Decimal("1200.00"), currency="NOK", issued_on=(now - dt.timedelta(days=400)).date())
-    add("invoices", customer_id=second, contact_id=kari_billing, number="INV-DEMO-2",
-        amount=Decimal("1200.00"), currency="NOK", issued_on=(now - dt.timedelta(days=35)).date())
+    add(
+        "consents",
+        contact_id=kari,
+        purpose="analytics",
+        scope="general",
+        granted_at=when(700),
+        withdrawn_at=None,
+    )
+    add(
+        "consents",
+        contact_id=kari,
+        purpose="config_collection",
+        scope="per_case",
+        granted_at=when(400),
+        withdrawn_at=None,
+    )
+    add(
+        "config_reports",
+        license_id=shared_license,
+        contact_id=kari,
+        submitted_at=when(300),
+        report=json.dumps({"jira": "10.3.1", "apps": 17}),
+    )
+    add(
+        "invoices",
+        customer_id=second,
+        contact_id=kari_billing,
+        number="INV-DEMO-1",
+        amount=Decimal("1200.00"),
+        currency="NOK",
+        issued_on=(now - dt.timedelta(days=400)).date(),
+    )
+    add(
+        "invoices",
+        customer_id=second,
+        contact_id=kari_billing,
+        number="INV-DEMO-2",
+        amount=Decimal("1200.00"),
+        currency="NOK",
+        issued_on=(now - dt.timedelta(days=35)).date(),
+    )
     _ = own_license
 
     # Look-alikes, each with records of their own that must never be found for the subject.

@@ -1,19 +1,28 @@
-"""Bringing the sandbox up: its databases (and, as the SaaS issues land, its emulators), seeded,
-with a dsrflow config file that points at them."""
+"""Bringing the sandbox up: its parts (the on-prem database and, as their issues land, the
+emulators of the SaaS sources), seeded, with a dsrflow config file that points at them.
+
+Each part is a function ``start(context) -> PartStarted`` registered in ``PARTS``: it creates its
+source, seeds it (generated data, or the part's file in the fixtures directory), and returns the
+config entries of its sources and a way to stop it.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 import yaml
 
 from sandbox import onprem_seed
+from sandbox.emulators.faults import FaultSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MAPPINGS = REPO_ROOT / "mappings"
+
+Profile = Literal["small", "large"]
 
 CONTROLLER: dict[str, Any] = {
     "name": "Fjelltopp Apps AS",
@@ -47,52 +56,136 @@ CONTROLLER: dict[str, Any] = {
 
 
 @dataclass(frozen=True)
-class Sandbox:
+class SandboxContext:
+    directory: Path
+    fixtures: Path | None = None
+    profile: Profile = "small"
+    faults: FaultSettings = field(default_factory=FaultSettings)
+    progress: Callable[[str], None] = lambda _message: None
+
+
+@dataclass
+class PartStarted:
+    sources: dict[str, dict[str, Any]]
+    counts: dict[str, int]
+    stop: Callable[[], None] = lambda: None
+
+
+def start_onprem(context: SandboxContext) -> PartStarted:
+    """The on-prem SQLite database: generated, large, or loaded from ``onprem.json``."""
+    database = context.directory / "onprem.db"
+    database.unlink(missing_ok=True)
+    url = f"sqlite:///{database}"
+    fixture = context.fixtures / "onprem.json" if context.fixtures else None
+    if context.profile == "large" and not fixture:
+        from sandbox.large import generate_large_onprem
+
+        generate_large_onprem(url, progress=context.progress)
+        counts = _row_counts(url)
+    else:
+        engine = sa.create_engine(url)
+        try:
+            onprem_seed.create_schema(engine)
+            if fixture and fixture.exists():
+                counts = onprem_seed.load_fixture(engine, fixture)
+            elif context.fixtures:
+                counts = {}  # a fixtures directory without onprem.json: an empty database
+            else:
+                counts = onprem_seed.generate(engine)
+        finally:
+            engine.dispose()
+    source = {"kind": "sql", "url": url, "mapping": str(MAPPINGS / "onprem.yaml")}
+    return PartStarted(
+        sources={"onprem": source}, counts={f"onprem.{k}": v for k, v in counts.items()}
+    )
+
+
+def _row_counts(url: str) -> dict[str, int]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            names = sa.inspect(conn).get_table_names()
+            return {
+                name: int(
+                    conn.execute(
+                        sa.select(sa.func.count()).select_from(sa.table(name))
+                    ).scalar_one()
+                )
+                for name in names
+            }
+    finally:
+        engine.dispose()
+
+
+# The parts, in start order. The SaaS issues add "mail", "drive" and "jira" here.
+PARTS: dict[str, Callable[[SandboxContext], PartStarted]] = {"onprem": start_onprem}
+
+
+@dataclass
+class RunningSandbox:
     directory: Path
     config_path: Path
-    onprem_url: str
-    counts: dict[str, int]
+    parts: dict[str, PartStarted]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {k: v for part in self.parts.values() for k, v in part.counts.items()}
+
+    def stop(self) -> None:
+        for part in reversed(self.parts.values()):
+            part.stop()
+
+    def __enter__(self) -> RunningSandbox:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
 
 
-def prepare(directory: Path, fixtures: Path | None = None, config_path: Path | None = None
-            ) -> Sandbox:
-    """Create a fresh sandbox in ``directory`` and write its config; nothing else is touched."""
+def start(
+    directory: Path,
+    fixtures: Path | None = None,
+    config_path: Path | None = None,
+    *,
+    profile: Profile = "small",
+    faults: FaultSettings | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> RunningSandbox:
+    """Start every part in ``directory`` and write the config; stop the parts when done."""
     if fixtures and not fixtures.is_dir():
         raise ValueError(f"fixtures directory {fixtures} does not exist")
     directory.mkdir(parents=True, exist_ok=True)
-    database = directory / "onprem.db"
-    database.unlink(missing_ok=True)
-    url = f"sqlite:///{database}"
-    engine = sa.create_engine(url)
+    context = SandboxContext(
+        directory=directory.resolve(),
+        fixtures=fixtures,
+        profile=profile,
+        faults=faults or FaultSettings(),
+        progress=progress or (lambda _message: None),
+    )
+    running = RunningSandbox(directory, config_path or directory / "dsrflow.yaml", {})
     try:
-        onprem_seed.create_schema(engine)
-        onprem_fixture = fixtures / "onprem.json" if fixtures else None
-        if onprem_fixture and onprem_fixture.exists():
-            counts = onprem_seed.load_fixture(engine, onprem_fixture)
-        elif fixtures:
-            counts = {}  # a fixtures directory without onprem.json: an empty database
-        else:
-            counts = onprem_seed.generate(engine)
-    finally:
-        engine.dispose()
-    config_path = config_path or directory / "dsrflow.yaml"
-    write_config(config_path, url, directory / "exports")
-    return Sandbox(directory=directory, config_path=config_path, onprem_url=url, counts=counts)
+        for name, start_part in PARTS.items():
+            running.parts[name] = start_part(context)
+    except BaseException:
+        running.stop()
+        raise
+    sources = {k: v for part in running.parts.values() for k, v in part.sources.items()}
+    write_config(running.config_path, sources, directory / "exports")
+    return running
 
 
-def write_config(path: Path, onprem_url: str, output_dir: Path) -> None:
+def write_config(path: Path, sources: dict[str, dict[str, Any]], output_dir: Path) -> None:
     config = {
         "controller": CONTROLLER,
         "phone_region": "NO",
         "output_dir": str(output_dir.resolve()),
-        "sources": {
-            "onprem": {
-                "kind": "sql",
-                "url": onprem_url,
-                "mapping": str(MAPPINGS / "onprem.yaml"),
-            }
-        },
+        "sources": sources,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     header = "# Written by `dsr sandbox up`: points dsrflow at the sandbox. Settings: README.md\n"
     path.write_text(header + yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+
+
+def onprem_source(url: str) -> dict[str, dict[str, Any]]:
+    """The config entry of an on-prem database under the sandbox mapping (for tests, tools)."""
+    return {"onprem": {"kind": "sql", "url": url, "mapping": str(MAPPINGS / "onprem.yaml")}}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated
 
 from dateutil.relativedelta import relativedelta
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -121,4 +121,27 @@ class Retention(Strict):
     aggregate: Aggregation | None = None
 
 
-SourceKind = Literal["sql"]
+class BaseMapping(Strict):
+    """What every mapping has: the categories it uses and why they are held (Art. 15(1)).
+
+    Each kind of source subclasses this with its own ``kind`` literal and its own layout.
+    """
+
+    description: str | None = None
+    categories: dict[DataCategory, CategoryUse]
+
+    def declares(self, category: str) -> bool:
+        return self.use_of(category) is not None
+
+    def use_of(self, category: str) -> CategoryUse | None:
+        """The use declared for ``category`` or its nearest declared parent."""
+        parts = category.split(".")
+        for n in range(len(parts), 0, -1):
+            use = self.categories.get(".".join(parts[:n]))
+            if use:
+                return use
+        return None
+
+    def collected_from(self, location: str) -> str:
+        """Art. 15(1)(g): where the data at ``location`` came from."""
+        return "the data subject"

@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 
 from dsrflow.identifiers import IdentifierKindName
 from dsrflow.mapping.common import (
-    CategoryUse,
+    BaseMapping,
     DataCategory,
     LegalHold,
     Masking,
@@ -101,11 +101,9 @@ class Table(Strict):
         )
 
 
-class SqlMapping(Strict):
+class SqlMapping(BaseMapping):
     kind: Literal["sql"]
-    description: str | None = None
     db_schema: str | None = Field(default=None, description="database schema, e.g. public")
-    categories: dict[DataCategory, CategoryUse]
     tables: dict[str, Table] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -136,14 +134,6 @@ class SqlMapping(Strict):
             raise ValueError("; ".join(problems))
         return self
 
-    def declares(self, category: str) -> bool:
-        parts = category.split(".")
-        return any(".".join(parts[:n]) in self.categories for n in range(len(parts), 0, -1))
-
-    def use_of(self, category: str) -> CategoryUse | None:
-        parts = category.split(".")
-        for n in range(len(parts), 0, -1):
-            use = self.categories.get(".".join(parts[:n]))
-            if use:
-                return use
-        return None
+    def collected_from(self, location: str) -> str:
+        table = self.tables.get(location)
+        return table.collected_from if table else super().collected_from(location)
