@@ -3,7 +3,13 @@
 Connectors never import Prefect, so they can be tested and reused on their own.
 """
 
-from connectors.base import Capability, Connector, SourceUnavailable
+from connectors.base import Capability, Connector, ErasingConnector, SourceUnavailable
 from connectors.registry import open_connector
 
-__all__ = ["Capability", "Connector", "SourceUnavailable", "open_connector"]
+__all__ = [
+    "Capability",
+    "Connector",
+    "ErasingConnector",
+    "SourceUnavailable",
+    "open_connector",
+]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
+from dsrflow.plan import ExecutionReport, PlannedAction
 from dsrflow.records import Record
 from dsrflow.request import Subject
 
@@ -28,6 +29,9 @@ class SourceUnavailable(RuntimeError):
 
 @runtime_checkable
 class Connector(Protocol):
+    """Every connector discovers; the ones whose ``capabilities`` say so also erase, rectify
+    and restrict (``ErasingConnector``)."""
+
     name: str
     capabilities: frozenset[Capability]
 
@@ -36,3 +40,10 @@ class Connector(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class ErasingConnector(Connector, Protocol):
+    def erase(self, actions: Sequence[PlannedAction]) -> ExecutionReport:
+        """Carry out delete/redact actions of a plan, idempotently: a second run is a no-op."""
+        ...
