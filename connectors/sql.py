@@ -1,13 +1,14 @@
 """On-prem SQL databases through SQLAlchemy Core: any database URL, driven by a mapping.
 
-Discovery works in three passes so that memory follows the subject's footprint, never the size of
-the database:
+Discovery works in two passes; memory follows the subject's footprint, never the size of the
+database:
 
-1. keys: from the identity columns, follow the mapping's references to a fixed point (cycles are
-   fine), reading only primary keys and the columns that link tables;
+1. rows: from the identity columns, follow the mapping's references to a fixed point (cycles are
+   fine), reading rows in batches of keys through indexed ``IN (...)`` lookups;
 2. sharing: for every link to a table of personal data, count the rows on the other side that the
-   subject does not own; a row with such neighbours is shared (Art. 15(4));
-3. rows: read the full rows by primary key in batches and stream them out as Records.
+   subject does not own; a row with such neighbours is shared (Art. 15(4)).
+
+Then the rows are handed out as Records.
 
 Every query is parameterised; identifier text is never spliced into SQL.
 """
@@ -37,6 +38,7 @@ from dsrflow.identifiers import (
 from dsrflow.mapping import MappingError, SqlMapping
 from dsrflow.mapping.sql import Direction
 from dsrflow.records import Record, portable_value, to_utc_iso
+from dsrflow.request import Subject
 
 Key = tuple[Any, ...]
 
@@ -63,9 +65,9 @@ class QueryStats:
 
 @dataclass
 class _Found:
-    """What pass 1 knows of one row: its link-column values, how it was reached, what matched."""
+    """One row of the subject: its values, how it was reached, which identifiers matched."""
 
-    links: dict[str, Any]
+    row: dict[str, Any]
     reached_via: str | None
     matched: set[str] = field(default_factory=set)
 
@@ -186,27 +188,21 @@ class SqlConnector:
 
     # -- discovery --------------------------------------------------------------------------
 
-    def discover(self, subject: Any) -> Iterator[Record]:
+    def discover(self, subject: Subject) -> Iterator[Record]:
         try:
             with self.engine.connect() as conn:
-                found = self._find_keys(conn, subject.identifiers)
+                found = self._find_rows(conn, subject.identifiers)
                 shared = self._find_shared(conn, found)
-                yield from self._read_rows(conn, found, shared)
         except sa.exc.OperationalError as exc:
             raise SourceUnavailable(self.name, _first_line(exc.orig)) from exc
+        for table, rows in found.items():
+            for key, entry in rows.items():
+                yield self._record(table, entry, shared[table].get(key, set()))
 
     def _key_of(self, table: str, row: sa.Row[Any]) -> Key:
         return tuple(row._mapping[c] for c in self.mapping.tables[table].primary_key)
 
-    def _needed_columns(self, table: str) -> list[str]:
-        spec = self.mapping.tables[table]
-        wanted = list(spec.primary_key)
-        wanted += [e.src_column for e in self.edges.get(table, [])]
-        wanted += [c for c, _, _ in self.links.get(table, [])]
-        wanted += [x.column for x in spec.identities]
-        return list(dict.fromkeys(wanted))
-
-    def _find_keys(
+    def _find_rows(
         self, conn: Connection, identifiers: Iterable[Identifier]
     ) -> dict[str, dict[Key, _Found]]:
         found: dict[str, dict[Key, _Found]] = defaultdict(dict)
@@ -220,8 +216,7 @@ class SqlConnector:
             key = self._key_of(table, row)
             entry = found[table].get(key)
             if entry is None:
-                links = {c: row._mapping[c] for c in self._needed_columns(table)}
-                entry = found[table][key] = _Found(links=links, reached_via=via)
+                entry = found[table][key] = _Found(row=dict(row._mapping), reached_via=via)
                 for edge in self.edges.get(table, []):
                     value = row._mapping[edge.src_column]
                     seen = looked_up[(edge.dst_table, edge.dst_column)]
@@ -232,7 +227,6 @@ class SqlConnector:
 
         # Seeds: exact matches on the identity columns.
         for table, spec in self.mapping.tables.items():
-            columns = self._needed_columns(table)
             for identity in spec.identities:
                 wanted = {i.value: i for i in by_kind.get(identity.kind, [])}
                 if not wanted:
@@ -241,7 +235,7 @@ class SqlConnector:
                 candidates = [s for i in wanted.values() for s in spellings(i)]
                 target = _comparable(column, identity.kind)
                 for chunk in _chunks(candidates, self.batch_size):
-                    query = sa.select(*[self.tables[table].c[c] for c in columns]).where(
+                    query = sa.select(self.tables[table]).where(
                         target.in_(self._coerce(column, chunk))
                     )
                     for row in self._stream(conn, query):
@@ -257,9 +251,8 @@ class SqlConnector:
             edge = next(iter(pending))
             values = pending.pop(edge)
             table = self.tables[edge.dst_table]
-            columns = [table.c[c] for c in self._needed_columns(edge.dst_table)]
             for chunk in _chunks(values, self.batch_size):
-                query = sa.select(*columns).where(table.c[edge.dst_column].in_(chunk))
+                query = sa.select(table).where(table.c[edge.dst_column].in_(chunk))
                 for row in self._stream(conn, query):
                     visit(edge.dst_table, row, edge.label, set())
         return found
@@ -273,13 +266,13 @@ class SqlConnector:
             for column, other, other_column in self.links.get(table, []):
                 by_value: dict[Any, list[Key]] = defaultdict(list)
                 for key, entry in rows.items():
-                    if entry.links[column] is not None:
-                        by_value[entry.links[column]].append(key)
+                    if entry.row[column] is not None:
+                        by_value[entry.row[column]].append(key)
                 if not by_value:
                     continue
                 owned: dict[Any, int] = defaultdict(int)
                 for entry in found.get(other, {}).values():
-                    owned[entry.links[other_column]] += 1
+                    owned[entry.row[other_column]] += 1
                 target = self.tables[other].c[other_column]
                 for chunk in _chunks(list(by_value), self.batch_size):
                     query = (
@@ -292,28 +285,9 @@ class SqlConnector:
                                 shared[table].setdefault(key, set()).add(f"{other}.{other_column}")
         return shared
 
-    def _read_rows(
-        self,
-        conn: Connection,
-        found: dict[str, dict[Key, _Found]],
-        shared: dict[str, dict[Key, set[str]]],
-    ) -> Iterator[Record]:
-        for name, rows in found.items():
-            spec = self.mapping.tables[name]
-            table = self.tables[name]
-            pk = [table.c[c] for c in spec.primary_key]
-            key_expr = pk[0] if len(pk) == 1 else sa.tuple_(*pk)
-            keys = list(rows)
-            for chunk in _chunks(keys, self.batch_size):
-                values = [k[0] for k in chunk] if len(pk) == 1 else chunk
-                query = sa.select(table).where(key_expr.in_(values))
-                for row in self._stream(conn, query):
-                    key = self._key_of(name, row)
-                    yield self._record(name, row, rows[key], shared[name].get(key, set()))
-
-    def _record(self, table: str, row: sa.Row[Any], entry: _Found, shared_with: set[str]) -> Record:
+    def _record(self, table: str, entry: _Found, shared_with: set[str]) -> Record:
         spec = self.mapping.tables[table]
-        data = dict(row._mapping)
+        data = entry.row
         expands = []
         for identity in spec.expands_identity:
             value = normalise_found(identity.kind, data.get(identity.column), self.phone_region)

@@ -1,0 +1,59 @@
+"""Shared test set-up: an isolated Prefect home, the database fixtures, the sandbox data."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+# Before anything imports prefect: a private PREFECT_HOME and no telemetry.
+_PREFECT_HOME = tempfile.mkdtemp(prefix="dsrflow-prefect-")
+os.environ["PREFECT_HOME"] = _PREFECT_HOME
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.pop("PREFECT_API_URL", None)
+
+import pytest  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
+
+from sandbox import onprem_seed  # noqa: E402
+
+pytest_plugins = ["tests.support.db_fixtures"]
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "tests" / "fixtures"
+SANDBOX_FIXTURES = FIXTURES / "sandbox"
+ONPREM_MAPPING = REPO / "mappings" / "onprem.yaml"
+
+
+def load_sandbox_fixture(url: str) -> str:
+    engine = sa.create_engine(url)
+    try:
+        onprem_seed.create_schema(engine)
+        onprem_seed.load_fixture(engine, SANDBOX_FIXTURES / "onprem.json")
+    finally:
+        engine.dispose()
+    return url
+
+
+@pytest.fixture
+def sandbox_sqlite_url(tmp_path: Path) -> str:
+    return load_sandbox_fixture(f"sqlite:///{tmp_path / 'onprem.db'}")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def sandbox_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The hand-made sandbox fixture on SQLite and on the real PostgreSQL server."""
+    if request.param == "sqlite":
+        return load_sandbox_fixture(f"sqlite:///{tmp_path / 'onprem.db'}")
+    return load_sandbox_fixture(request.getfixturevalue("pg_database"))
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One temporary Prefect server for the session (it takes ~10 s to start)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield

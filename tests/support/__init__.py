@@ -1,0 +1,1 @@
+"""Test helpers: a throwaway PostgreSQL server and the Fides example database."""

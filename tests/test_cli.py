@@ -1,0 +1,119 @@
+import json
+import sqlite3
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from dsrflow.cli import app
+from tests.conftest import REPO, SANDBOX_FIXTURES
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["access"],
+        ["demo"],
+        ["sandbox"],
+        ["sandbox", "up"],
+        ["mapping", "check"],
+        ["schema", "export"],
+        ["schema", "mapping"],
+        ["export", "verify"],
+    ],
+)
+def test_help_everywhere(command):
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+def test_access_refuses_bad_address_before_anything_runs(tmp_path):
+    result = runner.invoke(
+        app,
+        [
+            "access",
+            "--subject",
+            "al@@example.com",
+            "--out",
+            str(tmp_path),
+            "--config",
+            str(tmp_path / "absent.yaml"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "'al@@example.com' is not a valid e-mail address" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_access_names_missing_config(tmp_path):
+    result = runner.invoke(
+        app,
+        [
+            "access",
+            "--subject",
+            "al@example.com",
+            "--out",
+            str(tmp_path),
+            "--config",
+            str(tmp_path / "absent.yaml"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "absent.yaml cannot be read" in result.output
+
+
+def test_mapping_check(tmp_path):
+    good = runner.invoke(app, ["mapping", "check", str(REPO / "mappings" / "onprem.yaml")])
+    assert good.exit_code == 0
+    assert "ok" in good.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kind: sql\ncategories: {}\ntables: {}\n")
+    result = runner.invoke(app, ["mapping", "check", str(bad)])
+    assert result.exit_code == 2
+    assert "tables" in result.output
+
+
+def test_sandbox_up_with_fixtures_writes_config(tmp_path):
+    config = tmp_path / "conf" / "dsrflow.yaml"
+    result = runner.invoke(
+        app,
+        [
+            "sandbox",
+            "up",
+            "--once",
+            "--dir",
+            str(tmp_path / "box"),
+            "--fixtures",
+            str(SANDBOX_FIXTURES),
+            "--write-config",
+            str(config),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "onprem.contacts: 8 rows" in result.output
+    assert "onprem.invoices: 3 rows" in result.output
+    data = yaml.safe_load(config.read_text())
+    source = data["sources"]["onprem"]
+    assert source["kind"] == "sql"
+    assert source["mapping"].endswith("mappings/onprem.yaml")
+    database = source["url"].removeprefix("sqlite:///")
+    with sqlite3.connect(database) as conn:
+        assert conn.execute("SELECT count(*) FROM invoices").fetchone() == (3,)
+
+
+def test_sandbox_up_rejects_missing_fixtures(tmp_path):
+    result = runner.invoke(
+        app,
+        ["sandbox", "up", "--once", "--dir", str(tmp_path), "--fixtures", str(tmp_path / "nope")],
+    )
+    assert result.exit_code == 2
+    assert "does not exist" in result.output
+
+
+def test_schema_commands_print_json():
+    result = runner.invoke(app, ["schema", "export"])
+    assert json.loads(result.output)["$id"] == "urn:dsrflow:schema:export:1"
