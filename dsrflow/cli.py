@@ -30,10 +30,12 @@ sandbox_app = typer.Typer(help="The local sandbox: seeded sources to try dsrflow
 schema_app = typer.Typer(help="The JSON Schemas dsrflow publishes.")
 mapping_app = typer.Typer(help="Check mapping files.")
 export_app = typer.Typer(help="Work with written exports.")
+ledger_app = typer.Typer(help="The request ledger and its audit trail.")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(schema_app, name="schema")
 app.add_typer(mapping_app, name="mapping")
 app.add_typer(export_app, name="export")
+app.add_typer(ledger_app, name="ledger")
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # error lines stay whole, for grep and logs
@@ -228,6 +230,47 @@ def export_verify(directory: Annotated[Path, typer.Argument(help="an export fold
         err.print(f"[bold red]changed since written:[/] {', '.join(changed)}")
         raise typer.Exit(1)
     console.print(f"[green]intact[/] {directory}")
+
+
+def _ledger(config: Path | None) -> Any:
+    from dsrflow.ledger import Ledger
+
+    return Ledger(_friendly(lambda: load_config(config)).ledger_url)
+
+
+@ledger_app.command("verify")
+def ledger_verify(config: ConfigOption = None) -> None:
+    """Check the audit trail's hash chain; name the first entry changed, removed or reordered."""
+    ledger = _ledger(config)
+    try:
+        problems = ledger.verify()
+        count = sum(1 for _ in ledger.entries())
+    finally:
+        ledger.close()
+    if problems:
+        err.print(f"[bold red]tampered:[/] {problems[0]}")
+        for problem in problems[1:]:
+            err.print(f"  then {problem}")
+        raise typer.Exit(1)
+    console.print(f"[green]intact[/]: {count} audit entries, hash chain unbroken")
+
+
+@app.command("requests")
+def list_requests(config: ConfigOption = None) -> None:
+    """Open requests with their due dates and days left, overdue first."""
+    ledger = _ledger(config)
+    try:
+        rows = ledger.open_requests()
+    finally:
+        ledger.close()
+    table = Table(title="Open requests")
+    for column in ("request", "type", "status", "due", "days left"):
+        table.add_column(column)
+    for row in rows:
+        days = row["days_left"]
+        shown = f"[bold red]{days} (overdue)[/]" if days < 0 else str(days)
+        table.add_row(row["id"], row["type"], row["status"], row["due_at"].isoformat(), shown)
+    console.print(table)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dsrflow.mapping import BaseMapping, MappingError, load_mapping
+from dsrflow.secrets import SecretRef
 
 
 class ConfigError(ValueError):
@@ -79,9 +80,86 @@ class SqlSource(_Strict):
         return value
 
 
+class MailSource(_Strict):
+    """Office 365 mail through Microsoft Graph, app-only (client credentials)."""
+
+    kind: Literal["mail"]
+    mapping: Path
+    tenant_id: str | None = Field(default=None, description="Entra ID tenant (directory) id")
+    client_id: str | None = Field(default=None, description="the app registration's client id")
+    client_secret: SecretRef | None = Field(
+        default=None, description="the app's client secret: {env: NAME} or {prefect_secret: block}"
+    )
+    base_url: str | None = Field(
+        default=None,
+        description="Graph base URL override, e.g. the sandbox emulator http://127.0.0.1:PORT/v1.0",
+    )
+    page_size: int = Field(default=250, ge=1, le=1000, description="$top of each search page")
+    max_retries: int = Field(
+        default=3, ge=0, le=10, description="retries of a throttled or failing request"
+    )
+    timeout_s: float = Field(default=60, gt=0, description="per request")
+
+    @model_validator(mode="after")
+    def _credentials(self) -> MailSource:
+        given = [self.tenant_id, self.client_id, self.client_secret]
+        if any(given) and not all(given):
+            raise ValueError("give all of tenant_id, client_id and client_secret, or none")
+        if not any(given) and not _is_loopback(self.base_url):
+            raise ValueError(
+                "without tenant_id, client_id and client_secret only a loopback base_url "
+                "(the sandbox emulator) can be used"
+            )
+        return self
+
+
+def _is_loopback(url: str | None) -> bool:
+    from urllib.parse import urlsplit
+
+    return bool(url) and urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
+
+
+class JiraSource(_Strict):
+    """A Jira site (Cloud: e-mail + API token; Data Center: personal access token)."""
+
+    kind: Literal["jira"]
+    mapping: Path
+    url: str = Field(
+        description="the site, e.g. https://acme.atlassian.net, or the sandbox emulator's URL"
+    )
+    deployment: Literal["cloud", "data_center"] = Field(
+        default="cloud", description="what the site is; decides authentication"
+    )
+    email: str | None = Field(default=None, description="Cloud: the account of the API token")
+    api_token: SecretRef | None = Field(
+        default=None, description="Cloud: API token, {env: NAME} or {prefect_secret: block}"
+    )
+    personal_access_token: SecretRef | None = Field(
+        default=None, description="Data Center: personal access token, {env: NAME} or Secret block"
+    )
+    page_size: int = Field(default=100, ge=1, le=100, description="issues per search page")
+    max_retries: int = Field(
+        default=3, ge=0, le=10, description="retries of a throttled or failing request"
+    )
+    max_retry_wait_s: float = Field(
+        default=60, gt=0, description="longest Retry-After honoured before giving up"
+    )
+    timeout_s: float = Field(default=60, gt=0, description="per request")
+
+    @model_validator(mode="after")
+    def _credentials(self) -> JiraSource:
+        if self.deployment == "cloud" and not (self.email and self.api_token):
+            raise ValueError("a Jira Cloud site needs email and api_token")
+        if self.deployment == "data_center" and not self.personal_access_token:
+            raise ValueError("a Jira Data Center site needs personal_access_token")
+        return self
+
+
 Source = Annotated[
     Union[  # noqa: UP007 - one line per kind, so that adding one is a one-line change
         SqlSource,
+        JiraSource,
+        MailSource,
     ],
     Field(discriminator="kind"),
 ]
@@ -92,6 +170,11 @@ class Config(_Strict):
     sources: dict[str, Source] = Field(min_length=1)
     phone_region: str = Field(default="NO", description="region of phone numbers given without +")
     output_dir: Path = Path("exports")
+    ledger_url: str = Field(
+        default="sqlite:///ledger.db",
+        description="SQLAlchemy URL of the request ledger; a relative SQLite path is relative "
+        "to the config file",
+    )
 
     def resolved(self, base: Path) -> Config:
         """Paths in the file are relative to the file."""
@@ -99,7 +182,17 @@ class Config(_Strict):
             name: src.model_copy(update={"mapping": (base / src.mapping).resolve()})
             for name, src in self.sources.items()
         }
-        return self.model_copy(update={"sources": sources, "output_dir": base / self.output_dir})
+        ledger_url = self.ledger_url
+        prefix = "sqlite:///"
+        if ledger_url.startswith(prefix) and not ledger_url.startswith(prefix + "/"):
+            ledger_url = prefix + str(base / ledger_url.removeprefix(prefix))
+        return self.model_copy(
+            update={
+                "sources": sources,
+                "output_dir": base / self.output_dir,
+                "ledger_url": ledger_url,
+            }
+        )
 
     def load_mappings(self) -> dict[str, BaseMapping]:
         """Every source's mapping, validated; all problems of all files reported at once."""

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from pathlib import Path
 
 from prefect import flow, get_run_logger
 from pydantic import BaseModel
 
-from dsrflow.config import load_config
+from dsrflow.config import Config, load_config
 from dsrflow.identifiers import Identifier
+from dsrflow.ledger import Ledger, Status
 from dsrflow.records import Record
 from dsrflow.request import DataSubjectRequest, RequestType, Subject
 from flows.tasks import (
@@ -65,7 +67,25 @@ def access_request(
         subject=Subject.from_raw(subject_emails, subject_phones or [], None, config.phone_region),
         received_at=received_at or dt.datetime.now(dt.UTC),
     )
+    ledger = Ledger(config.ledger_url)
+    ledger.open_request(request)
+    try:
+        result = _answer(request, config, ledger, Path(out_dir) if out_dir else config.output_dir)
+    except Exception as exc:
+        ledger.set_status(request.id, Status.FAILED, error=type(exc).__name__)
+        raise
+    finally:
+        ledger.close()
+    logger.info("request %s answered: %d record(s)", request.id, result.total_records)
+    return result
+
+
+def _answer(
+    request: DataSubjectRequest, config: Config, ledger: Ledger, out_dir: Path
+) -> AccessResult:
+    """Discover to a fixed point of identities, merge, export; progress into the ledger."""
     mappings = check_sources(config)
+    ledger.set_status(request.id, Status.IN_PROGRESS, sources=sorted(mappings))
 
     subject = request.subject
     for round_number in range(1, MAX_EXPANSION_ROUNDS + 1):
@@ -79,7 +99,7 @@ def access_request(
         expanded = subject.expanded(_found_identifiers(records))
         if expanded == subject:
             break
-        logger.info(
+        get_run_logger().info(
             "round %d found %d more identifier(s); discovering again",
             round_number,
             len(expanded.identifiers) - len(subject.identifiers),
@@ -93,11 +113,17 @@ def access_request(
 
     request = request.model_copy(update={"subject": subject})
     frame = merge_records(records)
-    files = write_access_export(
-        request, config, mappings, frame, Path(out_dir) if out_dir else config.output_dir
-    )
+    files = write_access_export(request, config, mappings, frame, out_dir)
     publish_summary(request, frame)
     per_source = frame.groupby("source").size().to_dict() if len(frame) else {}
+    ledger.record(
+        request.id,
+        "exported",
+        records=len(frame),
+        per_source={k: int(v) for k, v in per_source.items()},
+        export_json_sha256=hashlib.sha256(files.export_json.read_bytes()).hexdigest(),
+    )
+    ledger.set_status(request.id, Status.COMPLETED)
     return AccessResult(
         request_id=request.id,
         total_records=len(frame),

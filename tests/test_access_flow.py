@@ -12,7 +12,9 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
+from dsrflow.config import load_config
 from dsrflow.export import verify_manifest
+from dsrflow.ledger import Ledger
 from flows.access import access_request
 from sandbox.runtime import CONTROLLER, onprem_source, write_config
 from tests.conftest import REPO
@@ -133,6 +135,19 @@ def test_export_is_complete_valid_and_private(sandbox_config, tmp_path):
     (directory / "export.json").write_text(json.dumps(document) + " ")
     assert verify_manifest(directory) == ["export.json"]
 
+    ledger = Ledger(load_config(sandbox_config).ledger_url)
+    events = [(e.event, e.details) for e in ledger.entries("DSR-2026-0042")]
+    ledger.close()
+    assert [e for e, _ in events] == [
+        "received",
+        "status:in_progress",
+        "exported",
+        "status:completed",
+    ]
+    exported = dict(events)["exported"]
+    assert exported["records"] == 12
+    assert exported["export_json_sha256"] == manifest["files"][0]["sha256"]
+
 
 def test_run_data_holds_no_personal_data(sandbox_config, tmp_path):
     state = run(sandbox_config, SUBJECT, request_id="DSR-2026-0043", out=tmp_path / "out")
@@ -179,6 +194,10 @@ def test_broken_mapping_stops_before_any_source_is_read(tmp_path, sandbox_sqlite
     _, _, tasks, _ = run_details(state)
     assert [t.name for t in tasks if t.name.startswith("discover")] == []
     assert not (tmp_path / "exports").exists()
+    ledger = Ledger(load_config(config).ledger_url)
+    assert [e.event for e in ledger.entries("DSR-2026-0044")] == ["received", "status:failed"]
+    assert ledger.verify() == []
+    ledger.close()
 
 
 def test_malformed_identifier_fails_before_any_source(sandbox_config, tmp_path):

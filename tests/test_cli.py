@@ -117,3 +117,38 @@ def test_sandbox_up_rejects_missing_fixtures(tmp_path):
 def test_schema_commands_print_json():
     result = runner.invoke(app, ["schema", "export"])
     assert json.loads(result.output)["$id"] == "urn:dsrflow:schema:export:1"
+
+
+def test_ledger_verify_and_requests(tmp_path):
+    import datetime as dt
+
+    from dsrflow.ledger import Ledger, audit_table
+    from dsrflow.request import DataSubjectRequest, RequestType, Subject
+    from sandbox.runtime import onprem_source, write_config
+
+    config = tmp_path / "dsrflow.yaml"
+    write_config(config, onprem_source("sqlite:///unused.db"), tmp_path / "exports")
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    received = dt.datetime.now(dt.UTC) - dt.timedelta(days=40)
+    ledger.open_request(
+        DataSubjectRequest(
+            id="DSR-2026-0007",
+            type=RequestType.ERASURE,
+            subject=Subject.from_raw(["al@example.com"]),
+            received_at=received,
+        )
+    )
+    ledger.record("DSR-2026-0007", "note", by="test")
+    listing = runner.invoke(app, ["requests", "--config", str(config)])
+    assert listing.exit_code == 0, listing.output
+    assert "DSR-2026-0007" in listing.output
+    assert "overdue" in listing.output
+    intact = runner.invoke(app, ["ledger", "verify", "--config", str(config)])
+    assert intact.exit_code == 0
+    assert "2 audit entries" in intact.output
+    with ledger.engine.begin() as conn:
+        conn.execute(audit_table.update().where(audit_table.c.seq == 1).values(actor="mallory"))
+    ledger.close()
+    broken = runner.invoke(app, ["ledger", "verify", "--config", str(config)])
+    assert broken.exit_code == 1
+    assert "audit entry 1: was changed after it was written" in broken.output
