@@ -37,5 +37,14 @@ lock:
 	.lockenv/bin/python -m pip freeze --exclude-editable | grep -v '^dsrflow' > constraints.txt
 	rm -rf .lockenv
 
+# Benchmarks (not tests): build the large on-prem database once, then measure an access request.
+BENCH_DB := .sandbox/large-10m.db
+$(BENCH_DB): | $(STAMP)
+	mkdir -p .sandbox
+	$(BIN)/python -m sandbox.large --out $(BENCH_DB) --events 10000000
+
+bench: $(STAMP) $(BENCH_DB)
+	$(BIN)/python -m benchmarks.onprem_access --url sqlite:///$(BENCH_DB) --repeat 5 --check
+
 clean:
 	rm -rf $(VENV) .sandbox .pytest_cache .ruff_cache
