@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from connectors.base import Capability, SourceUnavailable
+from connectors.masking import hmac_key, mask
 from dsrflow.identifiers import (
     PHONE_SEPARATORS,
     Identifier,
@@ -37,6 +38,7 @@ from dsrflow.identifiers import (
 )
 from dsrflow.mapping import MappingError, SqlMapping
 from dsrflow.mapping.sql import Direction
+from dsrflow.plan import Action, ActionResult, ExecutionReport, Outcome, PlannedAction
 from dsrflow.records import Record, portable_value, to_utc_iso
 from dsrflow.request import Subject
 
@@ -75,7 +77,7 @@ class _Found:
 class SqlConnector:
     """Finds a subject's rows in one SQL database, as its mapping describes it."""
 
-    capabilities = frozenset({Capability.DISCOVER})
+    capabilities = frozenset({Capability.DISCOVER, Capability.ERASE})
 
     def __init__(
         self,
@@ -284,6 +286,90 @@ class SqlConnector:
                             for key in by_value[value]:
                                 shared[table].setdefault(key, set()).add(f"{other}.{other_column}")
         return shared
+
+    # -- erasure ----------------------------------------------------------------------------
+
+    def erase(self, actions: Sequence[PlannedAction]) -> ExecutionReport:
+        """Delete or redact the planned rows, each by its primary key, idempotently.
+
+        Rows of tables that point at others go first, so foreign keys never block a delete.
+        Each action commits on its own: progress is real even if the process dies midway.
+        """
+        report = ExecutionReport(source=self.name)
+        order = {name: i for i, name in enumerate(self._deletion_order())}
+        todo = [a for a in actions if a.action in (Action.DELETE, Action.REDACT)]
+        todo.sort(key=lambda a: order.get(a.location, len(order)))
+        if any("hmac_sha256" in a.fields.values() for a in todo):
+            hmac_key()  # a missing key fails the plan before anything is changed
+        try:
+            for action in todo:
+                report.results.append(self._execute(action))
+        except sa.exc.OperationalError as exc:
+            raise SourceUnavailable(self.name, _first_line(exc.orig)) from exc
+        return report
+
+    def _deletion_order(self) -> list[str]:
+        """Tables ordered so that a table comes before every table it references."""
+        referenced: dict[str, set[str]] = {
+            name: {r.target_table for r in spec.references if r.target_table != name}
+            for name, spec in self.mapping.tables.items()
+        }
+        ordered: list[str] = []
+        while referenced:
+            # Tables nobody left references can go now; a cycle is broken by name order.
+            free = sorted(t for t in referenced if not any(t in v for v in referenced.values()))
+            for table in free or [sorted(referenced)[0]]:
+                ordered.append(table)
+                referenced.pop(table)
+        return ordered
+
+    def _where_key(self, action: PlannedAction) -> sa.ColumnElement[bool]:
+        table = self.tables[action.location]
+        spec = self.mapping.tables[action.location]
+        if set(action.native_id) != set(spec.primary_key):
+            raise ValueError(f"{action.record_id}: key does not match the primary key")
+        return sa.and_(
+            *[table.c[c] == self._native(table.c[c], action.native_id[c]) for c in spec.primary_key]
+        )
+
+    @staticmethod
+    def _native(column: sa.Column[Any], value: Any) -> Any:
+        """The key value as the database holds it (the plan carries portable JSON values)."""
+        if isinstance(value, str) and isinstance(column.type, sa.DateTime):
+            return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).replace(tzinfo=None)
+        if isinstance(value, str) and isinstance(column.type, sa.Date):
+            return dt.date.fromisoformat(value)
+        return value
+
+    def _execute(self, action: PlannedAction) -> ActionResult:
+        table = self.tables[action.location]
+        where = self._where_key(action)
+        with self.engine.begin() as conn:
+            if action.action == Action.DELETE:
+                deleted = conn.execute(sa.delete(table).where(where)).rowcount
+                if deleted > 1:
+                    raise RuntimeError(f"{action.record_id}: key matched {deleted} rows")
+                outcome = Outcome.DONE if deleted else Outcome.ALREADY_DONE
+                return ActionResult(record_id=action.record_id, outcome=outcome)
+            current = conn.execute(sa.select(table).where(where)).mappings().first()
+            if current is None:
+                return ActionResult(
+                    record_id=action.record_id, outcome=Outcome.ALREADY_DONE, detail="row is gone"
+                )
+            spec = self.mapping.tables[action.location]
+            values = {}
+            for column, strategy in action.fields.items():
+                masking = spec.columns[column].erase if column in spec.columns else None
+                fixed = masking.value if masking else None
+                masked = mask(str(strategy), current[column], fixed)
+                if masked != current[column]:
+                    values[column] = masked
+            if not values:
+                return ActionResult(record_id=action.record_id, outcome=Outcome.ALREADY_DONE)
+            conn.execute(sa.update(table).where(where).values(**values))
+        return ActionResult(
+            record_id=action.record_id, outcome=Outcome.DONE, detail=f"redacted {sorted(values)}"
+        )
 
     def _record(self, table: str, entry: _Found, shared_with: set[str]) -> Record:
         spec = self.mapping.tables[table]

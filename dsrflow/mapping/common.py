@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from dateutil.relativedelta import relativedelta
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from dsrflow.plan import Action, PlannedAction
+from dsrflow.records import Record, native_id_text
 
 CATEGORY_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
 
@@ -106,6 +110,12 @@ class LegalHold(Strict):
         default=False, description="count from the end of that financial year, as §13 does"
     )
 
+    def ends_on(self, start: dt.date) -> dt.date:
+        """The first day the record may be erased, counting from ``start``."""
+        if self.round_to_year_end:
+            start = dt.date(start.year, 12, 31)
+        return start + self.duration.as_delta()
+
 
 class Aggregation(Strict):
     """Retention by aggregation: counts per group, small groups folded into 'other'."""
@@ -145,3 +155,25 @@ class BaseMapping(Strict):
     def collected_from(self, location: str) -> str:
         """Art. 15(1)(g): where the data at ``location`` came from."""
         return "the data subject"
+
+    def plan_erasure(self, record: Record, today: dt.date) -> PlannedAction:
+        """What erasure does to one record. The default: delete what is the subject's alone;
+        keep what also belongs to others, flagged for the officer. Kinds refine this."""
+        if record.shared:
+            return plan_action(record, Action.KEEP, reason=shared_reason(record))
+        return plan_action(record, Action.DELETE)
+
+
+def shared_reason(record: Record) -> str:
+    return "also belongs to others (" + ", ".join(record.shared_with) + "); officer to review"
+
+
+def plan_action(record: Record, action: Action, **values: Any) -> PlannedAction:
+    return PlannedAction(
+        record_id=f"{record.source}:{record.location}:{native_id_text(record.native_id)}",
+        source=record.source,
+        location=record.location,
+        native_id=record.native_id,
+        action=action,
+        **values,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from enum import StrEnum
 from typing import Literal
 
@@ -13,9 +14,14 @@ from dsrflow.mapping.common import (
     DataCategory,
     LegalHold,
     Masking,
+    MaskingStrategy,
     Retention,
     Strict,
+    plan_action,
+    shared_reason,
 )
+from dsrflow.plan import Action, PlannedAction
+from dsrflow.records import Record
 
 
 class Direction(StrEnum):
@@ -89,6 +95,21 @@ class Table(Strict):
         description="columns whose values become identifiers of the subject for every source",
     )
 
+    def strategy_of(self, column: str) -> str:
+        spec = self.columns.get(column)
+        return spec.erase.strategy.value if spec and spec.erase else MaskingStrategy.SET_NULL.value
+
+    def redactions(self, fields: dict[str, object]) -> dict[str, str]:
+        """Column -> strategy for every column of personal data in a row, keys and links kept."""
+        protected = set(self.primary_key) | {r.column for r in self.references}
+        return {
+            column: self.strategy_of(column)
+            for column in fields
+            if column not in protected
+            and self.category_of(column).split(".")[0] == "user"
+            and self.strategy_of(column) != MaskingStrategy.KEEP.value
+        }
+
     def category_of(self, column: str) -> str:
         spec = self.columns.get(column)
         return spec.category if spec else self.default_category
@@ -137,3 +158,36 @@ class SqlMapping(BaseMapping):
     def collected_from(self, location: str) -> str:
         table = self.tables.get(location)
         return table.collected_from if table else super().collected_from(location)
+
+    def plan_erasure(self, record: Record, today: dt.date) -> PlannedAction:
+        """Legal holds first, then: shared rows lose only the subject's identifying columns
+        (or are kept for the officer), the subject's own rows are deleted or redacted."""
+        table = self.tables[record.location]
+        if table.legal_hold:
+            start = _as_date(record.fields.get(table.legal_hold.counts_from))
+            if start is not None:
+                until = table.legal_hold.ends_on(start)
+                if until > today:
+                    return plan_action(
+                        record, Action.KEEP, reason=table.legal_hold.reason, keep_until=until
+                    )
+        if record.shared:
+            own = {i.column: table.strategy_of(i.column) for i in table.identities}
+            if own and record.matched:
+                return plan_action(record, Action.REDACT, fields=own, reason=shared_reason(record))
+            return plan_action(record, Action.KEEP, reason=shared_reason(record))
+        if table.erasure == RowErasure.DELETE:
+            return plan_action(record, Action.DELETE)
+        return plan_action(record, Action.REDACT, fields=table.redactions(record.fields))
+
+
+def _as_date(value: object) -> dt.date | None:
+    """A date from a record field (ISO text after ``portable_value``)."""
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str) and len(value) >= 10:
+        try:
+            return dt.date.fromisoformat(value[:10])
+        except ValueError:
+            return None
+    return None
