@@ -10,19 +10,15 @@ from prefect import flow, get_run_logger
 from pydantic import BaseModel
 
 from dsrflow.config import Config, load_config
-from dsrflow.identifiers import Identifier
 from dsrflow.ledger import Ledger, Status
-from dsrflow.records import Record
 from dsrflow.request import DataSubjectRequest, RequestType, Subject
+from flows.discovery import discover_everywhere
 from flows.tasks import (
     check_sources,
-    discover_source,
     merge_records,
     publish_summary,
     write_access_export,
 )
-
-MAX_EXPANSION_ROUNDS = 5
 
 
 class AccessResult(BaseModel):
@@ -33,15 +29,6 @@ class AccessResult(BaseModel):
     records_per_source: dict[str, int]
     export_dir: str
     expansion_rounds: int
-
-
-def _found_identifiers(records: list[Record]) -> set[Identifier]:
-    found = set()
-    for record in records:
-        for text in record.expands:
-            kind, _, value = text.partition(":")
-            found.add(Identifier(kind=kind, value=value))
-    return found
 
 
 @flow(
@@ -87,32 +74,9 @@ def _answer(
     mappings = check_sources(config)
     ledger.set_status(request.id, Status.IN_PROGRESS, sources=sorted(mappings))
 
-    subject = request.subject
-    for round_number in range(1, MAX_EXPANSION_ROUNDS + 1):
-        futures = [
-            discover_source.with_options(task_run_name=f"discover-{name}-{round_number}").submit(
-                name, config, mappings[name], subject
-            )
-            for name in config.sources
-        ]
-        records = [record for future in futures for record in future.result()]
-        expanded = subject.expanded(_found_identifiers(records))
-        if expanded == subject:
-            break
-        get_run_logger().info(
-            "round %d found %d more identifier(s); discovering again",
-            round_number,
-            len(expanded.identifiers) - len(subject.identifiers),
-        )
-        subject = expanded
-    else:
-        raise RuntimeError(
-            f"identities kept growing after {MAX_EXPANSION_ROUNDS} rounds of discovery; "
-            "check the expands_identity entries of the mappings"
-        )
-
-    request = request.model_copy(update={"subject": subject})
-    frame = merge_records(records)
+    found = discover_everywhere(config, mappings, request.subject)
+    request = request.model_copy(update={"subject": found.subject})
+    frame = merge_records(found.records)
     files = write_access_export(request, config, mappings, frame, out_dir)
     publish_summary(request, frame)
     per_source = frame.groupby("source").size().to_dict() if len(frame) else {}
@@ -129,5 +93,5 @@ def _answer(
         total_records=len(frame),
         records_per_source={k: int(v) for k, v in per_source.items()},
         export_dir=str(files.directory),
-        expansion_rounds=round_number,
+        expansion_rounds=found.rounds,
     )

@@ -1,0 +1,60 @@
+"""Discovery in every source, concurrently, repeated until the subject's identities reach a
+fixed point. Used by every request flow."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prefect import get_run_logger
+
+from dsrflow.config import Config
+from dsrflow.identifiers import Identifier
+from dsrflow.mapping import BaseMapping
+from dsrflow.records import Record
+from dsrflow.request import Subject
+from flows.tasks import discover_source
+
+MAX_EXPANSION_ROUNDS = 5
+
+
+@dataclass(frozen=True)
+class Discovery:
+    records: list[Record]
+    subject: Subject  # with the identifiers found on the way
+    rounds: int
+
+
+def found_identifiers(records: list[Record]) -> set[Identifier]:
+    found = set()
+    for record in records:
+        for text in record.expands:
+            kind, _, value = text.partition(":")
+            found.add(Identifier(kind=kind, value=value))
+    return found
+
+
+def discover_everywhere(
+    config: Config, mappings: dict[str, BaseMapping], subject: Subject, label: str = "discover"
+) -> Discovery:
+    """One discovery task per source, all at once; again while new identifiers turn up."""
+    for round_number in range(1, MAX_EXPANSION_ROUNDS + 1):
+        futures = [
+            discover_source.with_options(task_run_name=f"{label}-{name}-{round_number}").submit(
+                name, config, mappings[name], subject
+            )
+            for name in config.sources
+        ]
+        records = [record for future in futures for record in future.result()]
+        expanded = subject.expanded(found_identifiers(records))
+        if expanded == subject:
+            return Discovery(records=records, subject=subject, rounds=round_number)
+        get_run_logger().info(
+            "round %d found %d more identifier(s); discovering again",
+            round_number,
+            len(expanded.identifiers) - len(subject.identifiers),
+        )
+        subject = expanded
+    raise RuntimeError(
+        f"identities kept growing after {MAX_EXPANSION_ROUNDS} rounds of discovery; "
+        "check the expands_identity entries of the mappings"
+    )
