@@ -37,7 +37,7 @@ app.add_typer(mapping_app, name="mapping")
 app.add_typer(export_app, name="export")
 app.add_typer(ledger_app, name="ledger")
 
-console = Console()
+console = Console(soft_wrap=True)  # paths stay whole, for copy and paste
 err = Console(stderr=True, soft_wrap=True)  # error lines stay whole, for grep and logs
 T = TypeVar("T")
 
@@ -106,6 +106,58 @@ def access(
         )
     )
     _print_access_result(result)
+
+
+@app.command()
+def erase(
+    subject: Annotated[
+        list[str], typer.Option("--subject", help="the subject's e-mail address (repeatable)")
+    ],
+    phone: Annotated[
+        list[str] | None, typer.Option("--phone", help="the subject's phone number (repeatable)")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="stop after the plan; change nothing")
+    ] = False,
+    approve: Annotated[
+        bool,
+        typer.Option("--approve", help="approve the plan here instead of in the Prefect UI"),
+    ] = False,
+    officer: Annotated[
+        str, typer.Option("--officer", help="who approves (recorded in the ledger)")
+    ] = os.environ.get("USER", "officer"),
+    request_id: Annotated[
+        str | None, typer.Option("--request-id", help="e.g. DSR-2026-0042 (default: a new id)")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="folder for the plan and the receipt")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Erase the subject's data: plan, approval, execution, verification, receipt."""
+    from dsrflow.request import Subject
+    from flows.erasure import erasure_request
+
+    _friendly(lambda: Subject.from_raw(subject, phone or []))
+    _friendly(lambda: load_config(config))
+    if not dry_run and not approve:
+        console.print("no --approve: the flow pauses until an officer resumes it in the UI")
+    result = _friendly(
+        lambda: erasure_request(
+            request_id=request_id or new_request_id(),
+            subject_emails=subject,
+            subject_phones=phone or [],
+            config_path=str(config) if config else None,
+            out_dir=str(out) if out else None,
+            dry_run=dry_run,
+            approved_by=officer if approve else None,
+        )
+    )
+    console.print(f"{result.request_id}: [bold]{result.status}[/]; plan {result.plan}")
+    for source, counts in result.executed.items():
+        console.print(f"  {source}: {counts}")
+    if result.receipt:
+        console.print(f"receipt: [bold]{result.receipt}[/] (and receipt.html)")
 
 
 @sandbox_app.command("up")

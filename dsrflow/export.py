@@ -144,7 +144,7 @@ class ExportFiles:
     manifest: Path
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes) -> None:
     """Create or replace a file readable by its owner only, never briefly wider."""
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -180,7 +180,7 @@ def write_export(document: AccessExport, directory: Path) -> ExportFiles:
         files.schema: resources.files("dsrflow").joinpath("schemas", SCHEMA_FILE).read_bytes(),
     }
     for path, data in contents.items():
-        _write_private(path, data)
+        write_private(path, data)
     manifest = {
         "request_id": document.request.id,
         "generated_at": document.request.generated_at,
@@ -189,7 +189,7 @@ def write_export(document: AccessExport, directory: Path) -> ExportFiles:
             for p, d in contents.items()
         ],
     }
-    _write_private(files.manifest, json.dumps(manifest, indent=2).encode("utf-8"))
+    write_private(files.manifest, json.dumps(manifest, indent=2).encode("utf-8"))
     return files
 
 

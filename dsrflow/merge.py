@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from dsrflow.records import Record, native_id_text
+from dsrflow.records import Record
 
 COLUMNS = [
     "source",
@@ -46,7 +46,7 @@ def records_frame(records: Iterable[Record]) -> pd.DataFrame:
         {
             "source": r.source,
             "location": r.location,
-            "record_id": f"{r.source}:{r.location}:{native_id_text(r.native_id)}",
+            "record_id": r.record_id,
             "native_id": r.native_id,
             "categories": r.categories,
             "fields": r.fields,

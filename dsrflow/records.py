@@ -45,6 +45,11 @@ class Record(BaseModel):
     def key(self) -> tuple[str, str, str]:
         return (self.source, self.location, native_id_text(self.native_id))
 
+    @property
+    def record_id(self) -> str:
+        """``source:location:key=value,...``: the same in the export, plans and receipts."""
+        return ":".join(self.key)
+
 
 def native_id_text(native_id: dict[str, Any]) -> str:
     return ",".join(f"{k}={native_id[k]}" for k in sorted(native_id))

@@ -11,7 +11,7 @@ from dateutil.relativedelta import relativedelta
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from dsrflow.plan import Action, PlannedAction
-from dsrflow.records import Record, native_id_text
+from dsrflow.records import Record
 
 CATEGORY_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
 
@@ -170,7 +170,7 @@ def shared_reason(record: Record) -> str:
 
 def plan_action(record: Record, action: Action, **values: Any) -> PlannedAction:
     return PlannedAction(
-        record_id=f"{record.source}:{record.location}:{native_id_text(record.native_id)}",
+        record_id=record.record_id,
         source=record.source,
         location=record.location,
         native_id=record.native_id,

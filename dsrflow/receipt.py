@@ -1,0 +1,98 @@
+"""The erasure receipt for the subject: what was erased or redacted where, what was kept, why,
+and until when. Written owner-only, beside the approved plan."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import jinja2
+from pydantic import BaseModel, Field
+
+from dsrflow.config import Controller
+from dsrflow.export import write_private
+from dsrflow.plan import Action, ExecutionReport, Outcome, PlannedAction
+from dsrflow.request import DataSubjectRequest
+
+
+class ReceiptLine(BaseModel):
+    source: str
+    location: str
+    record: str
+    action: str
+    outcome: str
+    fields: list[str] = Field(default_factory=list)
+    reason: str | None = None
+    keep_until: str | None = None
+
+
+class Receipt(BaseModel):
+    request_id: str
+    type: str
+    received_at: str
+    completed_at: str
+    controller: Controller
+    subject: dict[str, list[str]]
+    approved_by: str
+    erased: list[ReceiptLine]
+    kept: list[ReceiptLine]
+    plan_sha256: str
+
+
+def build_receipt(
+    request: DataSubjectRequest,
+    controller: Controller,
+    plan: Sequence[PlannedAction],
+    reports: Sequence[ExecutionReport],
+    approved_by: str,
+    plan_sha256: str,
+) -> Receipt:
+    outcomes = {r.record_id: r.outcome for report in reports for r in report.results}
+    erased, kept = [], []
+    for action in plan:
+        line = ReceiptLine(
+            source=action.source,
+            location=action.location,
+            record=action.record_id,
+            action=action.action.value,
+            outcome=outcomes.get(action.record_id, Outcome.SKIPPED).value
+            if action.action in (Action.DELETE, Action.REDACT)
+            else "kept",
+            fields=sorted(action.fields),
+            reason=action.reason,
+            keep_until=action.keep_until.isoformat() if action.keep_until else None,
+        )
+        (erased if action.action in (Action.DELETE, Action.REDACT) else kept).append(line)
+    return Receipt(
+        request_id=request.id,
+        type=request.type.value,
+        received_at=request.received_at.isoformat(),
+        completed_at=dt.datetime.now(dt.UTC).isoformat(),
+        controller=controller,
+        subject={"emails": list(request.subject.emails)},
+        approved_by=approved_by,
+        erased=erased,
+        kept=kept,
+        plan_sha256=plan_sha256,
+    )
+
+
+def write_receipt(receipt: Receipt, directory: Path) -> tuple[Path, Path]:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("dsrflow", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    json_path, html_path = directory / "receipt.json", directory / "receipt.html"
+    write_private(json_path, json.dumps(receipt.model_dump(mode="json"), indent=2).encode("utf-8"))
+    html = env.get_template("receipt.html").render(receipt=receipt)
+    write_private(html_path, html.encode("utf-8"))
+    return json_path, html_path
+
+
+def plan_digest(plan: Sequence[PlannedAction]) -> str:
+    payload = json.dumps([a.model_dump(mode="json") for a in plan], sort_keys=True)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
