@@ -77,7 +77,9 @@ class _Found:
 class SqlConnector:
     """Finds a subject's rows in one SQL database, as its mapping describes it."""
 
-    capabilities = frozenset({Capability.DISCOVER, Capability.ERASE})
+    capabilities = frozenset(
+        {Capability.DISCOVER, Capability.ERASE, Capability.RECTIFY, Capability.RESTRICT}
+    )
 
     def __init__(
         self,
@@ -295,14 +297,32 @@ class SqlConnector:
         Rows of tables that point at others go first, so foreign keys never block a delete.
         Each action commits on its own: progress is real even if the process dies midway.
         """
-        report = ExecutionReport(source=self.name)
         order = {name: i for i, name in enumerate(self._deletion_order())}
         todo = [a for a in actions if a.action in (Action.DELETE, Action.REDACT)]
         todo.sort(key=lambda a: order.get(a.location, len(order)))
         if any("hmac_sha256" in a.fields.values() for a in todo):
             hmac_key()  # a missing key fails the plan before anything is changed
+        return self._run(todo)
+
+    def rectify(self, actions: Sequence[PlannedAction]) -> ExecutionReport:
+        """Set corrected values by primary key, then read them back: DONE only if they stuck."""
+        return self._run([a for a in actions if a.action == Action.RECTIFY])
+
+    def restrict(self, actions: Sequence[PlannedAction]) -> ExecutionReport:
+        """Mark rows restricted where the mapping says how; elsewhere the ledger alone holds it."""
+        todo = []
+        for action in actions:
+            if action.action != Action.RESTRICT:
+                continue
+            mark = self.mapping.tables[action.location].restriction
+            if mark is not None:
+                todo.append(action.model_copy(update={"fields": {mark.column: mark.value}}))
+        return self._run(todo)
+
+    def _run(self, actions: Sequence[PlannedAction]) -> ExecutionReport:
+        report = ExecutionReport(source=self.name)
         try:
-            for action in todo:
+            for action in actions:
                 report.results.append(self._execute(action))
         except sa.exc.OperationalError as exc:
             raise SourceUnavailable(self.name, _first_line(exc.orig)) from exc
@@ -356,20 +376,38 @@ class SqlConnector:
                 return ActionResult(
                     record_id=action.record_id, outcome=Outcome.ALREADY_DONE, detail="row is gone"
                 )
-            spec = self.mapping.tables[action.location]
-            values = {}
-            for column, strategy in action.fields.items():
-                masking = spec.columns[column].erase if column in spec.columns else None
-                fixed = masking.value if masking else None
-                masked = mask(str(strategy), current[column], fixed)
-                if masked != current[column]:
-                    values[column] = masked
+            wanted = self._new_values(action, current)
+            values = {c: v for c, v in wanted.items() if current[c] != v}
             if not values:
                 return ActionResult(record_id=action.record_id, outcome=Outcome.ALREADY_DONE)
             conn.execute(sa.update(table).where(where).values(**values))
+            after = conn.execute(sa.select(table).where(where)).mappings().one()
+        mismatched = sorted(c for c, v in wanted.items() if after[c] != v)
+        if mismatched:  # read back: a trigger or a type may have changed what we wrote
+            return ActionResult(
+                record_id=action.record_id,
+                outcome=Outcome.FAILED,
+                detail=f"read back differs in {mismatched}",
+            )
         return ActionResult(
-            record_id=action.record_id, outcome=Outcome.DONE, detail=f"redacted {sorted(values)}"
+            record_id=action.record_id,
+            outcome=Outcome.DONE,
+            detail=f"{action.action.value} {sorted(values)}",
         )
+
+    def _new_values(self, action: PlannedAction, current: Any) -> dict[str, Any]:
+        """The values an action writes: masked (redact) or given (rectify, restrict)."""
+        table = self.tables[action.location]
+        spec = self.mapping.tables[action.location]
+        if action.action != Action.REDACT:
+            return {c: self._native(table.c[c], v) for c, v in action.fields.items()}
+        values = {}
+        for column, strategy in action.fields.items():
+            masking = spec.columns[column].erase if column in spec.columns else None
+            values[column] = mask(
+                str(strategy), current[column], masking.value if masking else None
+            )
+        return values
 
     def _record(self, table: str, entry: _Found, shared_with: set[str]) -> Record:
         spec = self.mapping.tables[table]

@@ -163,6 +163,25 @@ class BaseMapping(Strict):
             return plan_action(record, Action.KEEP, reason=shared_reason(record))
         return plan_action(record, Action.DELETE)
 
+    def plan_rectification(
+        self, record: Record, corrections: dict[str, str]
+    ) -> PlannedAction | None:
+        """Correcting a record; by default a source cannot, and says so in the plan."""
+        return plan_action(
+            record,
+            Action.NOT_APPLICABLE,
+            reason=f"records in {record.source} are not rectified (kind {self.kind_name()})",
+        )
+
+    def plan_consent_withdrawal(
+        self, record: Record, purposes: set[str], now: dt.datetime
+    ) -> PlannedAction | None:
+        """What withdrawing consent for ``purposes`` does to a record; None: nothing."""
+        return None
+
+    def kind_name(self) -> str:
+        return str(getattr(self, "kind", "unknown"))
+
 
 def shared_reason(record: Record) -> str:
     return "also belongs to others (" + ", ".join(record.shared_with) + "); officer to review"

@@ -70,6 +70,20 @@ class Column(Strict):
     )
 
 
+class ConsentRecords(Strict):
+    """Marks the table that records consents: withdrawal sets ``withdrawn_column`` to now."""
+
+    purpose_column: str
+    withdrawn_column: str
+
+
+class RestrictionMark(Strict):
+    """How rows are marked restricted in this table (Art. 18), e.g. a boolean column."""
+
+    column: str
+    value: str | bool | int = True
+
+
 class RowErasure(StrEnum):
     DELETE = "delete"
     REDACT = "redact"
@@ -93,6 +107,12 @@ class Table(Strict):
     expands_identity: list[Identity] = Field(
         default_factory=list,
         description="columns whose values become identifiers of the subject for every source",
+    )
+    consent_records: ConsentRecords | None = Field(
+        default=None, description="this table records consents (purpose, withdrawal time)"
+    )
+    restriction: RestrictionMark | None = Field(
+        default=None, description="how a restricted row is marked here; none: ledger only"
     )
 
     def strategy_of(self, column: str) -> str:
@@ -179,6 +199,53 @@ class SqlMapping(BaseMapping):
         if table.erasure == RowErasure.DELETE:
             return plan_action(record, Action.DELETE)
         return plan_action(record, Action.REDACT, fields=table.redactions(record.fields))
+
+    def plan_rectification(
+        self, record: Record, corrections: dict[str, str]
+    ) -> PlannedAction | None:
+        """Set every column of a corrected category (``user.contact.email`` -> new value)."""
+        table = self.tables[record.location]
+        changes = {
+            column: corrections[category]
+            for column in record.fields
+            if (category := table.category_of(column)) in corrections
+            and column not in table.primary_key
+            and record.fields[column] != corrections[category]
+        }
+        return plan_action(record, Action.RECTIFY, fields=changes) if changes else None
+
+    def plan_consent_withdrawal(
+        self, record: Record, purposes: set[str], now: dt.datetime
+    ) -> PlannedAction | None:
+        """Consent records get their withdrawal time (now, never back-dated; kept as proof).
+        Elsewhere, the columns whose only legal basis was a withdrawn consent are erased; the
+        whole row when nothing else of the person is left in it."""
+        table = self.tables[record.location]
+        if table.consent_records:
+            marks = table.consent_records
+            if record.fields.get(marks.purpose_column) not in purposes:
+                return None
+            if record.fields.get(marks.withdrawn_column) is not None:
+                return None  # already withdrawn: its time stays as it is
+            stamp = now.astimezone(dt.UTC).isoformat()
+            return plan_action(
+                record,
+                Action.RECTIFY,
+                fields={marks.withdrawn_column: stamp},
+                reason="consent withdrawn",
+            )
+        personal = table.redactions(record.fields)
+        withdrawn = {
+            column: strategy
+            for column, strategy in personal.items()
+            if (use := self.use_of(table.category_of(column))) and use.consent_purpose in purposes
+        }
+        if not withdrawn:
+            return None
+        reason = "consent withdrawn: " + ", ".join(sorted(purposes))
+        if set(withdrawn) == set(personal) and not record.shared:
+            return plan_action(record, Action.DELETE, reason=reason)
+        return plan_action(record, Action.REDACT, fields=withdrawn, reason=reason)
 
 
 def _as_date(value: object) -> dt.date | None:

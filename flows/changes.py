@@ -1,0 +1,206 @@
+"""The machinery every request that changes data shares (erasure, rectification, consent
+withdrawal): a plan, stored owner-only; officer approval; execution, source by source and
+idempotently; verification; progress in the ledger at every step.
+
+The approved plan is kept with its SHA-256 in the ledger, so running the same request again
+after a crash resumes that plan instead of planning anew: actions already done answer
+``already_done`` and nothing outside the plan is touched.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.flow_runs import pause_flow_run
+from prefect.input import RunInput
+from pydantic import BaseModel, Field
+
+from connectors import open_connector
+from dsrflow.config import Config
+from dsrflow.export import write_private
+from dsrflow.ledger import Ledger, Status
+from dsrflow.mapping import BaseMapping
+from dsrflow.plan import Action, ActionResult, ExecutionReport, Outcome, PlannedAction
+from dsrflow.planning import plan_counts, plan_table
+from dsrflow.receipt import plan_digest
+from dsrflow.records import Record
+from dsrflow.request import DataSubjectRequest, Subject
+from flows.tasks import PRIVATE
+
+# Which connector method carries out which actions.
+METHODS: dict[Action, str] = {
+    Action.DELETE: "erase",
+    Action.REDACT: "erase",
+    Action.RECTIFY: "rectify",
+    Action.RESTRICT: "restrict",
+}
+
+
+class Approval(RunInput):
+    """The form the officer fills in the Prefect UI to resume a paused request."""
+
+    approved: bool
+    officer: str = Field(min_length=1)
+    note: str = ""
+
+
+class ChangeResult(BaseModel):
+    """What a changing flow returns: counts and paths, no personal data."""
+
+    request_id: str
+    status: str
+    plan: dict[str, int]
+    executed: dict[str, dict[str, int]] = Field(default_factory=dict)
+    receipt: str | None = None
+
+
+class IncompleteError(RuntimeError):
+    """Execution or verification left something undone; the request stays open."""
+
+
+Planner = Callable[[list[Record], dict[str, BaseMapping]], list[PlannedAction]]
+
+
+@dataclass(frozen=True)
+class Approved:
+    plan: list[PlannedAction]
+    digest: str
+    officer: str
+
+
+def outcome_counts(report: ExecutionReport) -> dict[str, int]:
+    return {outcome.value: report.count(outcome) for outcome in Outcome}
+
+
+def plan_path(directory: Path, request_id: str) -> Path:
+    return directory / request_id / "plan.json"
+
+
+def approved_plan(ledger: Ledger, path: Path, request_id: str) -> Approved | None:
+    """The plan approved earlier for this request, if its file is intact: resume with it."""
+    approvals = [e for e in ledger.entries(request_id) if e.event == "approved"]
+    if not approvals or not path.exists():
+        return None
+    plan = [PlannedAction.model_validate(a) for a in json.loads(path.read_text("utf-8"))]
+    digest = plan_digest(plan)
+    if digest != approvals[-1].details.get("plan_sha256"):
+        raise RuntimeError(f"{path} differs from the plan that was approved; refusing to resume")
+    return Approved(plan=plan, digest=digest, officer=approvals[-1].actor)
+
+
+@task(name="plan", **PRIVATE)
+def make_plan(
+    request: DataSubjectRequest,
+    records: list[Record],
+    mappings: dict[str, BaseMapping],
+    planner: Planner,
+) -> list[PlannedAction]:
+    """Plan, and show the plan to the officer: record references and reasons, no values."""
+    plan = planner(records, mappings)
+    key = f"{request.type.value.replace('_', '-')}-plan-{request.id.lower()}"
+    create_table_artifact(key=key, table=plan_table(plan), description=f"{request.id}: plan")
+    counts = plan_counts(plan)
+    create_markdown_artifact(
+        key=f"{key}-summary",
+        markdown=(
+            f"### {request.type.value} plan for {request.id}\n\n"
+            f"- subject: {', '.join(request.subject.masked())}\n"
+            + "".join(f"- {action}: {n}\n" for action, n in counts.items())
+            + "\nApprove or reject with the Resume button of this flow run."
+        ),
+        description=f"{request.id}: plan summary",
+    )
+    get_run_logger().info("plan: %s", counts)
+    return plan
+
+
+def store_plan(
+    request: DataSubjectRequest, plan: list[PlannedAction], ledger: Ledger, directory: Path
+) -> str:
+    path = plan_path(directory, request.id)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_private(path, json.dumps([a.model_dump(mode="json") for a in plan]).encode("utf-8"))
+    digest = plan_digest(plan)
+    ledger.record(request.id, "planned", plan_sha256=digest, **plan_counts(plan))
+    return digest
+
+
+def obtain_approval(
+    request: DataSubjectRequest,
+    ledger: Ledger,
+    digest: str,
+    approved_by: str | None,
+    timeout_hours: int,
+) -> Approval:
+    """``approved_by`` (the command line's --approve) or the officer's answer in the UI."""
+    if approved_by:
+        decision = Approval(approved=True, officer=approved_by, note="--approve")
+    else:
+        ledger.set_status(request.id, Status.AWAITING_APPROVAL, plan_sha256=digest)
+        decision = pause_flow_run(wait_for_input=Approval, timeout=timeout_hours * 3600)
+    event = "approved" if decision.approved else "rejected"
+    ledger.record(request.id, event, actor=decision.officer, plan_sha256=digest, note=decision.note)
+    return decision
+
+
+@task(name="execute", **PRIVATE)
+def execute_actions(
+    name: str,
+    config: Config,
+    mapping: BaseMapping,
+    actions: list[PlannedAction],
+    subject: Subject,
+) -> ExecutionReport:
+    """Hand a source its actions, method by method; a source that cannot do one fails it."""
+    connector = open_connector(name, config.sources[name], mapping, config.phone_region)
+    report = ExecutionReport(source=name)
+    try:
+        for method in sorted({METHODS[a.action] for a in actions if a.action in METHODS}):
+            batch = [a for a in actions if METHODS.get(a.action) == method]
+            run = getattr(connector, method, None)
+            if run is None:
+                report.results += [
+                    ActionResult(
+                        record_id=a.record_id, outcome=Outcome.FAILED, detail=f"cannot {method}"
+                    )
+                    for a in batch
+                ]
+                continue
+            # Sources whose changes need the subject (pseudonyms in text) take it as well.
+            part = run(batch, subject=subject) if _takes_subject(run) else run(batch)
+            report.results += part.results
+    finally:
+        connector.close()
+    get_run_logger().info("%s: %s", name, outcome_counts(report))
+    return report
+
+
+def _takes_subject(method: Callable[..., object]) -> bool:
+    return "subject" in inspect.signature(method).parameters
+
+
+def execute_plan(
+    request: DataSubjectRequest,
+    config: Config,
+    mappings: dict[str, BaseMapping],
+    plan: list[PlannedAction],
+    ledger: Ledger,
+) -> list[ExecutionReport]:
+    ledger.set_status(request.id, Status.IN_PROGRESS)
+    reports = []
+    for name in config.sources:
+        actions = [a for a in plan if a.source == name and a.action in METHODS]
+        if not actions:
+            continue
+        report = execute_actions.with_options(task_run_name=f"execute-{name}")(
+            name, config, mappings[name], actions, request.subject
+        )
+        ledger.record(request.id, "executed", source=name, **outcome_counts(report))
+        reports.append(report)
+    return reports
