@@ -108,41 +108,72 @@ def access(
     _print_access_result(result)
 
 
-@app.command()
-def erase(
-    subject: Annotated[
-        list[str], typer.Option("--subject", help="the subject's e-mail address (repeatable)")
-    ],
-    phone: Annotated[
-        list[str] | None, typer.Option("--phone", help="the subject's phone number (repeatable)")
-    ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="stop after the plan; change nothing")
-    ] = False,
-    approve: Annotated[
-        bool,
-        typer.Option("--approve", help="approve the plan here instead of in the Prefect UI"),
-    ] = False,
-    officer: Annotated[
-        str, typer.Option("--officer", help="who approves (recorded in the ledger)")
-    ] = os.environ.get("USER", "officer"),
-    request_id: Annotated[
-        str | None, typer.Option("--request-id", help="e.g. DSR-2026-0042 (default: a new id)")
-    ] = None,
-    out: Annotated[
-        Path | None, typer.Option("--out", help="folder for the plan and the receipt")
-    ] = None,
-    config: ConfigOption = None,
+SubjectOption = Annotated[
+    list[str], typer.Option("--subject", help="the subject's e-mail address (repeatable)")
+]
+PhoneOption = Annotated[
+    list[str] | None, typer.Option("--phone", help="the subject's phone number (repeatable)")
+]
+RequestIdOption = Annotated[
+    str | None, typer.Option("--request-id", help="e.g. DSR-2026-0042 (default: a new id)")
+]
+OutOption = Annotated[
+    Path | None, typer.Option("--out", help="folder for the plan and the receipt")
+]
+DryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="stop after the plan; change nothing")
+]
+ApproveOption = Annotated[
+    bool, typer.Option("--approve", help="approve the plan here instead of in the Prefect UI")
+]
+OfficerOption = Annotated[
+    str,
+    typer.Option("--officer", envvar="USER", help="who approves (recorded in the ledger)"),
+]
+
+
+def _run_change(
+    subject: list[str],
+    phone: list[str] | None,
+    config: Path | None,
+    start: Callable[[], Any],
+    gated: bool = True,
+    approve: bool = False,
+    dry_run: bool = False,
 ) -> None:
-    """Erase the subject's data: plan, approval, execution, verification, receipt."""
+    """Validate at the edge, run the flow in this process, print the outcome."""
     from dsrflow.request import Subject
-    from flows.erasure import erasure_request
 
     _friendly(lambda: Subject.from_raw(subject, phone or []))
     _friendly(lambda: load_config(config))
-    if not dry_run and not approve:
+    if gated and not dry_run and not approve:
         console.print("no --approve: the flow pauses until an officer resumes it in the UI")
-    result = _friendly(
+    result = _friendly(start)
+    console.print(f"{result.request_id}: [bold]{result.status}[/]; plan {result.plan}")
+    for source, counts in result.executed.items():
+        console.print(f"  {source}: {counts}")
+    if result.receipt:
+        console.print(f"receipt: [bold]{result.receipt}[/] (and receipt.html)")
+
+
+@app.command()
+def erase(
+    subject: SubjectOption,
+    phone: PhoneOption = None,
+    dry_run: DryRunOption = False,
+    approve: ApproveOption = False,
+    officer: OfficerOption = "officer",
+    request_id: RequestIdOption = None,
+    out: OutOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Erase the subject's data: plan, approval, execution, verification, receipt."""
+    from flows.erasure import erasure_request
+
+    _run_change(
+        subject,
+        phone,
+        config,
         lambda: erasure_request(
             request_id=request_id or new_request_id(),
             subject_emails=subject,
@@ -151,13 +182,119 @@ def erase(
             out_dir=str(out) if out else None,
             dry_run=dry_run,
             approved_by=officer if approve else None,
-        )
+        ),
+        approve=approve,
+        dry_run=dry_run,
     )
-    console.print(f"{result.request_id}: [bold]{result.status}[/]; plan {result.plan}")
-    for source, counts in result.executed.items():
-        console.print(f"  {source}: {counts}")
-    if result.receipt:
-        console.print(f"receipt: [bold]{result.receipt}[/] (and receipt.html)")
+
+
+@app.command()
+def rectify(
+    subject: SubjectOption,
+    set_: Annotated[
+        list[str],
+        typer.Option("--set", help="field=new value: email, name, phone or a data category"),
+    ],
+    phone: PhoneOption = None,
+    dry_run: DryRunOption = False,
+    approve: ApproveOption = False,
+    officer: OfficerOption = "officer",
+    request_id: RequestIdOption = None,
+    out: OutOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Correct the subject's data wherever it occurs; every change is read back."""
+    from dsrflow.planning import parse_corrections
+    from flows.other_rights import rectification_request
+
+    _friendly(lambda: parse_corrections(set_))
+    _run_change(
+        subject,
+        phone,
+        config,
+        lambda: rectification_request(
+            request_id=request_id or new_request_id(),
+            subject_emails=subject,
+            corrections=set_,
+            subject_phones=phone or [],
+            config_path=str(config) if config else None,
+            out_dir=str(out) if out else None,
+            dry_run=dry_run,
+            approved_by=officer if approve else None,
+        ),
+        approve=approve,
+        dry_run=dry_run,
+    )
+
+
+@app.command("withdraw-consent")
+def withdraw_consent(
+    subject: SubjectOption,
+    purpose: Annotated[str, typer.Option("--purpose", help="analytics, config_collection or all")],
+    phone: PhoneOption = None,
+    dry_run: DryRunOption = False,
+    approve: ApproveOption = False,
+    officer: OfficerOption = "officer",
+    request_id: RequestIdOption = None,
+    out: OutOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Record a consent withdrawal and erase what rested on that consent alone."""
+    from flows.other_rights import consent_withdrawal
+
+    if purpose not in ("analytics", "config_collection", "all"):
+        err.print(
+            f"[bold red]error:[/] --purpose must be analytics, config_collection or all, "
+            f"not {purpose!r}"
+        )
+        raise typer.Exit(2)
+    _run_change(
+        subject,
+        phone,
+        config,
+        lambda: consent_withdrawal(
+            request_id=request_id or new_request_id(),
+            subject_emails=subject,
+            purpose=purpose,  # type: ignore[arg-type]
+            subject_phones=phone or [],
+            config_path=str(config) if config else None,
+            out_dir=str(out) if out else None,
+            dry_run=dry_run,
+            approved_by=officer if approve else None,
+        ),
+        approve=approve,
+        dry_run=dry_run,
+    )
+
+
+@app.command()
+def restrict(
+    subject: SubjectOption,
+    lift: Annotated[bool, typer.Option("--lift", help="lift the restriction instead")] = False,
+    phone: PhoneOption = None,
+    officer: OfficerOption = "officer",
+    request_id: RequestIdOption = None,
+    out: OutOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Restrict processing of the subject's data (Art. 18), or lift the restriction."""
+    from flows.other_rights import restriction_request
+
+    _run_change(
+        subject,
+        phone,
+        config,
+        lambda: restriction_request(
+            request_id=request_id or new_request_id(),
+            subject_emails=subject,
+            lift=lift,
+            subject_phones=phone or [],
+            config_path=str(config) if config else None,
+            out_dir=str(out) if out else None,
+            officer=officer,
+        ),
+        gated=False,
+    )
 
 
 @sandbox_app.command("up")

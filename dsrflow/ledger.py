@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from dsrflow.request import DataSubjectRequest
+from dsrflow.request import DataSubjectRequest, Subject
 
 metadata = sa.MetaData()
 
@@ -47,6 +47,17 @@ audit_table = sa.Table(
     sa.Column("details", sa.Text, nullable=False, comment="canonical JSON"),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+)
+
+restrictions_table = sa.Table(
+    "restrictions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("identifier", sa.String(320), nullable=False, index=True, comment="kind:value"),
+    sa.Column("request_id", sa.String(40), nullable=False),
+    sa.Column("since", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("lifted_at", sa.DateTime(timezone=True)),
+    sa.Column("lifted_by_request", sa.String(40)),
 )
 
 GENESIS = "0" * 64
@@ -169,6 +180,50 @@ class Ledger:
                     }
                 )
         return sorted(result, key=lambda r: (r["days_left"], r["id"]))
+
+    # -- restrictions (Art. 18) -------------------------------------------------------------
+
+    def add_restriction(self, subject: Subject, request_id: str, actor: str) -> None:
+        now = dt.datetime.now(dt.UTC)
+        with self.engine.begin() as conn:
+            active = self._active_restrictions(conn)
+            new = [str(i) for i in subject.identifiers if str(i) not in active]
+            if new:
+                conn.execute(
+                    restrictions_table.insert(),
+                    [{"identifier": i, "request_id": request_id, "since": now} for i in new],
+                )
+            self._append(conn, request_id, actor, "restricted", {"identifiers": len(new)})
+
+    def lift_restriction(self, subject: Subject, request_id: str, actor: str) -> int:
+        """Lift the subject's restriction: a logged action of its own. Returns how many."""
+        with self.engine.begin() as conn:
+            lifted = conn.execute(
+                restrictions_table.update()
+                .where(restrictions_table.c.identifier.in_([str(i) for i in subject.identifiers]))
+                .where(restrictions_table.c.lifted_at.is_(None))
+                .values(lifted_at=dt.datetime.now(dt.UTC), lifted_by_request=request_id)
+            ).rowcount
+            self._append(conn, request_id, actor, "restriction_lifted", {"identifiers": lifted})
+        return int(lifted)
+
+    def is_restricted(self, subject: Subject) -> bool:
+        with self.engine.connect() as conn:
+            active = self._active_restrictions(conn)
+        return any(str(i) in active for i in subject.identifiers)
+
+    def restricted_identifiers(self) -> set[str]:
+        with self.engine.connect() as conn:
+            return self._active_restrictions(conn)
+
+    @staticmethod
+    def _active_restrictions(conn: sa.Connection) -> set[str]:
+        rows = conn.execute(
+            sa.select(restrictions_table.c.identifier).where(
+                restrictions_table.c.lifted_at.is_(None)
+            )
+        )
+        return {r.identifier for r in rows}
 
     # -- the audit chain --------------------------------------------------------------------
 

@@ -7,7 +7,9 @@ import hashlib
 from collections import Counter
 from collections.abc import Iterable
 
+from dsrflow.identifiers import normalise_email, normalise_phone
 from dsrflow.mapping import BaseMapping
+from dsrflow.mapping.common import CATEGORY_PATTERN
 from dsrflow.plan import Action, PlannedAction
 from dsrflow.records import Record
 
@@ -46,3 +48,79 @@ def plan_counts(plan: Iterable[PlannedAction]) -> dict[str, int]:
     return {
         action.value: counts.get(action.value, 0) for action in Action if counts.get(action.value)
     }
+
+
+# Corrections an officer may name by a short field name; any data category works as well.
+CORRECTABLE = {
+    "email": "user.contact.email",
+    "name": "user.name",
+    "phone": "user.contact.phone",
+}
+
+
+def parse_corrections(pairs: Iterable[str], phone_region: str = "NO") -> dict[str, str]:
+    """``["email=new@example.com", "name=Kari N."]`` -> category -> validated new value."""
+    corrections: dict[str, str] = {}
+    for pair in pairs:
+        field, sep, value = pair.partition("=")
+        field, value = field.strip(), value.strip()
+        if not sep or not field or not value:
+            raise ValueError(f"correction {pair!r} must look like field=value")
+        category = CORRECTABLE.get(field, field)
+        if category == "user.contact.email":
+            value = normalise_email(value)
+        elif category == "user.contact.phone":
+            value = normalise_phone(value, phone_region)
+        elif not CATEGORY_PATTERN.match(category):
+            raise ValueError(
+                f"cannot correct {field!r}: use {', '.join(CORRECTABLE)} or a data category"
+            )
+        corrections[category] = value
+    if not corrections:
+        raise ValueError("a rectification needs at least one correction (field=value)")
+    return corrections
+
+
+def build_rectification_plan(
+    records: Iterable[Record], mappings: dict[str, BaseMapping], corrections: dict[str, str]
+) -> list[PlannedAction]:
+    plan = [
+        action
+        for r in records
+        if (action := mappings[r.source].plan_rectification(r, corrections)) is not None
+    ]
+    return sorted(plan, key=lambda a: a.record_id)
+
+
+CONSENT_PURPOSES = ("analytics", "config_collection")
+
+
+def build_consent_plan(
+    records: Iterable[Record],
+    mappings: dict[str, BaseMapping],
+    purposes: set[str],
+    now: dt.datetime,
+) -> list[PlannedAction]:
+    plan = [
+        action
+        for r in records
+        if (action := mappings[r.source].plan_consent_withdrawal(r, purposes, now)) is not None
+    ]
+    return sorted(plan, key=lambda a: a.record_id)
+
+
+def build_restriction_plan(records: Iterable[Record]) -> list[PlannedAction]:
+    return sorted(
+        (
+            PlannedAction(
+                record_id=r.record_id,
+                source=r.source,
+                location=r.location,
+                native_id=r.native_id,
+                action=Action.RESTRICT,
+                reason="processing restricted (Art. 18)",
+            )
+            for r in records
+        ),
+        key=lambda a: a.record_id,
+    )

@@ -1,5 +1,6 @@
-"""The erasure receipt for the subject: what was erased or redacted where, what was kept, why,
-and until when. Written owner-only, beside the approved plan."""
+"""The receipt for the subject of a request that changed data: what was erased, redacted,
+corrected or restricted where, what was kept or left, why, and until when. Written owner-only,
+beside the approved plan."""
 
 from __future__ import annotations
 
@@ -37,9 +38,22 @@ class Receipt(BaseModel):
     controller: Controller
     subject: dict[str, list[str]]
     approved_by: str
-    erased: list[ReceiptLine]
-    kept: list[ReceiptLine]
+    changed: list[ReceiptLine]
+    kept: list[ReceiptLine] = Field(description="kept on purpose, or not applicable, with why")
     plan_sha256: str
+
+    @property
+    def title(self) -> str:
+        return TITLES.get(self.type, "Receipt")
+
+
+TITLES = {
+    "erasure": "Erasure receipt",
+    "rectification": "Rectification receipt",
+    "restriction": "Restriction receipt",
+    "consent_withdrawal": "Consent withdrawal receipt",
+}
+CHANGING = (Action.DELETE, Action.REDACT, Action.RECTIFY, Action.RESTRICT)
 
 
 def build_receipt(
@@ -51,7 +65,7 @@ def build_receipt(
     plan_sha256: str,
 ) -> Receipt:
     outcomes = {r.record_id: r.outcome for report in reports for r in report.results}
-    erased, kept = [], []
+    changed, kept = [], []
     for action in plan:
         line = ReceiptLine(
             source=action.source,
@@ -59,13 +73,13 @@ def build_receipt(
             record=action.record_id,
             action=action.action.value,
             outcome=outcomes.get(action.record_id, Outcome.SKIPPED).value
-            if action.action in (Action.DELETE, Action.REDACT)
+            if action.action in CHANGING
             else "kept",
             fields=sorted(action.fields),
             reason=action.reason,
             keep_until=action.keep_until.isoformat() if action.keep_until else None,
         )
-        (erased if action.action in (Action.DELETE, Action.REDACT) else kept).append(line)
+        (changed if action.action in CHANGING else kept).append(line)
     return Receipt(
         request_id=request.id,
         type=request.type.value,
@@ -74,7 +88,7 @@ def build_receipt(
         controller=controller,
         subject={"emails": list(request.subject.emails)},
         approved_by=approved_by,
-        erased=erased,
+        changed=changed,
         kept=kept,
         plan_sha256=plan_sha256,
     )

@@ -28,10 +28,11 @@ from dsrflow.ledger import Ledger, Status
 from dsrflow.mapping import BaseMapping
 from dsrflow.plan import Action, ActionResult, ExecutionReport, Outcome, PlannedAction
 from dsrflow.planning import plan_counts, plan_table
-from dsrflow.receipt import plan_digest
+from dsrflow.receipt import build_receipt, plan_digest, write_receipt
 from dsrflow.records import Record
 from dsrflow.request import DataSubjectRequest, Subject
-from flows.tasks import PRIVATE
+from flows.discovery import discover_everywhere
+from flows.tasks import PRIVATE, check_sources
 
 # Which connector method carries out which actions.
 METHODS: dict[Action, str] = {
@@ -65,6 +66,9 @@ class IncompleteError(RuntimeError):
 
 
 Planner = Callable[[list[Record], dict[str, BaseMapping]], list[PlannedAction]]
+Verifier = Callable[
+    [DataSubjectRequest, Config, dict[str, BaseMapping], list[PlannedAction]], list[str]
+]
 
 
 @dataclass(frozen=True)
@@ -164,6 +168,17 @@ def execute_actions(
         for method in sorted({METHODS[a.action] for a in actions if a.action in METHODS}):
             batch = [a for a in actions if METHODS.get(a.action) == method]
             run = getattr(connector, method, None)
+            if run is None and method == "restrict":
+                # A source that cannot mark records: the ledger's restriction list holds it.
+                report.results += [
+                    ActionResult(
+                        record_id=a.record_id,
+                        outcome=Outcome.DONE,
+                        detail="restricted in the ledger only",
+                    )
+                    for a in batch
+                ]
+                continue
             if run is None:
                 report.results += [
                     ActionResult(
@@ -204,3 +219,69 @@ def execute_plan(
         ledger.record(request.id, "executed", source=name, **outcome_counts(report))
         reports.append(report)
     return reports
+
+
+def run_change(
+    request: DataSubjectRequest,
+    config: Config,
+    directory: Path,
+    planner: Planner,
+    verifier: Verifier | None,
+    *,
+    gated: bool,
+    dry_run: bool,
+    approved_by: str | None,
+    timeout_hours: int,
+) -> ChangeResult:
+    """Plan (or resume the approved plan), approve, execute, verify, receipt; all in the
+    ledger, which marks the request failed if anything raises."""
+    ledger = Ledger(config.ledger_url)
+    ledger.open_request(request)
+    try:
+        mappings = check_sources(config)
+        path = plan_path(directory, request.id)
+        resumed = None if dry_run else approved_plan(ledger, path, request.id)
+        if resumed:
+            plan, digest, officer = resumed.plan, resumed.digest, resumed.officer
+            ledger.record(request.id, "resumed", plan_sha256=digest)
+        else:
+            found = discover_everywhere(config, mappings, request.subject)
+            plan = make_plan(request, found.records, mappings, planner)
+            digest = store_plan(request, plan, ledger, directory)
+            if dry_run:
+                ledger.record(request.id, "dry_run")
+                return ChangeResult(request_id=request.id, status="dry_run", plan=plan_counts(plan))
+            if gated:
+                decision = obtain_approval(request, ledger, digest, approved_by, timeout_hours)
+                if not decision.approved:
+                    ledger.set_status(request.id, Status.REJECTED, actor=decision.officer)
+                    return ChangeResult(
+                        request_id=request.id, status="rejected", plan=plan_counts(plan)
+                    )
+                officer = decision.officer
+            else:
+                officer = approved_by or "the subject's own request"
+                ledger.record(request.id, "approved", actor=officer, plan_sha256=digest)
+        reports = execute_plan(request, config, mappings, plan, ledger)
+        residue = verifier(request, config, mappings, plan) if verifier else []
+        if residue or not all(r.complete for r in reports):
+            ledger.record(request.id, "verification_failed", residue=len(residue))
+            raise IncompleteError(
+                f"{request.id} is not complete: residue {residue[:20]}; sources with actions "
+                f"not done: {[r.source for r in reports if not r.complete]}. It stays open."
+            )
+        receipt = build_receipt(request, config.controller, plan, reports, officer, digest)
+        json_path, _ = write_receipt(receipt, path.parent)
+        ledger.set_status(request.id, Status.COMPLETED, receipt=json_path.name)
+        return ChangeResult(
+            request_id=request.id,
+            status="completed",
+            plan=plan_counts(plan),
+            executed={r.source: outcome_counts(r) for r in reports},
+            receipt=str(json_path),
+        )
+    except Exception as exc:
+        ledger.set_status(request.id, Status.FAILED, error=type(exc).__name__)
+        raise
+    finally:
+        ledger.close()

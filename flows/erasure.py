@@ -14,27 +14,13 @@ from prefect import flow
 
 from connectors import open_connector
 from dsrflow.config import Config, load_config
-from dsrflow.ledger import Ledger, Status
 from dsrflow.mapping import BaseMapping
 from dsrflow.plan import Action, PlannedAction
-from dsrflow.planning import build_erasure_plan, plan_counts, record_ref
-from dsrflow.receipt import build_receipt, write_receipt
+from dsrflow.planning import build_erasure_plan, record_ref
 from dsrflow.records import Record
 from dsrflow.request import DataSubjectRequest, RequestType, Subject
-from flows.changes import (
-    ChangeResult,
-    IncompleteError,
-    Planner,
-    approved_plan,
-    execute_plan,
-    make_plan,
-    obtain_approval,
-    outcome_counts,
-    plan_path,
-    store_plan,
-)
+from flows.changes import ChangeResult, Planner, run_change
 from flows.discovery import discover_everywhere
-from flows.tasks import check_sources
 
 
 def _erasure_planner(config: Config) -> Planner:
@@ -86,67 +72,16 @@ def erasure_request(
         subject=Subject.from_raw(subject_emails, subject_phones or [], None, config.phone_region),
         received_at=received_at or dt.datetime.now(dt.UTC),
     )
-    directory = Path(out_dir) if out_dir else config.output_dir
-    ledger = Ledger(config.ledger_url)
-    ledger.open_request(request)
-    try:
-        return _erase(
-            request, config, ledger, directory, dry_run, approved_by, approval_timeout_hours
-        )
-    except Exception as exc:
-        ledger.set_status(request.id, Status.FAILED, error=type(exc).__name__)
-        raise
-    finally:
-        ledger.close()
-
-
-def _erase(
-    request: DataSubjectRequest,
-    config: Config,
-    ledger: Ledger,
-    directory: Path,
-    dry_run: bool,
-    approved_by: str | None,
-    approval_timeout_hours: int,
-) -> ChangeResult:
-    mappings = check_sources(config)
-    path = plan_path(directory, request.id)
-    resumed = None if dry_run else approved_plan(ledger, path, request.id)
-    if resumed:
-        plan, digest, officer = resumed.plan, resumed.digest, resumed.officer
-        ledger.record(request.id, "resumed", plan_sha256=digest)
-    else:
-        found = discover_everywhere(config, mappings, request.subject)
-        request = request.model_copy(update={"subject": found.subject})
-        plan = make_plan(request, found.records, mappings, _erasure_planner(config))
-        digest = store_plan(request, plan, ledger, directory)
-        if dry_run:
-            ledger.record(request.id, "dry_run")
-            return ChangeResult(request_id=request.id, status="dry_run", plan=plan_counts(plan))
-        decision = obtain_approval(request, ledger, digest, approved_by, approval_timeout_hours)
-        if not decision.approved:
-            ledger.set_status(request.id, Status.REJECTED, actor=decision.officer)
-            return ChangeResult(request_id=request.id, status="rejected", plan=plan_counts(plan))
-        officer = decision.officer
-
-    reports = execute_plan(request, config, mappings, plan, ledger)
-    residue = _residue(request, config, mappings, plan)
-    if residue or not all(r.complete for r in reports):
-        ledger.record(request.id, "verification_failed", residue=len(residue))
-        raise IncompleteError(
-            f"{request.id} is not complete: {len(residue)} record(s) still found that the plan "
-            f"did not keep ({', '.join(residue[:20])}); sources with actions not done: "
-            f"{[r.source for r in reports if not r.complete]}. The request stays open."
-        )
-    receipt = build_receipt(request, config.controller, plan, reports, officer, digest)
-    json_path, _ = write_receipt(receipt, path.parent)
-    ledger.set_status(request.id, Status.COMPLETED, receipt=json_path.name)
-    return ChangeResult(
-        request_id=request.id,
-        status="completed",
-        plan=plan_counts(plan),
-        executed={r.source: outcome_counts(r) for r in reports},
-        receipt=str(json_path),
+    return run_change(
+        request,
+        config,
+        Path(out_dir) if out_dir else config.output_dir,
+        _erasure_planner(config),
+        _residue,
+        gated=True,
+        dry_run=dry_run,
+        approved_by=approved_by,
+        timeout_hours=approval_timeout_hours,
     )
 
 

@@ -23,6 +23,12 @@ runner = CliRunner()
         ["schema", "export"],
         ["schema", "mapping"],
         ["export", "verify"],
+        ["erase"],
+        ["rectify"],
+        ["restrict"],
+        ["withdraw-consent"],
+        ["ledger", "verify"],
+        ["requests"],
     ],
 )
 def test_help_everywhere(command):

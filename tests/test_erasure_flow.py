@@ -67,7 +67,7 @@ def test_approved_on_the_command_line_completes_with_receipt(box):
     assert result.executed == {"onprem": {"done": 7, "already_done": 0, "skipped": 0, "failed": 0}}
     receipt = json.loads(Path(result.receipt).read_text())
     assert receipt["approved_by"] == "Ingrid Officer"
-    assert len(receipt["erased"]) == 7
+    assert len(receipt["changed"]) == 7
     kept = {line["location"]: line for line in receipt["kept"]}
     assert kept["invoices"]["keep_until"] == "2030-12-31"
     assert "Bookkeeping Act" in kept["invoices"]["reason"]

@@ -1,0 +1,183 @@
+"""Rectification (Art. 16), consent withdrawal (Art. 7(3)) and restriction (Art. 18).
+
+Rectification and consent withdrawal change data, so they pass the same approval gate as
+erasure (flows/changes.py); restriction protects the subject and runs at once. Each writes its
+progress to the ledger and a receipt for the subject.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Literal
+
+from prefect import flow, get_run_logger
+
+from dsrflow.config import Config, load_config
+from dsrflow.ledger import Ledger, Status
+from dsrflow.mapping import BaseMapping
+from dsrflow.plan import Action, PlannedAction
+from dsrflow.planning import (
+    CONSENT_PURPOSES,
+    build_consent_plan,
+    build_rectification_plan,
+    build_restriction_plan,
+    parse_corrections,
+    record_ref,
+)
+from dsrflow.request import DataSubjectRequest, RequestType, Subject
+from flows.changes import ChangeResult, run_change
+from flows.discovery import discover_everywhere
+
+
+def _open(
+    request_type: RequestType,
+    request_id: str,
+    emails: list[str],
+    phones: list[str] | None,
+    received_at: dt.datetime | None,
+    config_path: str | None,
+) -> tuple[DataSubjectRequest, Config]:
+    config = load_config(config_path)
+    request = DataSubjectRequest(
+        id=request_id,
+        type=request_type,
+        subject=Subject.from_raw(emails, phones or [], None, config.phone_region),
+        received_at=received_at or dt.datetime.now(dt.UTC),
+    )
+    return request, config
+
+
+def _deleted_residue(
+    request: DataSubjectRequest,
+    config: Config,
+    mappings: dict[str, BaseMapping],
+    plan: list[PlannedAction],
+) -> list[str]:
+    """Records the plan deleted that discovery still finds."""
+    deleted = {a.record_id: a for a in plan if a.action == Action.DELETE}
+    found = discover_everywhere(config, mappings, request.subject, label="verify")
+    return sorted(record_ref(deleted[r.record_id]) for r in found.records if r.record_id in deleted)
+
+
+@flow(name="rectification-request", flow_run_name="{request_id}", persist_result=False)
+def rectification_request(
+    request_id: str,
+    subject_emails: list[str],
+    corrections: list[str],
+    subject_phones: list[str] | None = None,
+    received_at: dt.datetime | None = None,
+    config_path: str | None = None,
+    out_dir: str | None = None,
+    dry_run: bool = False,
+    approved_by: str | None = None,
+    approval_timeout_hours: int = 72,
+) -> ChangeResult:
+    """Correct fields wherever they occur (``corrections``: ``email=new@example.com``,
+    ``name=...``, ``phone=...`` or ``<data category>=value``); each change is read back."""
+    request, config = _open(
+        RequestType.RECTIFICATION,
+        request_id,
+        subject_emails,
+        subject_phones,
+        received_at,
+        config_path,
+    )
+    wanted = parse_corrections(corrections, config.phone_region)
+    get_run_logger().info("correcting %d categor(ies)", len(wanted))
+    return run_change(
+        request,
+        config,
+        Path(out_dir) if out_dir else config.output_dir,
+        lambda records, mappings: build_rectification_plan(records, mappings, wanted),
+        None,  # each connector reads its changes back; DONE means they stuck
+        gated=True,
+        dry_run=dry_run,
+        approved_by=approved_by,
+        timeout_hours=approval_timeout_hours,
+    )
+
+
+@flow(name="consent-withdrawal", flow_run_name="{request_id}", persist_result=False)
+def consent_withdrawal(
+    request_id: str,
+    subject_emails: list[str],
+    purpose: Literal["analytics", "config_collection", "all"],
+    subject_phones: list[str] | None = None,
+    received_at: dt.datetime | None = None,
+    config_path: str | None = None,
+    out_dir: str | None = None,
+    dry_run: bool = False,
+    approved_by: str | None = None,
+    approval_timeout_hours: int = 72,
+) -> ChangeResult:
+    """Record the withdrawal (now, never back-dated) and erase the data whose only legal basis
+    was that consent, through the same approval gate as an erasure."""
+    request, config = _open(
+        RequestType.CONSENT_WITHDRAWAL,
+        request_id,
+        subject_emails,
+        subject_phones,
+        received_at,
+        config_path,
+    )
+    purposes = set(CONSENT_PURPOSES) if purpose == "all" else {purpose}
+    now = dt.datetime.now(dt.UTC)
+    return run_change(
+        request,
+        config,
+        Path(out_dir) if out_dir else config.output_dir,
+        lambda records, mappings: build_consent_plan(records, mappings, purposes, now),
+        _deleted_residue,
+        gated=True,
+        dry_run=dry_run,
+        approved_by=approved_by,
+        timeout_hours=approval_timeout_hours,
+    )
+
+
+@flow(name="restriction-request", flow_run_name="{request_id}", persist_result=False)
+def restriction_request(
+    request_id: str,
+    subject_emails: list[str],
+    lift: bool = False,
+    subject_phones: list[str] | None = None,
+    received_at: dt.datetime | None = None,
+    config_path: str | None = None,
+    out_dir: str | None = None,
+    officer: str | None = None,
+) -> ChangeResult:
+    """Put the subject on the restriction list that every flow honours, and mark their records
+    where a source can; ``lift=True`` takes them off again (its own logged action)."""
+    request, config = _open(
+        RequestType.RESTRICTION,
+        request_id,
+        subject_emails,
+        subject_phones,
+        received_at,
+        config_path,
+    )
+    ledger = Ledger(config.ledger_url)
+    try:
+        ledger.open_request(request)
+        if lift:
+            lifted = ledger.lift_restriction(request.subject, request.id, officer or "officer")
+            ledger.set_status(request.id, Status.COMPLETED, lifted=lifted)
+            return ChangeResult(request_id=request.id, status="lifted", plan={})
+        ledger.add_restriction(request.subject, request.id, officer or "officer")
+    finally:
+        ledger.close()
+    return run_change(
+        request,
+        config,
+        Path(out_dir) if out_dir else config.output_dir,
+        lambda records, _mappings: build_restriction_plan(records),
+        None,
+        gated=False,
+        dry_run=False,
+        approved_by=officer,
+        timeout_hours=0,
+    )
+
+
+__all__ = ["consent_withdrawal", "rectification_request", "restriction_request"]
