@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection
 
 from connectors.base import Capability, SourceUnavailable
 from connectors.masking import hmac_key, mask
+from connectors.sql_retention import SqlRetention, SweepResult
 from dsrflow.identifiers import (
     PHONE_SEPARATORS,
     Identifier,
@@ -288,6 +289,36 @@ class SqlConnector:
                             for key in by_value[value]:
                                 shared[table].setdefault(key, set()).add(f"{other}.{other_column}")
         return shared
+
+    # -- retention ---------------------------------------------------------------------------
+
+    def sweep(
+        self,
+        now: dt.datetime,
+        *,
+        dry_run: bool = False,
+        protected: dict[str, set[Key]] | None = None,
+        min_group_size: int | None = None,
+    ) -> list[SweepResult]:
+        """Apply the mapping's retention rules (see connectors/sql_retention.py)."""
+        retention = SqlRetention(self.engine, self.mapping, self.tables)
+        try:
+            return retention.sweep(
+                now, dry_run=dry_run, protected=protected, min_group_size=min_group_size
+            )
+        except sa.exc.OperationalError as exc:
+            raise SourceUnavailable(self.name, _first_line(exc.orig)) from exc
+
+    def keys_of(self, records: Iterable[Record]) -> dict[str, set[Key]]:
+        """Primary keys (as the database holds them) of discovered records, per table."""
+        keys: dict[str, set[Key]] = defaultdict(set)
+        for record in records:
+            table = self.tables[record.location]
+            spec = self.mapping.tables[record.location]
+            keys[record.location].add(
+                tuple(self._native(table.c[c], record.native_id[c]) for c in spec.primary_key)
+            )
+        return keys
 
     # -- erasure ----------------------------------------------------------------------------
 

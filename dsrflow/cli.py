@@ -297,6 +297,44 @@ def restrict(
     )
 
 
+@app.command()
+def sweep(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="report what would go")] = False,
+    min_group_size: Annotated[
+        int | None,
+        typer.Option("--min-group-size", min=2, help="k for aggregates (default: the mappings')"),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Run the retention sweep in this process: aggregate and delete what is past its time."""
+    from flows.retention import retention_sweep
+
+    _friendly(lambda: load_config(config))
+    summary = _friendly(
+        lambda: retention_sweep(
+            config_path=str(config) if config else None,
+            dry_run=dry_run,
+            min_group_size=min_group_size,
+        )
+    )
+    table = Table(title="Retention sweep" + (" (dry run: nothing changed)" if dry_run else ""))
+    for column in ("source", "table", "rule", "older than", "rows", "aggregates", "suppressed"):
+        table.add_column(column)
+    for r in summary.results:
+        table.add_row(
+            str(r["source"]),
+            str(r["table"]),
+            str(r["rule"]),
+            str(r["cutoff"])[:10],
+            str(r["rows"]),
+            str(r["groups"]),
+            str(r["suppressed"]),
+        )
+    console.print(table)
+    for name in summary.skipped_sources:
+        console.print(f"{name}: no retention support in its connector yet")
+
+
 @sandbox_app.command("up")
 def sandbox_up(
     directory: Annotated[

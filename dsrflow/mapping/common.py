@@ -117,12 +117,33 @@ class LegalHold(Strict):
         return start + self.duration.as_delta()
 
 
+GROUP_SOURCE = re.compile(
+    r"^(day\((?P<day>\w+)\)|(?P<table>\w+)\.(?P<joined>\w+)|(?P<column>\w+))$"
+)
+
+
+def _check_group_source(value: str) -> str:
+    if not GROUP_SOURCE.match(value):
+        raise ValueError(
+            f"{value!r} is not a group source: use a column, day(column) or table.column "
+            "(a table this one references)"
+        )
+    return value
+
+
 class Aggregation(Strict):
-    """Retention by aggregation: counts per group, small groups folded into 'other'."""
+    """Retention by aggregation: counts per group; a group smaller than k is folded into an
+    'other' bucket of its day, and an 'other' bucket still smaller than k is suppressed, so no
+    aggregate ever describes fewer than k events."""
 
     into: str = Field(description="the table that receives the aggregates")
-    group_by: list[str] = Field(min_length=1)
+    group_by: dict[str, Annotated[str, AfterValidator(_check_group_source)]] = Field(
+        min_length=1,
+        description="aggregate column -> column, day(column) or referenced_table.column",
+    )
+    count_column: str = Field(default="count", description="aggregate column of the counts")
     min_group_size: int = Field(default=5, ge=2, description="k: smaller groups become 'other'")
+    other_value: str = Field(default="other", description="what a folded group is called")
 
 
 class Retention(Strict):

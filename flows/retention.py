@@ -1,0 +1,114 @@
+"""The retention sweep (Art. 5(1)(e)): every retention rule of every mapping, on a schedule.
+
+Raw usage data older than two years is aggregated so that no one can be re-identified, then
+deleted; other rules delete what is past its time. Restricted subjects' records are left as
+they are (stored, not processed). ``dry_run`` reports what would go.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from pydantic import BaseModel
+
+from connectors import open_connector
+from dsrflow.config import Config, load_config
+from dsrflow.ledger import Ledger
+from dsrflow.mapping import BaseMapping
+from dsrflow.request import Subject
+from flows.tasks import PRIVATE, check_sources
+
+
+class SweepSummary(BaseModel):
+    dry_run: bool
+    results: list[dict[str, object]]
+    skipped_sources: list[str]
+
+
+@task(name="sweep-source", **PRIVATE)
+def sweep_source(
+    name: str,
+    config: Config,
+    mapping: BaseMapping,
+    restricted: list[Subject],
+    now: dt.datetime,
+    dry_run: bool,
+    min_group_size: int | None,
+) -> list[dict[str, object]] | None:
+    connector = open_connector(name, config.sources[name], mapping, config.phone_region)
+    try:
+        sweep = getattr(connector, "sweep", None)
+        if sweep is None:
+            return None
+        protected: dict[str, set[tuple[object, ...]]] = {}
+        for subject in restricted:  # their rows are stored, not processed
+            for table, keys in connector.keys_of(connector.discover(subject)).items():
+                protected.setdefault(table, set()).update(keys)
+        results = sweep(now, dry_run=dry_run, protected=protected, min_group_size=min_group_size)
+    finally:
+        connector.close()
+    rows = [{"source": name, **dataclasses.asdict(r)} for r in results]
+    for row in rows:
+        row.pop("notes", None)
+        get_run_logger().info(
+            "%s.%s: %s row(s) %s",
+            name,
+            row["table"],
+            row["rows"],
+            "would go" if dry_run else "swept",
+        )
+    return rows
+
+
+@flow(name="retention-sweep", persist_result=False)
+def retention_sweep(
+    config_path: str | None = None,
+    dry_run: bool = False,
+    min_group_size: int | None = None,
+) -> SweepSummary:
+    """Apply every retention rule now; ``min_group_size`` overrides the mappings' k."""
+    config = load_config(config_path)
+    mappings = check_sources(config)
+    ledger = Ledger(config.ledger_url)
+    try:
+        restricted = _restricted_subjects(ledger)
+        now = dt.datetime.now(dt.UTC)
+        results: list[dict[str, object]] = []
+        skipped = []
+        for name in config.sources:
+            rows = sweep_source.with_options(task_run_name=f"sweep-{name}")(
+                name, config, mappings[name], restricted, now, dry_run, min_group_size
+            )
+            if rows is None:
+                skipped.append(name)
+            else:
+                results += rows
+        create_table_artifact(
+            key="retention-sweep",
+            table=[{k: v for k, v in r.items() if k != "dry_run"} for r in results],
+            description=("dry run: what would go" if dry_run else "retention sweep")
+            + f" at {now:%Y-%m-%d %H:%M} UTC",
+        )
+        ledger.record(
+            None,
+            "retention_sweep_dry_run" if dry_run else "retention_sweep",
+            rows={f"{r['source']}.{r['table']}": r["rows"] for r in results},
+            restricted_subjects=len(restricted),
+        )
+    finally:
+        ledger.close()
+    return SweepSummary(dry_run=dry_run, results=results, skipped_sources=skipped)
+
+
+def _restricted_subjects(ledger: Ledger) -> list[Subject]:
+    subjects = []
+    for text in sorted(ledger.restricted_identifiers()):
+        kind, _, value = text.partition(":")
+        if kind == "email":
+            subjects.append(Subject(emails=(value,)))
+        elif kind == "phone":
+            subjects.append(Subject(emails=(), phones=(value,)))
+    return subjects

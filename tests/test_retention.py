@@ -1,0 +1,190 @@
+"""The retention sweep on SQL: aggregation with k-anonymity, deletion, batches, crash safety."""
+
+import datetime as dt
+import random
+from collections import Counter
+
+import pytest
+import sqlalchemy as sa
+
+from connectors.sql import SqlConnector
+from dsrflow.mapping import load_mapping
+from dsrflow.request import Subject
+from tests.conftest import ONPREM_MAPPING
+
+NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
+CUTOFF = dt.datetime(2024, 11, 22, 12, 0)
+PRODUCTS = {1: "Timesheet Pro", 2: "Secure Forms", 3: "Release Radar", 4: "Timesheet Pro"}
+
+
+@pytest.fixture
+def events_db(sandbox_url):
+    """The sandbox fixture plus 3,000 generated usage events around the two-year cutoff."""
+    rng = random.Random(7)
+    rows = []
+    for i in range(3000):
+        when = CUTOFF + dt.timedelta(days=rng.uniform(-60, 30), seconds=rng.randint(0, 3600))
+        rows.append(
+            {
+                "id": 1000 + i,
+                "license_id": rng.choice([1, 2, 3, 4]),
+                "instance_id": "inst",
+                "user_hash": f"{rng.getrandbits(32):08x}",
+                "event": rng.choices(["login", "page_view", "export", "rare"], [50, 40, 9, 1])[0],
+                "occurred_at": when.replace(microsecond=0),
+            }
+        )
+    engine = sa.create_engine(sandbox_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM usage_events"))
+        conn.execute(sa.table("usage_events", *[sa.column(c) for c in rows[0]]).insert(), rows)
+    engine.dispose()
+    return sandbox_url, rows
+
+
+def expected_aggregates(rows, k, protected=frozenset()):
+    groups = Counter(
+        (r["occurred_at"].date(), PRODUCTS[r["license_id"]], r["event"])
+        for r in rows
+        if r["occurred_at"] < CUTOFF and r["id"] not in protected
+    )
+    out, suppressed = Counter(), 0
+    for (day, product, event), n in groups.items():
+        out[(day, product, event) if n >= k else (day, "other", "other")] += n
+    for key in [key for key, n in out.items() if key[1] == "other" and n < k]:
+        suppressed += out.pop(key)
+    return dict(out), suppressed
+
+
+def state(url):
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        daily = {
+            (
+                r.day if isinstance(r.day, dt.date) else dt.date.fromisoformat(r.day),
+                r.product,
+                r.event,
+            ): r.count
+            for r in conn.execute(sa.text("SELECT day, product, event, count FROM usage_daily"))
+        }
+        ids = {r.id for r in conn.execute(sa.text("SELECT id FROM usage_events"))}
+    engine.dispose()
+    return daily, ids
+
+
+def connector(url):
+    return SqlConnector("onprem", load_mapping(ONPREM_MAPPING), url)
+
+
+def test_old_events_are_aggregated_k_anonymously_then_deleted(events_db):
+    url, rows = events_db
+    c = connector(url)
+    (result, reports_rule) = [
+        r for r in c.sweep(NOW) if r.table in ("usage_events", "config_reports")
+    ]
+    c.close()
+    expected, suppressed = expected_aggregates(rows, k=5)
+    daily, ids = state(url)
+    assert daily == expected
+    assert min(daily.values()) >= 5
+    assert result.suppressed == suppressed
+    old = {r["id"] for r in rows if r["occurred_at"] < CUTOFF}
+    assert result.rows == len(old)
+    assert ids == {r["id"] for r in rows} - old  # the young stay, the old are gone
+    assert sum(daily.values()) + suppressed == len(old)
+    assert result.batches >= 9  # 60 days in weekly batches: bounded work per transaction
+    assert reports_rule.rule == "delete"
+
+
+def test_rerun_counts_nothing_twice(events_db):
+    url, _ = events_db
+    c = connector(url)
+    c.sweep(NOW)
+    first = state(url)
+    again = next(r for r in c.sweep(NOW) if r.table == "usage_events")
+    c.close()
+    assert again.rows == 0
+    assert state(url) == first
+
+
+def test_crash_mid_sweep_loses_nothing_and_doubles_nothing(events_db, monkeypatch):
+    from connectors import sql_retention
+
+    url, rows = events_db
+    original = sql_retention.SqlRetention._upsert
+    calls = {"n": 0}
+
+    def crash_on_fourth(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise RuntimeError("power cut")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(sql_retention.SqlRetention, "_upsert", crash_on_fourth)
+    c = connector(url)
+    with pytest.raises(RuntimeError, match="power cut"):
+        c.sweep(NOW)
+    monkeypatch.setattr(sql_retention.SqlRetention, "_upsert", original)
+    c.sweep(NOW)
+    c.close()
+    expected, _ = expected_aggregates(rows, k=5)
+    assert state(url)[0] == expected
+
+
+def test_dry_run_changes_nothing(events_db):
+    url, rows = events_db
+    before = state(url)
+    c = connector(url)
+    result = next(r for r in c.sweep(NOW, dry_run=True) if r.table == "usage_events")
+    c.close()
+    assert result.rows == sum(r["occurred_at"] < CUTOFF for r in rows)
+    assert state(url) == before
+
+
+def test_restricted_subjects_rows_are_left_alone(events_db):
+    url, rows = events_db
+    c = connector(url)
+    restricted = list(c.discover(Subject.from_raw(["o'brien@example.com"])))  # licence 4
+    protected = c.keys_of(restricted)
+    result = next(r for r in c.sweep(NOW, protected=protected) if r.table == "usage_events")
+    c.close()
+    kept = {r["id"] for r in rows if r["license_id"] == 4}
+    assert result.protected == len(kept)
+    daily, ids = state(url)
+    assert kept <= ids
+    expected, _ = expected_aggregates(rows, k=5, protected=kept)
+    assert daily == expected
+
+
+@pytest.mark.prefect
+@pytest.mark.usefixtures("prefect_harness")
+def test_sweep_flow_honours_restrictions_and_is_logged(events_db, tmp_path):
+    from typer.testing import CliRunner
+
+    from dsrflow.cli import app
+    from dsrflow.config import load_config
+    from dsrflow.ledger import Ledger
+    from sandbox.runtime import onprem_source, write_config
+
+    url, rows = events_db
+    config = tmp_path / "dsrflow.yaml"
+    write_config(config, onprem_source(url), tmp_path / "out")
+    ledger = Ledger(load_config(config).ledger_url)
+    ledger.add_restriction(Subject.from_raw(["o'brien@example.com"]), "DSR-2026-0500", "test")
+    ledger.close()
+    runner = CliRunner()
+    before = state(url)
+    dry = runner.invoke(app, ["sweep", "--dry-run", "--config", str(config)])
+    assert dry.exit_code == 0, dry.output
+    assert "dry run" in dry.output
+    assert state(url) == before
+    done = runner.invoke(app, ["sweep", "--config", str(config)])
+    assert done.exit_code == 0, done.output
+    _daily, ids = state(url)
+    assert {r["id"] for r in rows if r["license_id"] == 4} <= ids  # restricted: untouched
+    ledger = Ledger(load_config(config).ledger_url)
+    sweeps = [e for e in ledger.entries() if e.event.startswith("retention_sweep")]
+    ledger.close()
+    assert [e.event for e in sweeps] == ["retention_sweep_dry_run", "retention_sweep"]
+    assert sweeps[1].details["restricted_subjects"] == 1
+    assert sweeps[1].details["rows"]["onprem.usage_events"] > 0
