@@ -1,0 +1,50 @@
+"""The deadline report: open requests with their due dates and days left, overdue first,
+published as a table artifact the officer finds on the Prefect UI's dashboard."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
+
+from dsrflow.config import load_config
+from dsrflow.ledger import Ledger
+
+
+@flow(name="deadline-report", persist_result=False)
+def deadline_report(config_path: str | None = None) -> int:
+    """Publish the open requests; returns how many are overdue."""
+    config = load_config(config_path)
+    ledger = Ledger(config.ledger_url)
+    try:
+        rows = ledger.open_requests()
+    finally:
+        ledger.close()
+    table = [
+        {
+            "request": r["id"],
+            "type": r["type"],
+            "status": r["status"],
+            "due": r["due_at"].isoformat(),
+            "days left": r["days_left"],
+            "overdue": "yes" if r["days_left"] < 0 else "",
+        }
+        for r in rows
+    ]
+    create_table_artifact(
+        key="open-requests",
+        table=table
+        or [
+            {
+                "request": "none open",
+                "type": "",
+                "status": "",
+                "due": "",
+                "days left": "",
+                "overdue": "",
+            }
+        ],
+        description="Open data-subject requests, overdue first (Art. 12(3): one month)",
+    )
+    overdue = sum(1 for r in rows if r["days_left"] < 0)
+    get_run_logger().info("%d open request(s), %d overdue", len(rows), overdue)
+    return overdue
