@@ -31,11 +31,13 @@ schema_app = typer.Typer(help="The JSON Schemas dsrflow publishes.")
 mapping_app = typer.Typer(help="Check mapping files.")
 export_app = typer.Typer(help="Work with written exports.")
 ledger_app = typer.Typer(help="The request ledger and its audit trail.")
+stack_app = typer.Typer(help="The whole stack on this machine: Prefect server, sandbox, worker.")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(schema_app, name="schema")
 app.add_typer(mapping_app, name="mapping")
 app.add_typer(export_app, name="export")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(stack_app, name="stack")
 
 console = Console(soft_wrap=True)  # paths stay whole, for copy and paste
 err = Console(stderr=True, soft_wrap=True)  # error lines stay whole, for grep and logs
@@ -333,6 +335,40 @@ def sweep(
     console.print(table)
     for name in summary.skipped_sources:
         console.print(f"{name}: no retention support in its connector yet")
+
+
+@stack_app.command("up")
+def stack_up(
+    directory: Annotated[
+        Path, typer.Option("--dir", help="where the stack keeps its state")
+    ] = Path(".stack"),
+    port: Annotated[int, typer.Option("--port", help="the Prefect server's port")] = 4200,
+) -> None:
+    """Start a Prefect server, the sandbox and a worker; register every deployment."""
+    from dsrflow import stack
+
+    try:
+        running = stack.up(directory, port=port)
+    except (RuntimeError, OSError) as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        stack.down(directory)
+        raise typer.Exit(1) from None
+    console.print(f"Prefect UI: [bold]{running.ui_url}[/]  (API {running.api_url})")
+    console.print(f"config: {running.config_path}; logs in {running.directory}")
+    console.print("stop it with: dsr stack down")
+
+
+@stack_app.command("down")
+def stack_down(
+    directory: Annotated[
+        Path, typer.Option("--dir", help="where the stack keeps its state")
+    ] = Path(".stack"),
+) -> None:
+    """Stop everything `dsr stack up` started."""
+    from dsrflow import stack
+
+    stopped = stack.down(directory)
+    console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
 
 
 @sandbox_app.command("up")

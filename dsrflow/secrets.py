@@ -1,33 +1,35 @@
-"""Secrets for sources: from an environment variable or a Prefect Secret block, never from a
-mapping or config file."""
+"""Secrets for sources: from an environment variable, a file only its owner can read, or a
+Prefect Secret block; never written into a mapping or config file."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class SecretRef(BaseModel):
-    """Where a secret lives: ``{env: NAME}`` or ``{prefect_secret: block-name}``."""
+    """Where a secret lives: ``{env: NAME}``, ``{file: PATH}`` or ``{prefect_secret: block}``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     env: str | None = Field(default=None, description="environment variable holding the secret")
+    file: Path | None = Field(default=None, description="file holding the secret (mode 0600)")
     prefect_secret: str | None = Field(default=None, description="name of a Prefect Secret block")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SecretRef:
-        if bool(self.env) == bool(self.prefect_secret):
-            raise ValueError("give exactly one of env and prefect_secret")
+        if sum(bool(x) for x in (self.env, self.file, self.prefect_secret)) != 1:
+            raise ValueError("give exactly one of env, file and prefect_secret")
         return self
 
     def describe(self) -> str:
-        return (
-            f"environment variable {self.env}"
-            if self.env
-            else f"Secret block {self.prefect_secret}"
-        )
+        if self.env:
+            return f"environment variable {self.env}"
+        if self.file:
+            return f"secret file {self.file}"
+        return f"Secret block {self.prefect_secret}"
 
     def resolve(self) -> str:
         """The secret's value; a clear error naming where it was looked for."""
@@ -36,6 +38,13 @@ class SecretRef(BaseModel):
             if not value:
                 raise LookupError(f"the {self.describe()} is not set")
             return value
+        if self.file:
+            try:
+                if self.file.stat().st_mode & 0o077:
+                    raise LookupError(f"the {self.describe()} is readable by others; chmod 600")
+                return self.file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise LookupError(f"the {self.describe()} cannot be read: {exc.strerror}") from exc
         # Only here does dsrflow reach for Prefect outside the flows: blocks live in its API.
         from prefect.blocks.system import Secret
 
