@@ -299,9 +299,10 @@ class SqlConnector:
         dry_run: bool = False,
         protected: dict[str, set[Key]] | None = None,
         min_group_size: int | None = None,
+        batch_rows: int = 500_000,
     ) -> list[SweepResult]:
         """Apply the mapping's retention rules (see connectors/sql_retention.py)."""
-        retention = SqlRetention(self.engine, self.mapping, self.tables)
+        retention = SqlRetention(self.engine, self.mapping, self.tables, batch_rows=batch_rows)
         try:
             return retention.sweep(
                 now, dry_run=dry_run, protected=protected, min_group_size=min_group_size

@@ -67,13 +67,13 @@ class SqlRetention:
         mapping: SqlMapping,
         tables: dict[str, sa.Table],
         *,
-        batch_days: int = 7,
-        batch_rows: int = 50_000,
+        batch_rows: int = 500_000,
     ) -> None:
         self.engine = engine
         self.mapping = mapping
         self.tables = tables
-        self.batch_days = batch_days
+        # Rows per transaction: large enough that index pages are rewritten few times, small
+        # enough that a batch's journal and lock stay bounded.
         self.batch_rows = batch_rows
 
     def sweep(
@@ -172,6 +172,31 @@ class SqlRetention:
             expressions.append(expression.label(target))
         return expressions, source
 
+    def _windows(
+        self, stamp: sa.Column[Any], where: ColumnElement[bool], cutoff: dt.datetime
+    ) -> list[tuple[dt.datetime, dt.datetime]]:
+        """Runs of whole days holding about ``batch_rows`` rows each (a day is never split, so
+        the k-anonymous folding sees all of a day at once). Reads one count per day."""
+        day = day_of(stamp)
+        with self.engine.connect() as conn:
+            days = conn.execute(
+                sa.select(day, sa.func.count()).where(where).group_by(day).order_by(day)
+            ).all()
+        windows: list[tuple[dt.datetime, dt.datetime]] = []
+        start: dt.datetime | None = None
+        rows = 0
+        for value, count in days:
+            begins = dt.datetime.combine(_as_date(value), dt.time())
+            if start is None:
+                start = begins
+            elif rows + count > self.batch_rows:
+                windows.append((start, begins))
+                start, rows = begins, 0
+            rows += count
+        if start is not None:
+            windows.append((start, cutoff))
+        return windows
+
     def _aggregate_and_delete(
         self,
         name: str,
@@ -195,17 +220,10 @@ class SqlRetention:
             dry_run=dry_run,
         )
         not_protected = self._not_protected(name, keep)
-        with self.engine.connect() as conn:
-            first = conn.execute(
-                sa.select(sa.func.min(stamp)).where(stamp < cutoff, not_protected)
-            ).scalar_one()
-        if first is None:
-            return result
-        start = dt.datetime.combine(_as_datetime(first).date(), dt.time())
         expressions, source = self._group_sources(name, spec, aggregate)
         keys = list(aggregate.group_by)
-        while start < cutoff:
-            end = min(start + dt.timedelta(days=self.batch_days), cutoff)
+        k = aggregate.min_group_size
+        for start, end in self._windows(stamp, sa.and_(stamp < cutoff, not_protected), cutoff):
             window = sa.and_(stamp >= start, stamp < end, not_protected)
             grouped = (
                 sa.select(*expressions, sa.func.count().label("n"))
@@ -214,7 +232,6 @@ class SqlRetention:
                 .group_by(*expressions)
                 .subquery("grouped")
             )
-            k = aggregate.min_group_size
             small = grouped.c.n < k
             # Days are never folded: the "other" bucket is per day.
             folded = [
@@ -233,123 +250,6 @@ class SqlRetention:
                 kept_rows = [r for r in rows if int(r.n) >= k]
                 if dry_run:
                     result.rows += total
-                    start = end
-                    continue
-                if kept_rows:
-                    self._upsert(conn, target, aggregate, keys, kept_rows)
-                deleted = conn.execute(sa.delete(table).where(window)).rowcount
-                if deleted != total:
-                    raise RuntimeError(
-                        f"{name}: aggregated {total} rows but deleted {deleted}; rolled back"
-                    )
-            result.rows += deleted
-            result.batches += 1
-
-    def _group_sources(
-        self, name: str, spec: Table, aggregate: Aggregation
-    ) -> tuple[list[ColumnElement[Any]], Any]:
-        """The group-by expressions and the FROM clause (with joins to referenced tables)."""
-        table = self.tables[name]
-        source: Any = table
-        joined: set[str] = set()
-        expressions = []
-        for target, text in aggregate.group_by.items():
-            match = GROUP_SOURCE.match(text)
-            assert match is not None  # validated with the mapping
-            if match["day"]:
-                expression: ColumnElement[Any] = day_of(table.c[match["day"]])
-            elif match["table"]:
-                other = match["table"]
-                ref = next(r for r in spec.references if r.target_table == other)
-                if other not in joined:
-                    source = source.outerjoin(
-                        self.tables[other],
-                        table.c[ref.column] == self.tables[other].c[ref.target_column],
-                    )
-                    joined.add(other)
-                expression = self.tables[other].c[match["joined"]]
-            else:
-                expression = table.c[match["column"]]
-            expressions.append(expression.label(target))
-        return expressions, source
-
-    def _aggregate_and_delete(
-        self,
-        name: str,
-        spec: Table,
-        aggregate: Aggregation,
-        cutoff: dt.datetime,
-        keep: set[Key],
-        dry_run: bool,
-    ) -> SweepResult:
-        assert spec.retention is not None
-        table = self.tables[name]
-        stamp = table.c[spec.retention.counts_from]
-        target = sa.Table(
-            aggregate.into, sa.MetaData(), autoload_with=self.engine, schema=self.mapping.db_schema
-        )
-        result = SweepResult(
-            table=name,
-            rule=f"aggregate into {aggregate.into}, then delete",
-            cutoff=cutoff.isoformat(),
-            protected=len(keep),
-            dry_run=dry_run,
-        )
-        not_protected = self._not_protected(name, keep)
-        with self.engine.connect() as conn:
-            first = conn.execute(
-                sa.select(sa.func.min(stamp)).where(stamp < cutoff, not_protected)
-            ).scalar_one()
-        if first is None:
-            return result
-        start = dt.datetime.combine(_as_datetime(first).date(), dt.time())
-        expressions, source = self._group_sources(name, spec, aggregate)
-        keys = list(aggregate.group_by)
-        while start < cutoff:
-            end = min(start + dt.timedelta(days=self.batch_days), cutoff)
-            window = sa.and_(stamp >= start, stamp < end, not_protected)
-            grouped = (
-                sa.select(*expressions, sa.func.count().label("n"))
-                .select_from(source)
-                .where(window)
-                .group_by(*expressions)
-                .subquery("grouped")
-            )
-            k = aggregate.min_group_size
-            small = grouped.c.n < k
-            folded = [
-                expr
-                if i == 0 and text.startswith("day(")
-                else sa.case((small, sa.literal(aggregate.other_value)), else_=grouped.c[key])
-                for i, (key, text, expr) in enumerate(
-                    zip(
-                        keys,
-                        aggregate.group_by.values(),
-                        [grouped.c[key] for key in keys],
-                        strict=True,
-                    )
-                )
-            ]
-            buckets = (
-                sa.select(
-                    *[f.label(key) for f, key in zip(folded, keys, strict=True)],
-                    sa.func.sum(grouped.c.n).label("n"),
-                )
-                .group_by(*folded)
-                .subquery("buckets")
-            )
-            with self.engine.begin() as conn:
-                total = conn.execute(
-                    sa.select(sa.func.coalesce(sa.func.sum(grouped.c.n), 0))
-                ).scalar_one()
-                kept_rows = (
-                    conn.execute(sa.select(buckets).where(buckets.c.n >= k)).all()
-                    if not dry_run
-                    else []
-                )
-                if dry_run:
-                    result.rows += int(total)
-                    start = end
                     continue
                 if kept_rows:
                     self._upsert(conn, target, aggregate, keys, kept_rows)
@@ -360,9 +260,8 @@ class SqlRetention:
                     )
             result.rows += deleted
             result.groups += len(kept_rows)
-            result.suppressed += int(total) - sum(int(r.n) for r in kept_rows)
+            result.suppressed += total - sum(int(r.n) for r in kept_rows)
             result.batches += 1
-            start = end
         return result
 
     def _upsert(
@@ -391,9 +290,10 @@ class SqlRetention:
         )
 
 
-def _as_datetime(value: Any) -> dt.datetime:
+def _as_date(value: Any) -> dt.date:
+    """A day as the database returns it (SQLite's date() gives text)."""
     if isinstance(value, dt.datetime):
-        return value
+        return value.date()
     if isinstance(value, dt.date):
-        return dt.datetime.combine(value, dt.time())
-    return dt.datetime.fromisoformat(str(value))
+        return value
+    return dt.date.fromisoformat(str(value)[:10])

@@ -80,7 +80,7 @@ def test_old_events_are_aggregated_k_anonymously_then_deleted(events_db):
     url, rows = events_db
     c = connector(url)
     (result, reports_rule) = [
-        r for r in c.sweep(NOW) if r.table in ("usage_events", "config_reports")
+        r for r in c.sweep(NOW, batch_rows=300) if r.table in ("usage_events", "config_reports")
     ]
     c.close()
     expected, suppressed = expected_aggregates(rows, k=5)
@@ -92,7 +92,7 @@ def test_old_events_are_aggregated_k_anonymously_then_deleted(events_db):
     assert result.rows == len(old)
     assert ids == {r["id"] for r in rows} - old  # the young stay, the old are gone
     assert sum(daily.values()) + suppressed == len(old)
-    assert result.batches >= 9  # 60 days in weekly batches: bounded work per transaction
+    assert result.batches >= 6  # ~2,000 old rows in batches of whole days, ~300 rows each
     assert reports_rule.rule == "delete"
 
 
@@ -123,9 +123,9 @@ def test_crash_mid_sweep_loses_nothing_and_doubles_nothing(events_db, monkeypatc
     monkeypatch.setattr(sql_retention.SqlRetention, "_upsert", crash_on_fourth)
     c = connector(url)
     with pytest.raises(RuntimeError, match="power cut"):
-        c.sweep(NOW)
+        c.sweep(NOW, batch_rows=300)
     monkeypatch.setattr(sql_retention.SqlRetention, "_upsert", original)
-    c.sweep(NOW)
+    c.sweep(NOW, batch_rows=300)
     c.close()
     expected, _ = expected_aggregates(rows, k=5)
     assert state(url)[0] == expected

@@ -1,0 +1,159 @@
+"""Benchmark: the retention sweep against a hand-written two-statement baseline.
+
+On two identical copies of a large on-prem database, measure
+
+- the baseline: one ``INSERT ... SELECT ... GROUP BY`` into usage_daily and one ``DELETE`` of
+  the usage events older than two years, in one transaction;
+- dsrflow's sweep (``SqlConnector.sweep``): the same work in batches of days, with k-anonymous
+  buckets, one transaction per batch;
+
+each in a fresh child process, reporting wall time and the child's peak RSS. Targets (issue 7):
+sweep time <= 1.3 x baseline, sweep peak RSS <= 200 MB, on SQLite and PostgreSQL.
+
+    python -m benchmarks.retention_sweep --sqlite .sandbox/large-10m.db
+    python -m benchmarks.retention_sweep --postgres postgresql+psycopg://postgres@127.0.0.1:5432/large10m
+
+The source database is never changed: SQLite is copied to a temporary file; PostgreSQL is
+cloned with ``CREATE DATABASE ... TEMPLATE``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+
+MAPPING = Path(__file__).resolve().parents[1] / "mappings" / "onprem.yaml"
+NOW = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)  # the large profile's fixed "now"
+CUTOFF = dt.datetime(2024, 11, 1, 12, 0)
+
+BASELINE = {
+    "sqlite": (
+        "INSERT INTO usage_daily (day, product, event, count) "
+        "SELECT date(e.occurred_at), l.product, e.event, count(*) FROM usage_events e "
+        "LEFT JOIN licenses l ON l.id = e.license_id WHERE e.occurred_at < :cutoff "
+        "GROUP BY 1, 2, 3",
+        "DELETE FROM usage_events WHERE occurred_at < :cutoff",
+    ),
+    "postgresql": (
+        "INSERT INTO usage_daily (day, product, event, count) "
+        "SELECT CAST(e.occurred_at AS DATE), l.product, e.event, count(*) FROM usage_events e "
+        "LEFT JOIN licenses l ON l.id = e.license_id WHERE e.occurred_at < :cutoff "
+        "GROUP BY 1, 2, 3",
+        "DELETE FROM usage_events WHERE occurred_at < :cutoff",
+    ),
+}
+
+
+def run_baseline(url: str) -> dict[str, float]:
+    engine = sa.create_engine(url)
+    started = time.perf_counter()
+    with engine.begin() as conn:
+        insert, delete = BASELINE[conn.dialect.name]
+        conn.execute(sa.text(insert), {"cutoff": CUTOFF})
+        rows = conn.execute(sa.text(delete), {"cutoff": CUTOFF}).rowcount
+    elapsed = time.perf_counter() - started
+    engine.dispose()
+    return {"seconds": elapsed, "rows": rows}
+
+
+def run_sweep(url: str) -> dict[str, float]:
+    from connectors.sql import SqlConnector
+    from dsrflow.mapping import load_mapping
+
+    connector = SqlConnector("onprem", load_mapping(MAPPING), url)
+    started = time.perf_counter()
+    results = connector.sweep(NOW)
+    elapsed = time.perf_counter() - started
+    connector.close()
+    events = next(r for r in results if r.table == "usage_events")
+    return {
+        "seconds": elapsed,
+        "rows": events.rows,
+        "batches": events.batches,
+        "groups": events.groups,
+        "suppressed": events.suppressed,
+    }
+
+
+def child(kind: str, url: str) -> dict[str, float]:
+    """Run one side in a fresh process, which reports its own peak RSS."""
+    out = subprocess.run(  # noqa: S603 - our own module, fixed arguments
+        [sys.executable, "-m", "benchmarks.retention_sweep", "--child", kind, url],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def copies_sqlite(path: Path, workdir: Path) -> tuple[str, str]:
+    urls = []
+    for name in ("baseline", "sweep"):
+        target = workdir / f"{name}.db"
+        shutil.copy(path, target)
+        urls.append(f"sqlite:///{target}")
+    return urls[0], urls[1]
+
+
+def copies_postgres(url: str) -> tuple[str, str]:
+    base = sa.make_url(url)
+    admin = sa.create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    urls = []
+    with admin.connect() as conn:
+        for name in ("baseline", "sweep"):
+            copy = f"{base.database}_{name}"
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{copy}"'))
+            conn.execute(sa.text(f'CREATE DATABASE "{copy}" TEMPLATE "{base.database}"'))
+            urls.append(base.set(database=copy).render_as_string(hide_password=False))
+    admin.dispose()
+    return urls[0], urls[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sqlite", type=Path, help="a large-profile SQLite file")
+    parser.add_argument("--postgres", help="URL of a large-profile PostgreSQL database")
+    parser.add_argument("--child", nargs=2, metavar=("KIND", "URL"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        kind, url = args.child
+        figures = run_baseline(url) if kind == "baseline" else run_sweep(url)
+        figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(figures))
+        return 0
+    with tempfile.TemporaryDirectory(prefix="dsrflow-bench-") as workdir:
+        if args.sqlite:
+            baseline_url, sweep_url = copies_sqlite(args.sqlite, Path(workdir))
+        elif args.postgres:
+            baseline_url, sweep_url = copies_postgres(args.postgres)
+        else:
+            parser.error("give --sqlite FILE or --postgres URL")
+        baseline = child("baseline", baseline_url)
+        sweep = child("sweep", sweep_url)
+    ratio = sweep["seconds"] / baseline["seconds"]
+    report = {
+        "baseline": baseline,
+        "sweep": sweep,
+        "time_ratio": round(ratio, 3),
+        "targets": {
+            "time_ratio": 1.3,
+            "peak_rss_mb": 200,
+            "met": ratio <= 1.3 and sweep["peak_rss_mb"] <= 200,
+        },
+    }
+    print(json.dumps(report, indent=2))
+    return 0 if report["targets"]["met"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
