@@ -27,4 +27,25 @@ def open_connector(
             phone_region=phone_region,
             mapping_path=source.mapping,
         )
+    if source.kind == "jira":
+        from connectors.jira import JiraConnector
+        from dsrflow.mapping.jira import JiraMapping
+
+        if not isinstance(mapping, JiraMapping):
+            raise ValueError(f"source {name!r} is kind jira but its mapping is {mapping.kind!r}")
+        return JiraConnector(name, mapping, source)
+    if source.kind == "drive":
+        from connectors.drive import DriveConnector
+        from dsrflow.mapping.drive import DriveMapping
+
+        if not isinstance(mapping, DriveMapping):
+            raise ValueError(f"source {name!r} is kind drive but its mapping is {mapping.kind!r}")
+        return DriveConnector(name, mapping, source, phone_region=phone_region)
+    if source.kind == "mail":
+        from connectors.mail import MailConnector
+        from dsrflow.mapping.mail import MailMapping
+
+        if not isinstance(mapping, MailMapping):
+            raise ValueError(f"source {name!r} is kind mail but its mapping is {mapping.kind!r}")
+        return MailConnector(name, mapping, source)
     raise ValueError(f"source {name!r}: no connector for kind {source.kind!r}")

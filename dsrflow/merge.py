@@ -7,6 +7,7 @@ provenance kept.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 import pandas as pd
@@ -61,6 +62,17 @@ def records_frame(records: Iterable[Record]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def _fold_fields(copies: pd.Series) -> dict[str, object]:
+    """The last copy's fields; a ``locations`` list (the same message in several mailboxes)
+    becomes the union of every copy's."""
+    fields = dict(copies.iloc[-1])
+    places = [p for f in copies for p in f.get("locations", [])]
+    if places:
+        unique = {json.dumps(p, sort_keys=True): p for p in places}
+        fields["locations"] = [unique[k] for k in sorted(unique)]
+    return fields
+
+
 def merge(frame: pd.DataFrame) -> pd.DataFrame:
     """Fold duplicates of one record (same source, location, native id) into one row."""
     if frame.empty:
@@ -70,7 +82,7 @@ def merge(frame: pd.DataFrame) -> pd.DataFrame:
         location=("location", "first"),
         native_id=("native_id", "first"),
         categories=("categories", "first"),
-        fields=("fields", "last"),
+        fields=("fields", _fold_fields),
         matched=("matched", lambda s: frozenset().union(*s)),
         reached_via=("reached_via", lambda s: next((v for v in s if v), None)),
         timestamps=("timestamps", "last"),

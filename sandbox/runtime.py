@@ -17,7 +17,10 @@ import sqlalchemy as sa
 import yaml
 
 from sandbox import onprem_seed
+from sandbox.drive_part import start_drive
 from sandbox.emulators.faults import FaultSettings
+from sandbox.jira_part import start_jira
+from sandbox.mail_part import start_mail
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MAPPINGS = REPO_ROOT / "mappings"
@@ -118,7 +121,12 @@ def _row_counts(url: str) -> dict[str, int]:
 
 
 # The parts, in start order. The SaaS issues add "mail", "drive" and "jira" here.
-PARTS: dict[str, Callable[[SandboxContext], PartStarted]] = {"onprem": start_onprem}
+PARTS: dict[str, Callable[[SandboxContext], PartStarted]] = {
+    "onprem": start_onprem,
+    "jira": start_jira,
+    "mail": start_mail,
+    "drive": start_drive,
+}
 
 
 @dataclass

@@ -131,3 +131,18 @@ def test_html_escapes_record_contents(tmp_path):
     html = render_html(doc)
     assert "<script>alert(1)</script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_same_message_in_two_mailboxes_keeps_both_locations():
+    first = record(
+        location="messages",
+        native_id={"internetMessageId": "<m1@x>"},
+        fields={"subject": "Hi", "locations": [{"mailbox": "support@x"}]},
+    )
+    second = record(
+        location="messages",
+        native_id={"internetMessageId": "<m1@x>"},
+        fields={"subject": "Hi", "locations": [{"mailbox": "sales@x"}]},
+    )
+    (merged,) = merge(records_frame([first, second]))["fields"]
+    assert merged["locations"] == [{"mailbox": "sales@x"}, {"mailbox": "support@x"}]

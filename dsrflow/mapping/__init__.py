@@ -14,6 +14,9 @@ import yaml
 from pydantic import Field, TypeAdapter, ValidationError
 
 from dsrflow.mapping.common import BaseMapping
+from dsrflow.mapping.drive import DriveMapping
+from dsrflow.mapping.jira import JiraMapping
+from dsrflow.mapping.mail import MailMapping
 from dsrflow.mapping.sql import SqlMapping
 
 # One member per kind of source, told apart by `kind`. Add a kind: its module here and in the
@@ -21,6 +24,9 @@ from dsrflow.mapping.sql import SqlMapping
 Mapping = Annotated[
     Union[  # noqa: UP007 - one line per kind, so that adding one is a one-line change
         SqlMapping,
+        DriveMapping,
+        JiraMapping,
+        MailMapping,
     ],
     Field(discriminator="kind"),
 ]

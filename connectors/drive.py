@@ -1,0 +1,562 @@
+"""Google Drive spreadsheets through google-api-python-client (Drive v3 + Sheets v4).
+
+Discovery:
+
+1. which spreadsheets: those directly in the mapping's folders (one ``files.list`` over all of
+   them, ``q`` on parents and the spreadsheet mimeType, paged), the named ones (by id: one
+   batched ``files.get``; by name: ``files.list``), and — if the mapping asks — those Drive's
+   full-text search finds for the subject's identifiers. ``fullText contains`` is fuzzy and its
+   index lags behind edits, so it only adds candidates: it never decides that a row matches,
+   and it never replaces the folder listing;
+2. per spreadsheet, ``spreadsheets.get`` (sheet titles only) and one ``values.batchGet`` for all
+   its sheets; the first row of a sheet is its header, and the mapping's first layout that fits
+   the sheet says how to read it;
+3. a row is a Record when one of its identity cells (or, for a ``scan`` layout, any cell)
+   holds one of the subject's identifiers, exactly, once normalised.
+
+Spreadsheets are read by a small pool of threads (``workers``), in order, a few ahead: memory
+holds a handful of spreadsheets at a time, never the whole Drive. Values in ``q`` are quoted
+and escaped (backslash, single quote), never spliced raw.
+
+Erasure (``erase``) and rectification (``rectify``) re-read each affected sheet right before the
+change and check every target row still holds the subject's identifier (the plan carries a
+fingerprint of it in ``native_id.holds``). Rows move when people edit a sheet: if a target row no
+longer holds it but the identifier is elsewhere in the sheet, that sheet is left untouched and
+its actions come back SKIPPED, so the request is not complete; if it is nowhere, the row is
+already gone (ALREADY_DONE). Deletion is one ``batchUpdate`` per sheet, ``deleteDimension`` from
+the highest row down so that earlier deletions do not shift later ones. Sheets has no conditional
+write: the window between the re-read and the batchUpdate is one round trip.
+
+Nothing about cell contents is logged; ``self.stats`` and ``self.client.stats`` hold counts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict, deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from googleapiclient.errors import HttpError
+
+from connectors.base import Capability, SourceUnavailable
+from connectors.drive_client import GoogleClient
+from connectors.drive_rows import (
+    Matcher,
+    SheetReader,
+    SheetRef,
+    column_letter,
+    headers_of,
+    holds,
+)
+from dsrflow.config import DriveSource
+from dsrflow.identifiers import IdentifierKind
+from dsrflow.mapping.drive import DriveMapping, Layout, header_key
+from dsrflow.plan import Action, ActionResult, ExecutionReport, Outcome, PlannedAction
+from dsrflow.records import Record
+from dsrflow.request import Subject
+
+FOLDER = "application/vnd.google-apps.folder"
+SPREADSHEET = "application/vnd.google-apps.spreadsheet"
+
+
+def q_string(value: str) -> str:
+    """A value as a Drive ``q`` string literal: quoted, backslash and quote escaped."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def a1_sheet(title: str) -> str:
+    """A sheet title in A1 notation: always quoted, inner quotes doubled."""
+    return "'" + title.replace("'", "''") + "'"
+
+
+@dataclass
+class DriveStats:
+    spreadsheets: int = 0
+    sheets: int = 0
+    sheets_unmapped: int = 0
+    rows: int = 0
+    records: int = 0
+    vanished: int = 0  # listed, then gone before it was read
+
+
+@dataclass
+class _Target:
+    """One planned action on one row, as the guard sees it."""
+
+    action: PlannedAction
+    row: int
+    digests: set[str]
+
+
+class DriveConnector:
+    """Finds, erases and rectifies a subject's rows in Google Sheets, as the mapping says."""
+
+    capabilities = frozenset({Capability.DISCOVER, Capability.ERASE, Capability.RECTIFY})
+
+    def __init__(
+        self,
+        name: str,
+        mapping: DriveMapping,
+        source: DriveSource,
+        *,
+        phone_region: str = "NO",
+        client: GoogleClient | None = None,
+    ) -> None:
+        self.name = name
+        self.mapping = mapping
+        self.source = source
+        self.phone_region = phone_region
+        self.client = client or GoogleClient(name, source)
+        self.stats = DriveStats()
+
+    def close(self) -> None:
+        """Nothing to release: httplib2 connections close with their threads' objects."""
+
+    # -- which spreadsheets -------------------------------------------------------------------
+
+    def _list(self, q: str) -> Iterator[dict[str, Any]]:
+        page_token: str | None = None
+        while True:
+            request = self.client.files.list(
+                q=q,
+                pageSize=self.source.page_size,
+                pageToken=page_token,
+                fields="nextPageToken,files(id,name,mimeType)",
+                orderBy="name",
+            )
+            page = self._api(request, "list_pages", "listing files")
+            yield from page.get("files", [])
+            page_token = page.get("nextPageToken")
+            if not page_token:
+                return
+
+    def _folder_ids(self) -> list[str]:
+        ids = [f.id for f in self.mapping.folders if f.id]
+        for ref in self.mapping.folders:
+            if ref.name:
+                found = [
+                    f["id"]
+                    for f in self._list(
+                        f"mimeType = '{FOLDER}' and name = {q_string(ref.name)} and trashed = false"
+                    )
+                ]
+                if not found:
+                    raise SourceUnavailable(self.name, f"folder {ref.name!r} not found")
+                ids += found
+        return list(dict.fromkeys(ids))
+
+    def spreadsheets(self, subject: Subject) -> Iterator[tuple[str, str]]:
+        """(id, name) of every spreadsheet to read, each once."""
+        seen: set[str] = set()
+        folders = self._folder_ids()
+        # Drive caps the length of q; a few dozen folders per query stays far below it.
+        for start in range(0, len(folders), 40):
+            parents = " or ".join(f"{q_string(f)} in parents" for f in folders[start : start + 40])
+            q = f"({parents}) and mimeType = '{SPREADSHEET}' and trashed = false"
+            for file in self._list(q):
+                if file["id"] not in seen:
+                    seen.add(file["id"])
+                    yield file["id"], file["name"]
+        yield from self._named(seen)
+        if self.mapping.full_text_search:
+            for identifier in subject.identifiers:
+                if identifier.kind not in (IdentifierKind.EMAIL, IdentifierKind.PHONE):
+                    continue
+                q = (
+                    f"fullText contains {q_string(identifier.value)} and "
+                    f"mimeType = '{SPREADSHEET}' and trashed = false"
+                )
+                for file in self._list(q):
+                    if file["id"] not in seen:
+                        seen.add(file["id"])
+                        yield file["id"], file["name"]
+
+    def _named(self, seen: set[str]) -> Iterator[tuple[str, str]]:
+        by_id = [s.id for s in self.mapping.spreadsheets if s.id]
+        for start in range(0, len(by_id), 100):  # Drive takes 100 calls per batch
+            chunk = by_id[start : start + 100]
+            calls = [
+                self.client.files.get(fileId=i, fields="id,name,mimeType,trashed") for i in chunk
+            ]
+            for file_id, (file, error) in zip(chunk, self.client.batch(calls), strict=True):
+                if error is not None or file.get("trashed") or file["mimeType"] != SPREADSHEET:
+                    raise SourceUnavailable(
+                        self.name, f"configured spreadsheet {file_id} cannot be read"
+                    )
+                if file["id"] not in seen:
+                    seen.add(file["id"])
+                    yield file["id"], file["name"]
+        for ref in self.mapping.spreadsheets:
+            if ref.name:
+                name = q_string(ref.name)
+                found = list(
+                    self._list(f"name = {name} and mimeType = '{SPREADSHEET}' and trashed = false")
+                )
+                if not found:
+                    raise SourceUnavailable(self.name, f"spreadsheet {ref.name!r} not found")
+                for file in found:
+                    if file["id"] not in seen:
+                        seen.add(file["id"])
+                        yield file["id"], file["name"]
+
+    # -- discovery ----------------------------------------------------------------------------
+
+    def discover(self, subject: Subject) -> Iterator[Record]:
+        matcher = Matcher.of(subject, self.phone_region)
+        ahead = self.source.workers * 2
+        with ThreadPoolExecutor(
+            self.source.workers, thread_name_prefix=f"drive-{self.name}"
+        ) as pool:
+            pending: deque[Future[list[Record]]] = deque()
+            try:
+                for file_id, name in self.spreadsheets(subject):
+                    pending.append(pool.submit(self._read_spreadsheet, file_id, name, matcher))
+                    while len(pending) >= ahead:
+                        yield from self._counted(pending.popleft().result())
+                while pending:
+                    yield from self._counted(pending.popleft().result())
+            finally:
+                for future in pending:
+                    future.cancel()
+
+    def _counted(self, records: list[Record]) -> list[Record]:
+        self.stats.records += len(records)
+        return records
+
+    def _sheet_values(
+        self, spreadsheet_id: str, what: str, only: int | None = None
+    ) -> tuple[list[dict[str, Any]], list[list[list[Any]]]] | None:
+        """Sheet properties and values of every sheet (or sheet id ``only``), in two requests;
+        None if the spreadsheet is gone."""
+        meta = self._api(
+            self.client.spreadsheets.get(
+                spreadsheetId=spreadsheet_id,
+                fields="sheets.properties(sheetId,title)",
+            ),
+            "metadata_reads",
+            what,
+            missing_ok=True,
+        )
+        if meta is None:
+            return None
+        sheets = [s["properties"] for s in meta.get("sheets", [])]
+        if only is not None:
+            sheets = [s for s in sheets if s["sheetId"] == only]
+        if not sheets:
+            return sheets, []
+        answer = self._api(
+            self.client.values.batchGet(
+                spreadsheetId=spreadsheet_id,
+                ranges=[a1_sheet(s["title"]) for s in sheets],
+                majorDimension="ROWS",
+                valueRenderOption="FORMATTED_VALUE",
+            ),
+            "values_reads",
+            what,
+            missing_ok=True,
+        )
+        if answer is None:
+            return None
+        return sheets, [vr.get("values", []) for vr in answer.get("valueRanges", [])]
+
+    def _read_spreadsheet(self, file_id: str, name: str, matcher: Matcher) -> list[Record]:
+        read = self._sheet_values(file_id, "reading a spreadsheet")
+        if read is None:
+            self.stats.vanished += 1
+            return []
+        self.stats.spreadsheets += 1
+        records: list[Record] = []
+        for props, rows in zip(*read, strict=True):
+            self.stats.sheets += 1
+            if not rows:
+                continue
+            headers = headers_of(rows[0])
+            layout = self.mapping.layout_for(name, props["title"], headers)
+            if layout is None:
+                self.stats.sheets_unmapped += 1
+                continue
+            ref = SheetRef(file_id, name, props["sheetId"], props["title"])
+            reader = SheetReader(self.name, ref, headers, layout, matcher)
+            self.stats.rows += len(rows) - 1
+            records += reader.records(rows[1:])
+        return records
+
+    def _api(self, request: Any, kind: str, what: str, *, missing_ok: bool = False) -> Any:
+        try:
+            return self.client.call(request, kind)
+        except HttpError as exc:
+            if missing_ok and exc.status_code == 404:
+                return None
+            raise SourceUnavailable(
+                self.name, f"{what}: HTTP {exc.status_code} {exc.reason}"
+            ) from exc
+
+    # -- planning -----------------------------------------------------------------------------
+
+    def plan_erasure(
+        self, records: Sequence[Record], today: dt.date | None = None
+    ) -> list[PlannedAction]:
+        """The mapping's plan for these records (``DriveMapping.plan_erasure``)."""
+        today = today or dt.date.today()
+        return [self.mapping.plan_erasure(record, today) for record in records]
+
+    # -- erasure and rectification ------------------------------------------------------------
+
+    def erase(self, actions: Sequence[PlannedAction]) -> ExecutionReport:
+        report = ExecutionReport(source=self.name)
+        changing = []
+        for action in actions:
+            if action.action == Action.KEEP:
+                until = f" until {action.keep_until}" if action.keep_until else ""
+                report.results.append(
+                    ActionResult(
+                        record_id=action.record_id,
+                        outcome=Outcome.DONE,
+                        detail=f"kept: {action.reason or 'on purpose'}{until}",
+                    )
+                )
+            elif action.action in (Action.DELETE, Action.REDACT):
+                changing.append(action)
+            else:
+                report.results.append(
+                    ActionResult(
+                        record_id=action.record_id,
+                        outcome=Outcome.FAILED,
+                        detail=f"{action.action.value} is not an erasure action",
+                    )
+                )
+        for sheet_actions in self._by_sheet(changing).values():
+            report.results += self._change_sheet(sheet_actions, self._erase_sheet)
+        return report
+
+    def rectify(self, actions: Sequence[PlannedAction]) -> ExecutionReport:
+        """Set the named cells (header -> new value) of each row; verified by reading back."""
+        report = ExecutionReport(source=self.name)
+        wanted = [a for a in actions if a.action == Action.RECTIFY]
+        report.results += [
+            ActionResult(record_id=a.record_id, outcome=Outcome.FAILED, detail="not rectify")
+            for a in actions
+            if a.action != Action.RECTIFY
+        ]
+        for sheet_actions in self._by_sheet(wanted).values():
+            report.results += self._change_sheet(sheet_actions, self._rectify_sheet)
+        return report
+
+    @staticmethod
+    def _by_sheet(actions: Sequence[PlannedAction]) -> dict[tuple[str, int], list[PlannedAction]]:
+        groups: dict[tuple[str, int], list[PlannedAction]] = defaultdict(list)
+        for action in actions:
+            native = action.native_id
+            groups[(native["spreadsheet_id"], int(native["sheet_id"]))].append(action)
+        return groups
+
+    def _change_sheet(self, actions: list[PlannedAction], change: Any) -> list[ActionResult]:
+        """Re-read the sheet, run the guard, then ``change`` the rows that passed it."""
+        native = actions[0].native_id
+        read = self._sheet_values(
+            native["spreadsheet_id"], "re-reading a sheet before a change", int(native["sheet_id"])
+        )
+        if read is None or not read[0]:
+            return self._all(actions, Outcome.ALREADY_DONE, "the sheet no longer exists")
+        props, rows = read[0][0], read[1][0]
+        headers = headers_of(rows[0]) if rows else []
+        layout = self.mapping.layout_for(native["spreadsheet"], props["title"], headers)
+        if layout is None:
+            return self._all(
+                actions, Outcome.SKIPPED, "no layout of the mapping fits the sheet any more"
+            )
+        where: dict[str, list[int]] = defaultdict(list)  # digest -> rows (1-based) holding it
+        for number, row in enumerate(rows[1:], start=2):
+            for d in holds(layout, headers, row, self.phone_region):
+                where[d].append(number)
+        ready: list[_Target] = []
+        results: list[ActionResult] = []
+        for action in actions:
+            row_number = int(action.native_id["row"])
+            digests = set(str(action.native_id.get("holds", "")).split("+")) - {""}
+            here = any(row_number in where.get(d, []) for d in digests)
+            if here:
+                ready.append(_Target(action, row_number, digests))
+            elif any(where.get(d) for d in digests):
+                # The subject's identifier is still in the sheet, but elsewhere: rows moved.
+                return self._all(
+                    actions,
+                    Outcome.SKIPPED,
+                    f"row {row_number} no longer holds the subject's identifier but other rows "
+                    "do: the sheet changed since planning and was left untouched",
+                )
+            else:
+                results.append(
+                    ActionResult(
+                        record_id=action.record_id,
+                        outcome=Outcome.ALREADY_DONE,
+                        detail="no row of the sheet holds the subject's identifier any more",
+                    )
+                )
+        if ready:
+            results += change(native["spreadsheet_id"], props, headers, rows, layout, ready)
+        return results
+
+    @staticmethod
+    def _all(actions: list[PlannedAction], outcome: Outcome, detail: str) -> list[ActionResult]:
+        return [
+            ActionResult(record_id=a.record_id, outcome=outcome, detail=detail) for a in actions
+        ]
+
+    def _erase_sheet(
+        self,
+        spreadsheet_id: str,
+        props: dict[str, Any],
+        headers: list[str],
+        rows: list[list[Any]],
+        layout: Layout,
+        targets: list[_Target],
+    ) -> list[ActionResult]:
+        today = dt.date.today()
+        results: list[ActionResult] = []
+        clears: list[dict[str, Any]] = []
+        deletes: set[int] = set()
+        done: list[_Target] = []
+        for target in targets:
+            row = rows[target.row - 1]
+            fields = {headers[c]: v for c, v in enumerate(row) if c < len(headers)}
+            hold = layout.hold_until(fields)
+            if layout.legal_hold and hold is not None and hold > today:
+                # The plan said otherwise, but the row (as it is now) is under a legal hold.
+                until = "" if hold == dt.date.max else f" until {hold}"
+                results.append(
+                    ActionResult(
+                        record_id=target.action.record_id,
+                        outcome=Outcome.SKIPPED,
+                        detail=f"under legal hold ({layout.legal_hold.reason}){until}",
+                    )
+                )
+                continue
+            if target.action.action == Action.DELETE:
+                deletes.add(target.row)
+            else:
+                names = {header_key(f) for f in target.action.fields}
+                columns = [c for c, h in enumerate(headers) if header_key(h) in names]
+                clears += [
+                    {
+                        "repeatCell": {
+                            "range": {
+                                "sheetId": props["sheetId"],
+                                "startRowIndex": target.row - 1,
+                                "endRowIndex": target.row,
+                                "startColumnIndex": c,
+                                "endColumnIndex": c + 1,
+                            },
+                            "cell": {},
+                            "fields": "userEnteredValue",
+                        }
+                    }
+                    for c in columns
+                ]
+            done.append(target)
+        # Clearing does not move rows, so it goes first; then deletions from the bottom up.
+        requests = clears + [
+            {
+                "deleteDimension": {
+                    "range": {
+                        "sheetId": props["sheetId"],
+                        "dimension": "ROWS",
+                        "startIndex": row - 1,
+                        "endIndex": row,
+                    }
+                }
+            }
+            for row in sorted(deletes, reverse=True)
+        ]
+        if requests:
+            outcome = self._write(
+                self.client.spreadsheets.batchUpdate(
+                    spreadsheetId=spreadsheet_id, body={"requests": requests}
+                )
+            )
+            results += [
+                ActionResult(record_id=t.action.record_id, outcome=outcome[0], detail=outcome[1])
+                for t in done
+            ]
+        return results
+
+    def _write(self, request: Any) -> tuple[Outcome, str | None]:
+        try:
+            self.client.call(request, "writes")
+        except HttpError as exc:
+            if exc.status_code == 404:
+                return Outcome.ALREADY_DONE, "the spreadsheet no longer exists"
+            return Outcome.FAILED, f"HTTP {exc.status_code} {exc.reason}"
+        return Outcome.DONE, None
+
+    def _rectify_sheet(
+        self,
+        spreadsheet_id: str,
+        props: dict[str, Any],
+        headers: list[str],
+        rows: list[list[Any]],
+        layout: Layout,
+        targets: list[_Target],
+    ) -> list[ActionResult]:
+        results = []
+        title = props["title"]
+        values = self.client.values
+        for target in targets:
+            columns = {header_key(h): c for c, h in enumerate(headers)}
+            missing = [f for f in target.action.fields if header_key(f) not in columns]
+            if missing:
+                results.append(
+                    ActionResult(
+                        record_id=target.action.record_id,
+                        outcome=Outcome.SKIPPED,
+                        detail=f"the sheet has no column {', '.join(sorted(missing))}",
+                    )
+                )
+                continue
+            failed = None
+            for field, value in target.action.fields.items():
+                cell = f"{a1_sheet(title)}!{column_letter(columns[header_key(field)])}{target.row}"
+                outcome, detail = self._write(
+                    values.update(
+                        spreadsheetId=spreadsheet_id,
+                        range=cell,
+                        valueInputOption="RAW",
+                        body={"values": [["" if value is None else value]]},
+                    )
+                )
+                if outcome != Outcome.DONE:
+                    failed = detail
+                    break
+            if failed is None:
+                failed = self._verify(spreadsheet_id, title, headers, target)
+            results.append(
+                ActionResult(
+                    record_id=target.action.record_id,
+                    outcome=Outcome.FAILED if failed else Outcome.DONE,
+                    detail=failed,
+                )
+            )
+        return results
+
+    def _verify(
+        self, spreadsheet_id: str, title: str, headers: list[str], target: _Target
+    ) -> str | None:
+        """Read the row back; a description of what differs, or None if all is as asked."""
+        answer = self._api(
+            self.client.values.get(
+                spreadsheetId=spreadsheet_id, range=f"{a1_sheet(title)}!{target.row}:{target.row}"
+            ),
+            "values_reads",
+            "reading back a rectified row",
+        )
+        row = (answer.get("values") or [[]])[0]
+        now = {header_key(h): (row[c] if c < len(row) else "") for c, h in enumerate(headers)}
+        wrong = [
+            f
+            for f, v in target.action.fields.items()
+            if str(now.get(header_key(f), "")) != ("" if v is None else str(v))
+        ]
+        return f"read back differs in {', '.join(wrong)}" if wrong else None

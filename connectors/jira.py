@@ -1,0 +1,807 @@
+"""A Jira service desk (Cloud or Data Center) through the ``jira`` package.
+
+Who the subject is in Jira: the accounts whose e-mail address is one of theirs (user search,
+confirmed exactly), any ``jira_account_id`` already known, and their Service Management customer
+records in each mapped service desk.
+
+Discovery is one JQL search, paged (Cloud: ``nextPageToken``; Data Center: ``startAt``) and
+streamed page by page::
+
+    project in ("SUP") AND (reporter in (…) OR "Request participants" in (…)
+        OR issue in updatedBy(…) OR text ~ "…") ORDER BY key ASC
+
+``updatedBy`` covers commenters, ``text ~`` mentions; both are fuzzy, so every hit is confirmed
+exactly in the fields the mapping names before it becomes a record. Identifiers are quoted and
+escaped for JQL (and for the Lucene syntax of ``~``), never spliced in raw. Comments come with
+the search result; only an issue with more comments than the result carries is read further.
+
+Records: ``issues`` (the subject reported it, takes part in it, or is mentioned in its fields),
+``comments`` (they wrote it or are mentioned in it) and ``customers`` (a service desk's customer
+list holds them), each with the subject's ``role``. Texts are exported with other people's
+addresses, mentions and names masked unless the mapping says otherwise (Art. 15(4)). Nothing
+about contents is logged.
+
+Erasure (``erase``) follows the plan: anonymise (pseudonym in summary, description, custom
+fields and comments; out of the participants; reporter replaced) or delete; the subject's own
+comments are deleted, because Jira cannot change a comment's author; customers are removed from
+the service desk. Records under the mapping's legal hold are skipped with the reason and date.
+Every step reads the current state first, so a second run changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dateutil.relativedelta import relativedelta
+
+from connectors.base import Capability
+from connectors.jira_client import JiraClient, JiraRequestError
+from connectors.jira_text import (
+    OTHER_PERSON,
+    Person,
+    mask_others,
+    mentions,
+    pseudonymise,
+)
+from dsrflow.config import JiraSource
+from dsrflow.identifiers import try_normalise_email
+from dsrflow.mapping import MappingError
+from dsrflow.mapping.jira import ErasureMode, JiraMapping
+from dsrflow.plan import Action, ActionResult, ExecutionReport, Outcome, PlannedAction
+from dsrflow.records import Record, native_id_text
+from dsrflow.request import Subject
+
+ACCOUNT = "jira_account_id"
+PARTICIPANTS = "Request participants"
+REQUEST_TYPE = "Customer Request Type"
+USER_PAGE = 100
+SD_PAGE = 50
+COMMENT_PAGE = 100
+
+
+def jql_string(value: str) -> str:
+    """A JQL string literal: double quotes, with ``"`` and ``\\`` escaped."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+_LUCENE = set('+-&|!(){}[]^"~*?:\\/')
+
+
+def jql_text(value: str) -> str:
+    """A ``text ~`` literal: Lucene's reserved characters escaped, then quoted for JQL."""
+    return jql_string("".join(f"\\{c}" if c in _LUCENE else c for c in value))
+
+
+def account_of(user: dict[str, Any] | None) -> str | None:
+    """A user's id: ``accountId`` on Cloud, the user name on Data Center."""
+    if not user:
+        return None
+    return user.get("accountId") or user.get("name")
+
+
+def jira_timestamp(raw: str | None) -> str | None:
+    """Jira's ``2026-01-05T10:15:00.000+0000`` as UTC ISO 8601."""
+    if not raw:
+        return None
+    moment = dt.datetime.strptime(raw, "%Y-%m-%dT%H:%M:%S.%f%z")
+    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class JiraStats:
+    issues_seen: int = 0
+    issues_confirmed: int = 0
+    comment_pages: int = 0
+    search_pages: int = 0
+
+
+@dataclass
+class _Known:
+    """The subject as resolved in Jira: a Person, their account e-mails, what matched them."""
+
+    person: Person
+    account_emails: dict[str, str] = field(default_factory=dict)  # accountId -> normalised email
+
+
+class JiraConnector:
+    """Finds, erases, rectifies and restricts a subject's data in a Jira service desk."""
+
+    capabilities = frozenset(
+        {Capability.DISCOVER, Capability.ERASE, Capability.RECTIFY, Capability.RESTRICT}
+    )
+
+    def __init__(
+        self,
+        name: str,
+        mapping: JiraMapping,
+        source: JiraSource,
+        *,
+        client: JiraClient | None = None,
+    ) -> None:
+        self.name = name
+        self.mapping = mapping
+        self.source = source
+        self.page_size = source.page_size
+        self.client = client or JiraClient(name, source)
+        self.stats = JiraStats()
+        self._known: _Known | None = None
+        self._field_ids = self._resolve_fields()
+
+    # -- set-up -----------------------------------------------------------------------------
+
+    def _resolve_fields(self) -> dict[str, str]:
+        """Field ids by name from ``/field`` (the client caches it for its searches too)."""
+        by_clause: dict[str, str] = self.client.call(
+            "reading the fields", lambda: self.client.jira._fields_cache
+        )
+        ids = set(by_clause.values())
+        missing = [
+            f"match_in.{i}: no field {f!r} on this Jira site"
+            for i, f in enumerate(self.mapping.match_in)
+            if f.startswith("customfield_") and f not in ids
+        ]
+        if missing:
+            raise MappingError(self.source.mapping, missing)
+        return {
+            "participants": by_clause.get(PARTICIPANTS, ""),
+            "request_type": by_clause.get(REQUEST_TYPE, ""),
+        }
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- who the subject is -----------------------------------------------------------------
+
+    def resolve(self, subject: Subject) -> _Known:
+        """The subject's accounts: found by e-mail (confirmed exactly) plus known account ids."""
+        accounts: dict[str, dict[str, Any]] = {}
+        by = "query" if self.client.is_cloud else "username"
+        for email in subject.emails:
+            start = 0
+            while True:
+                page = self.client.call(
+                    "searching users",
+                    lambda s=start, e=email: self.client.jira._get_json(
+                        "user/search", params={by: e, "startAt": s, "maxResults": USER_PAGE}
+                    ),
+                )
+                for user in page:
+                    # Data Center knows users by name where Cloud has accountIds.
+                    account = account_of(user)
+                    if account and try_normalise_email(user.get("emailAddress")) == email:
+                        accounts[account] = user
+                if len(page) < USER_PAGE:
+                    break
+                start += USER_PAGE
+        known_ids = {i.value for i in subject.of_kind(ACCOUNT)}
+        account_emails = {
+            a: try_normalise_email(u.get("emailAddress")) or "" for a, u in accounts.items()
+        }
+        person = Person(
+            emails=frozenset(subject.emails),
+            account_ids=frozenset(accounts) | frozenset(known_ids),
+            names=frozenset(u["displayName"] for u in accounts.values() if u.get("displayName")),
+        )
+        self._known = _Known(person, account_emails)
+        return self._known
+
+    # -- discovery --------------------------------------------------------------------------
+
+    def discover(self, subject: Subject) -> Iterator[Record]:
+        known = self.resolve(subject)
+        yield from self._customer_records(known)
+        for issue in self._search(known.person):
+            self.stats.issues_seen += 1
+            comments = self._all_comments(issue)
+            found = list(self._issue_records(known, issue, comments))
+            if found:
+                self.stats.issues_confirmed += 1
+            yield from found
+
+    def _servicedesks(self) -> Iterator[dict[str, Any]]:
+        start = 0
+        while True:
+            page = self.client.get(
+                "listing service desks",
+                "/rest/servicedeskapi/servicedesk",
+                {"start": start, "limit": SD_PAGE},
+            )
+            for desk in page["values"]:
+                if desk["projectKey"] in self.mapping.projects:
+                    yield desk
+            if page.get("isLastPage", True):
+                return
+            start += page["size"]
+
+    def _customers_of(self, desk_id: str, query: str) -> Iterator[dict[str, Any]]:
+        start = 0
+        while True:
+            page = self.client.call(
+                "listing customers",
+                lambda s=start: self.client.jira._session.get(
+                    self.client.url(f"/rest/servicedeskapi/servicedesk/{desk_id}/customer"),
+                    params={"query": query, "start": s, "limit": SD_PAGE},
+                    headers={"X-ExperimentalApi": "opt-in"},
+                ).json(),
+            )
+            yield from page["values"]
+            if page.get("isLastPage", True):
+                return
+            start += page["size"]
+
+    def _customer_records(self, known: _Known) -> Iterator[Record]:
+        if not known.account_emails:
+            return
+        for desk in self._servicedesks():
+            seen: set[str] = set()
+            for email in sorted(set(known.account_emails.values())):
+                for customer in self._customers_of(desk["id"], email):
+                    account = account_of(customer)
+                    if account not in known.account_emails or account in seen:
+                        continue
+                    seen.add(account)
+                    fields = {
+                        "servicedesk": desk["projectKey"],
+                        "account_id": account,
+                        "email": customer.get("emailAddress"),
+                        "display_name": customer.get("displayName"),
+                    }
+                    yield Record(
+                        source=self.name,
+                        location="customers",
+                        native_id={"servicedesk": str(desk["id"]), "account_id": account},
+                        categories={k: self.mapping.category_of(k) for k in fields},
+                        fields=fields,
+                        matched=(f"email:{known.account_emails[account]}",),
+                        expands=(f"{ACCOUNT}:{account}",),
+                    )
+
+    def _jql(self, person: Person) -> str:
+        ids = sorted(person.account_ids)
+        clauses: list[str] = []
+        if ids:
+            listed = ", ".join(jql_string(a) for a in ids)
+            clauses.append(f"reporter in ({listed})")
+            if self._field_ids["participants"]:
+                clauses.append(f"{jql_string(PARTICIPANTS)} in ({listed})")
+            clauses += [f"issue in updatedBy({jql_string(a)})" for a in ids]
+        # Mentions: fuzzy full-text pre-filters, confirmed exactly afterwards.
+        clauses += [f"text ~ {jql_text(v)}" for v in sorted(person.emails) + ids]
+        projects = ", ".join(jql_string(p) for p in self.mapping.projects)
+        return f"project in ({projects}) AND ({' OR '.join(clauses)}) ORDER BY key ASC"
+
+    def _search_fields(self) -> list[str]:
+        wanted = ["summary", "description", "status", "created", "updated", "reporter"]
+        wanted += ["labels", "comment", *self._field_ids.values()]
+        wanted += [f for f in self.mapping.match_in if f.startswith("customfield_")]
+        return [f for f in dict.fromkeys(wanted) if f]
+
+    def _search(self, person: Person) -> Iterator[dict[str, Any]]:
+        """The candidate issues, one page in memory at a time."""
+        jql, fields = self._jql(person), self._search_fields()
+        jira = self.client.jira
+        if self.client.is_cloud:
+            token: str | None = None
+            while True:
+                page = self.client.call(
+                    "searching issues",
+                    lambda t=token: jira.enhanced_search_issues(
+                        jql,
+                        nextPageToken=t,
+                        maxResults=self.page_size,
+                        fields=list(fields),
+                        json_result=True,
+                    ),
+                )
+                self.stats.search_pages += 1
+                yield from page["issues"]
+                token = page.get("nextPageToken")
+                if page.get("isLast", True) or not token:
+                    return
+        start = 0
+        while True:
+            page = self.client.call(
+                "searching issues",
+                lambda s=start: jira.search_issues(
+                    jql,
+                    startAt=s,
+                    maxResults=self.page_size,
+                    fields=list(fields),
+                    json_result=True,
+                ),
+            )
+            self.stats.search_pages += 1
+            yield from page["issues"]
+            start += len(page["issues"])
+            if not page["issues"] or start >= page["total"]:
+                return
+
+    def _all_comments(self, issue: dict[str, Any]) -> list[dict[str, Any]]:
+        inline = issue["fields"].get("comment") or {}
+        comments = list(inline.get("comments") or [])
+        total = inline.get("total", len(comments))
+        start = len(comments)
+        while start < total:
+            page = self.client.call(
+                "reading comments",
+                lambda s=start: self.client.jira._get_json(
+                    f"issue/{issue['key']}/comment",
+                    params={"startAt": s, "maxResults": COMMENT_PAGE},
+                ),
+            )
+            self.stats.comment_pages += 1
+            if not page["comments"]:
+                break
+            comments += page["comments"]
+            start += len(page["comments"])
+            total = page["total"]
+        return comments
+
+    def _issue_records(
+        self, known: _Known, issue: dict[str, Any], comments: list[dict[str, Any]]
+    ) -> Iterator[Record]:
+        person = known.person
+        f = issue["fields"]
+        key = issue["key"]
+        reporter = account_of(f.get("reporter"))
+        participants = self._participants(f)
+        texts = {
+            name: f.get(name)
+            for name in self.mapping.match_in
+            if name != "comments" and isinstance(f.get(name), str)
+        }
+        roles: list[str] = []
+        matched: set[str] = set()
+        if reporter in person.account_ids:
+            roles.append("reporter")
+            matched.add(f"{ACCOUNT}:{reporter}")
+        mine = sorted(set(participants) & person.account_ids)
+        if mine:
+            roles.append("participant")
+            matched |= {f"{ACCOUNT}:{a}" for a in mine}
+        text_hits = set().union(*(mentions(person, t) for t in texts.values()))
+        if text_hits:
+            roles.append("mentioned")
+            matched |= text_hits
+        others = self._other_people(known, issue, comments)
+        names = [n for _, n in others]
+        shared_with = self._shared_with(person, reporter, participants, comments)
+        if roles:
+            fields: dict[str, Any] = {
+                "key": key,
+                "summary": self._masked(f.get("summary"), person, names),
+                "description": self._masked(f.get("description"), person, names),
+                "status": (f.get("status") or {}).get("name"),
+                "created": jira_timestamp(f.get("created")),
+                "request_type": _request_type(f.get(self._field_ids["request_type"])),
+                "labels": list(f.get("labels") or []),
+                "restricted": self.mapping.restriction_label in (f.get("labels") or []),
+                "role": roles,
+            }
+            for name, text in texts.items():
+                if name.startswith("customfield_"):
+                    fields[name] = self._masked(text, person, names)
+            yield Record(
+                source=self.name,
+                location="issues",
+                native_id={"key": key},
+                categories={k: self.mapping.category_of(k) for k in fields},
+                fields=fields,
+                matched=tuple(sorted(matched)),
+                timestamps={"created": fields["created"]} if fields["created"] else {},
+                shared=bool(shared_with),
+                shared_with=shared_with,
+                expands=tuple(sorted(f"{ACCOUNT}:{a}" for a in person.account_ids)),
+            )
+        for comment in comments:
+            author = account_of(comment.get("author"))
+            comment_roles: list[str] = []
+            comment_matched: set[str] = set()
+            if author in person.account_ids:
+                comment_roles.append("commenter")
+                comment_matched.add(f"{ACCOUNT}:{author}")
+            if "comments" in self.mapping.match_in:
+                hits = mentions(person, comment.get("body"))
+                if hits:
+                    comment_roles.append("mentioned")
+                    comment_matched |= hits
+            if not comment_roles:
+                continue
+            own = author in person.account_ids
+            fields = {
+                "issue": key,
+                "body": self._masked(comment.get("body"), person, names),
+                "author": (comment.get("author") or {}).get("displayName")
+                if own or not self.mapping.mask_others
+                else OTHER_PERSON,
+                "created": jira_timestamp(comment.get("created")),
+                "role": comment_roles,
+            }
+            yield Record(
+                source=self.name,
+                location="comments",
+                native_id={"issue": key, "id": str(comment["id"])},
+                categories={k: self.mapping.category_of(k) for k in fields},
+                fields=fields,
+                matched=tuple(sorted(comment_matched)),
+                timestamps={"created": fields["created"]} if fields["created"] else {},
+                shared=not own,
+                shared_with=() if own else ("comments.author",),
+            )
+
+    def _participants(self, fields: dict[str, Any]) -> list[str]:
+        users = fields.get(self._field_ids["participants"]) or []
+        return [a for a in map(account_of, users) if a]
+
+    def _other_people(
+        self, known: _Known, issue: dict[str, Any], comments: list[dict[str, Any]]
+    ) -> list[tuple[str, str]]:
+        """(accountId, display name) of everyone else who appears on the issue."""
+        f = issue["fields"]
+        users = [f.get("reporter"), *(f.get(self._field_ids["participants"]) or [])]
+        users += [c.get("author") for c in comments]
+        return [
+            (account_of(u) or "", u.get("displayName") or "")
+            for u in users
+            if u and account_of(u) not in known.person.account_ids
+        ]
+
+    @staticmethod
+    def _shared_with(
+        person: Person,
+        reporter: str | None,
+        participants: list[str],
+        comments: list[dict[str, Any]],
+    ) -> tuple[str, ...]:
+        """Where other people take part in an issue: it is never deleted whole then."""
+        shared: list[str] = []
+        if reporter and reporter not in person.account_ids:
+            shared.append("reporter")
+        if set(participants) - person.account_ids:
+            shared.append("request participants")
+        if any(account_of(c.get("author")) not in person.account_ids for c in comments):
+            shared.append("comments.author")
+        return tuple(shared)
+
+    def _masked(self, text: str | None, person: Person, names: list[str]) -> str | None:
+        return mask_others(text, person, names) if self.mapping.mask_others else text
+
+    # -- planning ---------------------------------------------------------------------------
+
+    def hold_until(self, fields: dict[str, Any]) -> dt.date | None:
+        """The day the mapping's legal hold on an issue ends, or None without a hold."""
+        hold = self.mapping.legal_hold
+        raw = fields.get(hold.counts_from) if hold else None
+        if not hold or not raw:
+            return None
+        start = dt.datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+        day = start.astimezone(dt.UTC).date() if start.tzinfo else start.date()
+        if hold.round_to_year_end:
+            day = dt.date(day.year, 12, 31)
+        return day + relativedelta(
+            years=hold.duration.years, months=hold.duration.months, days=hold.duration.days
+        )
+
+    def plan_erasure(
+        self, records: Sequence[Record], today: dt.date | None = None
+    ) -> list[PlannedAction]:
+        """What erasure does to each record, by the mapping (the officer approves it)."""
+        today = today or dt.date.today()
+        actions = []
+        for record in records:
+            if record.source != self.name:
+                continue
+            base = {
+                "record_id": _record_id(record.source, record.location, record.native_id),
+                "source": record.source,
+                "location": record.location,
+                "native_id": record.native_id,
+            }
+            until = self.hold_until(record.fields) if record.location != "customers" else None
+            if until and until > today:
+                assert self.mapping.legal_hold
+                actions.append(
+                    PlannedAction(
+                        **base,
+                        action=Action.KEEP,
+                        reason=self.mapping.legal_hold.reason,
+                        keep_until=until,
+                    )
+                )
+            elif record.location == "customers":
+                actions.append(
+                    PlannedAction(**base, action=Action.DELETE, reason="remove as customer")
+                )
+            elif record.location == "comments":
+                own = "commenter" in record.fields.get("role", [])
+                actions.append(
+                    PlannedAction(
+                        **base,
+                        action=Action.DELETE if own else Action.REDACT,
+                        reason="the subject's own comment" if own else "pseudonymise mentions",
+                    )
+                )
+            elif (
+                self.mapping.erasure.mode == ErasureMode.DELETE_UNSHARED
+                and not record.shared
+                and "reporter" in record.fields.get("role", [])
+            ):
+                actions.append(
+                    PlannedAction(**base, action=Action.DELETE, reason="nobody else took part")
+                )
+            else:
+                actions.append(PlannedAction(**base, action=Action.REDACT, reason="anonymise"))
+        return actions
+
+    # -- erasure ----------------------------------------------------------------------------
+
+    def erase(
+        self, actions: Sequence[PlannedAction], subject: Subject | None = None
+    ) -> ExecutionReport:
+        """Carry out DELETE/REDACT actions; KEEP and others are left alone. Idempotent.
+
+        The subject (to know what to pseudonymise) is the one given, else the one of the last
+        ``discover`` of this connector.
+        """
+        report = ExecutionReport(source=self.name)
+        known = self.resolve(subject) if subject else self._known
+        for action in actions:
+            if action.source != self.name:
+                continue
+            if action.action not in (Action.DELETE, Action.REDACT):
+                continue
+            if known is None:
+                outcome, detail = Outcome.FAILED, "the connector needs the subject to erase"
+            elif action.location == "customers":
+                outcome, detail = self._remove_customer(action, known)
+            elif action.location == "issues":
+                outcome, detail = self._erase_issue(action, known)
+            elif action.location == "comments":
+                outcome, detail = self._erase_comment(action, known)
+            else:
+                outcome, detail = Outcome.FAILED, f"unknown location {action.location!r}"
+            report.results.append(
+                ActionResult(record_id=action.record_id, outcome=outcome, detail=detail)
+            )
+        return report
+
+    def _remove_customer(self, action: PlannedAction, known: _Known) -> tuple[Outcome, str | None]:
+        desk = str(action.native_id["servicedesk"])
+        account = str(action.native_id["account_id"])
+        email = known.account_emails.get(account)
+        present = email is not None and any(
+            account_of(c) == account for c in self._customers_of(desk, email)
+        )
+        if not present:
+            return Outcome.ALREADY_DONE, None
+        self.client.delete(
+            "removing a customer",
+            f"/rest/servicedeskapi/servicedesk/{desk}/customer",
+            {"accountIds": [account]},
+        )
+        return Outcome.DONE, None
+
+    def _read_issue(self, key: str) -> dict[str, Any] | None:
+        return self.client.call(
+            "reading an issue",
+            lambda: self.client.jira._get_json(
+                f"issue/{key}", params={"fields": ",".join(self._search_fields())}
+            ),
+            missing_ok=True,
+        )
+
+    def _held(self, fields: dict[str, Any]) -> str | None:
+        until = self.hold_until({k: jira_timestamp(fields.get(k)) for k in ("created", "updated")})
+        if until and until > dt.date.today():
+            assert self.mapping.legal_hold
+            return f"kept: {self.mapping.legal_hold.reason} until {until.isoformat()}"
+        return None
+
+    def _erase_issue(self, action: PlannedAction, known: _Known) -> tuple[Outcome, str | None]:
+        key = str(action.native_id["key"])
+        issue = self._read_issue(key)
+        if issue is None:
+            return Outcome.ALREADY_DONE, None
+        held = self._held(issue["fields"])
+        if held:
+            return Outcome.SKIPPED, held
+        comments = self._all_comments(issue)
+        person = known.person
+        if action.action == Action.DELETE:
+            reporter = account_of(issue["fields"].get("reporter"))
+            participants = self._participants(issue["fields"])
+            if self._shared_with(person, reporter, participants, comments):
+                return Outcome.SKIPPED, "others take part in this issue: anonymise it instead"
+            self.client.call(
+                "deleting an issue",
+                lambda: self.client.jira._session.delete(self.client.jira._get_url(f"issue/{key}")),
+                missing_ok=True,
+            )
+            return Outcome.DONE, None
+        changed = self._anonymise_issue(issue, comments, known)
+        return (Outcome.DONE if changed else Outcome.ALREADY_DONE), None
+
+    def _anonymise_issue(
+        self, issue: dict[str, Any], comments: list[dict[str, Any]], known: _Known
+    ) -> bool:
+        person = known.person
+        pseudonym = person.pseudonym(self.mapping.erasure.pseudonym_prefix)
+        f = issue["fields"]
+        update: dict[str, Any] = {}
+        for name in (
+            "summary",
+            "description",
+            *[m for m in self.mapping.match_in if m.startswith("customfield_")],
+        ):
+            text = f.get(name)
+            if isinstance(text, str):
+                new = pseudonymise(text, person, pseudonym)
+                if new != text:
+                    update[name] = new
+        reporter = account_of(f.get("reporter"))
+        if reporter in person.account_ids:
+            replacement = self.mapping.erasure.reporter_replacement
+            update["reporter"] = {"accountId": replacement} if replacement else None
+        key = issue["key"]
+        if update:
+            self.client.put("anonymising an issue", f"issue/{key}", {"fields": update})
+        participants = self._participants(f)
+        mine = sorted(set(participants) & person.account_ids)
+        if mine:
+            self.client.delete(
+                "removing request participants",
+                f"/rest/servicedeskapi/request/{key}/participant",
+                {"accountIds": mine},
+            )
+        changed = bool(update or mine)
+        for comment in comments:
+            changed |= self._anonymise_comment(key, comment, person, pseudonym)
+        return changed
+
+    def _anonymise_comment(
+        self, key: str, comment: dict[str, Any], person: Person, pseudonym: str
+    ) -> bool:
+        """The subject's own comment goes (Jira cannot change its author); in others' comments
+        only the subject's traces are pseudonymised."""
+        author = account_of(comment.get("author"))
+        cid = str(comment["id"])
+        if author in person.account_ids:
+            self.client.call(
+                "deleting a comment",
+                lambda: self.client.jira.comment(key, cid).delete(),
+                missing_ok=True,
+            )
+            return True
+        body = comment.get("body") or ""
+        new = pseudonymise(body, person, pseudonym)
+        if new == body:
+            return False
+        self.client.call(
+            "anonymising a comment", lambda: self.client.jira.comment(key, cid).update(body=new)
+        )
+        return True
+
+    def _erase_comment(self, action: PlannedAction, known: _Known) -> tuple[Outcome, str | None]:
+        key, cid = str(action.native_id["issue"]), str(action.native_id["id"])
+        issue = self._read_issue(key)
+        if issue is None:
+            return Outcome.ALREADY_DONE, None
+        held = self._held(issue["fields"])
+        if held:
+            return Outcome.SKIPPED, held
+        comment = self.client.call(
+            "reading a comment",
+            lambda: self.client.jira._get_json(f"issue/{key}/comment/{cid}"),
+            missing_ok=True,
+        )
+        if comment is None:
+            return Outcome.ALREADY_DONE, None
+        own = account_of(comment.get("author")) in known.person.account_ids
+        if action.action == Action.DELETE and not own:
+            return Outcome.SKIPPED, "someone else wrote this comment: redact it instead"
+        pseudonym = known.person.pseudonym(self.mapping.erasure.pseudonym_prefix)
+        changed = self._anonymise_comment(key, comment, known.person, pseudonym)
+        return (Outcome.DONE if changed else Outcome.ALREADY_DONE), None
+
+    # -- restriction and rectification ------------------------------------------------------
+
+    def restrict(self, actions: Sequence[PlannedAction]) -> ExecutionReport:
+        """Label the issues of RESTRICT actions (a comment's issue for a comment)."""
+        report = ExecutionReport(source=self.name)
+        label = self.mapping.restriction_label
+        for action in actions:
+            if action.source != self.name or action.action != Action.RESTRICT:
+                continue
+            key = action.native_id.get("key") or action.native_id.get("issue")
+            if key is None:
+                report.results.append(
+                    ActionResult(
+                        record_id=action.record_id,
+                        outcome=Outcome.SKIPPED,
+                        detail="nothing to label",
+                    )
+                )
+                continue
+            issue = self._read_issue(str(key))
+            if issue is None:
+                outcome = Outcome.FAILED
+            elif label in (issue["fields"].get("labels") or []):
+                outcome = Outcome.ALREADY_DONE
+            else:
+                update = {"labels": [{"add": label}]}
+                self.client.put("labelling an issue", f"issue/{key}", {"update": update})
+                outcome = Outcome.DONE
+            report.results.append(
+                ActionResult(
+                    record_id=action.record_id,
+                    outcome=outcome,
+                    detail=None if issue else "issue not found",
+                )
+            )
+        return report
+
+    def rectify(self, actions: Sequence[PlannedAction]) -> ExecutionReport:
+        """Set the named fields of issues (summary, description, custom fields) and read back."""
+        report = ExecutionReport(source=self.name)
+        for action in actions:
+            if action.source != self.name or action.action != Action.RECTIFY:
+                continue
+            if action.location != "issues":
+                report.results.append(
+                    ActionResult(
+                        record_id=action.record_id,
+                        outcome=Outcome.SKIPPED,
+                        detail="only issue fields are rectified",
+                    )
+                )
+                continue
+            key = str(action.native_id["key"])
+            allowed = {"summary", "description", *self.mapping.match_in} - {"comments"}
+            wrong = sorted(set(action.fields) - allowed)
+            if wrong:
+                report.results.append(
+                    ActionResult(
+                        record_id=action.record_id,
+                        outcome=Outcome.FAILED,
+                        detail=f"field {wrong[0]} cannot be rectified",
+                    )
+                )
+                continue
+            try:
+                fields = dict(action.fields)
+                self.client.put("rectifying an issue", f"issue/{key}", {"fields": fields})
+            except JiraRequestError as exc:
+                report.results.append(
+                    ActionResult(
+                        record_id=action.record_id, outcome=Outcome.FAILED, detail=str(exc)
+                    )
+                )
+                continue
+            issue = self._read_issue(key)
+            ok = issue is not None and all(
+                issue["fields"].get(k) == v for k, v in action.fields.items()
+            )
+            report.results.append(
+                ActionResult(
+                    record_id=action.record_id,
+                    outcome=Outcome.DONE if ok else Outcome.FAILED,
+                    detail=None if ok else "read back differs",
+                )
+            )
+        return report
+
+
+def _request_type(value: Any) -> str | None:
+    """The name of a Service Management request type field value."""
+    if isinstance(value, dict):
+        request_type = value.get("requestType")
+        if isinstance(request_type, dict):
+            return request_type.get("name")
+    return None
+
+
+def _record_id(source: str, location: str, native_id: dict[str, Any]) -> str:
+    return f"{source}:{location}:{native_id_text(native_id)}"

@@ -1,0 +1,152 @@
+"""The ``jira`` package's client, wrapped: authentication, bounded retries honouring
+Retry-After, and errors that say what failed without carrying any content.
+
+The client's own retry loop is switched off (``max_retries=0``) so that one place decides how
+long to wait: a 429 or 503 waits ``Retry-After`` seconds (at most ``max_retry_wait_s``), other
+5xx answers and connection failures back off briefly; after ``max_retries`` further attempts the
+source is ``SourceUnavailable``. Messages name the operation and the HTTP status only: Jira's
+error texts and URLs can echo a query, i.e. the subject's address.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import requests
+from jira import JIRA, JIRAError
+
+from connectors.base import SourceUnavailable
+from dsrflow.config import JiraSource
+
+T = TypeVar("T")
+RETRYABLE = {429, 500, 502, 503, 504}
+
+
+class JiraRequestError(RuntimeError):
+    """A request Jira refused for a reason retrying cannot fix (400, 403, ...)."""
+
+    def __init__(self, what: str, status: int | None) -> None:
+        self.status = status
+        super().__init__(f"Jira refused {what}: HTTP {status}")
+
+
+class JiraClient:
+    """One authenticated ``jira.JIRA`` plus the retry policy; counts the HTTP requests made."""
+
+    def __init__(
+        self,
+        source_name: str,
+        source: JiraSource,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.source_name = source_name
+        self.max_retries = source.max_retries
+        self.max_wait = source.max_retry_wait_s
+        self.sleep = sleep
+        self.requests = 0
+        auth: dict[str, Any] = {}
+        try:
+            if source.deployment == "cloud":
+                assert source.email and source.api_token
+                auth["basic_auth"] = (source.email, source.api_token.resolve())
+            else:
+                assert source.personal_access_token
+                auth["token_auth"] = source.personal_access_token.resolve()
+        except LookupError as exc:
+            raise SourceUnavailable(source_name, f"no credentials: {exc}") from exc
+        # The constructor reads serverInfo (Cloud or Data Center decides the search API).
+        self.jira: JIRA = self.call(
+            "reading serverInfo",
+            lambda: JIRA(
+                server=source.url,
+                max_retries=0,
+                timeout=source.timeout_s,
+                options={"check_update": False},
+                **auth,
+            ),
+        )
+        self.jira._session.hooks["response"].append(self._count)
+        self.requests += 1  # serverInfo went out before the hook was in place
+
+    def _count(self, response: requests.Response, *_: Any, **__: Any) -> requests.Response:
+        self.requests += 1
+        return response
+
+    @property
+    def is_cloud(self) -> bool:
+        return bool(self.jira._is_cloud)
+
+    def url(self, path: str) -> str:
+        """An absolute URL on the site, for the Service Management API the client lacks."""
+        return f"{self.jira.server_url}{path}"
+
+    def call(self, what: str, fn: Callable[[], T], *, missing_ok: bool = False) -> Any:
+        """Run one request with the retry policy; ``missing_ok``: a 404 gives None."""
+        attempt = 0
+        while True:
+            try:
+                return fn()
+            except JIRAError as exc:
+                status = exc.status_code
+                if status == 404 and missing_ok:
+                    return None
+                if status in (401, 403):
+                    raise SourceUnavailable(
+                        self.source_name, f"{what}: access refused (HTTP {status})"
+                    ) from None
+                if status not in RETRYABLE:
+                    raise JiraRequestError(what, status) from None
+                wait = _retry_after(exc, attempt)
+                if attempt >= self.max_retries or wait > self.max_wait:
+                    raise SourceUnavailable(
+                        self.source_name,
+                        f"{what}: HTTP {status} after {attempt + 1} attempt(s)",
+                    ) from None
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                if attempt >= self.max_retries:
+                    raise SourceUnavailable(
+                        self.source_name,
+                        f"{what}: {type(exc).__name__} after {attempt + 1} attempt(s)",
+                    ) from None
+                wait = min(0.5 * 2**attempt, self.max_wait)
+            attempt += 1
+            self.sleep(wait)
+
+    def get(self, what: str, path: str, params: dict[str, Any] | None = None) -> Any:
+        """GET a JSON resource by absolute path (e.g. /rest/servicedeskapi/servicedesk)."""
+        return self.call(what, lambda: self.jira._session.get(self.url(path), params=params).json())
+
+    def put(self, what: str, api_path: str, body: dict[str, Any]) -> None:
+        """PUT a JSON body to a platform resource (e.g. ``issue/SUP-1``); Jira answers 204."""
+        url = self.jira._get_url(api_path)
+        self.call(what, lambda: self.jira._session.put(url, data=json.dumps(body)))
+
+    def delete(self, what: str, path: str, body: dict[str, Any]) -> None:
+
+        self.call(
+            what,
+            lambda: self.jira._session.delete(
+                self.url(path),
+                data=json.dumps(body),
+                headers={"X-ExperimentalApi": "opt-in", "Content-Type": "application/json"},
+            ),
+        )
+
+    def close(self) -> None:
+        self.jira.close()
+
+
+def _retry_after(exc: JIRAError, attempt: int) -> float:
+    """Seconds to wait: Retry-After when Jira sends it (429, 503), else a short backoff."""
+    headers = getattr(exc.response, "headers", None) or {}
+    raw = headers.get("Retry-After")
+    if raw is not None:
+        try:
+            return max(0.0, float(raw))
+        except ValueError:
+            pass
+    return 0.5 * 2**attempt

@@ -1,0 +1,101 @@
+"""Finding, masking and pseudonymising people in Jira texts (wiki-style plain text).
+
+A person shows up in a text as an e-mail address or as a mention ``[~accountid:ID]`` (Cloud) /
+``[~username]`` (Data Center), and by name. Addresses are cut out of the text whole and compared
+after normalisation, so ``kari.nordmann@example.com.evil.org`` is never the subject's
+``kari.nordmann@example.com``; names are only ever replaced, never matched on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from dsrflow.identifiers import mask_email, try_normalise_email
+
+# Greedy on both sides so that an address is always taken whole (sub.domain.evil.org included).
+EMAIL_IN_TEXT = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9\u00a0-\uffff.-]+")
+MENTION = re.compile(r"\[~(?:accountid:)?([^\]\s]+)\]")
+OTHER_PERSON = "[another person]"
+
+
+@dataclass(frozen=True)
+class Person:
+    """The subject as Jira knows them: addresses, account ids and the names on the accounts."""
+
+    emails: frozenset[str]
+    account_ids: frozenset[str]
+    names: frozenset[str] = field(default_factory=frozenset)
+
+    def pseudonym(self, prefix: str) -> str:
+        """Stable across runs and sources' texts: derived from the subject's first address."""
+        seed = min(self.emails) if self.emails else min(self.account_ids, default="")
+        return f"[{prefix}-{hashlib.sha256(seed.encode()).hexdigest()[:4]}]"
+
+
+def _clean(raw: str) -> str:
+    # Sentence punctuation glued to an address is not part of it.
+    return raw.rstrip(".,;:!?)'\"")
+
+
+def emails_in(text: str | None) -> set[str]:
+    """Normalised addresses written in ``text``."""
+    found = set()
+    for match in EMAIL_IN_TEXT.finditer(text or ""):
+        normalised = try_normalise_email(_clean(match.group()))
+        if normalised:
+            found.add(normalised)
+    return found
+
+
+def mentions_in(text: str | None) -> set[str]:
+    return {m.group(1) for m in MENTION.finditer(text or "")}
+
+
+def mentions(person: Person, text: str | None) -> set[str]:
+    """The subject's identifiers written in ``text``, as ``kind:value``."""
+    hits = {f"email:{e}" for e in emails_in(text) & person.emails}
+    hits |= {f"jira_account_id:{a}" for a in mentions_in(text) & person.account_ids}
+    return hits
+
+
+def _replace_emails(text: str, replace: Callable[[str, str], str]) -> str:
+    def one(match: re.Match[str]) -> str:
+        raw = match.group()
+        cleaned = _clean(raw)
+        normalised = try_normalise_email(cleaned)
+        if normalised is None:
+            return raw
+        return replace(normalised, cleaned) + raw[len(cleaned) :]
+
+    return EMAIL_IN_TEXT.sub(one, text)
+
+
+def _replace_names(text: str, names: Iterable[str], by: str) -> str:
+    for name in sorted({n for n in names if len(n.strip()) >= 3}, key=len, reverse=True):
+        text = re.sub(rf"(?<!\w){re.escape(name.strip())}(?!\w)", by, text, flags=re.IGNORECASE)
+    return text
+
+
+def mask_others(text: str | None, person: Person, other_names: Iterable[str]) -> str | None:
+    """Art. 15(4): other people's addresses, mentions and names masked, the subject's kept."""
+    if not text:
+        return text
+    text = _replace_emails(
+        text, lambda norm, raw: raw if norm in person.emails else mask_email(norm)
+    )
+    text = MENTION.sub(
+        lambda m: m.group() if m.group(1) in person.account_ids else OTHER_PERSON, text
+    )
+    return _replace_names(text, set(other_names) - set(person.names), OTHER_PERSON)
+
+
+def pseudonymise(text: str | None, person: Person, pseudonym: str) -> str | None:
+    """The subject's addresses, mentions and names replaced by ``pseudonym``; the rest intact."""
+    if not text:
+        return text
+    text = _replace_emails(text, lambda norm, raw: pseudonym if norm in person.emails else raw)
+    text = MENTION.sub(lambda m: pseudonym if m.group(1) in person.account_ids else m.group(), text)
+    return _replace_names(text, person.names, pseudonym)

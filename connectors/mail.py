@@ -1,0 +1,689 @@
+"""Office 365 mail through Microsoft Graph (msgraph-sdk), driven by a mail mapping.
+
+Discovery, per mailbox (the mapping's list, or every user of the tenant via ``GET /users``):
+
+1. one ``$search`` for all of the subject's addresses (``participants:"…"``, and the bare address
+   for mentions in subject or body when the mapping asks), followed page by page through
+   ``@odata.nextLink``: a page at a time in memory (requests built by msgraph-sdk's request
+   builders and sent through its adapter, pages read as Graph JSON: ``connectors.mail_graph``);
+2. every hit confirmed exactly (``connectors.mail_match``): Exchange's search is fuzzy;
+3. attachments listed (names, types, sizes; content up to a cap if asked) for confirmed hits only,
+   at most 4 requests in flight per mailbox.
+
+A record's ``native_id`` is the message's ``internetMessageId`` and its location is ``messages``:
+the same message in several mailboxes gives records with one id, which the merge folds into one;
+each copy names its mailbox and folder in ``fields["locations"]``.
+
+Erasure deletes every copy of a planned message (``permanentDelete`` or a move to Deleted
+Items), 20 per JSON ``$batch``, reading each item's status; a 404 ``ErrorItemNotFound`` means
+already gone. Copies in a folder under a legal hold are kept and reported. The copies come from
+the discovery this connector just ran or, for a plan made earlier, from ``$filter`` lookups by
+internetMessageId in every mailbox (10 ids to a filter, 20 filters to a ``$batch``). Rectifying
+or redacting a sent message is not applicable: such actions are reported as skipped, with why.
+
+Throttling: at most 4 requests in flight per mailbox; 429/503/504 retried by the SDK honouring
+``Retry-After``, 500/502 retried here; a source that keeps failing raises ``SourceUnavailable``
+(never a partial answer reported as complete), as does a search that reaches Graph's limit of
+1,000 results in one mailbox.
+
+A real tenant: an app registration with the Graph application permissions ``Mail.ReadWrite``
+(read and delete mail) and ``User.Read.All`` (list mailboxes, for ``all_users``), admin consent
+granted, and a client secret kept in an environment variable or a Prefect Secret block. To keep
+the app away from other mailboxes, name them in the mapping and restrict the app in Exchange
+Online with an application access policy (``New-ApplicationAccessPolicy -AppId <client id>
+-PolicyScopeGroupId <mail-enabled security group holding those mailboxes> -AccessRight
+RestrictAccess``; check with ``Test-ApplicationAccessPolicy``).
+
+Nothing about contents is logged: counts only, in ``self.stats``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kiota_abstractions.api_error import APIError
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from msgraph.generated.users.item.mail_folders.item.mail_folder_item_request_builder import (
+    MailFolderItemRequestBuilder,
+)
+from msgraph.generated.users.item.mail_folders.mail_folders_request_builder import (
+    MailFoldersRequestBuilder,
+)
+from msgraph.generated.users.item.messages.item.attachments.attachments_request_builder import (
+    AttachmentsRequestBuilder,
+)
+from msgraph.generated.users.item.messages.item.message_item_request_builder import (
+    MessageItemRequestBuilder,
+)
+from msgraph.generated.users.item.messages.messages_request_builder import MessagesRequestBuilder
+from msgraph.generated.users.users_request_builder import UsersRequestBuilder
+
+from connectors.base import Capability, SourceUnavailable
+from connectors.mail_graph import (
+    BatchAnswer,
+    GraphSession,
+    chunks,
+    describe_error,
+    message_dict,
+    retry_after_of,
+)
+from connectors.mail_match import (
+    PARTICIPANT_FIELDS,
+    Matcher,
+    body_text,
+    graph_search_value,
+    participants,
+    search_expression,
+)
+from dsrflow.config import MailSource
+from dsrflow.identifiers import mask_email
+from dsrflow.mapping.mail import ErasureMode, MailMapping, PlusAddressing, RecordPart
+from dsrflow.plan import Action, ActionResult, ExecutionReport, Outcome, PlannedAction
+from dsrflow.records import Record
+from dsrflow.request import Subject
+
+LOCATION = "messages"
+SEARCH_RESULT_LIMIT = 1000  # Graph returns at most 1,000 results for one $search
+BATCH_SIZE = 20  # JSON batching's limit
+LOOKUP_IDS_PER_FILTER = 10
+_SEARCH_SELECT = [
+    "id",
+    "subject",
+    "receivedDateTime",
+    "sentDateTime",
+    "internetMessageId",
+    "conversationId",
+    "parentFolderId",
+    "hasAttachments",
+    *PARTICIPANT_FIELDS,
+]
+_RETRYABLE_ITEM = {429, 500, 502, 503, 504}
+
+
+# The SDK's query-parameter classes, by shorter names.
+_UsersQuery = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters
+_FoldersQuery = MailFoldersRequestBuilder.MailFoldersRequestBuilderGetQueryParameters
+_FolderQuery = MailFolderItemRequestBuilder.MailFolderItemRequestBuilderGetQueryParameters
+_MessagesQuery = MessagesRequestBuilder.MessagesRequestBuilderGetQueryParameters
+_AttachmentsQuery = AttachmentsRequestBuilder.AttachmentsRequestBuilderGetQueryParameters
+
+
+@dataclass(frozen=True)
+class Copy:
+    """One copy of a message: where it is and its Graph id there."""
+
+    mailbox: str
+    message_id: str
+    folder: str
+    received: str | None
+    sent: str | None
+
+
+class MailConnector:
+    """Finds and erases a subject's mail in Exchange Online, as its mapping describes it."""
+
+    capabilities = frozenset({Capability.DISCOVER, Capability.ERASE})
+
+    def __init__(
+        self,
+        name: str,
+        mapping: MailMapping,
+        settings: MailSource,
+        *,
+        retry_delay_s: float = 3.0,
+        credential: Any | None = None,
+    ) -> None:
+        self.name = name
+        self.mapping = mapping
+        self.settings = settings
+        self.graph = GraphSession(
+            name, settings, retry_delay_s=retry_delay_s, credential=credential
+        )
+        self.stats = self.graph.stats
+        self._folders: dict[str, dict[str, str]] = {}  # mailbox -> folder id -> display name
+        # internetMessageId -> copies seen by discovery: lets an erasure right after discovery
+        # skip the lookups. Holds ids of the subject's messages only.
+        self._copies: dict[str, dict[tuple[str, str], Copy]] = defaultdict(dict)
+        self._matcher: Matcher | None = None  # the subject of the discovery under way
+
+    def close(self) -> None:
+        self.graph.close()
+
+    # -- mailboxes and folders ----------------------------------------------------------------
+
+    def mailboxes(self) -> Iterator[str]:
+        if not self.mapping.mailboxes.all_users:
+            yield from self.mapping.mailboxes.addresses
+            return
+        users = self.graph.client.users
+        config = RequestConfiguration(query_parameters=_UsersQuery(select=["id", "mail"], top=999))
+        page = self._get(None, "users", users.to_get_request_information(config))
+        while True:
+            for user in page.get("value") or []:
+                # A user without a mail address has no Exchange mailbox to search.
+                if user.get("mail"):
+                    yield user["mail"]
+            link = page.get("@odata.nextLink")
+            if not link:
+                break
+            page = self._get(None, "users", users.with_url(link).to_get_request_information())
+
+    def _folder_names(self, mailbox: str) -> dict[str, str]:
+        if mailbox not in self._folders:
+            folders = self.graph.client.users.by_user_id(mailbox).mail_folders
+            config = RequestConfiguration(
+                query_parameters=_FoldersQuery(select=["id", "displayName"], top=250)
+            )
+            names: dict[str, str] = {}
+            page = self._get(mailbox, "folders", folders.to_get_request_information(config))
+            while True:
+                names.update({f["id"]: f.get("displayName") or "" for f in page.get("value") or []})
+                link = page.get("@odata.nextLink")
+                if not link:
+                    break
+                info = folders.with_url(link).to_get_request_information()
+                page = self._get(mailbox, "folders", info)
+            self._folders[mailbox] = names
+        return self._folders[mailbox]
+
+    def _prefetch_folders(self, mailboxes: list[str]) -> None:
+        """Folder names of up to 20 mailboxes in one ``$batch`` instead of a request each.
+
+        A mailbox whose answer is not a complete first page is left to ``_folder_names``.
+        """
+        wanted = [m for m in mailboxes if m not in self._folders]
+        if not wanted:
+            return
+        config = RequestConfiguration(
+            query_parameters=_FoldersQuery(select=["id", "displayName"], top=250)
+        )
+        users = self.graph.client.users
+        requests = [
+            users.by_user_id(m).mail_folders.to_get_request_information(config) for m in wanted
+        ]
+        for mailbox, answer in zip(
+            wanted, self.graph.run(self.graph.batch(requests, "folders")), strict=True
+        ):
+            body = answer.body if isinstance(answer.body, dict) else {}
+            if answer.status == 200 and "@odata.nextLink" not in body:
+                self._folders[mailbox] = {
+                    f["id"]: f.get("displayName") or "" for f in body.get("value") or []
+                }
+
+    def _folder_name(self, mailbox: str, folder_id: str | None) -> str:
+        """The display name of a message's folder. The listing holds top-level folders only;
+        a child folder (``Inbox/Contracts``) is read by id once, so that holds on it apply."""
+        names = self._folder_names(mailbox)
+        if not folder_id:
+            return "(unknown folder)"
+        if folder_id not in names:
+            folder = self.graph.client.users.by_user_id(mailbox).mail_folders.by_mail_folder_id(
+                folder_id
+            )
+            config = RequestConfiguration(
+                query_parameters=_FolderQuery(select=["id", "displayName"])
+            )
+            found = self._get(mailbox, "folders", folder.to_get_request_information(config))
+            names[folder_id] = found.get("displayName") or "(unknown folder)"
+        return names[folder_id]
+
+    # -- discovery ------------------------------------------------------------------------------
+
+    def discover(self, subject: Subject) -> Iterator[Record]:
+        addresses = list(subject.emails)
+        if not addresses:
+            return
+        matcher = Matcher(
+            addresses,
+            fold_plus_tags=self.mapping.matching.plus_addressing == PlusAddressing.SAME,
+        )
+        self._matcher = matcher
+        kql = search_expression(
+            addresses,
+            self.mapping.matching.mentions,
+            plus_tags=self.mapping.matching.plus_addressing == PlusAddressing.SAME,
+        )
+        for group in chunks(self.mailboxes(), BATCH_SIZE):
+            self._prefetch_folders(group)
+            for mailbox in group:
+                yield from self._discover_mailbox(mailbox, kql, matcher)
+
+    def _search_select(self) -> list[str]:
+        parts = set(self.mapping.record.parts)
+        if self.mapping.matching.mentions or RecordPart.BODY in parts:
+            return [*_SEARCH_SELECT, "body"]
+        return list(_SEARCH_SELECT)
+
+    def _discover_mailbox(self, mailbox: str, kql: str, matcher: Matcher) -> Iterator[Record]:
+        messages = self.graph.client.users.by_user_id(mailbox).messages
+        config = RequestConfiguration(
+            query_parameters=_MessagesQuery(
+                search=graph_search_value(kql),
+                select=self._search_select(),
+                top=self.settings.page_size,
+            )
+        )
+        self.stats.searches += 1
+        page = self._get(mailbox, "search", messages.to_get_request_information(config))
+        hits = 0
+        while True:
+            self.stats.pages += 1
+            batch = [message_dict(m) for m in page.get("value") or []]
+            hits += len(batch)
+            confirmed = [(m, found) for m in batch if (found := self._confirm(m, matcher))[0]]
+            attachments = self._attachments_of(mailbox, [m for m, _ in confirmed])
+            for message, (matched, via) in confirmed:
+                yield self._record(mailbox, message, matched, via, attachments.get(message["id"]))
+            link = page.get("@odata.nextLink")
+            if not link:
+                break
+            del page, batch, confirmed, attachments  # one page at a time
+            page = self._get(
+                mailbox, "search", messages.with_url(link).to_get_request_information()
+            )
+        if hits >= SEARCH_RESULT_LIMIT:
+            # Graph stops at 1,000 results: what lies beyond cannot be seen, so the answer would
+            # be incomplete. Refuse rather than report part of it as the whole.
+            raise SourceUnavailable(
+                self.name,
+                f"mailbox {mailbox}: the search reached Graph's limit of {SEARCH_RESULT_LIMIT} "
+                "results, so the subject's mail there cannot be listed completely",
+            )
+
+    def _confirm(self, message: dict[str, Any], matcher: Matcher) -> tuple[set[str], str | None]:
+        """The subject's addresses the message really holds, and how (None: as a participant)."""
+        found = matcher.in_participants(message)
+        if found:
+            return found, None
+        if self.mapping.matching.mentions:
+            found = matcher.in_text(message.get("subject") or "", body_text(message.get("body")))
+            if found:
+                return found, "mention in subject or body"
+        return set(), None
+
+    def _attachments_of(
+        self, mailbox: str, messages: list[dict[str, Any]]
+    ) -> dict[str, list[dict[str, Any]]]:
+        if RecordPart.ATTACHMENTS not in self.mapping.record.parts:
+            return {}
+        wanted = [m["id"] for m in messages if m.get("hasAttachments")]
+        if not wanted:
+            return {}
+        return self.graph.run(self._fetch_attachments(mailbox, wanted))
+
+    async def _fetch_attachments(
+        self, mailbox: str, message_ids: list[str]
+    ) -> dict[str, list[dict[str, Any]]]:
+        with_content = self.mapping.record.attachment_content
+        cap = self.mapping.record.attachment_max_bytes
+        select = None if with_content else ["id", "name", "contentType", "size", "isInline"]
+        config = RequestConfiguration(query_parameters=_AttachmentsQuery(select=select))
+        builder = self.graph.client.users.by_user_id(mailbox).messages
+
+        async def one(message_id: str) -> tuple[str, list[dict[str, Any]]]:
+            self.stats.attachment_requests += 1
+            info = builder.by_message_id(message_id).attachments.to_get_request_information(config)
+            try:
+                page = await self.graph.get_json(mailbox, "attachments", info)
+            except APIError as exc:
+                raise self._unavailable(mailbox, exc) from exc
+            items = []
+            for attachment in page.get("value") or []:
+                item: dict[str, Any] = {
+                    "name": attachment.get("name"),
+                    "contentType": attachment.get("contentType"),
+                    "size": attachment.get("size"),
+                }
+                is_file = attachment.get("@odata.type") == "#microsoft.graph.fileAttachment"
+                if with_content and is_file:
+                    content = attachment.get("contentBytes")
+                    fits = (attachment.get("size") or 0) <= cap and content is not None
+                    item["content"] = content if fits else None
+                    if not fits:
+                        item["contentOmitted"] = f"larger than {cap} bytes"
+                items.append(item)
+            return message_id, items
+
+        # GraphSession.call holds the mailbox semaphore: at most 4 of these in flight.
+        return dict(await asyncio.gather(*(one(i) for i in message_ids)))
+
+    def _record(
+        self,
+        mailbox: str,
+        message: dict[str, Any],
+        matched: set[str],
+        via: str | None,
+        attachments: list[dict[str, Any]] | None,
+    ) -> Record:
+        parts = set(self.mapping.record.parts)
+        categories = self.mapping.field_categories
+        folder = self._folder_name(mailbox, message.get("parentFolderId"))
+        internet_id = message.get("internetMessageId")
+        if internet_id:
+            self._copies[internet_id][(mailbox, message["id"])] = Copy(
+                mailbox,
+                message["id"],
+                folder,
+                message.get("receivedDateTime"),
+                message.get("sentDateTime"),
+            )
+        fields: dict[str, Any] = {"locations": [f"{mailbox}/{folder}"]}
+        cats: dict[str, str] = {"locations": categories.folder}
+        if RecordPart.FOLDER in parts:
+            fields |= {"mailbox": mailbox, "folder": folder}
+            cats |= {"mailbox": categories.folder, "folder": categories.folder}
+        if RecordPart.SUBJECT in parts:
+            fields["subject"] = message.get("subject")
+            cats["subject"] = categories.subject
+        timestamps = {}
+        if RecordPart.DATES in parts:
+            for name in ("sentDateTime", "receivedDateTime"):
+                fields[name] = message.get(name)
+                cats[name] = categories.dates
+                if message.get(name):
+                    timestamps[name] = message[name]
+        others = self._others(message)
+        if RecordPart.PARTICIPANTS in parts:
+            for name in PARTICIPANT_FIELDS:
+                fields[name] = self._people(message.get(name))
+                cats[name] = categories.participants
+        if RecordPart.BODY in parts:
+            fields["body"] = body_text(message.get("body"))
+            cats["body"] = categories.body
+        if RecordPart.ATTACHMENTS in parts:
+            fields["attachments"] = attachments or []
+            cats["attachments"] = categories.attachments
+        native_id = (
+            {"internetMessageId": internet_id}
+            if internet_id
+            else {"mailbox": mailbox, "id": message["id"]}
+        )
+        return Record(
+            source=self.name,
+            location=LOCATION,
+            native_id=native_id,
+            categories=cats,
+            fields=fields,
+            matched=tuple(sorted(f"email:{a}" for a in matched)),
+            reached_via=via,
+            timestamps=timestamps,
+            shared=bool(others),
+            shared_with=tuple(sorted(others)),
+        )
+
+    def _is_subject(self, address: object) -> bool:
+        """Whether ``address`` is one of the subject's (any of them, not only those matched)."""
+        return self._matcher is not None and self._matcher.subject_address(address) is not None
+
+    def _others(self, message: dict[str, Any]) -> set[str]:
+        """The participant fields that name someone other than the subject (Art. 15(4))."""
+        others = set()
+        for name in PARTICIPANT_FIELDS:
+            if name == "sender":
+                continue  # the sender is the from address, or a delegate acting for it
+            for person in participants({name: message.get(name)}):
+                if not self._is_subject(person.get("address")):
+                    others.add(name)
+        return others
+
+    def _people(self, value: Any) -> Any:
+        """Participants as ``{"name", "address"}``; other people masked unless the mapping
+        turns that off."""
+        people = [
+            {"name": e.get("name"), "address": e.get("address")}
+            for entry in (value if isinstance(value, list) else [value])
+            if isinstance(entry, dict) and (e := entry.get("emailAddress"))
+        ]
+        mask = self.mapping.record.mask_other_participants
+        out = []
+        for person in people:
+            address = str(person.get("address") or "")
+            if mask and not self._is_subject(address):
+                name = str(person.get("name") or "")
+                person = {
+                    "name": f"{name[:1]}***" if name else None,
+                    "address": mask_email(address.lower()) if "@" in address else "***",
+                }
+            out.append(person)
+        if isinstance(value, list):
+            return out
+        return out[0] if out else None
+
+    # -- erasure --------------------------------------------------------------------------------
+
+    def erase(self, actions: Sequence[PlannedAction]) -> ExecutionReport:
+        report = ExecutionReport(source=self.name)
+        deletes: list[PlannedAction] = []
+        for action in actions:
+            if action.source != self.name:
+                continue
+            if action.action == Action.DELETE:
+                deletes.append(action)
+            elif action.action == Action.KEEP:
+                report.results.append(
+                    ActionResult(
+                        record_id=action.record_id,
+                        outcome=Outcome.SKIPPED,
+                        detail=f"kept: {action.reason or 'by the plan'}",
+                    )
+                )
+            else:
+                report.results.append(
+                    ActionResult(
+                        record_id=action.record_id,
+                        outcome=Outcome.SKIPPED,
+                        detail=f"{action.action.value} is not applicable to mail: a message "
+                        "cannot be changed once sent; it can only be kept or deleted",
+                    )
+                )
+        if deletes:
+            report.results.extend(self._erase_messages(deletes))
+        return report
+
+    def _erase_messages(self, actions: list[PlannedAction]) -> list[ActionResult]:
+        copies = self._resolve(actions)
+        today = dt.datetime.now(dt.UTC).date()
+        to_delete: list[tuple[str, Copy]] = []  # (record id, copy)
+        held: dict[str, list[str]] = defaultdict(list)
+        for action in actions:
+            for copy in copies.get(action.record_id, []):
+                hold = self.mapping.hold_for(copy.folder)
+                start = copy.received if hold and hold.counts_from == "receivedDateTime" else None
+                start = start or copy.sent
+                if hold and start:
+                    until = hold.held_until(dt.date.fromisoformat(start[:10]))
+                    if until > today:
+                        held[action.record_id].append(
+                            f"{copy.mailbox}/{copy.folder}: {hold.reason}, until {until}"
+                        )
+                        continue
+                to_delete.append((action.record_id, copy))
+        statuses_of: dict[str, list[int]] = defaultdict(list)
+        for (record_id, _), status in zip(to_delete, self._delete(to_delete), strict=True):
+            statuses_of[record_id].append(status)
+        results = []
+        for action in actions:
+            mine = statuses_of[action.record_id]
+            failed = [s for s in mine if s not in (200, 204, 404)]
+            if failed:
+                outcome, detail = Outcome.FAILED, f"{len(failed)} copy/copies failed: {failed}"
+            elif held[action.record_id]:
+                done = sum(s in (200, 204) for s in mine)
+                outcome = Outcome.SKIPPED
+                detail = "kept under legal hold: " + "; ".join(held[action.record_id])
+                if done:
+                    detail += f" ({done} other copy/copies deleted)"
+            elif any(s in (200, 204) for s in mine):
+                outcome, detail = Outcome.DONE, f"{len(mine)} copy/copies {self._verb()}"
+            else:
+                outcome, detail = Outcome.ALREADY_DONE, "no copy left in any mailbox"
+            results.append(ActionResult(record_id=action.record_id, outcome=outcome, detail=detail))
+        for action in actions:
+            # Ids change when a message moves, and deleted ones are gone: forget them.
+            self._copies.pop(str(action.native_id.get("internetMessageId")), None)
+        return results
+
+    def _verb(self) -> str:
+        if self.mapping.erasure.mode == ErasureMode.PERMANENT_DELETE:
+            return "permanently deleted"
+        return "moved to Deleted Items"
+
+    def _resolve(self, actions: list[PlannedAction]) -> dict[str, list[Copy]]:
+        """Every copy of each planned message, by record id: from discovery if this connector
+        just saw them, otherwise looked up by internetMessageId in every mailbox."""
+        found: dict[str, list[Copy]] = {}
+        unknown: dict[str, str] = {}  # internetMessageId -> record id
+        for action in actions:
+            internet_id = action.native_id.get("internetMessageId")
+            if internet_id and internet_id in self._copies:
+                found[action.record_id] = list(self._copies[internet_id].values())
+            elif internet_id:
+                unknown[str(internet_id)] = action.record_id
+            elif action.native_id.get("mailbox") and action.native_id.get("id"):
+                # A message without an internetMessageId (a draft): one copy, read for its
+                # folder so that a hold still applies; gone means nothing to do.
+                copy = self._read_copy(
+                    str(action.native_id["mailbox"]), str(action.native_id["id"])
+                )
+                found[action.record_id] = [copy] if copy else []
+        if unknown:
+            mailboxes = list(self.mailboxes())
+            for group in chunks(mailboxes, BATCH_SIZE):
+                self._prefetch_folders(group)  # for the hold check of each copy found
+            for mailbox, data in self._lookup(mailboxes, list(unknown)):
+                copy = Copy(
+                    mailbox,
+                    data["id"],
+                    self._folder_name(mailbox, data.get("parentFolderId")),
+                    data.get("receivedDateTime"),
+                    data.get("sentDateTime"),
+                )
+                found.setdefault(unknown[data["internetMessageId"]], []).append(copy)
+        return found
+
+    def _read_copy(self, mailbox: str, message_id: str) -> Copy | None:
+        item = self.graph.client.users.by_user_id(mailbox).messages.by_message_id(message_id)
+        config = RequestConfiguration(
+            query_parameters=MessageItemRequestBuilder.MessageItemRequestBuilderGetQueryParameters(
+                select=["id", "parentFolderId", "receivedDateTime", "sentDateTime"]
+            )
+        )
+        try:
+            raw = self.graph.run(
+                self.graph.get_json(mailbox, "lookup", item.to_get_request_information(config))
+            )
+        except APIError as exc:
+            if exc.response_status_code == 404:
+                return None
+            raise self._unavailable(mailbox, exc) from exc
+        data = message_dict(raw)
+        folder = self._folder_name(mailbox, data.get("parentFolderId"))
+        return Copy(mailbox, message_id, folder, data["receivedDateTime"], data["sentDateTime"])
+
+    def _lookup(
+        self, mailboxes: list[str], internet_ids: list[str]
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """(mailbox, message) for every copy of these internetMessageIds.
+
+        One ``$filter`` per 10 ids per mailbox, sent 20 to a ``$batch``. Ordered chunk by chunk
+        across the mailboxes, so that a batch holds few requests for any one mailbox (Graph runs
+        a batch's requests in parallel, and Exchange allows 4 per mailbox).
+        """
+        select = ["id", "internetMessageId", "parentFolderId", "receivedDateTime", "sentDateTime"]
+        users = self.graph.client.users
+        planned: list[tuple[str, set[str]]] = []
+        requests = []
+        for chunk in chunks(internet_ids, LOOKUP_IDS_PER_FILTER):
+            # OData string literals double their single quotes; nothing else is special.
+            clause = " or ".join(
+                "internetMessageId eq '{}'".format(i.replace("'", "''")) for i in chunk
+            )
+            config = RequestConfiguration(
+                query_parameters=_MessagesQuery(filter=clause, select=select, top=1000)
+            )
+            for mailbox in mailboxes:
+                planned.append((mailbox, set(chunk)))
+                requests.append(
+                    users.by_user_id(mailbox).messages.to_get_request_information(config)
+                )
+        self.stats.lookups += len(requests)
+        found = []
+        for (mailbox, wanted), answer in zip(
+            planned, self._batched(requests, "lookup"), strict=True
+        ):
+            if answer.status != 200:
+                raise SourceUnavailable(
+                    self.name,
+                    f"mailbox {mailbox}: looking up messages to erase failed with HTTP "
+                    f"{answer.status} {answer.error_code or ''}".rstrip(),
+                )
+            for data in (answer.body or {}).get("value") or []:
+                if data.get("internetMessageId") in wanted:
+                    found.append((mailbox, data))
+        return found
+
+    def _delete(self, copies: list[tuple[str, Copy]]) -> list[int]:
+        """Delete the copies in $batch requests of 20; the final status of each copy."""
+        users = self.graph.client.users
+        requests = []
+        for _, copy in copies:
+            item = users.by_user_id(copy.mailbox).messages.by_message_id(copy.message_id)
+            if self.mapping.erasure.mode == ErasureMode.PERMANENT_DELETE:
+                requests.append(item.permanent_delete.to_post_request_information())
+            else:
+                requests.append(item.to_delete_request_information())
+        statuses = []
+        for answer in self._batched(requests, "erase"):
+            status = answer.status
+            if status == 404 and answer.error_code not in (None, "ErrorItemNotFound"):
+                # Not "already gone" (e.g. ErrorInvalidUser): must not pass as done.
+                status = 400
+            statuses.append(status)
+        return statuses
+
+    def _batched(self, requests: list[Any], kind: str) -> list[BatchAnswer]:
+        """Send requests 20 to a ``$batch``; items throttled or failing with 5xx are sent again
+        after their Retry-After, up to ``max_retries`` rounds. The last answer of each."""
+        answers: list[BatchAnswer | None] = [None] * len(requests)
+        pending = list(range(len(requests)))
+        for round_number in range(self.settings.max_retries + 1):
+            if round_number:
+                self.stats.retries += 1
+            retry: list[int] = []
+            wait = 0.0
+            for chunk in chunks(pending, BATCH_SIZE):
+                if kind == "erase":
+                    self.stats.erase_batches += 1
+                try:
+                    results = self.graph.run(self.graph.batch([requests[i] for i in chunk], kind))
+                except APIError as exc:
+                    raise self._unavailable(None, exc) from exc
+                for index, answer in zip(chunk, results, strict=True):
+                    answers[index] = answer
+                    if answer.status in _RETRYABLE_ITEM:
+                        retry.append(index)
+                        wait = max(wait, retry_after_of(answer.headers))
+            pending = retry
+            if not pending:
+                break
+            self.graph.run(asyncio.sleep(min(wait, 60.0)))
+        return [a if a is not None else BatchAnswer(0, {}, None) for a in answers]
+
+    # -- running SDK calls ----------------------------------------------------------------------
+
+    def _get(self, mailbox: str | None, kind: str, request: Any) -> dict[str, Any]:
+        try:
+            return self.graph.run(self.graph.get_json(mailbox, kind, request))
+        except APIError as exc:
+            raise self._unavailable(mailbox, exc) from exc
+
+    def _unavailable(self, mailbox: str | None, exc: APIError) -> SourceUnavailable:
+        where = f"mailbox {mailbox}" if mailbox else "the tenant"
+        return SourceUnavailable(
+            self.name, f"{where}: Microsoft Graph answered {describe_error(exc)}"
+        )

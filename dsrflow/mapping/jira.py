@@ -1,0 +1,123 @@
+"""The mapping of a Jira service desk: which projects, where to confirm matches, what erasure
+and restriction do there."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from dsrflow.mapping.common import BaseMapping, DataCategory, LegalHold, Strict
+
+CUSTOM_FIELD = re.compile(r"^customfield_\d+$")
+TEXT_FIELDS = ("summary", "description", "comments")
+# What an exported record holds, and its default category (a mapping may override any of them).
+DEFAULT_CATEGORIES: dict[str, str] = {
+    "key": "system.operations",
+    "status": "system.operations",
+    "created": "system.operations",
+    "request_type": "system.operations",
+    "labels": "system.operations",
+    "role": "user.support",
+    "summary": "user.support.content",
+    "description": "user.support.content",
+    "body": "user.support.content",
+    "issue": "system.operations",
+    "author": "user.support",
+    "servicedesk": "user.support",
+    "display_name": "user.name",
+    "email": "user.contact.email",
+    "account_id": "user.unique_id",
+}
+
+
+class ErasureMode(StrEnum):
+    """``anonymise``: pseudonymise the subject in the texts, drop them as participant and
+    customer, keep the support history. ``delete_unshared``: delete the requests they reported
+    where nobody else took part (others are anonymised)."""
+
+    ANONYMISE = "anonymise"
+    DELETE_UNSHARED = "delete_unshared"
+
+
+class JiraErasure(Strict):
+    mode: ErasureMode = ErasureMode.ANONYMISE
+    pseudonym_prefix: str = Field(
+        default="subject",
+        pattern=r"^[a-z][a-z0-9-]*$",
+        description="the pseudonym written is [<prefix>-<4 hex digits>]",
+    )
+    reporter_replacement: str | None = Field(
+        default=None,
+        description="accountId that becomes the reporter of anonymised requests; none: empty",
+    )
+
+
+class JiraMapping(BaseMapping):
+    kind: Literal["jira"]
+    projects: list[str] = Field(
+        min_length=1, description="project keys of the service desks searched (e.g. SUP)"
+    )
+    match_in: list[str] = Field(
+        default_factory=lambda: list(TEXT_FIELDS),
+        description="where the subject's identifiers are confirmed: summary, description, "
+        "comments and custom fields (customfield_10050)",
+    )
+    fields: dict[str, DataCategory] = Field(
+        default_factory=dict,
+        description="record field -> data category, over the defaults; custom fields too",
+    )
+    mask_others: bool = Field(
+        default=True,
+        description="mask other people's addresses, names and mentions in exported texts "
+        "(Art. 15(4))",
+    )
+    erasure: JiraErasure = JiraErasure()
+    restriction_label: str = Field(default="gdpr-restricted", pattern=r"^\S+$")
+    legal_hold: LegalHold | None = None
+    origin: str = Field(
+        default="the data subject", description="Art. 15(1)(g): where the data came from"
+    )
+
+    @field_validator("projects")
+    @classmethod
+    def _project_keys(cls, value: list[str]) -> list[str]:
+        bad = [p for p in value if not re.fullmatch(r"[A-Z][A-Z0-9_]+", p)]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not a Jira project key (upper case, e.g. SUP)")
+        return value
+
+    @field_validator("match_in")
+    @classmethod
+    def _known_fields(cls, value: list[str]) -> list[str]:
+        bad = [f for f in value if f not in TEXT_FIELDS and not CUSTOM_FIELD.match(f)]
+        if bad:
+            raise ValueError(f"{bad[0]!r}: use summary, description, comments or customfield_NNNNN")
+        return value
+
+    @model_validator(mode="after")
+    def _categories_declared(self) -> JiraMapping:
+        problems = [
+            f"fields.{name}: category {category!r} is not declared under categories"
+            for name, category in self.category_map().items()
+            if not self.declares(category)
+        ]
+        if self.legal_hold and self.legal_hold.counts_from not in ("created", "updated"):
+            problems.append("legal_hold.counts_from: use created or updated")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def category_map(self) -> dict[str, str]:
+        categories = dict(DEFAULT_CATEGORIES)
+        categories.update({f: "user.support.content" for f in self.match_in if f != "comments"})
+        categories.update(self.fields)
+        return categories
+
+    def category_of(self, field: str) -> str:
+        return self.category_map().get(field, "system.operations")
+
+    def collected_from(self, location: str) -> str:
+        return self.origin

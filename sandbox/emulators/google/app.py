@@ -1,0 +1,130 @@
+"""The Drive v3 + Sheets v4 emulator as one Starlette app.
+
+Routes: ``POST /token``; ``GET /drive/v3/files``, ``GET /drive/v3/files/{id}``;
+``POST /batch/drive/v3``; ``GET /v4/spreadsheets/{id}``; ``GET …/values:batchGet``;
+``GET|PUT …/values/{range}``, ``POST …/values/{range}:clear``;
+``POST /v4/spreadsheets/{id}:batchUpdate``; the fault-control routes of
+``sandbox.emulators.faults`` and ``POST /_emulator/quota``
+(``{"read_quota_per_minute": N}``, 0 = off). Unknown routes and parameters get Google's error
+shape. Throttling (from ``Faults`` or the per-user read quota) answers 429 RESOURCE_EXHAUSTED
+without Retry-After, as Google does.
+"""
+
+from __future__ import annotations
+
+import re
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from sandbox.emulators.faults import Faults
+from sandbox.emulators.google import batch, drive_api, sheets_api
+from sandbox.emulators.google.auth import token_endpoint
+from sandbox.emulators.google.errors import GoogleError, GoogleJSON
+from sandbox.emulators.google.state import GoogleState
+
+# Request path -> the route it counts under in /_emulator/stats.
+_ROUTES = [
+    (re.compile(r"^/drive/v3/files/[^/]+$"), "files.get"),
+    (re.compile(r"^/drive/v3/files$"), "files.list"),
+    (re.compile(r"^/batch/drive/v3$"), "batch"),
+    (re.compile(r"^/token$"), "token"),
+    (re.compile(r"^/v4/spreadsheets/[^/]+/values:batchGet$"), "values.batchGet"),
+    (re.compile(r"^/v4/spreadsheets/[^/]+:batchUpdate$"), "spreadsheets.batchUpdate"),
+    (re.compile(r"^/v4/spreadsheets/[^/]+/values/.*:clear$"), "values.clear"),
+    (re.compile(r"^/v4/spreadsheets/[^/]+/values/"), "values"),
+    (re.compile(r"^/v4/spreadsheets/[^/]+$"), "spreadsheets.get"),
+]
+
+
+def route_of(request: Request) -> str:
+    path = request.url.path
+    for pattern, name in _ROUTES:
+        if pattern.match(path):
+            if name == "values":
+                return "values.get" if request.method == "GET" else "values.update"
+            return name
+    return "other"
+
+
+def google_error(status: int, message: str, _retry_after: float | None) -> Response:
+    # No Retry-After header: Google never sends one, clients back off on their own.
+    if status == 429:
+        return GoogleError(
+            429,
+            "Quota exceeded for quota metric 'Read requests' and limit 'Read requests per minute "
+            "per user'.",
+            reason="rateLimitExceeded",
+        ).response()
+    return GoogleError(status, message).response()
+
+
+class FaultGate:
+    """``sandbox.emulators.faults.fault_middleware`` as a pure ASGI middleware: the same
+    counting, latency, throttling and injected failures, without BaseHTTPMiddleware, which costs
+    ~1.7 ms a request here (the 400-request benchmark feels it).
+
+    ``POST /token`` is exempt: it is another service (oauth2.googleapis.com), and the API's
+    quotas, throttling and failures do not apply to it.
+    """
+
+    def __init__(self, app: ASGIApp, faults: Faults) -> None:
+        self.app = app
+        self.faults = faults
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path.startswith("/_emulator/") or path == "/token":
+            await self.app(scope, receive, send)
+            return
+        self.faults.record(route_of(Request(scope)))
+        await self.faults.delay()
+        refused = self.faults.verdict(path)
+        if refused is None:
+            await self.app(scope, receive, send)
+            return
+        status, retry_after = refused
+        message = "Too many requests" if status == 429 else "Injected failure"
+        await google_error(status, message, retry_after)(scope, receive, send)
+
+
+def create_app(state: GoogleState | None = None, faults: Faults | None = None) -> Starlette:
+    state = state or GoogleState()
+    faults = faults or Faults()
+
+    async def set_quota(request: Request) -> Response:
+        body = await request.json()
+        state.read_quota_per_minute = int(body.get("read_quota_per_minute", 0))
+        return GoogleJSON({"read_quota_per_minute": state.read_quota_per_minute})
+
+    async def on_google_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, GoogleError)
+        return exc.response()
+
+    async def on_http_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 405:
+            return GoogleError(405, "Method Not Allowed", reason="httpMethodNotAllowed").response()
+        return GoogleError(404, "Method not found.", reason="notFound").response()
+
+    routes: list[Route] = [
+        Route("/token", token_endpoint(state), methods=["POST"]),
+        *drive_api.routes(state),
+        *sheets_api.routes(state),
+        batch.route(lambda: app),
+        *faults.control_routes(),
+        Route("/_emulator/quota", set_quota, methods=["POST"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(FaultGate, faults=faults)],
+        exception_handlers={GoogleError: on_google_error, HTTPException: on_http_error},
+    )
+    app.state.google = state
+    app.state.faults = faults
+    return app

@@ -1,0 +1,161 @@
+"""Drive v3: ``GET /drive/v3/files`` (``q``, paging, ``orderBy``, ``fields``) and
+``GET /drive/v3/files/{fileId}``, as the Drive v3 reference describes them."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from sandbox.emulators.google.auth import authorise
+from sandbox.emulators.google.drive_query import parse_query
+from sandbox.emulators.google.errors import GoogleError, GoogleJSON, invalid_value, quota_exceeded
+from sandbox.emulators.google.fields import apply_fields, check_known, parse_fields
+from sandbox.emulators.google.params import bool_param, check_params, int_param
+from sandbox.emulators.google.state import FILE_MEMBERS, DriveFile, GoogleState
+
+LIST_PARAMS = frozenset(
+    {
+        "corpora",
+        "corpus",
+        "driveId",
+        "includeItemsFromAllDrives",
+        "includeLabels",
+        "includePermissionsForView",
+        "includeTeamDriveItems",
+        "orderBy",
+        "pageSize",
+        "pageToken",
+        "q",
+        "spaces",
+        "supportsAllDrives",
+        "supportsTeamDrives",
+        "teamDriveId",
+    }
+)
+GET_PARAMS = frozenset(
+    {
+        "acknowledgeAbuse",
+        "includeLabels",
+        "includePermissionsForView",
+        "supportsAllDrives",
+        "supportsTeamDrives",
+    }
+)
+DEFAULT_FILE_FIELDS = ("kind", "id", "name", "mimeType")
+ORDER_KEYS = {"createdTime": "created_time", "modifiedTime": "modified_time", "name": "name"}
+
+
+def _page_token(offset: int, fingerprint: str) -> str:
+    return base64.urlsafe_b64encode(f"{offset}:{fingerprint}".encode()).decode().rstrip("=")
+
+
+def _read_page_token(token: str, fingerprint: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        offset, _, seen = text.partition(":")
+        if seen != fingerprint:
+            raise ValueError(token)
+        return int(offset)
+    except ValueError:
+        raise invalid_value("pageToken") from None
+
+
+def _order(files: list[DriveFile], order_by: str) -> list[DriveFile]:
+    """``orderBy=name,modifiedTime desc``: a stable sort key by key, last key first."""
+    for part in reversed([p.strip() for p in order_by.split(",") if p.strip()]):
+        key, _, direction = part.partition(" ")
+        if key == "folder":
+            files = sorted(files, key=lambda f: f.mime_type != "application/vnd.google-apps.folder")
+            continue
+        if key not in ORDER_KEYS or direction not in ("", "desc", "asc"):
+            raise invalid_value("orderBy", f"Invalid sort field {key!r}")
+        attr = ORDER_KEYS[key]
+        files = sorted(
+            files,
+            key=lambda f: getattr(f, attr).lower() if attr == "name" else getattr(f, attr),
+            reverse=direction == "desc",
+        )
+    return files
+
+
+def _selection(request: Request, known: dict[str, set[str] | None]) -> Any:
+    text = request.query_params.get("fields")
+    if text is None:
+        return None
+    selection = parse_fields(text)
+    check_known(selection, known, text)
+    return selection
+
+
+def routes(state: GoogleState) -> list[Route]:
+    def user_reads(request: Request) -> None:
+        token = authorise(state, request)
+        if not state.take_read(token.user):
+            raise quota_exceeded("drive.googleapis.com")
+
+    async def list_files(request: Request) -> Response:
+        check_params(request, LIST_PARAMS)
+        user_reads(request)
+        q = request.query_params.get("q", "")
+        order_by = request.query_params.get("orderBy", "")
+        page_size = int_param(request, "pageSize", 100, 1, 1000)
+        bool_param(request, "supportsAllDrives")
+        bool_param(request, "includeItemsFromAllDrives")
+        if request.query_params.get("corpora", "user") not in (
+            "user",
+            "domain",
+            "drive",
+            "allDrives",
+        ):
+            raise invalid_value("corpora")
+        selection = _selection(
+            request,
+            {"kind": None, "nextPageToken": None, "incompleteSearch": None, "files": FILE_MEMBERS},
+        )
+        predicate = parse_query(q)
+        fingerprint = hashlib.sha256(f"{q}\n{order_by}".encode()).hexdigest()[:12]
+        offset = (
+            _read_page_token(request.query_params["pageToken"], fingerprint)
+            if ("pageToken" in request.query_params)
+            else 0
+        )
+        with state.lock:
+            matching = [f for f in state.files.values() if predicate(f)]
+            matching = _order(matching, order_by)
+            page = matching[offset : offset + page_size]
+            base = str(request.base_url).rstrip("/")
+            items = [f.resource(base) for f in page]
+        body: dict[str, Any] = {"kind": "drive#fileList", "incompleteSearch": False}
+        if offset + page_size < len(matching):
+            body["nextPageToken"] = _page_token(offset + page_size, fingerprint)
+        if selection is None:
+            body["files"] = [{k: item[k] for k in DEFAULT_FILE_FIELDS} for item in items]
+            return GoogleJSON(body)
+        body["files"] = items
+        return GoogleJSON(apply_fields(body, selection))
+
+    async def get_file(request: Request) -> Response:
+        check_params(request, GET_PARAMS)
+        user_reads(request)
+        file_id = request.path_params["file_id"]
+        selection = _selection(request, {k: None for k in FILE_MEMBERS})
+        with state.lock:
+            file = state.files.get(file_id)
+            if file is None:
+                raise GoogleError(
+                    404, f"File not found: {file_id}.", reason="notFound", location="fileId"
+                )
+            item = file.resource(str(request.base_url).rstrip("/"))
+        if selection is None:
+            return GoogleJSON({k: item[k] for k in DEFAULT_FILE_FIELDS})
+        return GoogleJSON(apply_fields(item, selection))
+
+    return [
+        Route("/drive/v3/files", list_files, methods=["GET"]),
+        Route("/drive/v3/files/{file_id}", get_file, methods=["GET"]),
+    ]

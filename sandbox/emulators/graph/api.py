@@ -1,0 +1,485 @@
+"""The Graph v1.0 routes the mail connector uses, as the Graph reference documents them.
+
+``GraphApi.handle`` is transport-free (method, path, query, body -> status, headers, body), so the
+same code serves a plain HTTP request and each request inside a JSON ``$batch``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+
+from sandbox.emulators.graph.query import (
+    QueryError,
+    parse_filter,
+    parse_search,
+    parse_select,
+    project,
+    search_matches,
+)
+from sandbox.emulators.graph.store import GraphStore, Mailbox, Stored
+
+SEARCH_RESULT_LIMIT = 1000  # "A $search request returns up to 1,000 results."
+MAX_TOP = 1000
+DEFAULT_TOP = 10
+MAX_BATCH = 20
+USER_PROPERTIES = frozenset({"id", "displayName", "mail", "userPrincipalName"})
+ATTACHMENT_PROPERTIES = frozenset(
+    {
+        "id",
+        "name",
+        "contentType",
+        "size",
+        "isInline",
+        "lastModifiedDateTime",
+        "contentBytes",
+        "contentId",
+        "contentLocation",
+    }
+)
+FOLDER_PROPERTIES = frozenset(
+    {
+        "id",
+        "displayName",
+        "parentFolderId",
+        "childFolderCount",
+        "unreadItemCount",
+        "totalItemCount",
+        "isHidden",
+    }
+)
+
+
+@dataclass
+class GraphResponse:
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def graph_error(
+    status: int, code: str, message: str, retry_after: float | None = None
+) -> GraphResponse:
+    """Graph's error shape: ``{"error": {"code", "message", "innerError"}}``."""
+    headers = {"Retry-After": str(max(0, round(retry_after)))} if retry_after is not None else {}
+    body = {
+        "error": {
+            "code": code,
+            "message": message,
+            "innerError": {"date": "2026-01-01T00:00:00", "request-id": "emulator"},
+        }
+    }
+    return GraphResponse(status, body, headers)
+
+
+class _NotFound(Exception):
+    def __init__(self, response: GraphResponse) -> None:
+        self.response = response
+
+
+Query = Mapping[str, str]
+Handler = Callable[..., GraphResponse]
+
+
+class GraphApi:
+    """Routing and the handlers; state lives in ``GraphStore``."""
+
+    def __init__(self, store: GraphStore) -> None:
+        self.store = store
+        self.batch_items: Counter[str] = Counter()
+        self.routes: list[tuple[str, re.Pattern[str], Handler, frozenset[str]]] = [
+            (
+                "GET",
+                re.compile(r"/users"),
+                self.list_users,
+                frozenset({"$top", "$select", "$skiptoken"}),
+            ),
+            ("GET", re.compile(r"/users/(?P<user>[^/]+)"), self.get_user, frozenset({"$select"})),
+            (
+                "GET",
+                re.compile(r"/users/(?P<user>[^/]+)/mailFolders"),
+                self.list_folders,
+                frozenset({"$top", "$select", "$skiptoken"}),
+            ),
+            (
+                "GET",
+                re.compile(r"/users/(?P<user>[^/]+)/mailFolders/(?P<folder>[^/]+)"),
+                self.get_folder,
+                frozenset({"$select"}),
+            ),
+            (
+                "GET",
+                re.compile(r"/users/(?P<user>[^/]+)/messages"),
+                self.list_messages,
+                frozenset({"$search", "$filter", "$select", "$top", "$skiptoken", "$expand"}),
+            ),
+            (
+                "GET",
+                re.compile(r"/users/(?P<user>[^/]+)/mailFolders/(?P<folder>[^/]+)/messages"),
+                self.list_messages,
+                frozenset({"$search", "$filter", "$select", "$top", "$skiptoken", "$expand"}),
+            ),
+            (
+                "GET",
+                re.compile(r"/users/(?P<user>[^/]+)/messages/(?P<message>[^/]+)"),
+                self.get_message,
+                frozenset({"$select", "$expand"}),
+            ),
+            (
+                "GET",
+                re.compile(r"/users/(?P<user>[^/]+)/messages/(?P<message>[^/]+)/attachments"),
+                self.list_attachments,
+                frozenset({"$select", "$top"}),
+            ),
+            (
+                "DELETE",
+                re.compile(r"/users/(?P<user>[^/]+)/messages/(?P<message>[^/]+)"),
+                self.delete_message,
+                frozenset(),
+            ),
+            (
+                "POST",
+                re.compile(r"/users/(?P<user>[^/]+)/messages/(?P<message>[^/]+)/permanentDelete"),
+                self.permanent_delete,
+                frozenset(),
+            ),
+        ]
+
+    # -- dispatch ---------------------------------------------------------------------------------
+
+    def route_of(self, method: str, path: str) -> str:
+        """A label for request counting: the route's pattern, not the ids in it."""
+        for verb, pattern, _, _ in self.routes:
+            if verb == method and pattern.fullmatch(path):
+                return f"{method} {pattern.pattern}"
+        return f"{method} (unknown)"
+
+    def handle(
+        self, method: str, path: str, query: Query, body: Any, base_url: str
+    ) -> GraphResponse:
+        """Serve one request; ``path`` is what follows ``/v1.0``."""
+        known_path = False
+        for verb, pattern, handler, options in self.routes:
+            match = pattern.fullmatch(path)
+            if not match:
+                continue
+            known_path = True
+            if verb != method:
+                continue
+            unknown = sorted(k for k in query if k.startswith("$") and k not in options)
+            if unknown:
+                return graph_error(
+                    400, "BadRequest", f"Query option '{unknown[0]}' is not allowed here."
+                )
+            try:
+                return handler(
+                    query=query, body=body, base_url=base_url, path=path, **match.groupdict()
+                )
+            except QueryError as exc:
+                return graph_error(400, exc.code, exc.message)
+            except _NotFound as exc:
+                return exc.response
+        if known_path:
+            return graph_error(405, "Request_BadRequest", f"The method {method} is not allowed.")
+        segment = path.rstrip("/").rsplit("/", 1)[-1] or "/"
+        return graph_error(400, "BadRequest", f"Resource not found for the segment '{segment}'.")
+
+    def _mailbox(self, user: str) -> Mailbox:
+        box = self.store.mailbox(user)
+        if box is None:
+            raise _NotFound(
+                graph_error(404, "ErrorInvalidUser", f"The requested user '{user}' is invalid.")
+            )
+        return box
+
+    def _message(self, box: Mailbox, message_id: str) -> Stored:
+        stored = box.messages.get(message_id)
+        if stored is None:
+            raise _NotFound(
+                graph_error(
+                    404, "ErrorItemNotFound", "The specified object was not found in the store."
+                )
+            )
+        return stored
+
+    # -- paging -----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _top(query: Query) -> int:
+        raw = query.get("$top", str(DEFAULT_TOP))
+        if not raw.isdigit() or not 1 <= int(raw) <= MAX_TOP:
+            raise QueryError(
+                "ErrorInvalidRequest", f"The value of $top must be between 1 and {MAX_TOP}."
+            )
+        return int(raw)
+
+    @staticmethod
+    def _offset(query: Query) -> int:
+        token = query.get("$skiptoken")
+        if token is None:
+            return 0
+        try:
+            return int(base64.urlsafe_b64decode(token.encode()).decode())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise QueryError("ErrorInvalidRequest", "The $skiptoken is not valid.") from exc
+
+    def _page(
+        self,
+        items: list[dict[str, Any]],
+        query: Query,
+        base_url: str,
+        path: str,
+        context: str,
+    ) -> GraphResponse:
+        top = self._top(query)
+        offset = self._offset(query)
+        page = items[offset : offset + top]
+        body: dict[str, Any] = {"@odata.context": f"{base_url}/v1.0/$metadata#{context}"}
+        body["value"] = page
+        if offset + top < len(items):
+            params = {k: v for k, v in query.items() if k != "$skiptoken"}
+            params["$skiptoken"] = base64.urlsafe_b64encode(str(offset + top).encode()).decode()
+            # Absolute, as Graph's are: clients follow it as it is.
+            body["@odata.nextLink"] = f"{base_url}/v1.0{path}?{urlencode(params)}"
+        return GraphResponse(200, body)
+
+    # -- handlers ---------------------------------------------------------------------------------
+
+    def list_users(self, *, query: Query, base_url: str, path: str, **_: Any) -> GraphResponse:
+        select = parse_select(query.get("$select"), USER_PROPERTIES)
+        users = [project(u, select) for u in self.store.users()]
+        return self._page(users, query, base_url, path, "users")
+
+    def get_user(self, *, user: str, query: Query, **_: Any) -> GraphResponse:
+        box = self._mailbox(user)
+        select = parse_select(query.get("$select"), USER_PROPERTIES)
+        found = next(u for u in self.store.users() if u["id"] == box.user_id)
+        return GraphResponse(200, project(found, select))
+
+    def list_folders(
+        self, *, user: str, query: Query, base_url: str, path: str, **_: Any
+    ) -> GraphResponse:
+        """The top-level folders only, as Graph lists them (children: ``childFolders``)."""
+        box = self._mailbox(user)
+        select = parse_select(query.get("$select"), FOLDER_PROPERTIES)
+        with self.store.lock:
+            folders = [
+                project(self._folder_resource(box, f.id), select)
+                for f in box.folders.values()
+                if f.parent_id is None
+            ]
+        return self._page(folders, query, base_url, path, f"users('{user}')/mailFolders")
+
+    def get_folder(self, *, user: str, folder: str, query: Query, **_: Any) -> GraphResponse:
+        """Any folder, by id or well-known name, wherever it sits in the tree."""
+        box = self._mailbox(user)
+        select = parse_select(query.get("$select"), FOLDER_PROPERTIES)
+        with self.store.lock:
+            found = box.folder(folder)
+            if found is None:
+                return graph_error(
+                    404, "ErrorItemNotFound", "The specified object was not found in the store."
+                )
+            return GraphResponse(200, project(self._folder_resource(box, found.id), select))
+
+    @staticmethod
+    def _folder_resource(box: Mailbox, folder_id: str) -> dict[str, Any]:
+        total = sum(1 for s in box.messages.values() if s.resource["parentFolderId"] == folder_id)
+        children = sum(1 for f in box.folders.values() if f.parent_id == folder_id)
+        return box.folders[folder_id].resource(total, box.root_id, children)
+
+    def list_messages(
+        self,
+        *,
+        user: str,
+        query: Query,
+        base_url: str,
+        path: str,
+        folder: str | None = None,
+        **_: Any,
+    ) -> GraphResponse:
+        box = self._mailbox(user)
+        select = parse_select(query.get("$select"))
+        expand = self._expand(query)
+        search = query.get("$search")
+        predicate = parse_filter(query["$filter"]) if "$filter" in query else None
+        if search is not None and predicate is not None:
+            raise QueryError(
+                "ErrorInvalidRequest",
+                "The query parameters $search and $filter cannot be combined.",
+            )
+        folder_id = None
+        if folder is not None:
+            found = box.folder(folder)
+            if found is None:
+                raise _NotFound(
+                    graph_error(404, "ErrorItemNotFound", "The specified folder was not found.")
+                )
+            folder_id = found.id
+        with self.store.lock:
+            pool: Iterable[Stored] = box.messages.values()
+            if predicate is not None and predicate.internet_ids is not None:
+                # Exchange answers internetMessageId filters from an index; so does this.
+                pool = [
+                    box.messages[i]
+                    for key in predicate.internet_ids
+                    for i in box.by_internet_id.get(key, ())
+                ]
+            candidates = [
+                s for s in pool if folder_id is None or s.resource["parentFolderId"] == folder_id
+            ]
+            if search is not None:
+                node = parse_search(search)
+                hits = [s for s in candidates if search_matches(node, s)]
+                # Sorted by the date the message was sent; at most 1,000 results.
+                hits.sort(key=lambda s: s.resource.get("sentDateTime") or "", reverse=True)
+                hits = hits[:SEARCH_RESULT_LIMIT]
+            else:
+                hits = [s for s in candidates if predicate is None or predicate(s.resource)]
+                hits.sort(key=lambda s: s.resource.get("receivedDateTime") or "", reverse=True)
+            items = [self._render(s, select, expand) for s in hits]
+        return self._page(items, query, base_url, path, f"users('{user}')/messages")
+
+    @staticmethod
+    def _expand(query: Query) -> bool:
+        raw = query.get("$expand")
+        if raw is None:
+            return False
+        if raw.strip() != "attachments":
+            raise QueryError("BadRequest", f"Could not find a navigation property named '{raw}'.")
+        return True
+
+    @staticmethod
+    def _render(stored: Stored, select: list[str] | None, expand: bool) -> dict[str, Any]:
+        item = project(stored.resource, select)
+        if expand:
+            item["attachments"] = [dict(a) for a in stored.attachments]
+        return item
+
+    def get_message(self, *, user: str, message: str, query: Query, **_: Any) -> GraphResponse:
+        box = self._mailbox(user)
+        select = parse_select(query.get("$select"))
+        expand = self._expand(query)
+        with self.store.lock:
+            return GraphResponse(200, self._render(self._message(box, message), select, expand))
+
+    def list_attachments(
+        self, *, user: str, message: str, query: Query, base_url: str, path: str, **_: Any
+    ) -> GraphResponse:
+        box = self._mailbox(user)
+        select = parse_select(query.get("$select"), ATTACHMENT_PROPERTIES)
+        with self.store.lock:
+            attachments = [project(a, select) for a in self._message(box, message).attachments]
+        for item in attachments:
+            # The derived type stays visible, as Graph keeps @odata.type under $select.
+            item["@odata.type"] = "#microsoft.graph.fileAttachment"
+            item.pop("@odata.etag", None)
+        params = dict(query)
+        params.setdefault("$top", str(MAX_TOP))
+        return self._page(attachments, params, base_url, path, "attachments")
+
+    def delete_message(self, *, user: str, message: str, **_: Any) -> GraphResponse:
+        """DELETE moves to Deleted Items; deleting from Deleted Items removes it from view
+        (Exchange keeps it in Recoverable Items, which no list here shows)."""
+        box = self._mailbox(user)
+        with self.store.lock:
+            stored = self._message(box, message)
+            deleted = box.folder("deleteditems")
+            assert deleted is not None
+            if stored.resource["parentFolderId"] == deleted.id:
+                self.store.remove(box, message)
+            else:
+                self.store.move(box, message, deleted)
+        return GraphResponse(204)
+
+    def permanent_delete(self, *, user: str, message: str, **_: Any) -> GraphResponse:
+        box = self._mailbox(user)
+        with self.store.lock:
+            self._message(box, message)
+            self.store.remove(box, message)
+        return GraphResponse(204)
+
+    # -- $batch -----------------------------------------------------------------------------------
+
+    def batch(
+        self,
+        body: Any,
+        base_url: str,
+        admit: Callable[[str], GraphResponse | None] = lambda _path: None,
+    ) -> GraphResponse:
+        """JSON batching: up to 20 requests, answered each with its own status.
+
+        Requests run one after another here (Graph runs independent ones in parallel); one whose
+        ``dependsOn`` failed gets 424. ``admit`` may refuse an item (injected throttling).
+        """
+        requests = body.get("requests") if isinstance(body, dict) else None
+        if not isinstance(requests, list) or not requests:
+            return graph_error(400, "BadRequest", "Invalid batch payload: 'requests' is missing.")
+        if len(requests) > MAX_BATCH:
+            return graph_error(
+                400,
+                "BadRequest",
+                f"The number of requests in the batch exceeds the limit of {MAX_BATCH}.",
+            )
+        ids = [str(r.get("id")) for r in requests if isinstance(r, dict)]
+        if len(ids) != len(requests) or len(set(ids)) != len(ids):
+            return graph_error(400, "BadRequest", "Batch request ids must be present and unique.")
+        statuses: dict[str, int] = {}
+        responses = []
+        for item in requests:
+            item_id = str(item["id"])
+            answer = self._batch_item(item, statuses, base_url, admit)
+            statuses[item_id] = answer.status
+            entry: dict[str, Any] = {"id": item_id, "status": answer.status}
+            entry["headers"] = {**answer.headers}
+            if answer.body is not None:
+                entry["headers"].setdefault("Content-Type", "application/json")
+                entry["body"] = answer.body
+            responses.append(entry)
+        return GraphResponse(200, {"responses": responses})
+
+    def _batch_item(
+        self,
+        item: dict[str, Any],
+        statuses: dict[str, int],
+        base_url: str,
+        admit: Callable[[str], GraphResponse | None],
+    ) -> GraphResponse:
+        method = str(item.get("method") or "").upper()
+        url = str(item.get("url") or "")
+        if not method or not url:
+            return graph_error(400, "BadRequest", "A batch request needs a method and a url.")
+        depends = item.get("dependsOn") or []
+        for dependency in depends:
+            if dependency not in statuses:
+                return graph_error(400, "BadRequest", f"dependsOn '{dependency}' is not earlier.")
+            if statuses[dependency] >= 400:
+                return graph_error(424, "FailedDependency", "A request it depends on failed.")
+        parts = urlsplit(url)
+        # Batch URLs arrive percent-encoded (users/a%40b.example/...), as on the wire.
+        path = unquote(re.sub(r"^/v1\.0", "", parts.path) if parts.scheme else parts.path)
+        if not path.startswith("/"):
+            path = "/" + path
+        if path == "/$batch":
+            return graph_error(400, "BadRequest", "A batch cannot contain a batch.")
+        self.batch_items[self.route_of(method, path)] += 1
+        refused = admit(path)
+        if refused is not None:
+            return refused
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        return self.handle(method, path, query, item.get("body"), base_url)
+
+
+def decode_json(raw: bytes) -> Any:
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise QueryError("BadRequest", f"The request body is not valid JSON: {exc.msg}") from exc

@@ -1,0 +1,756 @@
+"""The Jira Cloud + Service Management emulator: a Starlette app over a ``JiraStore``.
+
+Routes, shapes and error bodies follow Atlassian's published references (Jira Cloud platform
+REST API v2, Jira Service Management REST API): platform errors are
+``{"errorMessages": [...], "errors": {...}}``, Service Management errors are
+``{"errorMessage": ..., "i18nErrorMessage": {...}}``. Every ``self`` link is an absolute URL back
+to the emulator, because the ``jira`` client re-reads resources through them.
+
+Choices of the emulator where the references leave room: the ``comment`` field of an issue in
+search results carries at most ``INLINE_COMMENTS`` comments (``total`` says how many there are,
+so a client knows when to page through ``/issue/{key}/comment``); ``nextPageToken`` is an opaque
+offset into the result; unknown query parameters of the served routes are refused with 400 so
+that a client's typo shows up in tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from sandbox.emulators.faults import Faults, fault_middleware
+from sandbox.emulators.jira import jql
+from sandbox.emulators.jira.store import (
+    PARTICIPANTS_FIELD,
+    REQUEST_TYPE_FIELD,
+    Comment,
+    Issue,
+    JiraStore,
+    User,
+    jira_time,
+)
+
+INLINE_COMMENTS = 20
+MAX_SEARCH_RESULTS = 100  # Jira Cloud caps pages of issues with fields at 100
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, *, servicedesk: bool = False) -> None:
+        self.status = status
+        self.message = message
+        self.servicedesk = servicedesk
+
+
+def platform_error(status: int, message: str, retry_after: float | None = None) -> Response:
+    # Retry-After is whole seconds (RFC 9110); a fraction rounds up so clients never come early.
+    headers = {"Retry-After": str(math.ceil(retry_after))} if retry_after is not None else {}
+    return JSONResponse({"errorMessages": [message], "errors": {}}, status, headers=headers)
+
+
+def servicedesk_error(status: int, message: str) -> Response:
+    return JSONResponse(
+        {
+            "errorMessage": message,
+            "i18nErrorMessage": {"i18nKey": f"sd.emulator.error.{status}", "parameters": []},
+        },
+        status,
+    )
+
+
+# -- rendering ---------------------------------------------------------------------------------
+
+
+class Renderer:
+    """Jira's JSON shapes, with ``self`` links on the emulator's own base URL."""
+
+    def __init__(self, store: JiraStore, base: str) -> None:
+        self.store = store
+        self.base = base.rstrip("/")
+
+    def user(self, account_id: str | None) -> dict[str, Any] | None:
+        if account_id is None:
+            return None
+        user = self.store.users.get(account_id) or User(account_id, None, "Former user", False)
+        shape: dict[str, Any] = {
+            "self": f"{self.base}/rest/api/2/user?accountId={user.account_id}",
+            "accountId": user.account_id,
+            "displayName": user.display_name,
+            "active": user.active,
+            "accountType": "customer" if user.account_id.startswith("qm:") else "atlassian",
+            "timeZone": "Europe/Oslo",
+        }
+        if user.email:
+            shape["emailAddress"] = user.email
+        return shape
+
+    def comment(self, issue: Issue, comment: Comment) -> dict[str, Any]:
+        return {
+            "self": f"{self.base}/rest/api/2/issue/{issue.id}/comment/{comment.id}",
+            "id": comment.id,
+            "author": self.user(comment.author),
+            "body": comment.body,
+            "updateAuthor": self.user(comment.author),
+            "created": comment.created,
+            "updated": comment.updated,
+            "jsdPublic": comment.public,
+        }
+
+    def all_fields(self, issue: Issue) -> dict[str, Any]:
+        fields: dict[str, Any] = {}
+        for name, value in issue.fields.items():
+            if name == "reporter":
+                fields["reporter"] = self.user(value)
+                fields["creator"] = self.user(value)
+            elif name == "status":
+                fields["status"] = {
+                    "self": f"{self.base}/rest/api/2/status/1",
+                    "name": value.get("name", "Open"),
+                    "id": "1",
+                }
+            else:
+                fields[name] = value
+        fields["project"] = {
+            "self": f"{self.base}/rest/api/2/project/{issue.project}",
+            "key": issue.project,
+            "name": next(
+                (
+                    d.project_name
+                    for d in self.store.servicedesks.values()
+                    if d.project_key == issue.project
+                ),
+                issue.project,
+            ),
+        }
+        fields["issuetype"] = {"name": "Service Request", "id": "10001"}
+        fields[PARTICIPANTS_FIELD] = [self.user(p) for p in issue.participants]
+        fields.setdefault(REQUEST_TYPE_FIELD, None)
+        fields["comment"] = {
+            "comments": [self.comment(issue, c) for c in issue.comments[:INLINE_COMMENTS]],
+            "self": f"{self.base}/rest/api/2/issue/{issue.id}/comment",
+            "maxResults": INLINE_COMMENTS,
+            "total": len(issue.comments),
+            "startAt": 0,
+        }
+        return fields
+
+    def issue(self, issue: Issue, wanted: list[str] | None) -> dict[str, Any]:
+        """An issue with the ``fields`` the request asked for (Jira's ``*all``, ``-x`` syntax)."""
+        shape: dict[str, Any] = {
+            "expand": "renderedFields,names,schema,operations,editmeta,changelog",
+            "id": issue.id,
+            "self": f"{self.base}/rest/api/2/issue/{issue.id}",
+            "key": issue.key,
+        }
+        everything = self.all_fields(issue)
+        if wanted is None:
+            shape["fields"] = everything
+            return shape
+        chosen: set[str] = set()
+        for name in wanted:
+            if name in ("*all", "*navigable"):
+                chosen |= set(everything)
+            elif name.startswith("-"):
+                chosen.discard(name[1:])
+            elif name and name != "id" and name != "key":
+                chosen.add(name)
+        if chosen:
+            shape["fields"] = {k: v for k, v in everything.items() if k in chosen}
+        return shape
+
+
+# -- request helpers ---------------------------------------------------------------------------
+
+
+def _params(request: Request, allowed: set[str], *, servicedesk: bool = False) -> dict[str, str]:
+    unknown = sorted(set(request.query_params) - allowed)
+    if unknown:
+        raise ApiError(400, f"Unrecognized query parameter: {unknown[0]}", servicedesk=servicedesk)
+    return dict(request.query_params)
+
+
+def _int(params: dict[str, str], name: str, default: int, *, servicedesk: bool = False) -> int:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(
+            400,
+            f"The value '{raw}' is invalid for the '{name}' parameter.",
+            servicedesk=servicedesk,
+        ) from None
+    if value < 0:
+        raise ApiError(
+            400, f"The '{name}' parameter must not be negative.", servicedesk=servicedesk
+        )
+    return value
+
+
+def _fields_param(request: Request, default: list[str] | None) -> list[str] | None:
+    values = request.query_params.getlist("fields")
+    if not values:
+        return default
+    return [f.strip() for v in values for f in v.split(",") if f.strip()]
+
+
+async def _json_body(request: Request, *, servicedesk: bool = False) -> dict[str, Any]:
+    raw = await request.body()
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError:
+        raise ApiError(
+            400, "Unexpected character in the request body: not JSON.", servicedesk=servicedesk
+        ) from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "The request body must be a JSON object.", servicedesk=servicedesk)
+    return body
+
+
+class JiraEmulator:
+    """The app and its state; ``deployment`` is what ``serverInfo`` reports (Cloud or Server)."""
+
+    def __init__(
+        self, store: JiraStore, faults: Faults | None = None, *, deployment: str = "Cloud"
+    ) -> None:
+        self.store = store
+        self.faults = faults or Faults()
+        self.deployment = deployment
+        self.app = self._build()
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _build(self) -> Starlette:
+        api = "/rest/api/2"
+        sd = "/rest/servicedeskapi"
+        routes = [
+            Route(f"{api}/serverInfo", self.server_info, methods=["GET"]),
+            Route(f"{api}/field", self.fields, methods=["GET"]),
+            Route(f"{api}/search/jql", self.search_jql, methods=["GET"]),
+            Route(f"{api}/search", self.search_classic, methods=["GET"]),
+            Route(f"{api}/issue/{{key}}", self.issue, methods=["GET", "PUT", "DELETE"]),
+            Route(f"{api}/issue/{{key}}/comment", self.comments, methods=["GET", "POST"]),
+            Route(
+                f"{api}/issue/{{key}}/comment/{{cid}}",
+                self.comment,
+                methods=["GET", "PUT", "DELETE"],
+            ),
+            Route(f"{api}/user/search", self.user_search, methods=["GET"]),
+            Route(f"{sd}/servicedesk", self.servicedesks, methods=["GET"]),
+            Route(f"{sd}/servicedesk/{{desk}}/customer", self.customers, methods=["GET", "DELETE"]),
+            Route(
+                f"{sd}/request/{{key}}/participant", self.participants, methods=["GET", "DELETE"]
+            ),
+            *self.faults.control_routes(),
+        ]
+        app = Starlette(routes=routes)
+        app.add_exception_handler(404, self._not_found)
+        app.add_exception_handler(405, self._not_allowed)
+        app.add_exception_handler(ApiError, self._api_error)
+        app.add_exception_handler(jql.JqlError, self._jql_error)
+        # The last added runs first: faults (counting, latency, 429) before authentication.
+        app.add_middleware(BaseHTTPMiddleware, dispatch=self._authenticated)
+        app.add_middleware(
+            BaseHTTPMiddleware, dispatch=fault_middleware(self.faults, _route_of, platform_error)
+        )
+        return app
+
+    async def _not_found(self, request: Request, _: Exception) -> Response:
+        if request.url.path.startswith("/rest/servicedeskapi/"):
+            return servicedesk_error(404, "The requested resource does not exist.")
+        return platform_error(404, f"null for uri: {request.url}")
+
+    async def _not_allowed(self, request: Request, _: Exception) -> Response:
+        return platform_error(405, f"Method {request.method} is not allowed for {request.url.path}")
+
+    async def _api_error(self, _: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        if isinstance(exc, _FieldErrors):
+            return JSONResponse({"errorMessages": [], "errors": exc.errors}, exc.status)
+        if exc.servicedesk:
+            return servicedesk_error(exc.status, exc.message)
+        return platform_error(exc.status, exc.message)
+
+    async def _jql_error(self, _: Request, exc: Exception) -> Response:
+        return platform_error(400, str(exc))
+
+    async def _authenticated(self, request: Request, call_next: Handler) -> Response:
+        if not request.url.path.startswith("/_emulator/"):
+            refused = self._authenticate(request)
+            if refused is not None:
+                return refused
+        return await call_next(request)
+
+    def _authenticate(self, request: Request) -> Response | None:
+        """Basic e-mail + API token (Cloud) or a bearer personal access token (Data Center)."""
+        header = request.headers.get("authorization", "")
+        expected = self.store.credentials
+        ok = False
+        if header.startswith("Basic "):
+            try:
+                email, _, token = base64.b64decode(header[6:]).decode().partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                email, token = "", ""
+            ok = bool(email and token) and (expected is None or (email, token) == expected)
+            request.state.email = email
+        elif header.startswith("Bearer "):
+            token = header[7:]
+            ok = bool(token) and (expected is None or token == expected[1])
+            request.state.email = expected[0] if expected else None
+        if ok:
+            return None
+        return JSONResponse(
+            {
+                "errorMessages": ["Client must be authenticated to access this resource."],
+                "errors": {},
+            },
+            401,
+            headers={"WWW-Authenticate": 'Basic realm="protected-area"'},
+        )
+
+    def _renderer(self, request: Request) -> Renderer:
+        return Renderer(self.store, str(request.base_url))
+
+    def _issue_or_404(self, request: Request) -> Issue:
+        issue = self.store.issue(request.path_params["key"])
+        if issue is None:
+            raise ApiError(404, "Issue does not exist or you do not have permission to see it.")
+        return issue
+
+    def _current_account(self, request: Request) -> str | None:
+        email = (getattr(request.state, "email", None) or "").lower()
+        return next(
+            (u.account_id for u in self.store.users.values() if (u.email or "").lower() == email),
+            None,
+        )
+
+    # -- platform routes --------------------------------------------------------------------
+
+    async def server_info(self, request: Request) -> Response:
+        _params(request, {"doHealthCheck"})
+        return JSONResponse(
+            {
+                "baseUrl": str(request.base_url).rstrip("/"),
+                "version": "1001.0.0-SNAPSHOT" if self.deployment == "Cloud" else "9.12.2",
+                "versionNumbers": [1001, 0, 0] if self.deployment == "Cloud" else [9, 12, 2],
+                "deploymentType": self.deployment,
+                "buildNumber": 100250,
+                "buildDate": "2026-01-01T00:00:00.000+0000",
+                "serverTime": jira_time(),
+                "scmInfo": "emulator",
+                "serverTitle": "Jira (dsrflow sandbox)",
+            }
+        )
+
+    async def fields(self, request: Request) -> Response:
+        _params(request, set())
+        system = [
+            ("summary", "Summary", "string"),
+            ("description", "Description", "string"),
+            ("status", "Status", "status"),
+            ("created", "Created", "datetime"),
+            ("updated", "Updated", "datetime"),
+            ("reporter", "Reporter", "user"),
+            ("labels", "Labels", "array"),
+            ("comment", "Comment", "comments-page"),
+            ("project", "Project", "project"),
+            ("issuetype", "Issue Type", "issuetype"),
+        ]
+        shapes = [
+            {
+                "id": fid,
+                "key": fid,
+                "name": name,
+                "custom": False,
+                "orderable": True,
+                "navigable": True,
+                "searchable": True,
+                "clauseNames": [fid],
+                "schema": {"type": kind, "system": fid},
+            }
+            for fid, name, kind in system
+        ]
+        for fid, name in sorted(self.store.custom_fields.items()):
+            number = fid.removeprefix("customfield_")
+            shapes.append(
+                {
+                    "id": fid,
+                    "key": fid,
+                    "name": name,
+                    "custom": True,
+                    "orderable": True,
+                    "navigable": True,
+                    "searchable": True,
+                    "clauseNames": [f"cf[{number}]", name],
+                    "schema": {"type": "any", "custom": "emulator", "customId": int(number)},
+                }
+            )
+        return JSONResponse(shapes)
+
+    async def search_jql(self, request: Request) -> Response:
+        """Jira Cloud's enhanced search: ``nextPageToken`` paging, ``isLast``, no total."""
+        params = _params(
+            request,
+            {
+                "jql",
+                "nextPageToken",
+                "maxResults",
+                "fields",
+                "expand",
+                "properties",
+                "fieldsByKeys",
+                "failFast",
+                "reconcileIssues",
+            },
+        )
+        query = self._parse(params.get("jql", ""), bounded=True)
+        size = min(_int(params, "maxResults", 50), MAX_SEARCH_RESULTS) or 50
+        start = _decode_token(params.get("nextPageToken"))
+        hits = self.store.search(query)
+        page = hits[start : start + size]
+        render = self._renderer(request)
+        wanted = _fields_param(request, ["id"])
+        body: dict[str, Any] = {"issues": [render.issue(i, wanted) for i in page]}
+        if start + size < len(hits):
+            body["nextPageToken"] = _encode_token(start + size)
+            body["isLast"] = False
+        else:
+            body["isLast"] = True
+        return JSONResponse(body)
+
+    async def search_classic(self, request: Request) -> Response:
+        """Data Center's search (deprecated on Cloud): ``startAt``/``maxResults``/``total``."""
+        params = _params(
+            request,
+            {
+                "jql",
+                "startAt",
+                "maxResults",
+                "fields",
+                "expand",
+                "validateQuery",
+                "properties",
+                "fieldsByKeys",
+            },
+        )
+        query = self._parse(params.get("jql", ""), bounded=False)
+        start = _int(params, "startAt", 0)
+        size = min(_int(params, "maxResults", 50), MAX_SEARCH_RESULTS)
+        hits = self.store.search(query)
+        render = self._renderer(request)
+        wanted = _fields_param(request, ["*navigable"])
+        return JSONResponse(
+            {
+                "expand": "schema,names",
+                "startAt": start,
+                "maxResults": size,
+                "total": len(hits),
+                "issues": [render.issue(i, wanted) for i in hits[start : start + size]],
+            }
+        )
+
+    def _parse(self, text: str, *, bounded: bool) -> jql.Query:
+        query = jql.parse(text)
+        if bounded and query.where is None:
+            # Jira Cloud's enhanced search refuses queries without a restriction.
+            raise ApiError(
+                400,
+                "Unbounded JQL queries are not allowed here. "
+                "Please add a search restriction to your query.",
+            )
+        return query
+
+    async def issue(self, request: Request) -> Response:
+        issue = self._issue_or_404(request)
+        if request.method == "GET":
+            _params(request, {"fields", "expand", "properties", "fieldsByKeys", "updateHistory"})
+            return JSONResponse(self._renderer(request).issue(issue, _fields_param(request, None)))
+        if request.method == "DELETE":
+            params = _params(request, {"deleteSubtasks"})
+            if params.get("deleteSubtasks", "false").lower() not in ("true", "false"):
+                raise ApiError(400, "deleteSubtasks must be true or false.")
+            self.store.delete_issue(issue)
+            return Response(status_code=204)
+        _params(
+            request,
+            {
+                "notifyUsers",
+                "overrideScreenSecurity",
+                "overrideEditableFlag",
+                "returnIssue",
+                "expand",
+            },
+        )
+        body = await _json_body(request)
+        self._edit_issue(issue, body)
+        return Response(status_code=204)
+
+    def _edit_issue(self, issue: Issue, body: dict[str, Any]) -> None:
+        unknown = set(body) - {"fields", "update", "properties", "historyMetadata", "transition"}
+        if unknown:
+            raise ApiError(400, f'Unrecognized field "{sorted(unknown)[0]}"')
+        fields = body.get("fields") or {}
+        update = body.get("update") or {}
+        errors: dict[str, str] = {}
+        for name in list(fields) + list(update):
+            if (
+                name not in ("summary", "description", "labels", "reporter", PARTICIPANTS_FIELD)
+                and name not in self.store.custom_fields
+            ):
+                errors[name] = (
+                    f"Field '{name}' cannot be set. "
+                    "It is not on the appropriate screen, or unknown."
+                )
+        if "summary" in fields and not (fields["summary"] or "").strip():
+            errors["summary"] = "You must specify a summary of the issue."
+        if "summary" in fields and "\n" in (fields["summary"] or ""):
+            errors["summary"] = "The summary is invalid because it contains newline characters."
+        reporter = fields.get("reporter", ...)
+        if (
+            reporter is not ...
+            and reporter is not None
+            and (
+                not isinstance(reporter, dict) or reporter.get("accountId") not in self.store.users
+            )
+        ):
+            errors["reporter"] = "Specify a valid value for reporter"
+        if errors:
+            raise_errors(errors)
+        with self.store.lock:
+            for name, value in fields.items():
+                if name == "reporter":
+                    issue.fields["reporter"] = value["accountId"] if value else None
+                elif name == PARTICIPANTS_FIELD:
+                    issue.participants = [u["accountId"] for u in value or []]
+                else:
+                    issue.fields[name] = value
+            for name, operations in update.items():
+                current = list(issue.fields.get(name) or [])
+                for op in operations:
+                    if "add" in op and op["add"] not in current:
+                        current.append(op["add"])
+                    elif "remove" in op and op["remove"] in current:
+                        current.remove(op["remove"])
+                    elif "set" in op:
+                        current = list(op["set"])
+                issue.fields[name] = current
+            issue.fields["updated"] = jira_time()
+            issue.touch()
+
+    async def comments(self, request: Request) -> Response:
+        issue = self._issue_or_404(request)
+        render = self._renderer(request)
+        if request.method == "POST":
+            _params(request, {"expand"})
+            body = await _json_body(request)
+            if not isinstance(body.get("body"), str) or not body["body"].strip():
+                raise_errors({"comment": "Comment body can not be empty!"})
+            comment = self.store.add_comment(issue, self._current_account(request), body["body"])
+            return JSONResponse(render.comment(issue, comment), 201)
+        params = _params(request, {"startAt", "maxResults", "orderBy", "expand"})
+        start = _int(params, "startAt", 0)
+        size = min(_int(params, "maxResults", 5000), 5000)
+        ordered = list(issue.comments)
+        if params.get("orderBy") == "-created":
+            ordered.reverse()
+        return JSONResponse(
+            {
+                "startAt": start,
+                "maxResults": size,
+                "total": len(ordered),
+                "comments": [render.comment(issue, c) for c in ordered[start : start + size]],
+            }
+        )
+
+    async def comment(self, request: Request) -> Response:
+        issue = self._issue_or_404(request)
+        cid = request.path_params["cid"]
+        comment = next((c for c in issue.comments if c.id == cid), None)
+        if comment is None:
+            raise ApiError(404, f"Can not find a comment for the id: {cid}.")
+        if request.method == "GET":
+            _params(request, {"expand"})
+            return JSONResponse(self._renderer(request).comment(issue, comment))
+        if request.method == "DELETE":
+            _params(request, {"expand"})
+            with self.store.lock:
+                issue.comments.remove(comment)
+                issue.touch()
+            return Response(status_code=204)
+        _params(request, {"notifyUsers", "overrideEditableFlag", "expand"})
+        body = await _json_body(request)
+        if not isinstance(body.get("body"), str) or not body["body"].strip():
+            raise_errors({"comment": "Comment body can not be empty!"})
+        with self.store.lock:
+            comment.body = body["body"]
+            comment.updated = jira_time()
+            issue.touch()
+        return JSONResponse(self._renderer(request).comment(issue, comment))
+
+    async def user_search(self, request: Request) -> Response:
+        params = _params(
+            request,
+            {
+                "query",
+                "username",
+                "accountId",
+                "startAt",
+                "maxResults",
+                "property",
+                "includeActive",
+                "includeInactive",
+            },
+        )
+        query = params.get("query") or params.get("username") or params.get("accountId")
+        if not query:
+            raise ApiError(400, "The query parameter 'query' is required.")
+        start = _int(params, "startAt", 0)
+        size = min(_int(params, "maxResults", 50), 1000)
+        users = self.store.find_users(query)[start : start + size]
+        render = self._renderer(request)
+        return JSONResponse([render.user(u.account_id) for u in users])
+
+    # -- Service Management routes ----------------------------------------------------------
+
+    def _page(self, request: Request, values: list[Any], params: dict[str, str]) -> dict[str, Any]:
+        start = _int(params, "start", 0, servicedesk=True)
+        limit = min(_int(params, "limit", 50, servicedesk=True), 100) or 50
+        page = values[start : start + limit]
+        return {
+            "size": len(page),
+            "start": start,
+            "limit": limit,
+            "isLastPage": start + limit >= len(values),
+            "values": page,
+            "_links": {
+                "base": str(request.base_url).rstrip("/"),
+                "context": "",
+                "self": str(request.url),
+            },
+        }
+
+    async def servicedesks(self, request: Request) -> Response:
+        params = _params(request, {"start", "limit", "includeArchived"}, servicedesk=True)
+        base = str(request.base_url).rstrip("/")
+        desks = [
+            {
+                "id": d.id,
+                "projectId": str(10000 + int(d.id)) if d.id.isdigit() else d.id,
+                "projectName": d.project_name,
+                "projectKey": d.project_key,
+                "_links": {"self": f"{base}/rest/servicedeskapi/servicedesk/{d.id}"},
+            }
+            for d in self.store.servicedesks.values()
+        ]
+        return JSONResponse(self._page(request, desks, params))
+
+    async def customers(self, request: Request) -> Response:
+        desk = self.store.servicedesks.get(request.path_params["desk"])
+        if desk is None:
+            raise ApiError(404, "The service desk does not exist.", servicedesk=True)
+        if request.method == "DELETE":
+            _params(request, set(), servicedesk=True)
+            body = await _json_body(request, servicedesk=True)
+            ids = body.get("accountIds") or []
+            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+                raise ApiError(400, "accountIds must be a list of account ids.", servicedesk=True)
+            with self.store.lock:
+                desk.customers = [c for c in desk.customers if c not in ids]
+            return Response(status_code=204)
+        params = _params(request, {"query", "start", "limit", "accountIds"}, servicedesk=True)
+        render = self._renderer(request)
+        query = (params.get("query") or "").lower()
+        with self.store.lock:
+            members = [
+                render.user(a)
+                for a in desk.customers
+                if not query or query in _customer_text(self.store.users.get(a), a)
+            ]
+        return JSONResponse(self._page(request, members, params))
+
+    async def participants(self, request: Request) -> Response:
+        issue = self.store.issue(request.path_params["key"])
+        if issue is None:
+            raise ApiError(404, "The request does not exist.", servicedesk=True)
+        render = self._renderer(request)
+        if request.method == "DELETE":
+            _params(request, set(), servicedesk=True)
+            body = await _json_body(request, servicedesk=True)
+            ids = body.get("accountIds") or []
+            if not isinstance(ids, list):
+                raise ApiError(400, "accountIds must be a list of account ids.", servicedesk=True)
+            with self.store.lock:
+                issue.participants = [p for p in issue.participants if p not in ids]
+            return JSONResponse(
+                self._page(request, [render.user(p) for p in issue.participants], {})
+            )
+        params = _params(request, {"start", "limit"}, servicedesk=True)
+        return JSONResponse(
+            self._page(request, [render.user(p) for p in issue.participants], params)
+        )
+
+
+def _customer_text(user: User | None, account_id: str) -> str:
+    """What the customer list's ``query`` filter looks in: a substring of any of these."""
+    if user is None:
+        return account_id.lower()
+    return " ".join([account_id, user.email or "", user.display_name]).lower()
+
+
+def raise_errors(errors: dict[str, str]) -> None:
+    raise _FieldErrors(errors)
+
+
+class _FieldErrors(ApiError):
+    """Jira's 400 with per-field ``errors``."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__(400, "; ".join(errors.values()))
+        self.errors = errors
+
+
+def _encode_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode().rstrip("=")
+
+
+def _decode_token(token: str | None) -> int:
+    if not token:
+        return 0
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        return int(json.loads(base64.urlsafe_b64decode(padded))["o"])
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise ApiError(400, "The provided next page token is invalid or expired.") from None
+
+
+_ROUTES = [
+    (re.compile(r"^/rest/api/2/issue/[^/]+/comment/[^/]+$"), "issue/{key}/comment/{id}"),
+    (re.compile(r"^/rest/api/2/issue/[^/]+/comment$"), "issue/{key}/comment"),
+    (re.compile(r"^/rest/api/2/issue/[^/]+$"), "issue/{key}"),
+    (re.compile(r"^/rest/servicedeskapi/servicedesk/[^/]+/customer$"), "servicedesk/{id}/customer"),
+    (re.compile(r"^/rest/servicedeskapi/request/[^/]+/participant$"), "request/{key}/participant"),
+]
+
+
+def _route_of(request: Request) -> str:
+    """The counter label of a request: method and route template, never the ids in it."""
+    path = request.url.path
+    for pattern, label in _ROUTES:
+        if pattern.match(path):
+            return f"{request.method} {label}"
+    for prefix in ("/rest/api/2/", "/rest/servicedeskapi/"):
+        if path.startswith(prefix):
+            return f"{request.method} {path.removeprefix(prefix)}"
+    return f"{request.method} {path}"

@@ -1,0 +1,282 @@
+"""The Jira emulator's state: users, service desks with their customers, issues with comments
+and request participants. Thread-safe; every change is visible to the next request.
+
+Users are referenced by ``accountId`` inside the store and rendered in Jira's user shape
+(``self``, ``accountId``, ``emailAddress``, ``displayName``, ``active``) on the way out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sandbox.emulators.jira import jql
+
+# Jira Cloud's ids of the Service Management fields the emulator serves.
+PARTICIPANTS_FIELD = "customfield_10027"
+REQUEST_TYPE_FIELD = "customfield_10010"
+# The fields an issue holds natively; anything else must be a custom field.
+SYSTEM_FIELDS = {"summary", "description", "status", "created", "updated", "reporter", "labels"}
+
+
+def jira_time(value: str | dt.datetime | None = None) -> str:
+    """Jira's timestamp format: ``2026-01-05T10:15:00.000+0000``."""
+    if value is None:
+        moment = dt.datetime.now(dt.UTC)
+    elif isinstance(value, dt.datetime):
+        moment = value
+    else:
+        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    moment = moment.astimezone(dt.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
+
+
+@dataclass
+class User:
+    account_id: str
+    email: str | None
+    display_name: str
+    active: bool = True
+
+
+@dataclass
+class Comment:
+    id: str
+    author: str | None
+    body: str
+    created: str
+    updated: str
+    public: bool = True
+
+
+@dataclass
+class Issue:
+    id: str
+    key: str
+    project: str
+    fields: dict[str, Any]
+    participants: list[str] = field(default_factory=list)
+    comments: list[Comment] = field(default_factory=list)
+    updated_by: set[str] = field(default_factory=set)
+    # Words of the texts per ``~`` field, so that a search over 50,000 issues stays fast.
+    _words: dict[str, set[str]] = field(default_factory=dict, repr=False)
+
+    def touch(self) -> None:
+        """Forget cached words after a change of the texts."""
+        self._words.clear()
+
+    @property
+    def reporter(self) -> str | None:
+        return self.fields.get("reporter")
+
+    def text_words(self, which: str) -> set[str]:
+        cached = self._words.get(which)
+        if cached is None:
+            cached = self._words[which] = self._compute_words(which)
+        return cached
+
+    def _compute_words(self, which: str) -> set[str]:
+        parts: list[str] = []
+        if which in ("summary", "text"):
+            parts.append(self.fields.get("summary") or "")
+        if which in ("description", "text"):
+            parts.append(self.fields.get("description") or "")
+        if which in ("comment", "text"):
+            parts += [c.body for c in self.comments]
+        if which == "text":
+            parts += [
+                v
+                for k, v in self.fields.items()
+                if k.startswith("customfield_") and isinstance(v, str)
+            ]
+        return jql.words("\n".join(parts))
+
+    def values_of(self, name: str) -> set[str]:
+        """The comparable values of a field for ``=``, ``!=`` and ``in`` (lower-cased)."""
+        if name == "project":
+            return {self.project.lower()}
+        if name in ("key", "issuekey"):
+            return {self.key.lower(), self.id}
+        if name == "reporter":
+            return {self.reporter.lower()} if self.reporter else set()
+        if name == "request participants":
+            return {p.lower() for p in self.participants}
+        if name == "status":
+            return {str((self.fields.get("status") or {}).get("name", "")).lower()}
+        if name == "labels":
+            return {str(label).lower() for label in self.fields.get("labels") or []}
+        if name.startswith("cf["):
+            value = self.fields.get(f"customfield_{name[3:-1]}")
+            return {str(value).lower()} if value is not None else set()
+        return set()
+
+
+@dataclass
+class ServiceDesk:
+    id: str
+    project_key: str
+    project_name: str
+    customers: list[str] = field(default_factory=list)
+
+
+class JiraStore:
+    """Everything the emulator knows; methods take the lock, callers never touch it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.users: dict[str, User] = {}
+        self.servicedesks: dict[str, ServiceDesk] = {}
+        self.issues: dict[str, Issue] = {}  # by key, in creation order
+        self.by_id: dict[str, str] = {}
+        self.custom_fields: dict[str, str] = {
+            PARTICIPANTS_FIELD: "Request participants",
+            REQUEST_TYPE_FIELD: "Customer Request Type",
+        }
+        self.credentials: tuple[str, str] | None = None  # (e-mail, API token) or None: any
+        self._next_issue = 10000
+        self._next_comment = 100000
+
+    # -- building ---------------------------------------------------------------------------
+
+    def add_user(self, account_id: str, email: str | None, display_name: str) -> User:
+        user = User(account_id, email, display_name)
+        self.users[account_id] = user
+        return user
+
+    def add_servicedesk(
+        self, desk_id: str, project_key: str, name: str, customers: Iterable[str] = ()
+    ) -> ServiceDesk:
+        desk = ServiceDesk(str(desk_id), project_key, name, list(customers))
+        self.servicedesks[desk.id] = desk
+        return desk
+
+    def add_issue(
+        self,
+        key: str,
+        fields: dict[str, Any],
+        participants: Iterable[str] = (),
+        comments: Iterable[dict[str, Any]] = (),
+    ) -> Issue:
+        self._next_issue += 1
+        fields = dict(fields)
+        reporter = fields.get("reporter")
+        fields["reporter"] = reporter.get("accountId") if isinstance(reporter, dict) else reporter
+        fields["created"] = jira_time(fields.get("created"))
+        fields["updated"] = jira_time(fields.get("updated") or fields["created"])
+        fields.setdefault("labels", [])
+        fields.setdefault("status", {"name": "Open"})
+        for name in fields:
+            if name not in SYSTEM_FIELDS and name.startswith("customfield_"):
+                self.custom_fields.setdefault(name, name.replace("customfield_", "Custom field "))
+        issue = Issue(
+            id=str(self._next_issue),
+            key=key,
+            project=key.rsplit("-", 1)[0],
+            fields=fields,
+            participants=list(participants),
+        )
+        if issue.reporter:
+            issue.updated_by.add(issue.reporter)
+        for raw in comments:
+            author = raw.get("author")
+            self._append_comment(
+                issue,
+                author.get("accountId") if isinstance(author, dict) else author,
+                raw.get("body", ""),
+                jira_time(raw.get("created") or fields["created"]),
+                comment_id=str(raw["id"]) if raw.get("id") else None,
+            )
+        self.issues[key] = issue
+        self.by_id[issue.id] = key
+        return issue
+
+    def _append_comment(
+        self,
+        issue: Issue,
+        author: str | None,
+        body: str,
+        created: str,
+        comment_id: str | None = None,
+    ) -> Comment:
+        self._next_comment += 1
+        comment = Comment(comment_id or str(self._next_comment), author, body, created, created)
+        issue.comments.append(comment)
+        if author:
+            issue.updated_by.add(author)
+        return comment
+
+    # -- reading and changing ---------------------------------------------------------------
+
+    def issue(self, key_or_id: str) -> Issue | None:
+        with self.lock:
+            key = self.by_id.get(key_or_id, key_or_id)
+            return self.issues.get(key.upper()) or self.issues.get(key)
+
+    def search(self, query: jql.Query) -> list[Issue]:
+        with self.lock:
+            hits = [
+                i for i in self.issues.values() if query.where is None or _matches(query.where, i)
+            ]
+        for name, descending in reversed(query.order_by):
+            hits.sort(key=_sort_key(name), reverse=descending)
+        return hits
+
+    def add_comment(self, issue: Issue, author: str | None, body: str) -> Comment:
+        with self.lock:
+            comment = self._append_comment(issue, author, body, jira_time())
+            issue.touch()
+            issue.fields["updated"] = comment.created
+            return comment
+
+    def delete_issue(self, issue: Issue) -> None:
+        with self.lock:
+            self.issues.pop(issue.key, None)
+            self.by_id.pop(issue.id, None)
+
+    def find_users(self, query: str) -> list[User]:
+        """Jira Cloud's user search: a prefix of the display name, a word of it or the e-mail."""
+        needle = query.strip().lower()
+        with self.lock:
+            return [
+                u
+                for u in self.users.values()
+                if u.active
+                and needle
+                and (
+                    (u.email or "").lower().startswith(needle)
+                    or u.display_name.lower().startswith(needle)
+                    or any(w.startswith(needle) for w in u.display_name.lower().split())
+                    or u.account_id.lower() == needle
+                )
+            ]
+
+
+def _matches(node: jql.Node, issue: Issue) -> bool:
+    if isinstance(node, jql.BoolOp):
+        results = (_matches(part, issue) for part in node.parts)
+        return all(results) if node.op == "and" else any(results)
+    if node.op == "~":
+        return jql.text_query_words(node.field, node.values[0]) <= issue.text_words(node.field)
+    if node.op == "in updatedby":
+        return bool({v for v in node.values} & issue.updated_by)
+    values = issue.values_of(node.field)
+    wanted = {v.lower() for v in node.values}
+    if node.op in ("=", "in"):
+        return bool(values & wanted)
+    return not (values & wanted)  # != and not in
+
+
+def _sort_key(name: str) -> Any:
+    if name in ("key", "issuekey"):
+
+        def by_key(issue: Issue) -> tuple[str, int]:
+            project, _, number = issue.key.rpartition("-")
+            return (project, int(number) if number.isdigit() else 0)
+
+        return by_key
+    return lambda issue: issue.fields.get(name) or ""

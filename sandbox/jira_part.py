@@ -1,0 +1,66 @@
+"""The sandbox's Jira part: the emulator on a loopback port, seeded, and its config entry.
+
+The written config authenticates like Jira Cloud (e-mail + API token); the token is written to
+an owner-only file in the sandbox directory and the config refers to it (``{file: ...}``), so
+any process that can read the config's files can use it, and no token sits in the config.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sandbox import jira_seed
+from sandbox.emulators.faults import Faults
+from sandbox.emulators.jira import JiraEmulator, JiraStore
+from sandbox.emulators.server import EmulatorServer
+
+if TYPE_CHECKING:  # sandbox.runtime imports this module for PARTS
+    from sandbox.runtime import PartStarted, SandboxContext
+
+MAPPINGS = Path(__file__).resolve().parents[1] / "mappings"
+
+
+def jira_source(url: str, token_file: Path) -> dict[str, dict[str, object]]:
+    """The config entry of a Jira emulator at ``url`` under the sandbox mapping."""
+    return {
+        "jira": {
+            "kind": "jira",
+            "url": url,
+            "mapping": str(MAPPINGS / "jira.yaml"),
+            "deployment": "cloud",
+            "email": jira_seed.SANDBOX_EMAIL,
+            "api_token": {"file": str(token_file)},
+        }
+    }
+
+
+def start_jira(context: SandboxContext) -> PartStarted:
+    """Generated data, the large profile, or ``jira.json`` from the fixtures directory."""
+    from sandbox.runtime import PartStarted
+
+    store = JiraStore()
+    fixture = context.fixtures / "jira.json" if context.fixtures else None
+    if fixture and fixture.exists():
+        counts = jira_seed.load_fixture(store, fixture)
+        store.credentials = (jira_seed.SANDBOX_EMAIL, jira_seed.SANDBOX_TOKEN)
+    elif context.fixtures:
+        counts = jira_seed.counts(store)  # a fixtures directory without jira.json: empty
+        store.credentials = (jira_seed.SANDBOX_EMAIL, jira_seed.SANDBOX_TOKEN)
+    elif context.profile == "large":
+        context.progress("jira: generating 50,000 requests")
+        counts = jira_seed.generate_large(store)
+    else:
+        counts = jira_seed.generate(store)
+    token_file = context.directory / "secrets" / "jira-api-token"
+    token_file.parent.mkdir(mode=0o700, exist_ok=True)
+    token_file.touch(mode=0o600)
+    token_file.chmod(0o600)
+    token_file.write_text(jira_seed.SANDBOX_TOKEN, encoding="utf-8")
+    server = EmulatorServer(JiraEmulator(store, Faults(context.faults)).app, name="jira")
+    url = server.start()
+    return PartStarted(
+        sources=jira_source(url, token_file),
+        counts={f"jira.{k}": v for k, v in counts.items()},
+        stop=server.stop,
+    )
