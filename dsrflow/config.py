@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -215,10 +215,7 @@ class Config(_Strict):
 
     def resolved(self, base: Path) -> Config:
         """Paths in the file are relative to the file."""
-        sources = {
-            name: src.model_copy(update={"mapping": (base / src.mapping).resolve()})
-            for name, src in self.sources.items()
-        }
+        sources = {name: _with_paths_under(src, base) for name, src in self.sources.items()}
         ledger_url = self.ledger_url
         prefix = "sqlite:///"
         if ledger_url.startswith(prefix) and not ledger_url.startswith(prefix + "/"):
@@ -243,6 +240,19 @@ class Config(_Strict):
         if errors:
             raise MappingError(Path("(config)"), errors)
         return mappings
+
+
+def _with_paths_under(model: BaseModel, base: Path) -> Any:
+    """The model with every relative path in it (mapping, key files, secret files) made
+    relative to ``base``, the config file's folder."""
+    update: dict[str, Any] = {}
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, Path):
+            update[name] = (base / value).resolve()
+        elif isinstance(value, BaseModel):
+            update[name] = _with_paths_under(value, base)
+    return model.model_copy(update=update)
 
 
 class Settings(BaseSettings):

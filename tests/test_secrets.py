@@ -29,3 +29,39 @@ def test_exactly_one_place():
         SecretRef(env="A", prefect_secret="b")
     with pytest.raises(ValidationError, match="exactly one"):
         SecretRef()
+
+
+def test_relative_paths_in_a_config_are_relative_to_it(tmp_path):
+    import yaml
+
+    from dsrflow.config import load_config
+    from sandbox.runtime import CONTROLLER
+
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    (folder / "dsrflow.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "controller": CONTROLLER,
+                "sources": {
+                    "drive": {
+                        "kind": "drive",
+                        "mapping": "maps/drive.yaml",
+                        "credentials_file": "keys/sa.json",
+                    },
+                    "jira": {
+                        "kind": "jira",
+                        "mapping": "maps/jira.yaml",
+                        "url": "https://j.example",
+                        "email": "a@example.com",
+                        "api_token": {"file": "keys/token"},
+                    },
+                },
+            }
+        )
+    )
+    config = load_config(folder / "dsrflow.yaml")
+    assert config.sources["drive"].mapping == folder / "maps" / "drive.yaml"
+    assert config.sources["drive"].credentials_file == folder / "keys" / "sa.json"
+    assert config.sources["jira"].api_token.file == folder / "keys" / "token"
+    assert config.ledger_url == f"sqlite:///{folder / 'ledger.db'}"
