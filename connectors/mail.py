@@ -553,9 +553,10 @@ class MailConnector:
                 found[action.record_id] = [copy] if copy else []
         if unknown:
             mailboxes = list(self.mailboxes())
-            for group in chunks(mailboxes, BATCH_SIZE):
+            wanted = self._where_to_look(actions, unknown, mailboxes)
+            for group in chunks(sorted(wanted), BATCH_SIZE):
                 self._prefetch_folders(group)  # for the hold check of each copy found
-            for mailbox, data in self._lookup(mailboxes, list(unknown)):
+            for mailbox, data in self._lookup(wanted):
                 copy = Copy(
                     mailbox,
                     data["id"],
@@ -585,10 +586,25 @@ class MailConnector:
         folder = self._folder_name(mailbox, data.get("parentFolderId"))
         return Copy(mailbox, message_id, folder, data["receivedDateTime"], data["sentDateTime"])
 
-    def _lookup(
-        self, mailboxes: list[str], internet_ids: list[str]
-    ) -> list[tuple[str, dict[str, Any]]]:
-        """(mailbox, message) for every copy of these internetMessageIds.
+    @staticmethod
+    def _where_to_look(
+        actions: list[PlannedAction], unknown: dict[str, str], mailboxes: list[str]
+    ) -> dict[str, list[str]]:
+        """Mailbox -> internetMessageIds to look up there: the mailboxes the plan saw the
+        message in (its ``hints``), or every mailbox when the plan has no hint."""
+        configured = set(mailboxes)
+        wanted: dict[str, list[str]] = defaultdict(list)
+        for action in actions:
+            internet_id = str(action.native_id.get("internetMessageId"))
+            if internet_id not in unknown:
+                continue
+            hinted = [m for m in action.hints.get("mailboxes", []) if m in configured]
+            for mailbox in hinted or mailboxes:
+                wanted[mailbox].append(internet_id)
+        return dict(wanted)
+
+    def _lookup(self, wanted: dict[str, list[str]]) -> list[tuple[str, dict[str, Any]]]:
+        """(mailbox, message) for every copy of the internetMessageIds wanted in each mailbox.
 
         One ``$filter`` per 10 ids per mailbox, sent 20 to a ``$batch``. Ordered chunk by chunk
         across the mailboxes, so that a batch holds few requests for any one mailbox (Graph runs
@@ -598,15 +614,20 @@ class MailConnector:
         users = self.graph.client.users
         planned: list[tuple[str, set[str]]] = []
         requests = []
-        for chunk in chunks(internet_ids, LOOKUP_IDS_PER_FILTER):
-            # OData string literals double their single quotes; nothing else is special.
-            clause = " or ".join(
-                "internetMessageId eq '{}'".format(i.replace("'", "''")) for i in chunk
-            )
-            config = RequestConfiguration(
-                query_parameters=_MessagesQuery(filter=clause, select=select, top=1000)
-            )
-            for mailbox in mailboxes:
+        per_mailbox = {m: list(chunks(ids, LOOKUP_IDS_PER_FILTER)) for m, ids in wanted.items()}
+        rounds = max((len(c) for c in per_mailbox.values()), default=0)
+        for round_number in range(rounds):
+            for mailbox, mailbox_chunks in per_mailbox.items():
+                if round_number >= len(mailbox_chunks):
+                    continue
+                chunk = mailbox_chunks[round_number]
+                # OData string literals double their single quotes; nothing else is special.
+                clause = " or ".join(
+                    "internetMessageId eq '{}'".format(i.replace("'", "''")) for i in chunk
+                )
+                config = RequestConfiguration(
+                    query_parameters=_MessagesQuery(filter=clause, select=select, top=1000)
+                )
                 planned.append((mailbox, set(chunk)))
                 requests.append(
                     users.by_user_id(mailbox).messages.to_get_request_information(config)

@@ -101,3 +101,24 @@ def summary(frame: pd.DataFrame) -> pd.DataFrame:
         .agg(records=("record_id", "size"), shared=("shared", "sum"))
         .astype({"records": int, "shared": int})
     )
+
+
+def fold_records(records: Iterable[Record]) -> list[Record]:
+    """The records with duplicates folded (as ``merge`` does), as Records again: what plans are
+    built from, so that one message in two mailboxes is one action."""
+    frame = merge(records_frame(records))
+    return [
+        Record(
+            source=row.source,
+            location=row.location,
+            native_id=row.native_id,
+            categories=row.categories,
+            fields=row.fields,
+            matched=tuple(sorted(row.matched)),
+            reached_via=row.reached_via,
+            timestamps=row.timestamps,
+            shared=bool(row.shared),
+            shared_with=tuple(sorted(row.shared_with)),
+        )
+        for row in frame.itertuples()
+    ]

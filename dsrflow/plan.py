@@ -37,6 +37,11 @@ class PlannedAction(BaseModel):
     )
     reason: str | None = None
     keep_until: dt.date | None = None
+    hints: dict[str, Any] = Field(
+        default_factory=dict,
+        description="where the source saw the record (e.g. mailboxes), to find it with fewer "
+        "requests; verification by discovering again catches anything a hint missed",
+    )
 
 
 class Outcome(StrEnum):

@@ -26,6 +26,7 @@ from dsrflow.config import Config
 from dsrflow.export import write_private
 from dsrflow.ledger import Ledger, Status
 from dsrflow.mapping import BaseMapping
+from dsrflow.merge import fold_records
 from dsrflow.plan import Action, ActionResult, ExecutionReport, Outcome, PlannedAction
 from dsrflow.planning import plan_counts, plan_table
 from dsrflow.receipt import build_receipt, plan_digest, write_receipt
@@ -106,7 +107,7 @@ def make_plan(
     planner: Planner,
 ) -> list[PlannedAction]:
     """Plan, and show the plan to the officer: record references and reasons, no values."""
-    plan = planner(records, mappings)
+    plan = planner(fold_records(records), mappings)
     key = f"{request.type.value.replace('_', '-')}-plan-{request.id.lower()}"
     create_table_artifact(key=key, table=plan_table(plan), description=f"{request.id}: plan")
     counts = plan_counts(plan)

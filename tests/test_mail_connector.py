@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -569,3 +570,24 @@ def test_access_flow_includes_mail(graph, tmp_path, sandbox_sqlite_url, prefect_
     assert "jonas.berg@customer.example" not in text  # another participant: masked
     assert "j***@customer.example" in text
     assert "sal@example.com" not in text
+
+
+def test_the_plan_from_the_mapping_names_the_mailboxes_to_look_in(graph):
+    # The erasure flow's own plan: copies folded, each action hinting at its mailboxes, so a
+    # fresh connector looks only there.
+    from dsrflow.merge import fold_records
+    from dsrflow.planning import build_erasure_plan
+
+    connector = graph.connector()
+    records = discover(connector, "al@example.com")
+    plan = build_erasure_plan(
+        fold_records(records), {"mail": connector.mapping}, dt.date(2026, 11, 22)
+    )
+    quote = next(a for a in plan if a.native_id == {"internetMessageId": "<quote-1@example.com>"})
+    assert len(quote.hints["mailboxes"]) == 2  # the same message in two mailboxes: one action
+    graph.reset_stats()
+    fresh = graph.connector()
+    report = fresh.erase([quote])
+    assert [r.outcome for r in report.results] == [Outcome.DONE]
+    assert report.results[0].detail == "2 copy/copies permanently deleted"
+    assert fresh.stats.lookups == 2  # only the two hinted mailboxes, not all three

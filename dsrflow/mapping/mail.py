@@ -155,7 +155,8 @@ class MailMapping(BaseMapping):
             until = hold.held_until(start)
             if until > today:
                 return plan_action(record, Action.KEEP, reason=hold.reason, keep_until=until)
-        return plan_action(record, Action.DELETE)
+        mailboxes = sorted({str(p).split("/", 1)[0] for p in record.fields.get("locations", [])})
+        return plan_action(record, Action.DELETE, hints={"mailboxes": mailboxes})
 
     def plan_rectification(
         self, record: Record, corrections: dict[str, str]
