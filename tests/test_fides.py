@@ -123,3 +123,50 @@ def test_other_schema_on_postgres(fides_postgres_url):
     assert found["customer"][1].fields["name"] == "Johanna Customer"
     assert list(found["address"]) == [7]
     assert found["address"][7].fields["city"] == "Test Town"
+
+
+def test_erasure_keeps_rows_shared_with_other_customers(fides_url):
+    import datetime as dt
+
+    import sqlalchemy as sa
+
+    from dsrflow.plan import Action
+    from dsrflow.planning import build_erasure_plan
+
+    def table(name):
+        engine = sa.create_engine(fides_url)
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text(f"SELECT * FROM {name}")).mappings().all()
+        engine.dispose()
+        return [dict(r) for r in rows]
+
+    names = ("address", "payment_card", "customer", "orders", "service_request")
+    before = {name: table(name) for name in names}
+    connector = SqlConnector("fides", load_mapping(MAPPING), fides_url)
+    records = list(connector.discover(Subject.from_raw(["customer-1@example.com"])))
+    plan = build_erasure_plan(records, {"fides": connector.mapping}, dt.date(2026, 11, 22))
+    kept = {a.record_id for a in plan if a.action == Action.KEEP}
+    assert kept == {
+        "fides:address:id=1",
+        "fides:address:id=2",
+        "fides:payment_card:id=pay_bbb-bbb",
+    }
+    # Handled by employee 1 too: only the subject's own identifying columns go.
+    (request,) = [a for a in plan if a.location == "service_request"]
+    assert (request.action, set(request.fields)) == (Action.REDACT, {"email", "alt_email"})
+    assert connector.erase(plan).complete
+    connector.close()
+    after = {name: table(name) for name in before}
+    assert after["address"] == before["address"]  # every address survives, shared or not
+    assert [c["email"] for c in after["customer"]] == ["customer-2@example.com", "jane@example.com"]
+    assert {p["id"] for p in after["payment_card"]} == {"pay_bbb-bbb", "pay_ccc-ccc"}
+    assert next(p for p in after["payment_card"] if p["id"] == "pay_bbb-bbb") == next(
+        p for p in before["payment_card"] if p["id"] == "pay_bbb-bbb"
+    )
+    assert {o["id"] for o in after["orders"]} == {"ord_bbb-bbb", "ord_ddd-eee"}
+    request_after = next(r for r in after["service_request"] if r["id"] == "ser_aaa-aaa")
+    assert (request_after["email"], request_after["alt_email"]) == (None, None)
+    assert request_after["employee_id"] == 1
+    assert [r for r in after["service_request"] if r["id"] != "ser_aaa-aaa"] == [
+        r for r in before["service_request"] if r["id"] != "ser_aaa-aaa"
+    ]
