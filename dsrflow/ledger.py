@@ -18,6 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from dsrflow.plan import PlannedAction
 from dsrflow.request import DataSubjectRequest, Subject
 
 metadata = sa.MetaData()
@@ -58,6 +59,16 @@ restrictions_table = sa.Table(
     sa.Column("since", sa.DateTime(timezone=True), nullable=False),
     sa.Column("lifted_at", sa.DateTime(timezone=True)),
     sa.Column("lifted_by_request", sa.String(40)),
+)
+
+holds_table = sa.Table(
+    "holds",
+    metadata,
+    sa.Column("record_id", sa.String(500), primary_key=True),
+    sa.Column("request_id", sa.String(40), nullable=False),
+    sa.Column("action", sa.Text, nullable=False, comment="JSON: the action due when it ends"),
+    sa.Column("keep_until", sa.Date, nullable=False, index=True),
+    sa.Column("released_at", sa.DateTime(timezone=True)),
 )
 
 GENESIS = "0" * 64
@@ -224,6 +235,54 @@ class Ledger:
             )
         )
         return {r.identifier for r in rows}
+
+    # -- records kept under a legal hold -----------------------------------------------------
+
+    def add_holds(self, request_id: str, due: list[PlannedAction], actor: str = "dsrflow") -> None:
+        """Queue kept records for erasure when their hold ends (restricted until then)."""
+        with self.engine.begin() as conn:
+            known = {
+                r.record_id
+                for r in conn.execute(
+                    sa.select(holds_table.c.record_id).where(
+                        holds_table.c.record_id.in_([a.record_id for a in due])
+                    )
+                )
+            }
+            new = [a for a in due if a.record_id not in known and a.keep_until]
+            if new:
+                conn.execute(
+                    holds_table.insert(),
+                    [
+                        {
+                            "record_id": a.record_id,
+                            "request_id": request_id,
+                            "action": a.model_dump_json(),
+                            "keep_until": a.keep_until,
+                        }
+                        for a in new
+                    ],
+                )
+            self._append(conn, request_id, actor, "holds_queued", {"records": len(new)})
+
+    def due_holds(self, today: dt.date) -> list[tuple[str, PlannedAction]]:
+        """(request id, action) of every hold that has ended and is not yet released."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(holds_table.c.request_id, holds_table.c.action).where(
+                    holds_table.c.keep_until <= today, holds_table.c.released_at.is_(None)
+                )
+            ).all()
+        return [(r.request_id, PlannedAction.model_validate_json(r.action)) for r in rows]
+
+    def release_holds(self, record_ids: list[str], actor: str = "dsrflow") -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                holds_table.update()
+                .where(holds_table.c.record_id.in_(record_ids))
+                .values(released_at=dt.datetime.now(dt.UTC))
+            )
+            self._append(conn, None, actor, "holds_released", {"records": len(record_ids)})
 
     # -- the audit chain --------------------------------------------------------------------
 

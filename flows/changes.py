@@ -79,6 +79,23 @@ class Approved:
     officer: str
 
 
+def after_hold(action: PlannedAction) -> PlannedAction | None:
+    """The action a kept record is due when its legal hold ends (queued in the ledger)."""
+    after = action.hints.get("after_hold")
+    if action.action != Action.KEEP or not after or action.keep_until is None:
+        return None
+    if after["action"] == Action.KEEP:
+        return None  # kept for another reason too (shared with others): stays as it is
+    return action.model_copy(
+        update={
+            "action": Action(after["action"]),
+            "fields": after.get("fields", {}),
+            "reason": f"legal hold ended ({action.reason})",
+            "hints": {},
+        }
+    )
+
+
 def outcome_counts(report: ExecutionReport) -> dict[str, int]:
     return {outcome.value: report.count(outcome) for outcome in Outcome}
 
@@ -273,6 +290,9 @@ def run_change(
             )
         receipt = build_receipt(request, config.controller, plan, reports, officer, digest)
         json_path, _ = write_receipt(receipt, path.parent)
+        deferred = [d for a in plan if (d := after_hold(a)) is not None]
+        if deferred:
+            ledger.add_holds(request.id, deferred)
         ledger.set_status(request.id, Status.COMPLETED, receipt=json_path.name)
         return ChangeResult(
             request_id=request.id,

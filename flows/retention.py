@@ -18,7 +18,9 @@ from connectors import open_connector
 from dsrflow.config import Config, load_config
 from dsrflow.ledger import Ledger
 from dsrflow.mapping import BaseMapping
+from dsrflow.plan import Outcome
 from dsrflow.request import Subject
+from flows.changes import execute_actions
 from flows.tasks import PRIVATE, check_sources
 
 
@@ -26,6 +28,7 @@ class SweepSummary(BaseModel):
     dry_run: bool
     results: list[dict[str, object]]
     skipped_sources: list[str]
+    holds_ended: int = 0
 
 
 @task(name="sweep-source", **PRIVATE)
@@ -68,14 +71,16 @@ def retention_sweep(
     config_path: str | None = None,
     dry_run: bool = False,
     min_group_size: int | None = None,
+    as_of: dt.datetime | None = None,
 ) -> SweepSummary:
-    """Apply every retention rule now; ``min_group_size`` overrides the mappings' k."""
+    """Apply every retention rule now (or ``as_of``, e.g. to preview a date with ``dry_run``);
+    ``min_group_size`` overrides the mappings' k."""
     config = load_config(config_path)
     mappings = check_sources(config)
     ledger = Ledger(config.ledger_url)
     try:
         restricted = _restricted_subjects(ledger)
-        now = dt.datetime.now(dt.UTC)
+        now = as_of or dt.datetime.now(dt.UTC)
         results: list[dict[str, object]] = []
         skipped = []
         for name in config.sources:
@@ -86,6 +91,7 @@ def retention_sweep(
                 skipped.append(name)
             else:
                 results += rows
+        holds_ended = _erase_ended_holds(config, mappings, ledger, now.date(), dry_run)
         create_table_artifact(
             key="retention-sweep",
             table=[{k: v for k, v in r.items() if k != "dry_run"} for r in results],
@@ -97,10 +103,41 @@ def retention_sweep(
             "retention_sweep_dry_run" if dry_run else "retention_sweep",
             rows={f"{r['source']}.{r['table']}": r["rows"] for r in results},
             restricted_subjects=len(restricted),
+            holds_ended=holds_ended,
         )
     finally:
         ledger.close()
-    return SweepSummary(dry_run=dry_run, results=results, skipped_sources=skipped)
+    return SweepSummary(
+        dry_run=dry_run, results=results, skipped_sources=skipped, holds_ended=holds_ended
+    )
+
+
+def _erase_ended_holds(
+    config: Config,
+    mappings: dict[str, BaseMapping],
+    ledger: Ledger,
+    today: dt.date,
+    dry_run: bool,
+) -> int:
+    """Records kept by an erasure under a legal hold that has ended are erased now, with the
+    action their plan set aside; a hold stays queued until its action is done."""
+    due = ledger.due_holds(today)
+    if dry_run or not due:
+        return len(due)
+    released = []
+    for name in config.sources:
+        actions = [action for _, action in due if action.source == name]
+        if not actions:
+            continue
+        report = execute_actions.with_options(task_run_name=f"holds-ended-{name}")(
+            name, config, mappings[name], actions, Subject(emails=())
+        )
+        released += [
+            r.record_id for r in report.results if r.outcome in (Outcome.DONE, Outcome.ALREADY_DONE)
+        ]
+    if released:
+        ledger.release_holds(released)
+    return len(released)
 
 
 def _restricted_subjects(ledger: Ledger) -> list[Subject]:

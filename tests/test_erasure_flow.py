@@ -74,10 +74,11 @@ def test_approved_on_the_command_line_completes_with_receipt(box):
     html = (Path(result.receipt).parent / "receipt.html").read_text()
     assert "Erasure receipt" in html
     assert "2030-12-31" in html
-    assert events(config, "DSR-2026-0102")[-4:] == [
+    assert events(config, "DSR-2026-0102")[-5:] == [
         "approved",
         "status:in_progress",
         "executed",
+        "holds_queued",
         "status:completed",
     ]
     connector = SqlConnector("onprem", load_config(config).load_mappings()["onprem"], url)
@@ -200,3 +201,32 @@ def test_cli_erase_dry_run_then_approve(box, tmp_path):
     assert "completed" in done.output
     assert "receipt.json" in done.output
     assert snapshot(url) != before
+
+
+def test_records_kept_under_a_hold_are_erased_when_it_ends(box):
+    import datetime as dt
+
+    from flows.retention import retention_sweep
+
+    config, url = box
+    erase(config, "DSR-2026-0701", approved_by="Ingrid")
+    ledger = Ledger(load_config(config).ledger_url)
+    queued = ledger.due_holds(dt.date(2031, 1, 1))
+    assert ledger.due_holds(dt.date(2026, 12, 1)) == []  # nothing due before the holds end
+    ledger.close()
+    # Licence 1 is also another person's (its billing contact): it stays kept after its hold.
+    assert sorted(a.record_id for _, a in queued) == [
+        "onprem:invoices:id=1",
+        "onprem:licenses:id=2",
+    ]
+    before = snapshot(url)
+    summary = retention_sweep(config_path=str(config), as_of=dt.datetime(2031, 1, 1, tzinfo=dt.UTC))
+    assert summary.holds_ended == 2
+    after = snapshot(url)
+    assert after["invoices"][1]["number"] is None  # redacted, as its table's erasure says
+    assert after["invoices"][2] == before["invoices"][2]  # the colleague's invoice
+    assert after["licenses"][2]["sen"] is None
+    assert after["licenses"][2]["billing_contact_id"] == 4  # links stay
+    assert after["licenses"][1] == before["licenses"][1]
+    again = retention_sweep(config_path=str(config), as_of=dt.datetime(2031, 1, 1, tzinfo=dt.UTC))
+    assert again.holds_ended == 0

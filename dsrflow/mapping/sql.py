@@ -188,8 +188,17 @@ class SqlMapping(BaseMapping):
             if start is not None:
                 until = table.legal_hold.ends_on(start)
                 if until > today:
+                    # What to do once the hold ends, kept with the plan for the sweep that
+                    # erases it then (a record whose hold ended is planned like any other).
+                    after = self.plan_erasure(record, until)
                     return plan_action(
-                        record, Action.KEEP, reason=table.legal_hold.reason, keep_until=until
+                        record,
+                        Action.KEEP,
+                        reason=table.legal_hold.reason,
+                        keep_until=until,
+                        hints={
+                            "after_hold": {"action": after.action.value, "fields": after.fields}
+                        },
                     )
         if record.shared:
             own = {i.column: table.strategy_of(i.column) for i in table.identities}
