@@ -9,14 +9,15 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from pydantic import BaseModel
 
-from dsrflow.config import Config, load_config
+from dsrflow.config import Config
 from dsrflow.ledger import Ledger, Status
-from dsrflow.request import DataSubjectRequest, RequestType, Subject
+from dsrflow.request import DataSubjectRequest, RequestType
 from flows.discovery import discover_everywhere
 from flows.tasks import (
     check_sources,
     merge_records,
     publish_summary,
+    request_and_config,
     write_access_export,
 )
 
@@ -47,12 +48,8 @@ def access_request(
 ) -> AccessResult:
     """Answer an access request: every configured source, one portable export."""
     logger = get_run_logger()
-    config = load_config(config_path)
-    request = DataSubjectRequest(
-        id=request_id,
-        type=RequestType.ACCESS,
-        subject=Subject.from_raw(subject_emails, subject_phones or [], None, config.phone_region),
-        received_at=received_at or dt.datetime.now(dt.UTC),
+    request, config = request_and_config(
+        RequestType.ACCESS, request_id, subject_emails, subject_phones, received_at, config_path
     )
     ledger = Ledger(config.ledger_url)
     ledger.open_request(request)

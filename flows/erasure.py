@@ -13,14 +13,15 @@ from pathlib import Path
 from prefect import flow
 
 from connectors import open_connector
-from dsrflow.config import Config, load_config
+from dsrflow.config import Config
 from dsrflow.mapping import BaseMapping
 from dsrflow.plan import Action, PlannedAction
 from dsrflow.planning import build_erasure_plan, record_ref
 from dsrflow.records import Record
-from dsrflow.request import DataSubjectRequest, RequestType, Subject
+from dsrflow.request import DataSubjectRequest, RequestType
 from flows.changes import ChangeResult, Planner, run_change
 from flows.discovery import discover_everywhere
+from flows.tasks import request_and_config
 
 
 def _erasure_planner(config: Config) -> Planner:
@@ -65,12 +66,8 @@ def erasure_request(
     ``approved_by`` approves non-interactively (the command line's ``--approve``); without it
     the flow pauses and the officer approves or rejects with the Resume form of the run.
     """
-    config = load_config(config_path)
-    request = DataSubjectRequest(
-        id=request_id,
-        type=RequestType.ERASURE,
-        subject=Subject.from_raw(subject_emails, subject_phones or [], None, config.phone_region),
-        received_at=received_at or dt.datetime.now(dt.UTC),
+    request, config = request_and_config(
+        RequestType.ERASURE, request_id, subject_emails, subject_phones, received_at, config_path
     )
     return run_change(
         request,

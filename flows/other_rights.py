@@ -13,7 +13,7 @@ from typing import Literal
 
 from prefect import flow, get_run_logger
 
-from dsrflow.config import Config, load_config
+from dsrflow.config import Config
 from dsrflow.ledger import Ledger, Status
 from dsrflow.mapping import BaseMapping
 from dsrflow.plan import Action, PlannedAction
@@ -25,27 +25,10 @@ from dsrflow.planning import (
     parse_corrections,
     record_ref,
 )
-from dsrflow.request import DataSubjectRequest, RequestType, Subject
+from dsrflow.request import DataSubjectRequest, RequestType
 from flows.changes import ChangeResult, run_change
 from flows.discovery import discover_everywhere
-
-
-def _open(
-    request_type: RequestType,
-    request_id: str,
-    emails: list[str],
-    phones: list[str] | None,
-    received_at: dt.datetime | None,
-    config_path: str | None,
-) -> tuple[DataSubjectRequest, Config]:
-    config = load_config(config_path)
-    request = DataSubjectRequest(
-        id=request_id,
-        type=request_type,
-        subject=Subject.from_raw(emails, phones or [], None, config.phone_region),
-        received_at=received_at or dt.datetime.now(dt.UTC),
-    )
-    return request, config
+from flows.tasks import request_and_config
 
 
 def _deleted_residue(
@@ -75,7 +58,7 @@ def rectification_request(
 ) -> ChangeResult:
     """Correct fields wherever they occur (``corrections``: ``email=new@example.com``,
     ``name=...``, ``phone=...`` or ``<data category>=value``); each change is read back."""
-    request, config = _open(
+    request, config = request_and_config(
         RequestType.RECTIFICATION,
         request_id,
         subject_emails,
@@ -113,7 +96,7 @@ def consent_withdrawal(
 ) -> ChangeResult:
     """Record the withdrawal (now, never back-dated) and erase the data whose only legal basis
     was that consent, through the same approval gate as an erasure."""
-    request, config = _open(
+    request, config = request_and_config(
         RequestType.CONSENT_WITHDRAWAL,
         request_id,
         subject_emails,
@@ -149,7 +132,7 @@ def restriction_request(
 ) -> ChangeResult:
     """Put the subject on the restriction list that every flow honours, and mark their records
     where a source can; ``lift=True`` takes them off again (its own logged action)."""
-    request, config = _open(
+    request, config = request_and_config(
         RequestType.RESTRICTION,
         request_id,
         subject_emails,

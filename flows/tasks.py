@@ -6,6 +6,7 @@ hash personal data); logs say counts, never contents.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pandas as pd
@@ -14,14 +15,33 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from connectors import open_connector
-from dsrflow.config import Config
+from dsrflow.config import Config, load_config
 from dsrflow.export import ExportFiles, build_export, write_export
 from dsrflow.mapping import BaseMapping
 from dsrflow.merge import merge, records_frame, summary
 from dsrflow.records import Record
-from dsrflow.request import DataSubjectRequest, Subject
+from dsrflow.request import DataSubjectRequest, RequestType, Subject
 
 PRIVATE = {"persist_result": False, "cache_policy": NO_CACHE}
+
+
+def request_and_config(
+    request_type: RequestType,
+    request_id: str,
+    emails: list[str],
+    phones: list[str] | None,
+    received_at: dt.datetime | None,
+    config_path: str | None,
+) -> tuple[DataSubjectRequest, Config]:
+    """The config, and the request validated from a flow's parameters (identifiers first)."""
+    config = load_config(config_path)
+    request = DataSubjectRequest(
+        id=request_id,
+        type=request_type,
+        subject=Subject.from_raw(emails, phones or [], None, config.phone_region),
+        received_at=received_at or dt.datetime.now(dt.UTC),
+    )
+    return request, config
 
 
 @task(name="check-sources", **PRIVATE)

@@ -1,0 +1,361 @@
+"""The officer's UI, driven in a real browser: headless Chromium (Debian's package, installed by
+``scripts/ensure-browser.sh``) against the whole stack of ``dsrflow.stack.up``.
+
+1. an access request started from the deployment's Run → Custom run form completes;
+2. an erasure request started the same way pauses, its run page shows the plan artifacts, the
+   officer approves it with the run's Resume form and the run completes;
+3. the deadline report's ``open-requests`` table is visible on the Artifacts page.
+
+Every step leaves a screenshot in ``.artifacts/browser/`` (git-ignored) at the repository root;
+a failed wait also leaves ``FAILED-<step>.png`` and ``.html`` there.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+    pytest.skip(
+        f"{CHROMIUM} or {CHROMEDRIVER} is missing: run `bash scripts/ensure-browser.sh` "
+        "(Debian's chromium and chromium-driver packages)",
+        allow_module_level=True,
+    )
+
+from prefect.client.orchestration import get_client  # noqa: E402
+from prefect.client.schemas.objects import FlowRun, StateType  # noqa: E402
+from prefect.deployments import run_deployment  # noqa: E402
+from prefect.settings import PREFECT_API_URL, temporary_settings  # noqa: E402
+from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import TimeoutException  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
+from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
+from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+from dsrflow import stack as officer_stack  # noqa: E402
+from dsrflow.config import load_config  # noqa: E402
+from dsrflow.ledger import Ledger  # noqa: E402
+
+SUBJECT = "kari.nordmann@example.com"
+SHOTS = REPO / ".artifacts" / "browser"
+CHROME_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    # Without these Chromium's own connections are refused on a closed network and stall it.
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1400,1000",
+)
+UI_WAIT = 30  # seconds for the UI to render something
+RUN_WAIT = 150  # seconds for a flow run to reach a state
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[officer_stack.Stack]:
+    """The officer's stack on a free port; the client of this process talks to its API."""
+    directory = tmp_path_factory.mktemp("stack")
+    with pytest.MonkeyPatch.context() as mp:
+        # The worker inherits this environment: the erasure flow's hmac masking needs a key.
+        mp.setenv("DSRFLOW_HMAC_KEY", "browser-test-key-not-secret")
+        mp.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+        mp.setenv("DO_NOT_TRACK", "1")
+        # The worker looks for new runs every 2 s rather than 10 s: a shorter test, same path.
+        mp.setenv("PREFECT_WORKER_QUERY_SECONDS", "2")
+        try:
+            running = officer_stack.up(directory, port=_free_port())
+            with temporary_settings({PREFECT_API_URL: running.api_url}):
+                yield running
+        finally:
+            officer_stack.down(directory)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
+    if SHOTS.exists():
+        shutil.rmtree(SHOTS)  # only this run's screenshots, none left over
+    SHOTS.mkdir(parents=True)
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in CHROME_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+# --- browser helpers ---------------------------------------------------------------------------
+
+
+def shot(driver: WebDriver, name: str) -> Path:
+    path = SHOTS / f"{name}.png"
+    assert driver.save_screenshot(str(path)), f"no screenshot saved to {path}"
+    return path
+
+
+def until(driver: WebDriver, condition: Callable[[Any], Any], step: str, timeout: float = UI_WAIT):
+    """WebDriverWait, leaving the screenshot and the DOM behind when it times out."""
+    try:
+        return WebDriverWait(driver, timeout).until(condition)
+    except TimeoutException:
+        shot(driver, f"FAILED-{step}")
+        (SHOTS / f"FAILED-{step}.html").write_text(driver.page_source)
+        raise
+
+
+def clickable(driver: WebDriver, xpath: str, step: str) -> WebElement:
+    return until(driver, EC.element_to_be_clickable((By.XPATH, xpath)), step)
+
+
+def visible(driver: WebDriver, xpath: str, step: str) -> WebElement:
+    return until(driver, EC.visibility_of_element_located((By.XPATH, xpath)), step)
+
+
+def form_property(label: str) -> str:
+    """XPath of one field of a Prefect schema form (the run form, the Resume form)."""
+    return (
+        "//div[contains(@class,'p-label') and contains(@class,'schema-form-property')]"
+        f"[.//span[@class='schema-form-property__label' and normalize-space()='{label}']]"
+    )
+
+
+HEADING = "//header[contains(@class,'page-heading-flow-run')]"
+
+
+def state_badge(state: str) -> str:
+    """XPath of the state badge in a flow run page's heading."""
+    return f"{HEADING}//span[contains(@class,'state-badge')][normalize-space()='{state}']"
+
+
+def start_from_run_form(
+    driver: WebDriver, ui_url: str, deployment: str, request_id: str, step: str
+) -> str:
+    """Deployments → the deployment → Run → Custom run → fill → Submit; the new run's id."""
+    driver.get(f"{ui_url}/deployments")
+    clickable(
+        driver,
+        f"//a[contains(@href,'/deployments/deployment/') and normalize-space()='{deployment}']",
+        f"{step}-deployments",
+    ).click()
+    clickable(driver, "//button[normalize-space()='Run']", f"{step}-deployment").click()
+    clickable(driver, "//*[normalize-space()='Custom run']", f"{step}-run-menu").click()
+
+    clickable(driver, form_property("request_id") + "//textarea", f"{step}-form").send_keys(
+        request_id
+    )
+    emails = form_property("subject_emails")
+    clickable(driver, emails + "//button[normalize-space()='Add item']", f"{step}-form").click()
+    clickable(
+        driver,
+        emails + "//div[contains(@class,'p-draggable-list__item')]//textarea",
+        f"{step}-form",
+    ).send_keys(SUBJECT)
+    # The deployment's own parameter is prefilled: the form is the deployment's, not a blank one.
+    config_field = driver.find_element(By.XPATH, form_property("config_path (Optional)"))
+    assert "dsrflow.yaml" in config_field.find_element(By.TAG_NAME, "textarea").get_attribute(
+        "value"
+    )
+    shot(driver, f"{step}-01-run-form-filled")
+    clickable(driver, "//button[@type='submit' and normalize-space()='Submit']", step).click()
+
+    # The toast announcing the new run; it slides in, so click it by script.
+    view = clickable(driver, "//button[normalize-space()='View run']", f"{step}-submitted")
+    shot(driver, f"{step}-02-run-submitted")
+    driver.execute_script("arguments[0].click()", view)
+    until(driver, EC.url_contains("/runs/flow-run/"), f"{step}-run-page")
+    return driver.current_url.split("/runs/flow-run/")[1].split("?")[0]
+
+
+def open_run_page(driver: WebDriver, ui_url: str, run_id: str, state: str, step: str) -> None:
+    driver.get(f"{ui_url}/runs/flow-run/{run_id}")
+    visible(driver, state_badge(state), step)
+
+
+# --- API helpers -------------------------------------------------------------------------------
+
+
+def wait_for_state(run_id: str, wanted: StateType, timeout: float = RUN_WAIT) -> FlowRun:
+    """Poll the API until the run reaches ``wanted``; fail at once on another final state."""
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while True:
+            run = client.read_flow_run(run_id)
+            state = run.state
+            if state is not None and state.type == wanted:
+                return run
+            if state is not None and state.is_final():
+                pytest.fail(f"flow run {run.name} ended {state.name}: {state.message}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"flow run {run.name} still {state and state.name} after {timeout} s")
+            time.sleep(0.5)
+
+
+def ledger_entries(stack: officer_stack.Stack, request_id: str) -> list[Any]:
+    ledger = Ledger(load_config(stack.config_path).ledger_url)
+    try:
+        return list(ledger.entries(request_id))
+    finally:
+        ledger.close()
+
+
+# --- the tests ---------------------------------------------------------------------------------
+
+
+def test_access_request_started_from_the_run_form_completes(stack, browser):
+    run_id = start_from_run_form(
+        browser, stack.ui_url, "access-request", "DSR-2026-0901", "1-access"
+    )
+
+    run = wait_for_state(run_id, StateType.COMPLETED)
+    assert run.name == "DSR-2026-0901"  # the flow names its run after the request
+    assert run.parameters["request_id"] == "DSR-2026-0901"
+    assert run.parameters["subject_emails"] == [SUBJECT]
+
+    open_run_page(browser, stack.ui_url, run_id, "Completed", "1-access-run-page")
+    heading = browser.find_element(By.XPATH, HEADING)
+    assert "DSR-2026-0901" in heading.text
+    assert "Completed" in heading.text
+    shot(browser, "1-access-03-run-completed")
+
+    export = load_config(stack.config_path).output_dir / "DSR-2026-0901" / "export.json"
+    assert json.loads(export.read_text("utf-8"))["request"]["id"] == "DSR-2026-0901"
+
+
+def test_erasure_request_pauses_shows_its_plan_and_completes_after_approval(stack, browser):
+    ui = stack.ui_url
+    run_id = start_from_run_form(browser, ui, "erasure-request", "DSR-2026-0902", "2-erasure")
+
+    run = wait_for_state(run_id, StateType.PAUSED)
+    assert run.name == "DSR-2026-0902"
+    open_run_page(browser, ui, run_id, "Paused", "2-erasure-paused")
+    visible(browser, "//button[normalize-space()='Resume']", "2-erasure-paused")
+    shot(browser, "2-erasure-03-run-paused")
+
+    # The Artifacts tab lists the plan (a table) and its summary (markdown).
+    clickable(
+        browser, "//li[contains(@class,'p-tab') and normalize-space()='Artifacts']", "2-tab"
+    ).click()
+    summary_card = visible(
+        browser,
+        "//a[.//div[@class='artifact-card__title' and "
+        "normalize-space()='erasure-plan-dsr-2026-0902-summary']]",
+        "2-erasure-artifacts",
+    )
+    titles = {
+        e.text
+        for e in browser.find_elements(By.XPATH, "//div[@class='artifact-card__title']")
+        if e.text
+    }
+    assert {"erasure-plan-dsr-2026-0902", "erasure-plan-dsr-2026-0902-summary"} <= titles
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", summary_card)
+    shot(browser, "2-erasure-04-artifacts-tab")
+
+    # The summary, rendered: counts per action and the subject masked, never in the clear.
+    summary_card.click()
+    plan = visible(
+        browser, "//*[normalize-space()='erasure plan for DSR-2026-0902']", "2-erasure-summary"
+    )
+    assert plan.tag_name.startswith("h")
+    page = browser.find_element(By.TAG_NAME, "body").text
+    assert "k***@example.com" in page
+    assert "delete:" in page
+    assert SUBJECT not in browser.page_source
+    shot(browser, "2-erasure-05-plan-summary")
+
+    # Approve with the run's Resume form, as the officer does.
+    open_run_page(browser, ui, run_id, "Paused", "2-erasure-back-to-run")
+    clickable(browser, "//button[normalize-space()='Resume']", "2-erasure-resume").click()
+    modal = "//div[contains(@class,'p-modal__card')]"
+    visible(browser, modal + "//*[normalize-space()='Resume Flow Run']", "2-erasure-modal")
+    toggle = clickable(
+        browser, modal + form_property("Approved") + "//label[@role='switch']", "2-approve"
+    )
+    toggle.click()
+    until(browser, lambda _: toggle.get_attribute("aria-checked") == "true", "2-approve")
+    browser.find_element(By.XPATH, modal + form_property("Officer") + "//textarea").send_keys(
+        "Ingrid"
+    )
+    browser.find_element(
+        By.XPATH, modal + form_property("Note (Optional)") + "//textarea"
+    ).send_keys("ok")
+    shot(browser, "2-erasure-06-resume-form-filled")
+    browser.find_element(
+        By.XPATH,
+        modal + "//div[contains(@class,'p-modal__footer')]//button[normalize-space()='Submit']",
+    ).click()
+
+    wait_for_state(run_id, StateType.COMPLETED)
+    open_run_page(browser, ui, run_id, "Completed", "2-erasure-completed")
+    assert "DSR-2026-0902" in browser.find_element(By.XPATH, HEADING).text
+    shot(browser, "2-erasure-07-run-completed")
+
+    # The form's answer reached the flow: the ledger records who approved, with the note.
+    approvals = [e for e in ledger_entries(stack, "DSR-2026-0902") if e.event == "approved"]
+    assert [(e.actor, e.details.get("note")) for e in approvals] == [("Ingrid", "ok")]
+
+
+def test_deadline_report_table_is_visible_on_the_artifacts_page(stack, browser):
+    # An open request: an erasure waiting for approval.
+    waiting = run_deployment(
+        "erasure-request/erasure-request",
+        parameters={"request_id": "DSR-2026-0903", "subject_emails": [SUBJECT]},
+        timeout=0,
+    )
+    wait_for_state(waiting.id, StateType.PAUSED)
+    report = wait_for_state(
+        run_deployment("deadline-report/deadline-report", timeout=0).id, StateType.COMPLETED
+    )
+
+    browser.get(f"{stack.ui_url}/artifacts")
+    card = visible(
+        browser,
+        "//a[.//*[contains(@class,'artifact-card__title') and normalize-space()='open-requests']]",
+        "3-artifacts",
+    )
+    shot(browser, "3-deadlines-01-artifacts-page")
+    card.click()
+
+    # The key's page: a timeline of the report's artifacts, the newest from this report run.
+    latest = visible(
+        browser,
+        "//div[contains(@class,'artifact-timeline-item-content')][.//a[normalize-space()="
+        f"'{report.name}']]//a[contains(@href,'/artifacts/artifact/')]",
+        "3-open-requests-timeline",
+    )
+    shot(browser, "3-deadlines-02-open-requests-timeline")
+    latest.click()
+
+    row = visible(browser, "//tr[td[normalize-space()='DSR-2026-0903']]", "3-open-requests")
+    cells = [td.text for td in row.find_elements(By.TAG_NAME, "td")]
+    assert "erasure" in cells
+    assert "awaiting_approval" in cells
+    headers = [th.text for th in browser.find_elements(By.XPATH, "//table//th")]
+    assert {"request", "due", "days left"} <= set(headers)
+    shot(browser, "3-deadlines-03-open-requests-table")
