@@ -165,7 +165,10 @@ def obtain_approval(
         decision = Approval(approved=True, officer=approved_by, note="--approve")
     else:
         ledger.set_status(request.id, Status.AWAITING_APPROVAL, plan_sha256=digest)
-        decision = pause_flow_run(wait_for_input=Approval, timeout=timeout_hours * 3600)
+        # Polls the API every 2 s: the officer sees the run continue right after Resume.
+        decision = pause_flow_run(
+            wait_for_input=Approval, timeout=timeout_hours * 3600, poll_interval=2
+        )
     event = "approved" if decision.approved else "rejected"
     ledger.record(request.id, event, actor=decision.officer, plan_sha256=digest, note=decision.note)
     return decision
