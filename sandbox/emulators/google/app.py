@@ -20,9 +20,8 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sandbox.emulators.faults import Faults
+from sandbox.emulators.faults import FaultGate, Faults
 from sandbox.emulators.google import batch, drive_api, sheets_api
 from sandbox.emulators.google.auth import token_endpoint
 from sandbox.emulators.google.errors import GoogleError, GoogleJSON
@@ -64,35 +63,6 @@ def google_error(status: int, message: str, _retry_after: float | None) -> Respo
     return GoogleError(status, message).response()
 
 
-class FaultGate:
-    """``sandbox.emulators.faults.fault_middleware`` as a pure ASGI middleware: the same
-    counting, latency, throttling and injected failures, without BaseHTTPMiddleware, which costs
-    ~1.7 ms a request here (the 400-request benchmark feels it).
-
-    ``POST /token`` is exempt: it is another service (oauth2.googleapis.com), and the API's
-    quotas, throttling and failures do not apply to it.
-    """
-
-    def __init__(self, app: ASGIApp, faults: Faults) -> None:
-        self.app = app
-        self.faults = faults
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        if scope["type"] != "http" or path.startswith("/_emulator/") or path == "/token":
-            await self.app(scope, receive, send)
-            return
-        self.faults.record(route_of(Request(scope)))
-        await self.faults.delay()
-        refused = self.faults.verdict(path)
-        if refused is None:
-            await self.app(scope, receive, send)
-            return
-        status, retry_after = refused
-        message = "Too many requests" if status == 429 else "Injected failure"
-        await google_error(status, message, retry_after)(scope, receive, send)
-
-
 def create_app(state: GoogleState | None = None, faults: Faults | None = None) -> Starlette:
     state = state or GoogleState()
     faults = faults or Faults()
@@ -122,7 +92,16 @@ def create_app(state: GoogleState | None = None, faults: Faults | None = None) -
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(FaultGate, faults=faults)],
+        # /token is another service (oauth2.googleapis.com): the API's faults do not apply.
+        middleware=[
+            Middleware(
+                FaultGate,
+                faults=faults,
+                route_of=route_of,
+                error=google_error,
+                exempt=("/_emulator/", "/token"),
+            )
+        ],
         exception_handlers={GoogleError: on_google_error, HTTPException: on_http_error},
     )
     app.state.google = state

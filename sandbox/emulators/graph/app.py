@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sandbox.emulators.faults import Faults, fault_middleware
+from sandbox.emulators.faults import FaultGate, Faults
 from sandbox.emulators.graph.api import GraphApi, GraphResponse, decode_json, graph_error
 from sandbox.emulators.graph.query import QueryError
 from sandbox.emulators.graph.store import GraphStore
@@ -132,7 +132,7 @@ def create_app(store: GraphStore, faults: Faults | None = None) -> Starlette:
         routes=routes,
         middleware=[
             Middleware(_MailboxConcurrency, counts=in_flight, refused=refused),
-            Middleware(BaseHTTPMiddleware, dispatch=fault_middleware(faults, route_of, _error)),
+            Middleware(FaultGate, faults=faults, route_of=route_of, error=_error),
         ],
     )
     app.state.api = api

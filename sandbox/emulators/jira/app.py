@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sandbox.emulators.faults import Faults, fault_middleware
+from sandbox.emulators.faults import FaultGate, Faults
 from sandbox.emulators.jira import jql
 from sandbox.emulators.jira.store import (
     PARTICIPANTS_FIELD,
@@ -262,9 +262,7 @@ class JiraEmulator:
         app.add_exception_handler(jql.JqlError, self._jql_error)
         # The last added runs first: faults (counting, latency, 429) before authentication.
         app.add_middleware(BaseHTTPMiddleware, dispatch=self._authenticated)
-        app.add_middleware(
-            BaseHTTPMiddleware, dispatch=fault_middleware(self.faults, _route_of, platform_error)
-        )
+        app.add_middleware(FaultGate, faults=self.faults, route_of=_route_of, error=platform_error)
         return app
 
     async def _not_found(self, request: Request, _: Exception) -> Response:
