@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
@@ -16,6 +18,7 @@ class Capability(StrEnum):
     ERASE = "erase"
     RECTIFY = "rectify"
     RESTRICT = "restrict"
+    SWEEP = "sweep"
 
 
 class SourceUnavailable(RuntimeError):
@@ -46,4 +49,36 @@ class Connector(Protocol):
 class ErasingConnector(Connector, Protocol):
     def erase(self, actions: Sequence[PlannedAction]) -> ExecutionReport:
         """Carry out delete/redact actions of a plan, idempotently: a second run is a no-op."""
+        ...
+
+
+@dataclass
+class SweepResult:
+    """What one retention rule did (or, in a dry run, would do) in one place of a source."""
+
+    table: str  # where: a table, a mail folder, a Jira project, a spreadsheet layout
+    rule: str
+    cutoff: str
+    rows: int = 0
+    groups: int = 0
+    suppressed: int = 0
+    batches: int = 0
+    protected: int = 0
+    dry_run: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+@runtime_checkable
+class SweepingConnector(Connector, Protocol):
+    def sweep(
+        self,
+        now: dt.datetime,
+        *,
+        dry_run: bool = False,
+        protected: Sequence[Record] = (),
+        min_group_size: int | None = None,
+    ) -> list[SweepResult]:
+        """Apply the mapping's retention rules as of ``now``. ``protected`` are records of
+        restricted subjects (found by ``discover``): they are stored, not processed, so they
+        stay. ``dry_run`` counts what would go and changes nothing."""
         ...

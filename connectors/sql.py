@@ -27,9 +27,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from connectors.base import Capability, SourceUnavailable
+from connectors.base import Capability, SourceUnavailable, SweepResult
 from connectors.masking import hmac_key, mask
-from connectors.sql_retention import SqlRetention, SweepResult
+from connectors.sql_retention import SqlRetention
 from dsrflow.identifiers import (
     PHONE_SEPARATORS,
     Identifier,
@@ -79,7 +79,13 @@ class SqlConnector:
     """Finds a subject's rows in one SQL database, as its mapping describes it."""
 
     capabilities = frozenset(
-        {Capability.DISCOVER, Capability.ERASE, Capability.RECTIFY, Capability.RESTRICT}
+        {
+            Capability.DISCOVER,
+            Capability.ERASE,
+            Capability.RECTIFY,
+            Capability.RESTRICT,
+            Capability.SWEEP,
+        }
     )
 
     def __init__(
@@ -297,15 +303,19 @@ class SqlConnector:
         now: dt.datetime,
         *,
         dry_run: bool = False,
-        protected: dict[str, set[Key]] | None = None,
+        protected: Sequence[Record] = (),
         min_group_size: int | None = None,
         batch_rows: int = 500_000,
     ) -> list[SweepResult]:
-        """Apply the mapping's retention rules (see connectors/sql_retention.py)."""
+        """Apply the mapping's retention rules (see connectors/sql_retention.py); the rows of
+        ``protected`` records stay."""
         retention = SqlRetention(self.engine, self.mapping, self.tables, batch_rows=batch_rows)
         try:
             return retention.sweep(
-                now, dry_run=dry_run, protected=protected, min_group_size=min_group_size
+                now,
+                dry_run=dry_run,
+                protected=self.keys_of(protected),
+                min_group_size=min_group_size,
             )
         except sa.exc.OperationalError as exc:
             raise SourceUnavailable(self.name, _first_line(exc.orig)) from exc

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
+from connectors.base import SweepResult
 from dsrflow.mapping.common import GROUP_SOURCE, Aggregation
 from dsrflow.mapping.sql import SqlMapping, Table
 
@@ -42,20 +42,6 @@ def _day_default(element: day_of, compiler: Any, **kw: Any) -> str:
 @compiles(day_of, "sqlite")
 def _day_sqlite(element: day_of, compiler: Any, **kw: Any) -> str:
     return f"date({compiler.process(element.clauses, **kw)})"
-
-
-@dataclass
-class SweepResult:
-    table: str
-    rule: str
-    cutoff: str
-    rows: int = 0
-    groups: int = 0
-    suppressed: int = 0
-    batches: int = 0
-    protected: int = 0
-    dry_run: bool = False
-    notes: list[str] = field(default_factory=list)
 
 
 class SqlRetention:

@@ -15,6 +15,7 @@ from prefect.artifacts import create_table_artifact
 from pydantic import BaseModel
 
 from connectors import open_connector
+from connectors.base import SweepingConnector
 from dsrflow.config import Config, load_config
 from dsrflow.ledger import Ledger
 from dsrflow.mapping import BaseMapping
@@ -43,14 +44,13 @@ def sweep_source(
 ) -> list[dict[str, object]] | None:
     connector = open_connector(name, config.sources[name], mapping, config.phone_region)
     try:
-        sweep = getattr(connector, "sweep", None)
-        if sweep is None:
+        if not isinstance(connector, SweepingConnector):
             return None
-        protected: dict[str, set[tuple[object, ...]]] = {}
-        for subject in restricted:  # their rows are stored, not processed
-            for table, keys in connector.keys_of(connector.discover(subject)).items():
-                protected.setdefault(table, set()).update(keys)
-        results = sweep(now, dry_run=dry_run, protected=protected, min_group_size=min_group_size)
+        # Restricted subjects' records are stored, not processed: found first, then left alone.
+        protected = [record for subject in restricted for record in connector.discover(subject)]
+        results = connector.sweep(
+            now, dry_run=dry_run, protected=protected, min_group_size=min_group_size
+        )
     finally:
         connector.close()
     rows = [{"source": name, **dataclasses.asdict(r)} for r in results]
