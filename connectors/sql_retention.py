@@ -1,9 +1,24 @@
 """Retention for SQL sources, set-based and in bounded batches: rows older than their rule's
 maximum age are aggregated (when the mapping says so) and deleted, inside the database.
 
-Nothing is pulled into Python but counts, so memory stays flat however large the table. Each
-batch of days is aggregated and deleted in one transaction: a crash loses nothing and a rerun
-counts nothing twice, because what was aggregated is gone with the same commit.
+Nothing is pulled into Python but counts, so memory stays flat however large the table.
+
+Batches walk the primary key (keyset pagination): each takes the next ``batch_rows`` old rows
+in key order. Keys usually follow the physical order of an append-mostly table, so a batch reads
+a contiguous stretch of it and the whole sweep reads the table about once, wherever the old
+rows lie in time. (Batching by time instead makes every batch touch nearly every page when the
+timestamps are not in insertion order: 4.8 times the baseline on PostgreSQL.)
+
+Aggregation is in two steps, because a day's events are spread over many batches and a group
+can only be judged against k once all of it is counted:
+
+1. per batch, in one transaction: the batch's counts per group are added to a staging table
+   (``<into>_pending``, created when missing) and the batch's rows are deleted;
+2. at the end, in one transaction: the staged counts are folded k-anonymously into the
+   aggregate table and the staging table is emptied.
+
+A crash at any point loses nothing and counts nothing twice: every commit moves counts and
+deletes their rows together, and a rerun folds whatever an interrupted run staged.
 
 Aggregates never describe fewer than k events: a group smaller than k is folded into its day's
 "other" bucket, and an "other" bucket still smaller than k is dropped (counted as suppressed).
@@ -12,7 +27,7 @@ Aggregates never describe fewer than k events: a group smaller than k is folded 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -58,8 +73,8 @@ class SqlRetention:
         self.engine = engine
         self.mapping = mapping
         self.tables = tables
-        # Rows per transaction: large enough that index pages are rewritten few times, small
-        # enough that a batch's journal and lock stay bounded.
+        # Old rows per transaction: large enough that index pages are rewritten few times,
+        # small enough that a batch's journal and locks stay bounded.
         self.batch_rows = batch_rows
 
     def sweep(
@@ -77,18 +92,124 @@ class SqlRetention:
                 continue
             cutoff = now.astimezone(dt.UTC).replace(tzinfo=None) - spec.retention.max_age.as_delta()
             keep = (protected or {}).get(name, set())
-            if spec.retention.aggregate:
-                aggregate = spec.retention.aggregate
+            result = SweepResult(
+                table=name,
+                rule="delete",
+                cutoff=cutoff.isoformat(),
+                protected=len(keep),
+                dry_run=dry_run,
+            )
+            old = sa.and_(
+                self.tables[name].c[spec.retention.counts_from] < cutoff,
+                self._not_protected(name, keep),
+            )
+            aggregate = spec.retention.aggregate
+            if aggregate is None:
+                self._delete(name, old, result)
+            else:
                 if min_group_size:
                     aggregate = aggregate.model_copy(update={"min_group_size": min_group_size})
-                results.append(
-                    self._aggregate_and_delete(name, spec, aggregate, cutoff, keep, dry_run)
-                )
-            else:
-                results.append(self._delete(name, spec, cutoff, keep, dry_run))
+                result.rule = f"aggregate into {aggregate.into}, then delete"
+                self._aggregate_and_delete(name, spec, aggregate, old, result)
+            results.append(result)
         return results
 
-    # -- helpers ----------------------------------------------------------------------------
+    # -- the two rules ----------------------------------------------------------------------
+
+    def _delete(self, name: str, old: ColumnElement[bool], result: SweepResult) -> None:
+        table = self.tables[name]
+        if result.dry_run:
+            with self.engine.connect() as conn:
+                result.rows = conn.execute(sa.select(sa.func.count()).where(old)).scalar_one()
+            return
+        for batch in self._batches(name, old):
+            with self.engine.begin() as conn:
+                deleted = conn.execute(sa.delete(table).where(batch)).rowcount
+            result.rows += deleted
+            result.batches += bool(deleted)
+
+    def _aggregate_and_delete(
+        self,
+        name: str,
+        spec: Table,
+        aggregate: Aggregation,
+        old: ColumnElement[bool],
+        result: SweepResult,
+    ) -> None:
+        table = self.tables[name]
+        target = sa.Table(
+            aggregate.into, sa.MetaData(), autoload_with=self.engine, schema=self.mapping.db_schema
+        )
+        expressions, source = self._group_sources(name, spec, aggregate)
+        if result.dry_run:  # what the fold would make of the old rows, computed in place
+            grouped = (
+                sa.select(*expressions, sa.func.count().label("n"))
+                .select_from(source)
+                .where(old)
+                .group_by(*expressions)
+                .subquery("grouped")
+            )
+            with self.engine.connect() as conn:
+                result.rows, result.groups, result.suppressed = self._tally(
+                    conn, grouped, aggregate
+                )
+            return
+        staging = self._staging(target, aggregate)
+        for batch in self._batches(name, old):
+            staged_counts = (
+                sa.select(*expressions, sa.func.count())
+                .select_from(source)
+                .where(batch)
+                .group_by(*expressions)
+            )
+            with self.engine.begin() as conn:
+                staged = conn.execute(
+                    sa.insert(staging)
+                    .from_select([*aggregate.group_by, "n"], staged_counts)
+                    .returning(staging.c.n)
+                ).scalars()
+                total = sum(staged)
+                deleted = conn.execute(sa.delete(table).where(batch)).rowcount
+                if deleted != total:
+                    raise RuntimeError(
+                        f"{name}: staged {total} rows but deleted {deleted}; rolled back"
+                    )
+            result.rows += deleted
+            result.batches += bool(deleted)
+        with self.engine.begin() as conn:
+            self._fold(conn, staging, target, aggregate, result)
+
+    # -- batches ----------------------------------------------------------------------------
+
+    def _batches(self, name: str, where: ColumnElement[bool]) -> Iterator[ColumnElement[bool]]:
+        """Ranges of the primary key holding ``batch_rows`` rows that match ``where`` each, in
+        key order; the last range is open. Each is found just before it is used, after the
+        previous batch was committed."""
+        table = self.tables[name]
+        columns = [table.c[c] for c in self.mapping.tables[name].primary_key]
+        key: ColumnElement[Any] = columns[0] if len(columns) == 1 else sa.tuple_(*columns)
+
+        def value(row: sa.Row[Any]) -> Any:
+            if len(columns) == 1:
+                return sa.literal(row[0], columns[0].type)
+            return sa.tuple_(*[sa.literal(v, c.type) for v, c in zip(row, columns, strict=True)])
+
+        after: ColumnElement[bool] = sa.true()
+        while True:
+            last = (
+                sa.select(*columns)
+                .where(where, after)
+                .order_by(*columns)
+                .offset(self.batch_rows - 1)
+                .limit(1)
+            )
+            with self.engine.connect() as conn:
+                upper = conn.execute(last).first()
+            if upper is None:
+                yield sa.and_(where, after)
+                return
+            yield sa.and_(where, after, key <= value(upper))
+            after = key > value(upper)
 
     def _not_protected(self, name: str, keep: set[Key]) -> ColumnElement[bool]:
         if not keep:
@@ -98,37 +219,7 @@ class SqlRetention:
             return pk[0].not_in([k[0] for k in keep])
         return sa.tuple_(*pk).not_in(list(keep))
 
-    def _delete(
-        self, name: str, spec: Table, cutoff: dt.datetime, keep: set[Key], dry_run: bool
-    ) -> SweepResult:
-        assert spec.retention is not None
-        table = self.tables[name]
-        old = sa.and_(table.c[spec.retention.counts_from] < cutoff, self._not_protected(name, keep))
-        result = SweepResult(
-            table=name,
-            rule="delete",
-            cutoff=cutoff.isoformat(),
-            protected=len(keep),
-            dry_run=dry_run,
-        )
-        if dry_run:
-            with self.engine.connect() as conn:
-                result.rows = conn.execute(sa.select(sa.func.count()).where(old)).scalar_one()
-            return result
-        pk = [table.c[c] for c in spec.primary_key]
-        while True:
-            batch = sa.select(*pk).where(old).limit(self.batch_rows)
-            key = pk[0] if len(pk) == 1 else sa.tuple_(*pk)
-            with self.engine.begin() as conn:
-                deleted = conn.execute(
-                    sa.delete(table).where(
-                        key.in_(batch.scalar_subquery() if len(pk) == 1 else batch)
-                    )
-                ).rowcount
-            if not deleted:
-                return result
-            result.rows += deleted
-            result.batches += 1
+    # -- aggregation ------------------------------------------------------------------------
 
     def _group_sources(
         self, name: str, spec: Table, aggregate: Aggregation
@@ -158,115 +249,78 @@ class SqlRetention:
             expressions.append(expression.label(target))
         return expressions, source
 
-    def _windows(
-        self, stamp: sa.Column[Any], where: ColumnElement[bool], cutoff: dt.datetime
-    ) -> list[tuple[dt.datetime, dt.datetime]]:
-        """Runs of whole days holding about ``batch_rows`` rows each (a day is never split, so
-        the k-anonymous folding sees all of a day at once). Reads one count per day."""
-        day = day_of(stamp)
-        with self.engine.connect() as conn:
-            days = conn.execute(
-                sa.select(day, sa.func.count()).where(where).group_by(day).order_by(day)
-            ).all()
-        windows: list[tuple[dt.datetime, dt.datetime]] = []
-        start: dt.datetime | None = None
-        rows = 0
-        for value, count in days:
-            begins = dt.datetime.combine(_as_date(value), dt.time())
-            if start is None:
-                start = begins
-            elif rows + count > self.batch_rows:
-                windows.append((start, begins))
-                start, rows = begins, 0
-            rows += count
-        if start is not None:
-            windows.append((start, cutoff))
-        return windows
+    def _staging(self, target: sa.Table, aggregate: Aggregation) -> sa.Table:
+        """``<into>_pending``: counts of swept batches not yet folded into the aggregate."""
+        staging = sa.Table(
+            f"{aggregate.into}_pending",
+            sa.MetaData(),
+            *[sa.Column(key, target.c[key].type) for key in aggregate.group_by],
+            sa.Column("n", sa.BigInteger, nullable=False),
+            schema=self.mapping.db_schema,
+        )
+        staging.create(self.engine, checkfirst=True)
+        return staging
 
-    def _aggregate_and_delete(
-        self,
-        name: str,
-        spec: Table,
-        aggregate: Aggregation,
-        cutoff: dt.datetime,
-        keep: set[Key],
-        dry_run: bool,
-    ) -> SweepResult:
-        assert spec.retention is not None
-        table = self.tables[name]
-        stamp = table.c[spec.retention.counts_from]
-        target = sa.Table(
-            aggregate.into, sa.MetaData(), autoload_with=self.engine, schema=self.mapping.db_schema
-        )
-        result = SweepResult(
-            table=name,
-            rule=f"aggregate into {aggregate.into}, then delete",
-            cutoff=cutoff.isoformat(),
-            protected=len(keep),
-            dry_run=dry_run,
-        )
-        not_protected = self._not_protected(name, keep)
-        expressions, source = self._group_sources(name, spec, aggregate)
-        keys = list(aggregate.group_by)
-        k = aggregate.min_group_size
-        for start, end in self._windows(stamp, sa.and_(stamp < cutoff, not_protected), cutoff):
-            window = sa.and_(stamp >= start, stamp < end, not_protected)
-            grouped = (
-                sa.select(*expressions, sa.func.count().label("n"))
-                .select_from(source)
-                .where(window)
-                .group_by(*expressions)
-                .subquery("grouped")
-            )
-            small = grouped.c.n < k
-            # Days are never folded: the "other" bucket is per day.
-            folded = [
-                grouped.c[key]
-                if text.startswith("day(")
-                else sa.case((small, sa.literal(aggregate.other_value)), else_=grouped.c[key])
-                for key, text in aggregate.group_by.items()
-            ]
-            buckets = sa.select(
-                *[f.label(key) for f, key in zip(folded, keys, strict=True)],
+    def _buckets(self, grouped: sa.Subquery, aggregate: Aggregation) -> sa.Subquery:
+        """Counts per group, the groups smaller than k folded into their day's "other"."""
+        small = grouped.c.n < aggregate.min_group_size
+        # Days are never folded: the "other" bucket is per day.
+        folded = [
+            grouped.c[key]
+            if text.startswith("day(")
+            else sa.case((small, sa.literal(aggregate.other_value)), else_=grouped.c[key])
+            for key, text in aggregate.group_by.items()
+        ]
+        return (
+            sa.select(
+                *[f.label(key) for f, key in zip(folded, aggregate.group_by, strict=True)],
                 sa.func.sum(grouped.c.n).label("n"),
-            ).group_by(*folded)
-            with self.engine.begin() as conn:
-                rows = conn.execute(buckets).all()  # one row per bucket, never per event
-                total = sum(int(r.n) for r in rows)
-                kept_rows = [r for r in rows if int(r.n) >= k]
-                if dry_run:
-                    result.rows += total
-                    continue
-                if kept_rows:
-                    self._upsert(conn, target, aggregate, keys, kept_rows)
-                deleted = conn.execute(sa.delete(table).where(window)).rowcount
-                if deleted != total:
-                    raise RuntimeError(
-                        f"{name}: aggregated {total} rows but deleted {deleted}; rolled back"
-                    )
-            result.rows += deleted
-            result.groups += len(kept_rows)
-            result.suppressed += total - sum(int(r.n) for r in kept_rows)
-            result.batches += 1
-        return result
+            )
+            .group_by(*folded)
+            .subquery("buckets")
+        )
 
-    def _upsert(
+    def _tally(
+        self, conn: sa.Connection, grouped: sa.Subquery, aggregate: Aggregation
+    ) -> tuple[int, int, int]:
+        """Rows, buckets kept and rows suppressed, as folding ``grouped`` would give them."""
+        buckets = self._buckets(grouped, aggregate)
+        big = buckets.c.n >= aggregate.min_group_size
+        rows, kept_groups, kept_rows = conn.execute(
+            sa.select(
+                sa.func.coalesce(sa.func.sum(buckets.c.n), 0),
+                sa.func.count().filter(big),
+                sa.func.coalesce(sa.func.sum(buckets.c.n).filter(big), 0),
+            )
+        ).one()
+        return int(rows), int(kept_groups), int(rows) - int(kept_rows)
+
+    def _fold(
         self,
         conn: sa.Connection,
+        staging: sa.Table,
         target: sa.Table,
         aggregate: Aggregation,
-        keys: list[str],
-        rows: Iterable[Any],
+        result: SweepResult,
     ) -> None:
-        """Add counts to the aggregate table: a rerun of a later batch adds, never replaces."""
+        """Move the staged counts (this run's and any an interrupted run left) into the
+        aggregate, k-anonymously, adding to the counts already there."""
+        keys = list(aggregate.group_by)
+        grouped = (
+            sa.select(*[staging.c[key] for key in keys], sa.func.sum(staging.c.n).label("n"))
+            .group_by(*[staging.c[key] for key in keys])
+            .subquery("grouped")
+        )
+        _, result.groups, result.suppressed = self._tally(conn, grouped, aggregate)
+        buckets = self._buckets(grouped, aggregate)
+        kept = sa.select(*[buckets.c[key] for key in keys], buckets.c.n).where(
+            buckets.c.n >= aggregate.min_group_size
+        )
         dialect = conn.dialect.name
         insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(dialect)
         if insert is None:
             raise NotImplementedError(f"aggregation upsert on {dialect} is not supported yet")
-        values = [
-            {**{k: getattr(r, k) for k in keys}, aggregate.count_column: int(r.n)} for r in rows
-        ]
-        statement = insert(target).values(values)
+        statement = insert(target).from_select([*keys, aggregate.count_column], kept)
         count = target.c[aggregate.count_column]
         conn.execute(
             statement.on_conflict_do_update(
@@ -274,12 +328,4 @@ class SqlRetention:
                 set_={aggregate.count_column: count + statement.excluded[aggregate.count_column]},
             )
         )
-
-
-def _as_date(value: Any) -> dt.date:
-    """A day as the database returns it (SQLite's date() gives text)."""
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(str(value)[:10])
+        conn.execute(sa.delete(staging))

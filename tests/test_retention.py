@@ -72,6 +72,15 @@ def state(url):
     return daily, ids
 
 
+def pending(url):
+    """Staged counts not folded yet: none once a sweep has finished."""
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        n = conn.execute(sa.text("SELECT count(*) FROM usage_daily_pending")).scalar_one()
+    engine.dispose()
+    return n
+
+
 def connector(url):
     return SqlConnector("onprem", load_mapping(ONPREM_MAPPING), url)
 
@@ -92,7 +101,9 @@ def test_old_events_are_aggregated_k_anonymously_then_deleted(events_db):
     assert result.rows == len(old)
     assert ids == {r["id"] for r in rows} - old  # the young stay, the old are gone
     assert sum(daily.values()) + suppressed == len(old)
-    assert result.batches >= 6  # ~2,000 old rows in batches of whole days, ~300 rows each
+    assert result.batches == -(-len(old) // 300)  # batches of 300 old rows
+    assert result.groups == len(daily)
+    assert pending(url) == 0
     assert reports_rule.rule == "delete"
 
 
@@ -107,28 +118,39 @@ def test_rerun_counts_nothing_twice(events_db):
     assert state(url) == first
 
 
-def test_crash_mid_sweep_loses_nothing_and_doubles_nothing(events_db, monkeypatch):
-    from connectors import sql_retention
-
+@pytest.mark.parametrize(
+    ("statement", "nth"),
+    [
+        ("DELETE FROM usage_events", 1),  # first batch: staged, not yet deleted
+        ("DELETE FROM usage_events", 4),  # three batches committed, the fourth rolled back
+        ("INSERT INTO usage_daily ", 1),  # every batch committed, the fold fails
+        ("DELETE FROM usage_daily_pending", 1),  # the fold wrote, then failed to clear
+    ],
+)
+def test_crash_mid_sweep_loses_nothing_and_doubles_nothing(events_db, statement, nth):
     url, rows = events_db
-    original = sql_retention.SqlRetention._upsert
-    calls = {"n": 0}
+    seen = {"n": 0}
 
-    def crash_on_fourth(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise RuntimeError("power cut")
-        return original(self, *args, **kwargs)
+    def power_cut(conn, cursor, sql, parameters, context, executemany):
+        if " ".join(sql.split()).startswith(statement):
+            seen["n"] += 1
+            if seen["n"] == nth:
+                raise RuntimeError("power cut")
 
-    monkeypatch.setattr(sql_retention.SqlRetention, "_upsert", crash_on_fourth)
+    sa.event.listen(sa.Engine, "before_cursor_execute", power_cut)
     c = connector(url)
-    with pytest.raises(RuntimeError, match="power cut"):
-        c.sweep(NOW, batch_rows=300)
-    monkeypatch.setattr(sql_retention.SqlRetention, "_upsert", original)
+    try:
+        with pytest.raises(RuntimeError, match="power cut"):
+            c.sweep(NOW, batch_rows=300)
+    finally:
+        sa.event.remove(sa.Engine, "before_cursor_execute", power_cut)
     c.sweep(NOW, batch_rows=300)
     c.close()
     expected, _ = expected_aggregates(rows, k=5)
-    assert state(url)[0] == expected
+    daily, ids = state(url)
+    assert daily == expected
+    assert ids == {r["id"] for r in rows if r["occurred_at"] >= CUTOFF}
+    assert pending(url) == 0
 
 
 def test_dry_run_changes_nothing(events_db):
@@ -138,6 +160,8 @@ def test_dry_run_changes_nothing(events_db):
     result = next(r for r in c.sweep(NOW, dry_run=True) if r.table == "usage_events")
     c.close()
     assert result.rows == sum(r["occurred_at"] < CUTOFF for r in rows)
+    expected, suppressed = expected_aggregates(rows, k=5)
+    assert (result.groups, result.suppressed) == (len(expected), suppressed)
     assert state(url) == before
 
 
