@@ -37,7 +37,7 @@ from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
 from connectors.base import SweepResult
 from dsrflow.mapping.common import GROUP_SOURCE, Aggregation
-from dsrflow.mapping.sql import SqlMapping, Table
+from dsrflow.mapping.sql import SqlMapping
 
 Key = tuple[Any, ...]
 
@@ -110,7 +110,7 @@ class SqlRetention:
                 if min_group_size:
                     aggregate = aggregate.model_copy(update={"min_group_size": min_group_size})
                 result.rule = f"aggregate into {aggregate.into}, then delete"
-                self._aggregate_and_delete(name, spec, aggregate, old, result)
+                self._aggregate_and_delete(name, aggregate, old, result)
             results.append(result)
         return results
 
@@ -131,16 +131,14 @@ class SqlRetention:
     def _aggregate_and_delete(
         self,
         name: str,
-        spec: Table,
         aggregate: Aggregation,
         old: ColumnElement[bool],
         result: SweepResult,
     ) -> None:
-        table = self.tables[name]
         target = sa.Table(
             aggregate.into, sa.MetaData(), autoload_with=self.engine, schema=self.mapping.db_schema
         )
-        expressions, source = self._group_sources(name, spec, aggregate)
+        expressions, source = self._group_sources(name, aggregate)
         if result.dry_run:  # what the fold would make of the old rows, computed in place
             grouped = (
                 sa.select(*expressions, sa.func.count().label("n"))
@@ -156,37 +154,63 @@ class SqlRetention:
             return
         staging = self._staging(target, aggregate)
         for batch in self._batches(name, old):
-            staged_counts = (
-                sa.select(*expressions, sa.func.count())
-                .select_from(source)
-                .where(batch)
-                .group_by(*expressions)
-            )
             with self.engine.begin() as conn:
-                staged = conn.execute(
-                    sa.insert(staging)
-                    .from_select([*aggregate.group_by, "n"], staged_counts)
-                    .returning(staging.c.n)
-                ).scalars()
-                total = sum(staged)
-                deleted = conn.execute(sa.delete(table).where(batch)).rowcount
-                if deleted != total:
-                    raise RuntimeError(
-                        f"{name}: staged {total} rows but deleted {deleted}; rolled back"
-                    )
+                deleted = self._stage_and_delete(conn, name, staging, aggregate, batch)
             result.rows += deleted
             result.batches += bool(deleted)
         with self.engine.begin() as conn:
             self._fold(conn, staging, target, aggregate, result)
 
+    def _stage_and_delete(
+        self, conn: sa.Connection, name: str, staging: sa.Table, aggregate: Aggregation, batch: Any
+    ) -> int:
+        """Add the batch's counts per group to the staging table and delete its rows; returns
+        how many rows went."""
+        table = self.tables[name]
+        into = [*aggregate.group_by, "n"]
+        expressions, source = self._group_sources(name, aggregate)
+        counts = sa.select(*expressions, sa.func.count()).select_from(source).where(batch)
+        staged = conn.execute(
+            sa.insert(staging)
+            .from_select(into, counts.group_by(*expressions))
+            .returning(staging.c.n)
+        )
+        total = sum(staged.scalars())
+        deleted = conn.execute(sa.delete(table).where(batch)).rowcount
+        if deleted != total:  # a concurrent writer; the transaction is rolled back
+            raise RuntimeError(f"{name}: staged {total} rows but deleted {deleted}")
+        return deleted
+
     # -- batches ----------------------------------------------------------------------------
 
     def _batches(self, name: str, where: ColumnElement[bool]) -> Iterator[ColumnElement[bool]]:
-        """Ranges of the primary key holding ``batch_rows`` rows that match ``where`` each, in
-        key order; the last range is open. Each is found just before it is used, after the
-        previous batch was committed."""
+        """Ranges of the primary key, in key order, none holding more than ``batch_rows`` rows
+        that match ``where``. Each is found just before it is used, after the previous batch
+        was committed."""
         table = self.tables[name]
         columns = [table.c[c] for c in self.mapping.tables[name].primary_key]
+        if len(columns) == 1 and columns[0].type.python_type is int:
+            yield from self._integer_ranges(columns[0], where)
+        else:
+            yield from self._key_pages(columns, where)
+
+    def _integer_ranges(
+        self, key: sa.Column[Any], where: ColumnElement[bool]
+    ) -> Iterator[ColumnElement[bool]]:
+        """Stretches of ``batch_rows`` consecutive key values: found by arithmetic, where
+        counting would read the table once more."""
+        with self.engine.connect() as conn:
+            low, high = conn.execute(sa.select(sa.func.min(key), sa.func.max(key))).one()
+        if low is None:
+            return
+        for start in range(low, high + 1, self.batch_rows):
+            yield sa.and_(where, key >= start, key < start + self.batch_rows)
+
+    def _key_pages(
+        self, columns: list[sa.Column[Any]], where: ColumnElement[bool]
+    ) -> Iterator[ColumnElement[bool]]:
+        """Keyset pages of any primary key: each ends at the ``batch_rows``-th matching row
+        after the previous page; the last is open."""
         key: ColumnElement[Any] = columns[0] if len(columns) == 1 else sa.tuple_(*columns)
 
         def value(row: sa.Row[Any]) -> Any:
@@ -222,10 +246,12 @@ class SqlRetention:
     # -- aggregation ------------------------------------------------------------------------
 
     def _group_sources(
-        self, name: str, spec: Table, aggregate: Aggregation
+        self, name: str, aggregate: Aggregation, rows: sa.FromClause | None = None
     ) -> tuple[list[ColumnElement[Any]], Any]:
-        """The group-by expressions and the FROM clause (with joins to referenced tables)."""
-        table = self.tables[name]
+        """The group-by expressions and the FROM clause (with joins to referenced tables), over
+        the table or over ``rows`` that have its columns."""
+        spec = self.mapping.tables[name]
+        table = self.tables[name] if rows is None else rows
         source: Any = table
         joined: set[str] = set()
         expressions = []
