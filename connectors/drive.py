@@ -27,6 +27,8 @@ already gone (ALREADY_DONE). Deletion is one ``batchUpdate`` per sheet, ``delete
 the highest row down so that earlier deletions do not shift later ones. Sheets has no conditional
 write: the window between the re-read and the batchUpdate is one round trip.
 
+The retention sweep (``sweep``) lives in ``connectors/drive_retention.py``.
+
 Nothing about cell contents is logged; ``self.stats`` and ``self.client.stats`` hold counts.
 """
 
@@ -41,13 +43,16 @@ from typing import Any
 
 from googleapiclient.errors import HttpError
 
-from connectors.base import Capability, SourceUnavailable
+from connectors.base import Capability, SourceUnavailable, SweepResult
 from connectors.drive_client import GoogleClient
+from connectors.drive_retention import DriveRetention
 from connectors.drive_rows import (
     Matcher,
     SheetReader,
     SheetRef,
+    clear_cells_request,
     column_letter,
+    delete_rows_requests,
     headers_of,
     holds,
 )
@@ -92,9 +97,12 @@ class _Target:
 
 
 class DriveConnector:
-    """Finds, erases and rectifies a subject's rows in Google Sheets, as the mapping says."""
+    """Finds, erases and rectifies a subject's rows in Google Sheets, and sweeps out rows past
+    their retention, as the mapping says."""
 
-    capabilities = frozenset({Capability.DISCOVER, Capability.ERASE, Capability.RECTIFY})
+    capabilities = frozenset(
+        {Capability.DISCOVER, Capability.ERASE, Capability.RECTIFY, Capability.SWEEP}
+    )
 
     def __init__(
         self,
@@ -294,6 +302,20 @@ class DriveConnector:
                 self.name, f"{what}: HTTP {exc.status_code} {exc.reason}"
             ) from exc
 
+    # -- retention ----------------------------------------------------------------------------
+
+    def sweep(
+        self,
+        now: dt.datetime,
+        *,
+        dry_run: bool = False,
+        protected: Sequence[Record] = (),
+        min_group_size: int | None = None,
+    ) -> list[SweepResult]:
+        """Apply the layouts' retention rules as of ``now`` (connectors/drive_retention.py);
+        the rows of ``protected`` records stay. Sheets are not aggregated: no group size."""
+        return DriveRetention(self, now, dry_run=dry_run, protected=protected).sweep()
+
     # -- planning -----------------------------------------------------------------------------
 
     def plan_erasure(
@@ -440,37 +462,10 @@ class DriveConnector:
             else:
                 names = {header_key(f) for f in target.action.fields}
                 columns = [c for c, h in enumerate(headers) if header_key(h) in names]
-                clears += [
-                    {
-                        "repeatCell": {
-                            "range": {
-                                "sheetId": props["sheetId"],
-                                "startRowIndex": target.row - 1,
-                                "endRowIndex": target.row,
-                                "startColumnIndex": c,
-                                "endColumnIndex": c + 1,
-                            },
-                            "cell": {},
-                            "fields": "userEnteredValue",
-                        }
-                    }
-                    for c in columns
-                ]
+                clears += [clear_cells_request(props["sheetId"], target.row, c) for c in columns]
             done.append(target)
         # Clearing does not move rows, so it goes first; then deletions from the bottom up.
-        requests = clears + [
-            {
-                "deleteDimension": {
-                    "range": {
-                        "sheetId": props["sheetId"],
-                        "dimension": "ROWS",
-                        "startIndex": row - 1,
-                        "endIndex": row,
-                    }
-                }
-            }
-            for row in sorted(deletes, reverse=True)
-        ]
+        requests = clears + delete_rows_requests(props["sheetId"], deletes)
         if requests:
             outcome = self._write(
                 self.client.spreadsheets.batchUpdate(

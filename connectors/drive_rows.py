@@ -44,6 +44,41 @@ def headers_of(row: Sequence[Any]) -> list[str]:
     return [str(h).strip() or column_letter(i) for i, h in enumerate(row)]
 
 
+def clear_cells_request(sheet_id: int, row: int, column: int) -> dict[str, Any]:
+    """A batchUpdate request emptying one cell (``row`` 1-based, ``column`` 0-based)."""
+    return {
+        "repeatCell": {
+            "range": {
+                "sheetId": sheet_id,
+                "startRowIndex": row - 1,
+                "endRowIndex": row,
+                "startColumnIndex": column,
+                "endColumnIndex": column + 1,
+            },
+            "cell": {},
+            "fields": "userEnteredValue",
+        }
+    }
+
+
+def delete_rows_requests(sheet_id: int, rows: Iterable[int]) -> list[dict[str, Any]]:
+    """batchUpdate requests deleting ``rows`` (1-based), the highest first: a deletion shifts
+    the rows below it, never the ones above, so each index still names the row it was read as."""
+    return [
+        {
+            "deleteDimension": {
+                "range": {
+                    "sheetId": sheet_id,
+                    "dimension": "ROWS",
+                    "startIndex": row - 1,
+                    "endIndex": row,
+                }
+            }
+        }
+        for row in sorted(set(rows), reverse=True)
+    ]
+
+
 def digest(identifier: str) -> str:
     """A short fingerprint of ``kind:value``: what a plan carries to re-check a row later."""
     return hashlib.sha256(identifier.encode("utf-8")).hexdigest()[:16]

@@ -19,6 +19,11 @@ layouts:
     default_category: user.behavior
     timestamp_columns: [Signed up]
     erasure: delete_rows                         # delete_rows | clear_cells
+    retention:                                   # optional: rows older than this go
+      max_age: {years: 2}                        # years / months / days
+      counts_from: Signed up                     # one of timestamp_columns
+      action: delete_rows                        # delete_rows | clear_identity; default:
+                                                 # as erasure (clear_cells: clear_identity)
   - scan: true                                   # anything else: scan every cell
     default_category: user
 ```
@@ -40,6 +45,7 @@ from dsrflow.identifiers import IdentifierKind, IdentifierKindName, normalise_fo
 from dsrflow.mapping.common import (
     BaseMapping,
     DataCategory,
+    Duration,
     LegalBasis,
     LegalHold,
     Strict,
@@ -82,9 +88,40 @@ class DriveColumn(Strict):
     category: DataCategory
 
 
+RetentionAction = Literal["delete_rows", "clear_identity"]
+
+
 class SheetErasure(StrEnum):
     DELETE_ROWS = "delete_rows"  # the subject's rows go (deleteDimension, bottom up)
     CLEAR_CELLS = "clear_cells"  # the row stays; its identifying and user.* cells are emptied
+
+
+class SheetRetention(Strict):
+    """How long a layout's rows may live (Art. 5(1)(e)); the retention sweep applies it.
+
+    A row whose ``counts_from`` date is older than ``max_age`` goes (``delete_rows``) or keeps
+    only what does not identify anyone (``clear_identity``). A row whose date cannot be read,
+    or reads as dates on both sides of the cutoff (day/month order), is left and reported."""
+
+    max_age: Duration = Field(description="how long after its counts_from date a row may live")
+    counts_from: str = Field(
+        description="header of the date column the age counts from; one of timestamp_columns"
+    )
+    action: RetentionAction | None = Field(
+        default=None,
+        description=(
+            "what happens to an old row: delete_rows, or clear_identity (its identifying and "
+            "user.* cells are emptied, its dates stay); default: delete_rows for a layout with "
+            "erasure delete_rows, clear_identity for clear_cells"
+        ),
+    )
+
+    def describe(self, default: RetentionAction) -> str:
+        """``delete_rows after 2 years from Day``: the rule as the sweep reports it."""
+        age = self.max_age
+        parts = [(age.years, "year"), (age.months, "month"), (age.days, "day")]
+        text = " ".join(f"{n} {unit}{'s' if n != 1 else ''}" for n, unit in parts if n)
+        return f"{self.action or default} after {text} from {self.counts_from}"
 
 
 class Layout(Strict):
@@ -111,12 +148,38 @@ class Layout(Strict):
     )
     erasure: SheetErasure = SheetErasure.DELETE_ROWS
     legal_hold: LegalHold | None = None
+    retention: SheetRetention | None = Field(
+        default=None,
+        description="how long rows may live: the retention sweep removes older ones",
+    )
 
     @model_validator(mode="after")
     def _finds_someone(self) -> Layout:
         if not self.identities and not self.scan:
             raise ValueError("a layout needs identities or scan: true")
         return self
+
+    @model_validator(mode="after")
+    def _retention_counts_from_a_date(self) -> Layout:
+        # The sweep only reads dates from columns the layout declares as dates.
+        if self.retention and not self.is_timestamp(self.retention.counts_from):
+            declared = ", ".join(self.timestamp_columns) or "none"
+            raise ValueError(
+                f"retention.counts_from: {self.retention.counts_from!r} is not one of the "
+                f"layout's timestamp_columns ({declared})"
+            )
+        return self
+
+    @property
+    def retention_action(self) -> RetentionAction:
+        """What the retention sweep does to an old row: as said, else as erasure would."""
+        if self.retention and self.retention.action:
+            return self.retention.action
+        return "delete_rows" if self.erasure == SheetErasure.DELETE_ROWS else "clear_identity"
+
+    def is_personal(self, header: str) -> bool:
+        """Whether a column says something about a person: an identity or a ``user.*`` one."""
+        return bool(self.identity_of(header)) or self.category_of(header).split(".")[0] == "user"
 
     def names_fit(self, spreadsheet: str, sheet: str) -> bool:
         """Whether the name patterns (if any) accept this spreadsheet and sheet."""
