@@ -223,6 +223,16 @@ class Ledger:
             active = self._active_restrictions(conn)
         return any(str(i) in active for i in subject.identifiers)
 
+    def restricted_since(self, subject: Subject) -> dt.datetime | None:
+        """When the subject's processing was first restricted, if it still is."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(sa.func.min(restrictions_table.c.since)).where(
+                    restrictions_table.c.identifier.in_([str(i) for i in subject.identifiers]),
+                    restrictions_table.c.lifted_at.is_(None),
+                )
+            ).scalar_one()
+
     def restricted_identifiers(self) -> set[str]:
         with self.engine.connect() as conn:
             return self._active_restrictions(conn)

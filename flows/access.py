@@ -18,6 +18,7 @@ from flows.tasks import (
     merge_records,
     publish_summary,
     request_and_config,
+    restriction_notice,
     write_access_export,
 )
 
@@ -70,7 +71,7 @@ def _answer(
     """Discover to a fixed point of identities, merge, export; progress into the ledger."""
     mappings = check_sources(config)
     ledger.set_status(request.id, Status.IN_PROGRESS, sources=sorted(mappings))
-
+    restriction_notice(ledger, request)  # an access request is what restricted data may serve
     found = discover_everywhere(config, mappings, request.subject)
     request = request.model_copy(update={"subject": found.subject})
     frame = merge_records(found.records)

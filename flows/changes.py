@@ -33,7 +33,7 @@ from dsrflow.receipt import build_receipt, plan_digest, write_receipt
 from dsrflow.records import Record
 from dsrflow.request import DataSubjectRequest, Subject
 from flows.discovery import discover_everywhere
-from flows.tasks import PRIVATE, check_sources
+from flows.tasks import PRIVATE, check_sources, restriction_notice
 
 # Which connector method carries out which actions.
 METHODS: dict[Action, str] = {
@@ -122,8 +122,10 @@ def make_plan(
     records: list[Record],
     mappings: dict[str, BaseMapping],
     planner: Planner,
+    notice: str | None = None,
 ) -> list[PlannedAction]:
-    """Plan, and show the plan to the officer: record references and reasons, no values."""
+    """Plan, and show the plan to the officer: record references and reasons, no values;
+    ``notice`` is something the officer must know before approving."""
     plan = planner(fold_records(records), mappings)
     key = f"{request.type.value.replace('_', '-')}-plan-{request.id.lower()}"
     create_table_artifact(key=key, table=plan_table(plan), description=f"{request.id}: plan")
@@ -133,6 +135,7 @@ def make_plan(
         markdown=(
             f"### {request.type.value} plan for {request.id}\n\n"
             f"- subject: {', '.join(request.subject.masked())}\n"
+            + (f"\n**Note:** {notice}.\n\n" if notice else "")
             + "".join(f"- {action}: {n}\n" for action, n in counts.items())
             + "\nApprove or reject with the Resume button of this flow run."
         ),
@@ -260,6 +263,7 @@ def run_change(
     ledger.open_request(request)
     try:
         mappings = check_sources(config)
+        notice = restriction_notice(ledger, request)
         path = plan_path(directory, request.id)
         resumed = None if dry_run else approved_plan(ledger, path, request.id)
         if resumed:
@@ -267,7 +271,7 @@ def run_change(
             ledger.record(request.id, "resumed", plan_sha256=digest)
         else:
             found = discover_everywhere(config, mappings, request.subject)
-            plan = make_plan(request, found.records, mappings, planner)
+            plan = make_plan(request, found.records, mappings, planner, notice)
             digest = store_plan(request, plan, ledger, directory)
             if dry_run:
                 ledger.record(request.id, "dry_run")

@@ -17,12 +17,30 @@ from prefect.cache_policies import NO_CACHE
 from connectors import open_connector
 from dsrflow.config import Config, load_config
 from dsrflow.export import ExportFiles, build_export, write_export
+from dsrflow.ledger import Ledger
 from dsrflow.mapping import BaseMapping
 from dsrflow.merge import merge, records_frame, summary
 from dsrflow.records import Record
 from dsrflow.request import DataSubjectRequest, RequestType, Subject
 
 PRIVATE = {"persist_result": False, "cache_policy": NO_CACHE}
+
+
+def restriction_notice(ledger: Ledger, request: DataSubjectRequest) -> str | None:
+    """Art. 18: a restricted subject's data is stored, not processed. Answering the subject's
+    own request is processing they asked for, so it goes ahead; the ledger and the officer are
+    told. Returns the notice, or None for a subject without a restriction."""
+    if request.type is RequestType.RESTRICTION:
+        return None
+    since = ledger.restricted_since(request.subject)
+    if since is None:
+        return None
+    ledger.record(request.id, "subject_restricted", since=since.date().isoformat())
+    get_run_logger().info("the subject's processing is restricted; answering their own request")
+    return (
+        f"processing of this subject's data is restricted (Art. 18) since {since:%Y-%m-%d}: "
+        "this request processes it only because the subject asked"
+    )
 
 
 def request_and_config(

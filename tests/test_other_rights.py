@@ -159,3 +159,52 @@ def test_restriction_and_its_lifting_are_logged(box):
     assert "restriction_lifted" in events
     assert ledger.verify() == []
     ledger.close()
+
+
+def test_a_restricted_subjects_own_requests_go_ahead_with_the_officer_told(box, tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from flows.access import access_request
+    from flows.erasure import erasure_request
+
+    config, url = box
+    restriction_request(
+        request_id="DSR-2026-0407", subject_emails=[SUBJECT], config_path=str(config)
+    )
+    access = access_request(
+        request_id="DSR-2026-0408", subject_emails=[SUBJECT], config_path=str(config)
+    )
+    assert access.total_records > 0  # restricted data is still exported to the subject
+    before = snapshot(url)
+    plan = erasure_request(
+        request_id="DSR-2026-0409",
+        subject_emails=[SUBJECT],
+        config_path=str(config),
+        dry_run=True,
+    )
+    assert plan.status == "dry_run"
+    assert snapshot(url) == before
+    unrestricted = erasure_request(
+        request_id="DSR-2026-0410",
+        subject_emails=["sal@example.com"],
+        config_path=str(config),
+        dry_run=True,
+    )
+    assert unrestricted.status == "dry_run"
+
+    def summary(request_id: str) -> str:
+        with get_client(sync_client=True) as client:
+            key = f"erasure-plan-{request_id.lower()}-summary"
+            artifacts = client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+            )
+        assert len(artifacts) == 1
+        return str(artifacts[0].data)
+
+    assert "restricted (Art. 18) since" in summary("DSR-2026-0409")
+    assert "restricted" not in summary("DSR-2026-0410")
+    ledger = Ledger(load_config(config).ledger_url)
+    flagged = [e.request_id for e in ledger.entries() if e.event == "subject_restricted"]
+    ledger.close()
+    assert flagged == ["DSR-2026-0408", "DSR-2026-0409"]
