@@ -26,6 +26,9 @@ fields and comments; out of the participants; reporter replaced) or delete; the 
 comments are deleted, because Jira cannot change a comment's author; customers are removed from
 the service desk. Records under the mapping's legal hold are skipped with the reason and date.
 Every step reads the current state first, so a second run changes nothing.
+
+The retention sweep (``sweep``) deletes or anonymises requests resolved longer ago than the
+mapping's ``retention`` rules allow (``connectors.jira_retention``).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from typing import Any
 
 from dateutil.relativedelta import relativedelta
 
-from connectors.base import Capability
+from connectors.base import Capability, SweepResult
 from connectors.jira_client import JiraClient, JiraRequestError
 from connectors.jira_text import (
     OTHER_PERSON,
@@ -110,7 +113,13 @@ class JiraConnector:
     """Finds, erases, rectifies and restricts a subject's data in a Jira service desk."""
 
     capabilities = frozenset(
-        {Capability.DISCOVER, Capability.ERASE, Capability.RECTIFY, Capability.RESTRICT}
+        {
+            Capability.DISCOVER,
+            Capability.ERASE,
+            Capability.RECTIFY,
+            Capability.RESTRICT,
+            Capability.SWEEP,
+        }
     )
 
     def __init__(
@@ -705,6 +714,23 @@ class JiraConnector:
         pseudonym = known.person.pseudonym(self.mapping.erasure.pseudonym_prefix)
         changed = self._anonymise_comment(key, comment, known.person, pseudonym)
         return (Outcome.DONE if changed else Outcome.ALREADY_DONE), None
+
+    # -- retention --------------------------------------------------------------------------
+
+    def sweep(
+        self,
+        now: dt.datetime,
+        *,
+        dry_run: bool = False,
+        protected: Sequence[Record] = (),
+        min_group_size: int | None = None,
+    ) -> list[SweepResult]:
+        """The mapping's retention rules as of ``now`` (``connectors.jira_retention``); requests
+        are deleted or anonymised, never aggregated, so ``min_group_size`` does not apply."""
+        # Imported here: jira_retention builds on this module.
+        from connectors.jira_retention import JiraRetention
+
+        return JiraRetention(self).sweep(now, dry_run=dry_run, protected=protected)
 
     # -- restriction and rectification ------------------------------------------------------
 

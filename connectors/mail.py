@@ -34,6 +34,10 @@ Online with an application access policy (``New-ApplicationAccessPolicy -AppId <
 -PolicyScopeGroupId <mail-enabled security group holding those mailboxes> -AccessRight
 RestrictAccess``; check with ``Test-ApplicationAccessPolicy``).
 
+The retention sweep (``sweep``) applies the mapping's ``retention`` rules: old mail is listed
+folder by folder with a date ``$filter`` and deleted as erasure deletes
+(``connectors.mail_retention``).
+
 Nothing about contents is logged: counts only, in ``self.stats``.
 """
 
@@ -63,7 +67,7 @@ from msgraph.generated.users.item.messages.item.message_item_request_builder imp
 from msgraph.generated.users.item.messages.messages_request_builder import MessagesRequestBuilder
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 
-from connectors.base import Capability, SourceUnavailable
+from connectors.base import Capability, SourceUnavailable, SweepResult
 from connectors.mail_graph import (
     BatchAnswer,
     GraphSession,
@@ -127,7 +131,7 @@ class Copy:
 class MailConnector:
     """Finds and erases a subject's mail in Exchange Online, as its mapping describes it."""
 
-    capabilities = frozenset({Capability.DISCOVER, Capability.ERASE})
+    capabilities = frozenset({Capability.DISCOVER, Capability.ERASE, Capability.SWEEP})
 
     def __init__(
         self,
@@ -694,6 +698,23 @@ class MailConnector:
                 break
             self.graph.run(asyncio.sleep(min(wait, 60.0)))
         return [a if a is not None else BatchAnswer(0, {}, None) for a in answers]
+
+    # -- retention ------------------------------------------------------------------------------
+
+    def sweep(
+        self,
+        now: dt.datetime,
+        *,
+        dry_run: bool = False,
+        protected: Sequence[Record] = (),
+        min_group_size: int | None = None,
+    ) -> list[SweepResult]:
+        """The mapping's retention rules as of ``now`` (``connectors.mail_retention``); mail is
+        deleted, never aggregated, so ``min_group_size`` has nothing to act on."""
+        # Imported here: mail_retention builds on this module.
+        from connectors.mail_retention import MailRetention
+
+        return MailRetention(self).sweep(now, dry_run=dry_run, protected=protected)
 
     # -- running SDK calls ----------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from dsrflow.mapping.common import BaseMapping, DataCategory, LegalHold, Strict
+from dsrflow.mapping.common import BaseMapping, DataCategory, Duration, LegalHold, Strict
 
 CUSTOM_FIELD = re.compile(r"^customfield_\d+$")
 TEXT_FIELDS = ("summary", "description", "comments")
@@ -55,6 +55,26 @@ class JiraErasure(Strict):
     )
 
 
+class JiraRetentionRule(Strict):
+    """Resolved requests older than ``max_age`` (counted from their resolution) are deleted or
+    anonymised; unresolved ones never go."""
+
+    description: str | None = Field(default=None, description="why the rule exists")
+    max_age: Duration = Field(description="how long after its resolution a request may stay")
+    counts_from: Literal["resolutiondate"] = Field(
+        default="resolutiondate", description="the date the age counts from: the resolution"
+    )
+    statuses: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="only requests in these statuses (e.g. Closed); none: any resolved request",
+    )
+    action: Literal["delete", "anonymise"] = Field(
+        default="delete",
+        description="delete the request, or anonymise everyone in it as erasure does",
+    )
+
+
 class JiraMapping(BaseMapping):
     kind: Literal["jira"]
     projects: list[str] = Field(
@@ -77,6 +97,9 @@ class JiraMapping(BaseMapping):
     erasure: JiraErasure = JiraErasure()
     restriction_label: str = Field(default="gdpr-restricted", pattern=r"^\S+$")
     legal_hold: LegalHold | None = None
+    retention: list[JiraRetentionRule] = Field(
+        default_factory=list, description="retention rules the sweep applies to resolved requests"
+    )
     origin: str = Field(
         default="the data subject", description="Art. 15(1)(g): where the data came from"
     )

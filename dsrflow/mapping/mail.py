@@ -97,6 +97,25 @@ class MailErasure(Strict):
     legal_holds: list[FolderHold] = Field(default_factory=list)
 
 
+class MailRetentionRule(Strict):
+    """Messages older than ``max_age`` are deleted, the way erasure deletes (``erasure.mode``).
+
+    A folder under a legal hold keeps its messages until the hold has ended too.
+    """
+
+    description: str | None = Field(default=None, description="why the rule exists")
+    folders: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="folder display names (any depth, case-insensitive, as for legal holds); "
+        "none: every folder that no other rule names",
+    )
+    max_age: Duration = Field(description="how long a message may stay (years/months/days)")
+    counts_from: Literal["receivedDateTime", "sentDateTime"] = Field(
+        default="receivedDateTime", description="the date of the message the age counts from"
+    )
+
+
 class FieldCategories(Strict):
     """The data category of each part of a record."""
 
@@ -115,6 +134,10 @@ class MailMapping(BaseMapping):
     record: RecordContent = RecordContent()
     field_categories: FieldCategories = FieldCategories()
     erasure: MailErasure = MailErasure()
+    retention: list[MailRetentionRule] = Field(
+        default_factory=list,
+        description="retention rules the sweep applies: old mail is deleted (erasure.mode)",
+    )
     collected_from_: str = Field(
         default="the data subject and the people who wrote to or with them",
         alias="collected_from",
@@ -132,6 +155,30 @@ class MailMapping(BaseMapping):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    @model_validator(mode="after")
+    def _one_rule_per_folder(self) -> MailMapping:
+        catch_all = [i for i, rule in enumerate(self.retention) if rule.folders is None]
+        if len(catch_all) > 1:
+            raise ValueError(f"retention.{catch_all[1]}: only one rule may leave out folders")
+        seen: dict[str, int] = {}
+        for index, rule in enumerate(self.retention):
+            for folder in rule.folders or []:
+                if folder.lower() in seen:
+                    raise ValueError(
+                        f"retention.{index}: folder {folder!r} is already named by rule "
+                        f"{seen[folder.lower()]}"
+                    )
+                seen[folder.lower()] = index
+        return self
+
+    def retention_rule_for(self, folder: str) -> MailRetentionRule | None:
+        """The rule that names ``folder``, else the rule for every other folder, if any."""
+        named = [r for r in self.retention if r.folders is not None]
+        for rule in named:
+            if folder.lower() in (f.lower() for f in rule.folders or []):
+                return rule
+        return next((r for r in self.retention if r.folders is None), None)
 
     def hold_for(self, folder: str) -> FolderHold | None:
         return next(

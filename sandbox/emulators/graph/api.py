@@ -55,6 +55,11 @@ FOLDER_PROPERTIES = frozenset(
     }
 )
 
+# Listing messages pages with $skip (the number of items to leave out) as well as $skiptoken.
+_MESSAGE_LIST_OPTIONS = frozenset(
+    {"$search", "$filter", "$select", "$top", "$skip", "$skiptoken", "$expand"}
+)
+
 
 @dataclass
 class GraphResponse:
@@ -115,15 +120,21 @@ class GraphApi:
             ),
             (
                 "GET",
+                re.compile(r"/users/(?P<user>[^/]+)/mailFolders/(?P<folder>[^/]+)/childFolders"),
+                self.list_child_folders,
+                frozenset({"$top", "$select", "$skiptoken"}),
+            ),
+            (
+                "GET",
                 re.compile(r"/users/(?P<user>[^/]+)/messages"),
                 self.list_messages,
-                frozenset({"$search", "$filter", "$select", "$top", "$skiptoken", "$expand"}),
+                _MESSAGE_LIST_OPTIONS,
             ),
             (
                 "GET",
                 re.compile(r"/users/(?P<user>[^/]+)/mailFolders/(?P<folder>[^/]+)/messages"),
                 self.list_messages,
-                frozenset({"$search", "$filter", "$select", "$top", "$skiptoken", "$expand"}),
+                _MESSAGE_LIST_OPTIONS,
             ),
             (
                 "GET",
@@ -223,7 +234,10 @@ class GraphApi:
     def _offset(query: Query) -> int:
         token = query.get("$skiptoken")
         if token is None:
-            return 0
+            skip = query.get("$skip", "0")
+            if not skip.isdigit():
+                raise QueryError("ErrorInvalidRequest", "The value of $skip must be a number.")
+            return int(skip)
         try:
             return int(base64.urlsafe_b64decode(token.encode()).decode())
         except (ValueError, UnicodeDecodeError) as exc:
@@ -244,7 +258,12 @@ class GraphApi:
         body["value"] = page
         if offset + top < len(items):
             params = {k: v for k, v in query.items() if k != "$skiptoken"}
-            params["$skiptoken"] = base64.urlsafe_b64encode(str(offset + top).encode()).decode()
+            if "$skip" in query:
+                # Outlook's message lists page with $skip: the next link skips one page more.
+                params["$skip"] = str(offset + top)
+            else:
+                token = base64.urlsafe_b64encode(str(offset + top).encode()).decode()
+                params["$skiptoken"] = token
             # Absolute, as Graph's are: clients follow it as it is.
             body["@odata.nextLink"] = f"{base_url}/v1.0{path}?{urlencode(params)}"
         return GraphResponse(200, body)
@@ -275,6 +294,27 @@ class GraphApi:
                 if f.parent_id is None
             ]
         return self._page(folders, query, base_url, path, f"users('{user}')/mailFolders")
+
+    def list_child_folders(
+        self, *, user: str, folder: str, query: Query, base_url: str, path: str, **_: Any
+    ) -> GraphResponse:
+        """The folders directly under one folder (``GET …/mailFolders/{id}/childFolders``)."""
+        box = self._mailbox(user)
+        select = parse_select(query.get("$select"), FOLDER_PROPERTIES)
+        with self.store.lock:
+            parent = box.folder(folder)
+            if parent is None:
+                return graph_error(
+                    404, "ErrorItemNotFound", "The specified object was not found in the store."
+                )
+            children = [
+                project(self._folder_resource(box, f.id), select)
+                for f in box.folders.values()
+                if f.parent_id == parent.id
+            ]
+        return self._page(
+            children, query, base_url, path, f"users('{user}')/mailFolders('{folder}')/childFolders"
+        )
 
     def get_folder(self, *, user: str, folder: str, query: Query, **_: Any) -> GraphResponse:
         """Any folder, by id or well-known name, wherever it sits in the tree."""

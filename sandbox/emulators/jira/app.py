@@ -362,6 +362,8 @@ class JiraEmulator:
             ("updated", "Updated", "datetime"),
             ("reporter", "Reporter", "user"),
             ("labels", "Labels", "array"),
+            ("resolution", "Resolution", "resolution"),
+            ("resolutiondate", "Resolved", "datetime"),
             ("comment", "Comment", "comments-page"),
             ("project", "Project", "project"),
             ("issuetype", "Issue Type", "issuetype"),
@@ -375,7 +377,8 @@ class JiraEmulator:
                 "orderable": True,
                 "navigable": True,
                 "searchable": True,
-                "clauseNames": [fid],
+                # JQL knows the resolution date as resolutiondate and as resolved.
+                "clauseNames": [fid, "resolved"] if fid == "resolutiondate" else [fid],
                 "schema": {"type": kind, "system": fid},
             }
             for fid, name, kind in system

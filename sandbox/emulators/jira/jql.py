@@ -10,6 +10,7 @@ Grammar (case-insensitive keywords)::
               | field ["NOT"] IN "(" value {, value} ")"
               | field IN function "(" [value {, value}] ")"      -- only issue in updatedBy(...)
               | field "~" value
+              | field ("<" | "<=" | ">" | ">=") value   -- resolved/resolutiondate, key
     field    := word | "quoted name"
     value    := word | "quoted string"   (backslash escapes \\" \\' \\\\ inside quotes)
 
@@ -22,6 +23,7 @@ must confirm matches themselves.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import re
 from collections.abc import Callable
@@ -144,8 +146,14 @@ SUPPORTED_FIELDS = {
     "comment",
     "text",
     "issue",
+    "resolved",
+    "resolutiondate",
 }
-ORDERABLE = {"key", "issuekey", "created", "updated"}
+ORDERABLE = {"key", "issuekey", "created", "updated", "resolved", "resolutiondate"}
+ORDER_OPERATORS = ("<", "<=", ">", ">=")
+DATE_FIELDS = ("resolved", "resolutiondate")
+# JQL's date formats; the emulator's users are all on UTC, the zone such dates are read in.
+_DATE_FORMATS = ("%Y/%m/%d %H:%M", "%Y-%m-%d %H:%M", "%Y/%m/%d", "%Y-%m-%d")
 
 
 class _Parser:
@@ -272,6 +280,13 @@ class _Parser:
                     )
                 return Clause(field, "in updatedby", self.value_list())
             return Clause(field, "not in" if negated else "in", self.value_list())
+        if (
+            not negated
+            and op_token.kind == "op"
+            and op_token.text in ORDER_OPERATORS
+            and field in (*DATE_FIELDS, "key", "issuekey")
+        ):
+            return self.ordered_clause(token, field, op_token.text)
         if negated or op_token.kind != "op" or op_token.text not in ("=", "!=", "~"):
             raise JqlError(
                 f"Error in the JQL Query: the operator '{op_token.text}' is not supported by the "
@@ -287,6 +302,15 @@ class _Parser:
         if op_token.text == "~":
             text_query_words(token.text, value)  # refuse an invalid text query up front
         return Clause(field, op_token.text, (value,))
+
+    def ordered_clause(self, token: Token, field: str, op: str) -> Clause:
+        """``resolved < "2023/11/22"`` or ``key > SUP-12``: the comparisons the emulator knows."""
+        value = self.value()
+        if field in DATE_FIELDS:
+            parse_date(token.text, value)  # refuse a bad date up front, as Jira does
+        elif not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*-\d+", value):
+            raise JqlError(f"The issue key '{value}' for field '{token.text}' is invalid.")
+        return Clause(field, op, (value,))
 
     def value_list(self) -> tuple[str, ...]:
         token = self.next()
@@ -315,6 +339,46 @@ class _Parser:
 
 def parse(jql: str) -> Query:
     return _Parser(tokenize(jql)).query()
+
+
+# -- comparisons -------------------------------------------------------------------------------
+
+
+def parse_date(field: str, value: str) -> dt.datetime:
+    for form in _DATE_FORMATS:
+        try:
+            return dt.datetime.strptime(value, form).replace(tzinfo=dt.UTC)
+        except ValueError:
+            continue
+    raise JqlError(
+        f"Date value '{value}' for field '{field}' is invalid. Valid formats include: "
+        "'yyyy/MM/dd HH:mm', 'yyyy-MM-dd HH:mm', 'yyyy/MM/dd', 'yyyy-MM-dd', or a period format "
+        "e.g. '-5d', '4w 2d'."
+    )
+
+
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
+
+
+def compare(clause: Clause, key: str, resolutiondate: str | None) -> bool:
+    """An ordered comparison: dates against the resolution (an unresolved issue never matches),
+    keys by number within the key's project (as Jira compares issue keys)."""
+    test = _COMPARE[clause.op]
+    if clause.field in DATE_FIELDS:
+        if not resolutiondate:
+            return False
+        moment = dt.datetime.strptime(resolutiondate, "%Y-%m-%dT%H:%M:%S.%f%z")
+        return test(moment, parse_date(clause.field, clause.values[0]))
+    project, _, number = key.rpartition("-")
+    wanted_project, _, wanted_number = clause.values[0].rpartition("-")
+    if project.lower() != wanted_project.lower():
+        return False
+    return test(int(number), int(wanted_number))
 
 
 # -- full-text matching ------------------------------------------------------------------------

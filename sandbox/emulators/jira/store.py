@@ -19,7 +19,17 @@ from sandbox.emulators.jira import jql
 PARTICIPANTS_FIELD = "customfield_10027"
 REQUEST_TYPE_FIELD = "customfield_10010"
 # The fields an issue holds natively; anything else must be a custom field.
-SYSTEM_FIELDS = {"summary", "description", "status", "created", "updated", "reporter", "labels"}
+SYSTEM_FIELDS = {
+    "summary",
+    "description",
+    "status",
+    "created",
+    "updated",
+    "reporter",
+    "labels",
+    "resolution",
+    "resolutiondate",
+}
 
 
 def jira_time(value: str | dt.datetime | None = None) -> str:
@@ -110,6 +120,9 @@ class Issue:
             return {str((self.fields.get("status") or {}).get("name", "")).lower()}
         if name == "labels":
             return {str(label).lower() for label in self.fields.get("labels") or []}
+        if name in ("resolved", "resolutiondate"):
+            raw = self.fields.get("resolutiondate")
+            return {raw} if raw else set()
         if name.startswith("cf["):
             value = self.fields.get(f"customfield_{name[3:-1]}")
             return {str(value).lower()} if value is not None else set()
@@ -168,6 +181,11 @@ class JiraStore:
         fields["reporter"] = reporter.get("accountId") if isinstance(reporter, dict) else reporter
         fields["created"] = jira_time(fields.get("created"))
         fields["updated"] = jira_time(fields.get("updated") or fields["created"])
+        # Unresolved requests have neither, as in Jira (both null).
+        fields["resolutiondate"] = (
+            jira_time(fields["resolutiondate"]) if fields.get("resolutiondate") else None
+        )
+        fields.setdefault("resolution", None)
         fields.setdefault("labels", [])
         fields.setdefault("status", {"name": "Open"})
         for name in fields:
@@ -264,6 +282,8 @@ def _matches(node: jql.Node, issue: Issue) -> bool:
         return jql.text_query_words(node.field, node.values[0]) <= issue.text_words(node.field)
     if node.op == "in updatedby":
         return bool({v for v in node.values} & issue.updated_by)
+    if node.op in jql.ORDER_OPERATORS:
+        return jql.compare(node, issue.key, issue.fields.get("resolutiondate"))
     values = issue.values_of(node.field)
     wanted = {v.lower() for v in node.values}
     if node.op in ("=", "in"):
@@ -279,4 +299,6 @@ def _sort_key(name: str) -> Any:
             return (project, int(number) if number.isdigit() else 0)
 
         return by_key
+    if name == "resolved":
+        name = "resolutiondate"
     return lambda issue: issue.fields.get(name) or ""

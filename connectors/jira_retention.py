@@ -1,0 +1,199 @@
+"""The retention sweep of a Jira service desk: the mapping's ``retention`` rules, applied to the
+resolved requests of every mapped project.
+
+Per rule and project, one JQL search, paged by key rather than by position::
+
+    project = "SUP" AND resolved < "2023/11/21" [AND status in (…)] [AND key > "SUP-120"]
+        ORDER BY key ASC
+
+Each page is asked for afresh after the last key of the one before (``key >``), so deleting a
+page cannot shift the next one (whatever a ``nextPageToken`` or ``startAt`` would do after
+deletions), memory holds one page, and a rerun after a crash simply finds what is left.
+
+JQL reads a date in the searching user's time zone, so the date in the query is taken half a
+day before the cutoff's: whatever the zone, every issue found was resolved before the cutoff,
+and each one's ``resolutiondate`` is then checked exactly. Requests resolved in the last day or
+so before the cutoff wait for the next (daily) sweep.
+
+What goes: ``delete`` deletes the request (as erasure does), ``anonymise`` pseudonymises
+everyone who appears in it and removes them as reporter, participants and commenters (erasure's
+own anonymisation, applied to all of them). Requests of restricted subjects, and those under the
+mapping's legal hold, stay. A dry run changes nothing and counts what would go.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from connectors.base import SweepResult
+from connectors.jira import _Known, account_of, jql_string
+from connectors.jira_text import Person, emails_in, mentions_in
+from dsrflow.identifiers import try_normalise_email
+from dsrflow.mapping.common import Duration
+from dsrflow.mapping.jira import JiraRetentionRule
+from dsrflow.records import Record
+
+if TYPE_CHECKING:
+    from connectors.jira import JiraConnector
+
+# The furthest any time zone is behind UTC (-12:00): a JQL date taken this much before the
+# cutoff is before it in every zone.
+_ZONE_MARGIN = dt.timedelta(hours=12)
+
+
+def protected_keys(source: str, records: Sequence[Record]) -> set[str]:
+    """Issues holding a restricted subject's record (the issue itself or a comment on it)."""
+    keys = set()
+    for record in records:
+        if record.source != source:
+            continue
+        key = record.native_id.get("key") or record.native_id.get("issue")
+        if key:
+            keys.add(str(key))
+    return keys
+
+
+def age_label(age: Duration) -> str:
+    """``3y6m`` for 3 years and 6 months."""
+    parts = ((age.years, "y"), (age.months, "m"), (age.days, "d"))
+    return "".join(f"{n}{unit}" for n, unit in parts if n)
+
+
+def resolved_at(fields: dict[str, Any]) -> dt.datetime | None:
+    raw = fields.get("resolutiondate")
+    if not raw:
+        return None
+    return dt.datetime.strptime(str(raw), "%Y-%m-%dT%H:%M:%S.%f%z")
+
+
+class JiraRetention:
+    """One sweep of a ``JiraConnector``'s mapping, through the connector's client."""
+
+    def __init__(self, connector: JiraConnector) -> None:
+        self.connector = connector
+        self.mapping = connector.mapping
+        self.client = connector.client
+
+    def sweep(
+        self, now: dt.datetime, *, dry_run: bool = False, protected: Sequence[Record] = ()
+    ) -> list[SweepResult]:
+        keep = protected_keys(self.connector.name, protected)
+        results = []
+        for rule in self.mapping.retention:
+            cutoff = now - rule.max_age.as_delta()
+            for project in self.mapping.projects:
+                result = SweepResult(
+                    table=project,
+                    rule=f"{rule.action} after {age_label(rule.max_age)} (resolutiondate)",
+                    cutoff=cutoff.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
+                    dry_run=dry_run,
+                )
+                self._sweep_project(project, rule, cutoff, keep, result, dry_run)
+                results.append(result)
+        return results
+
+    def jql(
+        self, project: str, rule: JiraRetentionRule, cutoff: dt.datetime, after: str | None
+    ) -> str:
+        day = (cutoff.astimezone(dt.UTC) - _ZONE_MARGIN).strftime("%Y/%m/%d")
+        clauses = [f"project = {jql_string(project)}", f'resolved < "{day}"']
+        if rule.statuses:
+            clauses.append(f"status in ({', '.join(jql_string(s) for s in rule.statuses)})")
+        if after:
+            clauses.append(f"key > {jql_string(after)}")
+        return " AND ".join(clauses) + " ORDER BY key ASC"
+
+    def _sweep_project(
+        self,
+        project: str,
+        rule: JiraRetentionRule,
+        cutoff: dt.datetime,
+        keep: set[str],
+        result: SweepResult,
+        dry_run: bool,
+    ) -> None:
+        held = 0
+        for issue in self._expired(project, rule, cutoff, result):
+            if issue["key"] in keep:
+                result.protected += 1
+            elif self.connector._held(issue["fields"]):
+                held += 1
+            elif dry_run or self._apply(rule, issue):
+                result.rows += 1
+        if held:
+            reason = self.mapping.legal_hold.reason if self.mapping.legal_hold else "legal hold"
+            result.notes.append(f"{held} kept under the legal hold: {reason}")
+
+    def _expired(
+        self, project: str, rule: JiraRetentionRule, cutoff: dt.datetime, result: SweepResult
+    ) -> Iterator[dict[str, Any]]:
+        """Issues resolved before ``cutoff``, a page at a time, by key."""
+        after: str | None = None
+        while True:
+            issues = self._page(self.jql(project, rule, cutoff, after))
+            result.batches += 1
+            if not issues:
+                return
+            for issue in issues:
+                moment = resolved_at(issue["fields"])
+                # JQL's date was only a pre-filter: the exact instant decides.
+                if moment is not None and moment < cutoff:
+                    yield issue
+            after = issues[-1]["key"]
+
+    def _page(self, jql: str) -> list[dict[str, Any]]:
+        """The first page of a search: Cloud's enhanced search, or Data Center's."""
+        fields = [*self.connector._search_fields(), "resolutiondate"]
+        jira = self.client.jira
+        size = self.connector.page_size
+        if self.client.is_cloud:
+            page = self.client.call(
+                "searching expired requests",
+                lambda: jira.enhanced_search_issues(
+                    jql, maxResults=size, fields=fields, json_result=True
+                ),
+            )
+        else:
+            page = self.client.call(
+                "searching expired requests",
+                lambda: jira.search_issues(
+                    jql, startAt=0, maxResults=size, fields=fields, json_result=True
+                ),
+            )
+        self.connector.stats.search_pages += 1
+        return list(page["issues"])
+
+    # -- what happens to an expired request -------------------------------------------------
+
+    def _apply(self, rule: JiraRetentionRule, issue: dict[str, Any]) -> bool:
+        """Delete or anonymise one request; whether anything changed (a rerun changes nothing)."""
+        key = issue["key"]
+        if rule.action == "delete":
+            jira = self.client.jira
+            response = self.client.call(
+                "deleting an expired request",
+                lambda: jira._session.delete(jira._get_url(f"issue/{key}")),
+                missing_ok=True,
+            )
+            return response is not None
+        comments = self.connector._all_comments(issue)
+        everyone = self._people(issue, comments)
+        return self.connector._anonymise_issue(issue, comments, _Known(everyone))
+
+    def _people(self, issue: dict[str, Any], comments: list[dict[str, Any]]) -> Person:
+        """Everyone who appears in the request: as a user (reporter, participant, commenter) or
+        written in its texts (addresses, mentions)."""
+        f = issue["fields"]
+        users = [f.get("reporter"), *(f.get(self.connector._field_ids["participants"]) or [])]
+        users += [c.get("author") for c in comments]
+        texts = [f.get("summary"), f.get("description"), *[c.get("body") for c in comments]]
+        texts += [f.get(m) for m in self.mapping.match_in if m.startswith("customfield_")]
+        texts = [t for t in texts if isinstance(t, str)]
+        accounts = {a for a in map(account_of, users) if a}
+        accounts |= set().union(*(mentions_in(t) for t in texts))
+        emails = {e for u in users if u and (e := try_normalise_email(u.get("emailAddress")))}
+        emails |= set().union(*(emails_in(t) for t in texts))
+        names = {u["displayName"] for u in users if u and u.get("displayName")}
+        return Person(frozenset(emails), frozenset(accounts), frozenset(names))
