@@ -305,7 +305,7 @@ class SqlConnector:
         dry_run: bool = False,
         protected: Sequence[Record] = (),
         min_group_size: int | None = None,
-        batch_rows: int = 500_000,
+        batch_rows: int = 1_000_000,
     ) -> list[SweepResult]:
         """Apply the mapping's retention rules (see connectors/sql_retention.py); the rows of
         ``protected`` records stay."""

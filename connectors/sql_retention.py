@@ -68,13 +68,14 @@ class SqlRetention:
         mapping: SqlMapping,
         tables: dict[str, sa.Table],
         *,
-        batch_rows: int = 500_000,
+        batch_rows: int = 1_000_000,
     ) -> None:
         self.engine = engine
         self.mapping = mapping
         self.tables = tables
-        # Old rows per transaction: large enough that index pages are rewritten few times,
-        # small enough that a batch's journal and locks stay bounded.
+        # Keys per transaction: large enough that a batch's fixed costs (the join's hash
+        # table, the commit) stay small next to its rows (1.47x the baseline at 500,000 on
+        # PostgreSQL, 1.20x at a million), small enough that its journal and locks stay bounded.
         self.batch_rows = batch_rows
 
     def sweep(
