@@ -55,7 +55,14 @@ def _friendly(action: Callable[[], T]) -> T:
 
     try:
         return action()
-    except (IdentifierError, MappingError, ConfigError, SourceUnavailable, ValueError) as exc:
+    except (
+        IdentifierError,
+        MappingError,
+        ConfigError,
+        SourceUnavailable,
+        LookupError,
+        ValueError,
+    ) as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
 
@@ -534,6 +541,29 @@ def list_requests(config: ConfigOption = None) -> None:
         shown = f"[bold red]{days} (overdue)[/]" if days < 0 else str(days)
         table.add_row(row["id"], row["type"], row["status"], row["due_at"].isoformat(), shown)
     console.print(table)
+
+
+@app.command()
+def extend(
+    request_id: Annotated[str, typer.Argument(help="the request, e.g. DSR-2026-0042")],
+    reason: Annotated[str, typer.Option(help="why: told to the subject, kept in the ledger")],
+    months: Annotated[int, typer.Option(min=1, max=2, help="further months (Art. 12(3))")] = 2,
+    officer: OfficerOption = "officer",
+    config: ConfigOption = None,
+) -> None:
+    """Extend a request's deadline by up to two months, once, within its first month."""
+    from dsrflow.request import Extension
+
+    extension = _friendly(lambda: Extension(months=months, reason=reason))
+    ledger = _ledger(config)
+    try:
+        due = _friendly(lambda: ledger.extend(request_id, extension, officer))
+    finally:
+        ledger.close()
+    console.print(
+        f"{request_id}: now due {due.isoformat()}. Tell the subject, with the reason, "
+        "before the first month ends."
+    )
 
 
 if __name__ == "__main__":

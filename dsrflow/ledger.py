@@ -17,9 +17,10 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
+from dateutil.relativedelta import relativedelta
 
 from dsrflow.plan import PlannedAction
-from dsrflow.request import DataSubjectRequest, Subject
+from dsrflow.request import DataSubjectRequest, Extension, Subject
 
 metadata = sa.MetaData()
 
@@ -168,6 +169,53 @@ class Ledger:
         """Append one audit entry (counts and references only, never record contents)."""
         with self.engine.begin() as conn:
             self._append(conn, request_id, actor, event, details)
+
+    def extend(
+        self,
+        request_id: str,
+        extension: Extension,
+        actor: str,
+        today: dt.date | None = None,
+    ) -> dt.date:
+        """Art. 12(3): extend an open request's deadline by up to two months, once, and only
+        while the first month runs (the subject must be told, with the reason, within it).
+        Returns the new due date."""
+        today = today or dt.datetime.now(dt.UTC).date()
+        with self.engine.begin() as conn:
+            row = (
+                conn.execute(sa.select(requests_table).where(requests_table.c.id == request_id))
+                .mappings()
+                .first()
+            )
+            if row is None:
+                raise LookupError(f"no request {request_id} in the ledger")
+            if row["status"] in (Status.COMPLETED.value, Status.REJECTED.value):
+                raise ValueError(f"{request_id} is closed ({row['status']}); nothing to extend")
+            if row["extended_due_at"] is not None:
+                raise ValueError(
+                    f"{request_id} was already extended to {row['extended_due_at']}; "
+                    "Art. 12(3) allows one extension of at most two months"
+                )
+            if today > row["due_at"]:
+                raise ValueError(
+                    f"{request_id} was due {row['due_at']}: an extension must be decided and "
+                    "told to the subject within the first month"
+                )
+            received = _aware(row["received_at"])
+            due = (received + relativedelta(months=1 + extension.months)).date()
+            conn.execute(
+                requests_table.update()
+                .where(requests_table.c.id == request_id)
+                .values(extended_due_at=due, extension_reason=extension.reason)
+            )
+            self._append(
+                conn,
+                request_id,
+                actor,
+                "deadline_extended",
+                {"months": extension.months, "due_at": due.isoformat()},
+            )
+        return due
 
     def open_requests(self, today: dt.date | None = None) -> list[dict[str, Any]]:
         """Open requests with days left, overdue first."""
@@ -356,3 +404,8 @@ class Ledger:
             prev = row.hash
             expected_seq = row.seq + 1
         return problems
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    """SQLite hands back naive datetimes; the ledger stores UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

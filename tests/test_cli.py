@@ -3,6 +3,7 @@ import sqlite3
 
 import pytest
 import yaml
+from dateutil.relativedelta import relativedelta
 from typer.testing import CliRunner
 
 from dsrflow.cli import app
@@ -158,3 +159,39 @@ def test_ledger_verify_and_requests(tmp_path):
     broken = runner.invoke(app, ["ledger", "verify", "--config", str(config)])
     assert broken.exit_code == 1
     assert "audit entry 1: was changed after it was written" in broken.output
+
+
+def test_extend_a_deadline(tmp_path):
+    import datetime as dt
+
+    from dsrflow.ledger import Ledger
+    from dsrflow.request import DataSubjectRequest, RequestType, Subject
+    from sandbox.runtime import onprem_source, write_config
+
+    config = tmp_path / "dsrflow.yaml"
+    write_config(config, onprem_source("sqlite:///unused.db"), tmp_path / "exports")
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    received = dt.datetime.now(dt.UTC) - dt.timedelta(days=10)
+    ledger.open_request(
+        DataSubjectRequest(
+            id="DSR-2026-0008",
+            type=RequestType.ACCESS,
+            subject=Subject.from_raw(["al@example.com"]),
+            received_at=received,
+        )
+    )
+    ledger.close()
+    args = ["extend", "DSR-2026-0008", "--config", str(config), "--officer", "Ingrid"]
+    done = runner.invoke(app, [*args, "--reason", "four sources, 3,000 records"])
+    assert done.exit_code == 0, done.output
+    assert f"now due {(received + relativedelta(months=3)).date().isoformat()}" in done.output
+    again = runner.invoke(app, [*args, "--reason", "still busy"])
+    assert again.exit_code == 2
+    assert "already extended" in again.output
+    unknown = runner.invoke(
+        app, ["extend", "DSR-2026-0099", "--config", str(config), "--reason", "x"]
+    )
+    assert unknown.exit_code == 2
+    assert "no request DSR-2026-0099" in unknown.output
+    too_long = runner.invoke(app, [*args, "--reason", "x", "--months", "3"])
+    assert too_long.exit_code == 2

@@ -93,3 +93,30 @@ def test_open_requests_overdue_first(tmp_path):
 def test_extension_moves_due_date():
     request = make_request().model_copy(update={"extension": Extension(reason="many sources")})
     assert request.due_at == dt.date(2027, 1, 1)
+
+
+def test_deadline_extended_once_within_the_first_month(tmp_path):
+    import pytest
+
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger.open_request(make_request("DSR-2026-0001", dt.datetime(2026, 10, 1, tzinfo=dt.UTC)))
+    ledger.open_request(make_request("DSR-2026-0002", dt.datetime(2026, 9, 1, tzinfo=dt.UTC)))
+    reason = Extension(reason="many sources")
+    due = ledger.extend("DSR-2026-0001", reason, "Ingrid", today=dt.date(2026, 10, 20))
+    assert due == dt.date(2027, 1, 1)  # one month, then two more
+    rows = {r["id"]: r for r in ledger.open_requests(today=dt.date(2026, 10, 20))}
+    assert rows["DSR-2026-0001"]["due_at"] == dt.date(2027, 1, 1)
+    with pytest.raises(ValueError, match="already extended"):
+        ledger.extend("DSR-2026-0001", reason, "Ingrid", today=dt.date(2026, 10, 21))
+    with pytest.raises(ValueError, match="within the first month"):
+        ledger.extend("DSR-2026-0002", reason, "Ingrid", today=dt.date(2026, 10, 20))
+    ledger.set_status("DSR-2026-0002", Status.COMPLETED)
+    with pytest.raises(ValueError, match="closed"):
+        ledger.extend("DSR-2026-0002", reason, "Ingrid", today=dt.date(2026, 9, 5))
+    with pytest.raises(LookupError, match="no request DSR-2026-0009"):
+        ledger.extend("DSR-2026-0009", reason, "Ingrid")
+    extended = [e for e in ledger.entries() if e.event == "deadline_extended"]
+    assert [(e.request_id, e.actor, e.details) for e in extended] == [
+        ("DSR-2026-0001", "Ingrid", {"months": 2, "due_at": "2027-01-01"})
+    ]
+    assert ledger.verify() == []
