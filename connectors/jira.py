@@ -24,8 +24,11 @@ about contents is logged.
 Erasure (``erase``) follows the plan: anonymise (pseudonym in summary, description, custom
 fields and comments; out of the participants; reporter replaced) or delete; the subject's own
 comments are deleted, because Jira cannot change a comment's author; customers are removed from
-the service desk. Records under the mapping's legal hold are skipped with the reason and date.
-Every step reads the current state first, so a second run changes nothing.
+the service desk, and then their own portal-only customer account is deleted from Jira's users
+(``connectors.jira_accounts``; agents' accounts are kept, and the plan says so). Customers come
+last, so that a rerun after a crash still finds the account that the other steps need. Records
+under the mapping's legal hold are skipped with the reason and date. Every step reads the
+current state first, so a second run changes nothing.
 
 The retention sweep (``sweep``) deletes or anonymises requests resolved longer ago than the
 mapping's ``retention`` rules allow (``connectors.jira_retention``).
@@ -35,11 +38,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
 
+from connectors import jira_accounts
 from connectors.base import Capability, SweepResult
 from connectors.jira_client import JiraClient, JiraRequestError
 from connectors.jira_text import (
@@ -107,6 +111,7 @@ class _Known:
 
     person: Person
     account_emails: dict[str, str] = field(default_factory=dict)  # accountId -> normalised email
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)  # accountId -> user search hit
 
 
 class JiraConnector:
@@ -194,7 +199,7 @@ class JiraConnector:
             account_ids=frozenset(accounts) | frozenset(known_ids),
             names=frozenset(u["displayName"] for u in accounts.values() if u.get("displayName")),
         )
-        self._known = _Known(person, account_emails)
+        self._known = _Known(person, account_emails, accounts)
         return self._known
 
     # -- discovery --------------------------------------------------------------------------
@@ -257,6 +262,10 @@ class JiraConnector:
                         "account_id": account,
                         "email": customer.get("emailAddress"),
                         "display_name": customer.get("displayName"),
+                        # Whether erasure may delete the account: portal-only customers only.
+                        "account_type": jira_accounts.account_type(
+                            self.client, known.users[account], account
+                        ),
                     }
                     yield Record(
                         source=self.name,
@@ -521,9 +530,11 @@ class JiraConnector:
                     )
                 )
             elif record.location == "customers":
-                actions.append(
-                    PlannedAction(**base, action=Action.DELETE, reason="remove as customer")
+                reason = jira_accounts.planned_reason(
+                    record.fields.get("account_type"),
+                    self.mapping.erasure.delete_customer_accounts,
                 )
+                actions.append(PlannedAction(**base, action=Action.DELETE, reason=reason))
             elif record.location == "comments":
                 own = "commenter" in record.fields.get("role", [])
                 actions.append(
@@ -557,7 +568,10 @@ class JiraConnector:
         """
         report = ExecutionReport(source=self.name)
         known = self.resolve(subject) if subject else self._known
-        for action in actions:
+        if known is not None:
+            known = _with_planned_accounts(known, actions, self.name)
+        # Customers (and their accounts) last: the other steps find the subject by the account.
+        for action in sorted(actions, key=lambda a: a.location == "customers"):
             if action.source != self.name:
                 continue
             if action.action not in (Action.DELETE, Action.REDACT):
@@ -584,14 +598,19 @@ class JiraConnector:
         present = email is not None and any(
             account_of(c) == account for c in self._customers_of(desk, email)
         )
-        if not present:
-            return Outcome.ALREADY_DONE, None
-        self.client.delete(
-            "removing a customer",
-            f"/rest/servicedeskapi/servicedesk/{desk}/customer",
-            {"accountIds": [account]},
+        if present:
+            self.client.delete(
+                "removing a customer",
+                f"/rest/servicedeskapi/servicedesk/{desk}/customer",
+                {"accountIds": [account]},
+            )
+        deleted, kept = jira_accounts.delete_own_account(
+            self.client,
+            account,
+            known.person.emails,
+            enabled=self.mapping.erasure.delete_customer_accounts,
         )
-        return Outcome.DONE, None
+        return (Outcome.DONE if present or deleted else Outcome.ALREADY_DONE), kept
 
     def _read_issue(self, key: str) -> dict[str, Any] | None:
         return self.client.call(
@@ -827,6 +846,21 @@ def _request_type(value: Any) -> str | None:
         if isinstance(request_type, dict):
             return request_type.get("name")
     return None
+
+
+def _with_planned_accounts(known: _Known, actions: Sequence[PlannedAction], source: str) -> _Known:
+    """The subject with the accounts of the plan's customer records too: confirmed by address
+    at discovery and approved, they still name her in issues once the account is deleted."""
+    planned = {
+        str(a.native_id["account_id"])
+        for a in actions
+        if a.source == source and a.location == "customers" and "account_id" in a.native_id
+    }
+    person = known.person
+    if planned <= person.account_ids:
+        return known
+    person = replace(person, account_ids=person.account_ids | planned)
+    return _Known(person, known.account_emails, known.users)
 
 
 def _record_id(source: str, location: str, native_id: dict[str, Any]) -> str:

@@ -10,7 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
+from jira import JIRAError
 
+from connectors import jira_accounts
 from connectors.base import SourceUnavailable
 from connectors.jira import JiraConnector, jql_string, jql_text
 from connectors.jira_client import JiraClient
@@ -18,7 +20,7 @@ from connectors.registry import open_connector
 from dsrflow.config import JiraSource
 from dsrflow.mapping import MappingError, load_mapping, parse_mapping
 from dsrflow.mapping.jira import JiraMapping
-from dsrflow.plan import Action, Outcome
+from dsrflow.plan import Action, Outcome, PlannedAction
 from dsrflow.records import Record
 from dsrflow.request import Subject
 from sandbox import jira_seed
@@ -399,6 +401,157 @@ def test_rectification_is_read_back(site: Site) -> None:
     assert site.store.issues["SUP-8"].fields["summary"] == "Private question (corrected)"
     bad = action.model_copy(update={"fields": {"status": "Closed"}})
     assert connector.rectify([bad]).results[0].outcome == Outcome.FAILED
+
+
+# -- the subject's customer account ------------------------------------------------------------
+
+
+def customer_action(plan: list[PlannedAction]) -> PlannedAction:
+    (action,) = [a for a in plan if a.location == "customers"]
+    return action
+
+
+def users_found(site: Site, email: str) -> list[str]:
+    """Account ids the real client's user search finds for ``email``."""
+    client = site.connector().client.jira
+    return [u.accountId for u in client.search_users(query=email)]
+
+
+def test_the_subjects_portal_customer_account_is_deleted_after_erasure(site: Site) -> None:
+    site.store.users["u-al"].account_type = "customer"
+    connector = site.connector()
+    plan = connector.plan_erasure(list(connector.discover(subject(AL))))
+    action = customer_action(plan)
+    assert (action.action, action.reason) == (Action.DELETE, jira_accounts.DELETED)
+
+    report = connector.erase(plan)
+    assert report.complete, report.results
+    assert "u-al" not in site.store.users
+    assert users_found(site, AL) == ["u-evil"]  # the search's prefix near miss, not hers
+    with pytest.raises(JIRAError) as caught:
+        site.connector().client.jira.user("u-al")
+    assert caught.value.status_code == 404
+    # Gone from every customer list; issues keep the id as Jira does ("Former user").
+    assert all("u-al" not in d.customers for d in site.store.servicedesks.values())
+    # The look-alikes' accounts are untouched.
+    assert {"u-sal", "u-evil", "u-plus", "u-bob"} <= set(site.store.users)
+    stats = httpx.get(f"{site.url}/_emulator/stats").json()["requests"]
+    assert stats["DELETE user"] == 1
+
+    # A second run finds the account gone and changes nothing; nothing is found again.
+    again = site.connector().erase(plan, subject=subject(AL))
+    assert {r.outcome for r in again.results} == {Outcome.ALREADY_DONE}
+    assert httpx.get(f"{site.url}/_emulator/stats").json()["requests"]["DELETE user"] == 1
+    assert list(site.connector().discover(subject(AL))) == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "why"),
+    [
+        ({}, jira_accounts.AGENT_KEPT),
+        ({"erasure": {"delete_customer_accounts": False}}, jira_accounts.SWITCHED_OFF),
+    ],
+)
+def test_an_agent_account_or_a_switched_off_mapping_keeps_the_account(
+    site: Site, changes: dict[str, Any], why: str
+) -> None:
+    if changes:  # the switch: even a portal customer's account stays
+        site.store.users["u-al"].account_type = "customer"
+    connector = site.connector(mapping_with(**changes) if changes else None)
+    records = list(connector.discover(subject(AL)))
+    (customer,) = [r for r in records if r.location == "customers"]
+    assert customer.fields["account_type"] == ("customer" if changes else "atlassian")
+    action = customer_action(connector.plan_erasure(records))
+    assert action.action == Action.DELETE
+    assert action.reason == f"removed from the service desk; the account is kept: {why}"
+
+    report = connector.erase(connector.plan_erasure(records))
+    assert report.complete
+    result = next(r for r in report.results if r.record_id == action.record_id)
+    assert (result.outcome, result.detail) == (Outcome.DONE, f"the account is kept: {why}")
+    assert "u-al" not in site.store.servicedesks["1"].customers
+    assert users_found(site, AL) == ["u-al", "u-evil"]
+    assert "DELETE user" not in httpx.get(f"{site.url}/_emulator/stats").json()["requests"]
+
+
+def test_a_crash_before_the_account_is_deleted_resumes_with_the_deletion(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site.store.users["u-al"].account_type = "customer"
+    connector = site.connector()
+    plan = connector.plan_erasure(list(connector.discover(subject(AL))))
+    call = JiraClient.call
+
+    def power_cut(self: JiraClient, what: str, fn: Any, **kwargs: Any) -> Any:
+        if what == "deleting a customer account":
+            raise KeyboardInterrupt("power cut")
+        return call(self, what, fn, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(JiraClient, "call", power_cut)
+        with pytest.raises(KeyboardInterrupt):
+            connector.erase(plan)
+    # Every other step ran first: only the account is left.
+    assert "u-al" not in site.store.servicedesks["1"].customers
+    assert site.store.issues["SUP-1"].fields["reporter"] is None
+    assert "u-al" in site.store.users
+
+    rerun = site.connector().erase(plan, subject=subject(AL))
+    outcomes = {r.record_id: r.outcome for r in rerun.results}
+    action = customer_action(plan)
+    assert outcomes.pop(action.record_id) == Outcome.DONE
+    assert set(outcomes.values()) == {Outcome.ALREADY_DONE}
+    assert "u-al" not in site.store.users
+
+
+@pytest.mark.parametrize("kind", ["customer", "atlassian"])
+def test_data_center_deletes_a_customer_by_user_name_and_keeps_a_licensed_user(
+    monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    monkeypatch.setenv(TOKEN_ENV, jira_seed.SANDBOX_TOKEN)
+    store = fixture_store()
+    store.users["u-al"].account_type = kind
+    server, dc = start_site(store, deployment="Server")
+    try:
+        connector = dc.connector(
+            deployment="data_center",
+            email=None,
+            api_token=None,
+            personal_access_token={"env": TOKEN_ENV},
+        )
+        records = list(connector.discover(subject(AL)))
+        (customer,) = [r for r in records if r.location == "customers"]
+        # Data Center has no accountType: a user without application roles is portal-only.
+        assert customer.fields["account_type"] == ("customer" if kind == "customer" else "licensed")
+        report = connector.erase(connector.plan_erasure(records))
+        assert report.complete, report.results
+        assert ("u-al" in store.users) is (kind != "customer")
+        stats = httpx.get(f"{dc.url}/_emulator/stats").json()["requests"]
+        assert stats.get("DELETE user", 0) == (1 if kind == "customer" else 0)
+    finally:
+        server.stop()
+
+
+def test_the_delete_user_route_answers_as_jira_does(site: Site) -> None:
+    auth = (jira_seed.SANDBOX_EMAIL, jira_seed.SANDBOX_TOKEN)
+    url = f"{site.url}/rest/api/2/user"
+    unknown = httpx.delete(url, params={"accountId": "no-such-user"}, auth=auth)
+    assert unknown.status_code == 404
+    assert unknown.json()["errorMessages"] and unknown.json()["errors"] == {}
+    assert httpx.delete(url, auth=auth).status_code == 400  # accountId is required on Cloud
+    # Cloud knows users by accountId only: username is refused, and nobody is deleted.
+    assert httpx.delete(url, params={"username": "u-al"}, auth=auth).status_code == 400
+    admin = next(u for u in site.store.users.values() if u.email == jira_seed.SANDBOX_EMAIL)
+    assert httpx.delete(url, params={"accountId": admin.account_id}, auth=auth).status_code == 400
+    assert httpx.delete(url, params={"accountId": "u-sal"}, auth=auth).status_code == 204
+    assert httpx.get(url, params={"accountId": "u-sal"}, auth=auth).status_code == 404
+    assert "u-sal" not in site.store.servicedesks["1"].customers
+    # Issues keep the id: SUP-2's participant shows as a former user.
+    participant = site.connector().client.jira.issue("SUP-2").raw["fields"]["customfield_10027"]
+    assert [(p["accountId"], p["displayName"], p["active"]) for p in participant] == [
+        ("u-al", "Al Subject", True),
+        ("u-sal", "Former user", False),
+    ]
 
 
 # -- throttling and failures -----------------------------------------------------------------

@@ -53,6 +53,12 @@ class JiraErasure(Strict):
         default=None,
         description="accountId that becomes the reporter of anonymised requests; none: empty",
     )
+    delete_customer_accounts: bool = Field(
+        default=True,
+        description="after removing the subject from the service desks, delete their own "
+        "portal-only customer account (found by their exact address) from Jira's users; agent "
+        "and staff accounts are never deleted (needs site administration)",
+    )
 
 
 class JiraRetentionRule(Strict):

@@ -88,7 +88,7 @@ class Renderer:
             "accountId": user.account_id,
             "displayName": user.display_name,
             "active": user.active,
-            "accountType": "customer" if user.account_id.startswith("qm:") else "atlassian",
+            "accountType": user.kind,
             "timeZone": "Europe/Oslo",
         }
         if user.email:
@@ -247,6 +247,7 @@ class JiraEmulator:
                 self.comment,
                 methods=["GET", "PUT", "DELETE"],
             ),
+            Route(f"{api}/user", self.user, methods=["GET", "DELETE"]),
             Route(f"{api}/user/search", self.user_search, methods=["GET"]),
             Route(f"{sd}/servicedesk", self.servicedesks, methods=["GET"]),
             Route(f"{sd}/servicedesk/{{desk}}/customer", self.customers, methods=["GET", "DELETE"]),
@@ -600,6 +601,33 @@ class JiraEmulator:
             issue.touch()
         return JSONResponse(self._renderer(request).comment(issue, comment))
 
+    async def user(self, request: Request) -> Response:
+        """Get user / Delete user. Cloud names the user by ``accountId`` (``username`` and
+        ``key`` are gone there since the GDPR changes); Data Center by ``username`` or ``key``.
+        Delete answers 204 and needs site administration, which the sandbox's account has;
+        an unknown user is 404, deleting oneself 400."""
+        cloud = self.deployment == "Cloud"
+        names = {"accountId"} if cloud else {"username", "key"}
+        allowed = names | ({"expand"} if request.method == "GET" else set())
+        params = _params(request, allowed)
+        given = next((params[n] for n in sorted(names) if params.get(n)), None)
+        if given is None:
+            wanted = "accountId" if cloud else "username or key"
+            raise ApiError(400, f"The query parameter '{wanted}' is required.")
+        user = self.store.users.get(given)
+        if user is None:
+            what = f"account ID '{given}'" if cloud else f"name '{given}'"
+            raise ApiError(404, f"The user with {what} does not exist.")
+        if request.method == "GET":
+            shape = self._renderer(request).user(user.account_id) or {}
+            if "applicationRoles" in params.get("expand", ""):
+                shape["applicationRoles"] = _application_roles(user)
+            return JSONResponse(shape)
+        if user.account_id == self._current_account(request):
+            raise ApiError(400, "You cannot delete the currently logged in user.")
+        self.store.delete_user(user.account_id)
+        return Response(status_code=204)
+
     async def user_search(self, request: Request) -> Response:
         params = _params(
             request,
@@ -701,6 +729,17 @@ class JiraEmulator:
         return JSONResponse(
             self._page(request, [render.user(p) for p in issue.participants], params)
         )
+
+
+def _application_roles(user: User) -> dict[str, Any]:
+    """The ``applicationRoles`` expansion: portal-only customers have none, agents hold Jira
+    Service Management (what Data Center tells them apart by)."""
+    items = (
+        []
+        if user.kind == "customer"
+        else [{"key": "jira-servicedesk", "name": "Jira Service Management"}]
+    )
+    return {"size": len(items), "items": items}
 
 
 def _customer_text(user: User | None, account_id: str) -> str:

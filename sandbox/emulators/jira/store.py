@@ -2,7 +2,9 @@
 and request participants. Thread-safe; every change is visible to the next request.
 
 Users are referenced by ``accountId`` inside the store and rendered in Jira's user shape
-(``self``, ``accountId``, ``emailAddress``, ``displayName``, ``active``) on the way out.
+(``self``, ``accountId``, ``accountType``, ``emailAddress``, ``displayName``, ``active``) on the
+way out. A deleted user leaves the directory and every service desk's customer list; issues keep
+the accountId they hold, as Jira does (it then shows them as "Former user").
 """
 
 from __future__ import annotations
@@ -52,6 +54,15 @@ class User:
     email: str | None
     display_name: str
     active: bool = True
+    # Jira Cloud's accountType: "customer" (portal-only) or "atlassian" (agents, staff); None:
+    # from the id's shape, as Cloud makes them (portal customers' ids start with ``qm:``).
+    account_type: str | None = None
+
+    @property
+    def kind(self) -> str:
+        if self.account_type:
+            return self.account_type
+        return "customer" if self.account_id.startswith("qm:") else "atlassian"
 
 
 @dataclass
@@ -156,8 +167,14 @@ class JiraStore:
 
     # -- building ---------------------------------------------------------------------------
 
-    def add_user(self, account_id: str, email: str | None, display_name: str) -> User:
-        user = User(account_id, email, display_name)
+    def add_user(
+        self,
+        account_id: str,
+        email: str | None,
+        display_name: str,
+        account_type: str | None = None,
+    ) -> User:
+        user = User(account_id, email, display_name, account_type=account_type)
         self.users[account_id] = user
         return user
 
@@ -255,6 +272,16 @@ class JiraStore:
         with self.lock:
             self.issues.pop(issue.key, None)
             self.by_id.pop(issue.id, None)
+
+    def delete_user(self, account_id: str) -> bool:
+        """Remove a user from the directory and from every customer list; False: no such user.
+        Issues keep the accountId (reporter, participants, comment authors), as in Jira."""
+        with self.lock:
+            if self.users.pop(account_id, None) is None:
+                return False
+            for desk in self.servicedesks.values():
+                desk.customers = [c for c in desk.customers if c != account_id]
+            return True
 
     def find_users(self, query: str) -> list[User]:
         """Jira Cloud's user search: a prefix of the display name, a word of it or the e-mail."""
