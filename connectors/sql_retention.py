@@ -140,14 +140,9 @@ class SqlRetention:
             aggregate.into, sa.MetaData(), autoload_with=self.engine, schema=self.mapping.db_schema
         )
         expressions, source = self._group_sources(name, aggregate)
+        counts = sa.select(*expressions, sa.func.count().label("n")).select_from(source)
         if result.dry_run:  # what the fold would make of the old rows, computed in place
-            grouped = (
-                sa.select(*expressions, sa.func.count().label("n"))
-                .select_from(source)
-                .where(old)
-                .group_by(*expressions)
-                .subquery("grouped")
-            )
+            grouped = counts.where(old).group_by(*expressions).subquery("grouped")
             with self.engine.connect() as conn:
                 result.rows, result.groups, result.suppressed = self._tally(
                     conn, grouped, aggregate
@@ -156,28 +151,31 @@ class SqlRetention:
         staging = self._staging(target, aggregate)
         for batch in self._batches(name, old):
             with self.engine.begin() as conn:
-                deleted = self._stage_and_delete(conn, name, staging, aggregate, batch)
+                deleted = self._stage_and_delete(
+                    conn, name, staging, counts.where(batch).group_by(*expressions), batch
+                )
             result.rows += deleted
             result.batches += bool(deleted)
         with self.engine.begin() as conn:
             self._fold(conn, staging, target, aggregate, result)
 
     def _stage_and_delete(
-        self, conn: sa.Connection, name: str, staging: sa.Table, aggregate: Aggregation, batch: Any
+        self,
+        conn: sa.Connection,
+        name: str,
+        staging: sa.Table,
+        counts: sa.Select[Any],
+        batch: ColumnElement[bool],
     ) -> int:
-        """Add the batch's counts per group to the staging table and delete its rows; returns
-        how many rows went."""
-        table = self.tables[name]
-        into = [*aggregate.group_by, "n"]
-        expressions, source = self._group_sources(name, aggregate)
-        counts = sa.select(*expressions, sa.func.count()).select_from(source).where(batch)
+        """Add the batch's ``counts`` per group to the staging table and delete its rows;
+        returns how many rows went."""
         staged = conn.execute(
             sa.insert(staging)
-            .from_select(into, counts.group_by(*expressions))
+            .from_select([c.name for c in staging.c], counts)
             .returning(staging.c.n)
         )
         total = sum(staged.scalars())
-        deleted = conn.execute(sa.delete(table).where(batch)).rowcount
+        deleted = conn.execute(sa.delete(self.tables[name]).where(batch)).rowcount
         if deleted != total:  # a concurrent writer; the transaction is rolled back
             raise RuntimeError(f"{name}: staged {total} rows but deleted {deleted}")
         return deleted
@@ -247,12 +245,11 @@ class SqlRetention:
     # -- aggregation ------------------------------------------------------------------------
 
     def _group_sources(
-        self, name: str, aggregate: Aggregation, rows: sa.FromClause | None = None
+        self, name: str, aggregate: Aggregation
     ) -> tuple[list[ColumnElement[Any]], Any]:
-        """The group-by expressions and the FROM clause (with joins to referenced tables), over
-        the table or over ``rows`` that have its columns."""
+        """The group-by expressions and the FROM clause (with joins to referenced tables)."""
         spec = self.mapping.tables[name]
-        table = self.tables[name] if rows is None else rows
+        table = self.tables[name]
         source: Any = table
         joined: set[str] = set()
         expressions = []

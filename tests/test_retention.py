@@ -108,6 +108,26 @@ def test_old_events_are_aggregated_k_anonymously_then_deleted(events_db):
     assert reports_rule.rule == "delete"
 
 
+def test_a_table_without_an_integer_key_is_swept_in_keyset_pages(events_db):
+    """A composite key cannot be cut into ranges by arithmetic: pages of ``batch_rows`` old
+    rows each, found by key order, with the same outcome."""
+    url, rows = events_db
+    mapping = load_mapping(ONPREM_MAPPING)
+    events = mapping.tables["usage_events"]
+    mapping.tables["usage_events"] = events.model_copy(update={"primary_key": ["license_id", "id"]})
+    c = SqlConnector("onprem", mapping, url)
+    result = next(r for r in c.sweep(NOW, batch_rows=300) if r.table == "usage_events")
+    c.close()
+    old = {r["id"] for r in rows if r["occurred_at"] < CUTOFF}
+    expected, suppressed = expected_aggregates(rows, k=5)
+    daily, ids = state(url)
+    assert daily == expected
+    assert (result.rows, result.suppressed) == (len(old), suppressed)
+    assert ids == {r["id"] for r in rows} - old
+    assert result.batches == -(-len(old) // 300)  # full pages of 300, then the rest
+    assert pending(url) == 0
+
+
 def test_rerun_counts_nothing_twice(events_db):
     url, _ = events_db
     c = connector(url)
