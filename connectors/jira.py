@@ -41,8 +41,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from dateutil.relativedelta import relativedelta
-
 from connectors import jira_accounts
 from connectors.base import Capability, SweepResult
 from connectors.jira_client import JiraClient, JiraRequestError
@@ -499,9 +497,7 @@ class JiraConnector:
         day = start.astimezone(dt.UTC).date() if start.tzinfo else start.date()
         if hold.round_to_year_end:
             day = dt.date(day.year, 12, 31)
-        return day + relativedelta(
-            years=hold.duration.years, months=hold.duration.months, days=hold.duration.days
-        )
+        return day + hold.duration.as_delta()
 
     def plan_erasure(
         self, records: Sequence[Record], today: dt.date | None = None

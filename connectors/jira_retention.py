@@ -31,7 +31,6 @@ from connectors.base import SweepResult
 from connectors.jira import _Known, account_of, jql_string
 from connectors.jira_text import Person, emails_in, mentions_in
 from dsrflow.identifiers import try_normalise_email
-from dsrflow.mapping.common import Duration
 from dsrflow.mapping.jira import JiraRetentionRule
 from dsrflow.records import Record
 
@@ -53,12 +52,6 @@ def protected_keys(source: str, records: Sequence[Record]) -> set[str]:
         if key:
             keys.add(str(key))
     return keys
-
-
-def age_label(age: Duration) -> str:
-    """``3y6m`` for 3 years and 6 months."""
-    parts = ((age.years, "y"), (age.months, "m"), (age.days, "d"))
-    return "".join(f"{n}{unit}" for n, unit in parts if n)
 
 
 def resolved_at(fields: dict[str, Any]) -> dt.datetime | None:
@@ -86,7 +79,7 @@ class JiraRetention:
             for project in self.mapping.projects:
                 result = SweepResult(
                     table=project,
-                    rule=f"{rule.action} after {age_label(rule.max_age)} (resolutiondate)",
+                    rule=f"{rule.action} after {rule.max_age.short()} (resolutiondate)",
                     cutoff=cutoff.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
                     dry_run=dry_run,
                 )

@@ -154,10 +154,9 @@ class MailRetention:
         return FolderPlan(index, rule, cutoff, " and ".join(clauses), note)
 
     def _rule_label(self, rule: MailRetentionRule) -> str:
-        age = rule.max_age
-        parts = ((age.years, "y"), (age.months, "m"), (age.days, "d"))
-        span = "".join(f"{n}{unit}" for n, unit in parts if n)
-        return f"{self.mapping.erasure.mode.value} after {span} ({rule.counts_from})"
+        return (
+            f"{self.mapping.erasure.mode.value} after {rule.max_age.short()} ({rule.counts_from})"
+        )
 
     # -- folders ------------------------------------------------------------------------------
 

@@ -77,6 +77,20 @@ class Duration(Strict):
     def as_delta(self) -> relativedelta:
         return relativedelta(years=self.years, months=self.months, days=self.days)
 
+    def _parts(self) -> list[tuple[int, str]]:
+        return [
+            (n, unit) for n, unit in ((self.years, "y"), (self.months, "m"), (self.days, "d")) if n
+        ]
+
+    def short(self) -> str:
+        """``3y6m`` for three years and six months."""
+        return "".join(f"{n}{unit}" for n, unit in self._parts())
+
+    def in_words(self) -> str:
+        """``3 years 6 months``."""
+        words = {"y": "year", "m": "month", "d": "day"}
+        return " ".join(f"{n} {words[u]}{'s' if n != 1 else ''}" for n, u in self._parts())
+
 
 class MaskingStrategy(StrEnum):
     """What erasure does to one column (the registry lives with the executing connector)."""

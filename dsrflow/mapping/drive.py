@@ -118,10 +118,7 @@ class SheetRetention(Strict):
 
     def describe(self, default: RetentionAction) -> str:
         """``delete_rows after 2 years from Day``: the rule as the sweep reports it."""
-        age = self.max_age
-        parts = [(age.years, "year"), (age.months, "month"), (age.days, "day")]
-        text = " ".join(f"{n} {unit}{'s' if n != 1 else ''}" for n, unit in parts if n)
-        return f"{self.action or default} after {text} from {self.counts_from}"
+        return f"{self.action or default} after {self.max_age.in_words()} from {self.counts_from}"
 
 
 class Layout(Strict):
