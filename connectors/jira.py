@@ -298,42 +298,56 @@ class JiraConnector:
     def _search(self, person: Person) -> Iterator[dict[str, Any]]:
         """The candidate issues, one page in memory at a time."""
         jql, fields = self._jql(person), self._search_fields()
-        jira = self.client.jira
-        if self.client.is_cloud:
-            token: str | None = None
-            while True:
-                page = self.client.call(
-                    "searching issues",
-                    lambda t=token: jira.enhanced_search_issues(
-                        jql,
-                        nextPageToken=t,
-                        maxResults=self.page_size,
-                        fields=list(fields),
-                        json_result=True,
-                    ),
-                )
-                self.stats.search_pages += 1
-                yield from page["issues"]
+        token: str | None = None
+        start = 0
+        while True:
+            page = self.search_page(jql, fields, token=token, start=start)
+            yield from page["issues"]
+            if self.client.is_cloud:
                 token = page.get("nextPageToken")
                 if page.get("isLast", True) or not token:
                     return
-        start = 0
-        while True:
+            else:
+                start += len(page["issues"])
+                if not page["issues"] or start >= page["total"]:
+                    return
+
+    def search_page(
+        self,
+        jql: str,
+        fields: list[str],
+        *,
+        token: str | None = None,
+        start: int = 0,
+        doing: str = "searching issues",
+    ) -> dict[str, Any]:
+        """One page of a JQL search: Cloud's enhanced search (by ``token``), or Data
+        Center's (by ``start``)."""
+        jira = self.client.jira
+        if self.client.is_cloud:
             page = self.client.call(
-                "searching issues",
-                lambda s=start: jira.search_issues(
+                doing,
+                lambda: jira.enhanced_search_issues(
                     jql,
-                    startAt=s,
+                    nextPageToken=token,
                     maxResults=self.page_size,
                     fields=list(fields),
                     json_result=True,
                 ),
             )
-            self.stats.search_pages += 1
-            yield from page["issues"]
-            start += len(page["issues"])
-            if not page["issues"] or start >= page["total"]:
-                return
+        else:
+            page = self.client.call(
+                doing,
+                lambda: jira.search_issues(
+                    jql,
+                    startAt=start,
+                    maxResults=self.page_size,
+                    fields=list(fields),
+                    json_result=True,
+                ),
+            )
+        self.stats.search_pages += 1
+        return dict(page)
 
     def _all_comments(self, issue: dict[str, Any]) -> list[dict[str, Any]]:
         inline = issue["fields"].get("comment") or {}
@@ -639,14 +653,18 @@ class JiraConnector:
             participants = self._participants(issue["fields"])
             if self._shared_with(person, reporter, participants, comments):
                 return Outcome.SKIPPED, "others take part in this issue: anonymise it instead"
-            self.client.call(
-                "deleting an issue",
-                lambda: self.client.jira._session.delete(self.client.jira._get_url(f"issue/{key}")),
-                missing_ok=True,
-            )
+            self.delete_issue(key, "deleting an issue")
             return Outcome.DONE, None
         changed = self._anonymise_issue(issue, comments, known)
         return (Outcome.DONE if changed else Outcome.ALREADY_DONE), None
+
+    def delete_issue(self, key: str, doing: str) -> bool:
+        """Delete an issue; whether it was still there."""
+        jira = self.client.jira
+        response = self.client.call(
+            doing, lambda: jira._session.delete(jira._get_url(f"issue/{key}")), missing_ok=True
+        )
+        return response is not None
 
     def _anonymise_issue(
         self, issue: dict[str, Any], comments: list[dict[str, Any]], known: _Known

@@ -62,12 +62,11 @@ def resolved_at(fields: dict[str, Any]) -> dt.datetime | None:
 
 
 class JiraRetention:
-    """One sweep of a ``JiraConnector``'s mapping, through the connector's client."""
+    """One sweep of a ``JiraConnector``'s mapping, through the connector's searches and writes."""
 
     def __init__(self, connector: JiraConnector) -> None:
         self.connector = connector
         self.mapping = connector.mapping
-        self.client = connector.client
 
     def sweep(
         self, now: dt.datetime, *, dry_run: bool = False, protected: Sequence[Record] = ()
@@ -137,25 +136,9 @@ class JiraRetention:
             after = issues[-1]["key"]
 
     def _page(self, jql: str) -> list[dict[str, Any]]:
-        """The first page of a search: Cloud's enhanced search, or Data Center's."""
+        """The first page of a search: each page is a search of its own (``key >``)."""
         fields = [*self.connector._search_fields(), "resolutiondate"]
-        jira = self.client.jira
-        size = self.connector.page_size
-        if self.client.is_cloud:
-            page = self.client.call(
-                "searching expired requests",
-                lambda: jira.enhanced_search_issues(
-                    jql, maxResults=size, fields=fields, json_result=True
-                ),
-            )
-        else:
-            page = self.client.call(
-                "searching expired requests",
-                lambda: jira.search_issues(
-                    jql, startAt=0, maxResults=size, fields=fields, json_result=True
-                ),
-            )
-        self.connector.stats.search_pages += 1
+        page = self.connector.search_page(jql, fields, doing="searching expired requests")
         return list(page["issues"])
 
     # -- what happens to an expired request -------------------------------------------------
@@ -164,13 +147,7 @@ class JiraRetention:
         """Delete or anonymise one request; whether anything changed (a rerun changes nothing)."""
         key = issue["key"]
         if rule.action == "delete":
-            jira = self.client.jira
-            response = self.client.call(
-                "deleting an expired request",
-                lambda: jira._session.delete(jira._get_url(f"issue/{key}")),
-                missing_ok=True,
-            )
-            return response is not None
+            return self.connector.delete_issue(key, "deleting an expired request")
         comments = self.connector._all_comments(issue)
         everyone = self._people(issue, comments)
         return self.connector._anonymise_issue(issue, comments, _Known(everyone))
