@@ -166,16 +166,22 @@ class MailConnector:
             return
         users = self.graph.client.users
         config = RequestConfiguration(query_parameters=_UsersQuery(select=["id", "mail"], top=999))
-        page = self._get(None, "users", users.to_get_request_information(config))
+        for user in self.items(None, "users", users, users.to_get_request_information(config)):
+            # A user without a mail address has no Exchange mailbox to search.
+            if user.get("mail"):
+                yield user["mail"]
+
+    def items(
+        self, mailbox: str | None, kind: str, builder: Any, request: Any
+    ) -> Iterator[dict[str, Any]]:
+        """Every item of a listing, following ``@odata.nextLink`` a page at a time."""
+        page = self._get(mailbox, kind, request)
         while True:
-            for user in page.get("value") or []:
-                # A user without a mail address has no Exchange mailbox to search.
-                if user.get("mail"):
-                    yield user["mail"]
+            yield from page.get("value") or []
             link = page.get("@odata.nextLink")
             if not link:
-                break
-            page = self._get(None, "users", users.with_url(link).to_get_request_information())
+                return
+            page = self._get(mailbox, kind, builder.with_url(link).to_get_request_information())
 
     def _folder_names(self, mailbox: str) -> dict[str, str]:
         if mailbox not in self._folders:
@@ -183,16 +189,10 @@ class MailConnector:
             config = RequestConfiguration(
                 query_parameters=_FoldersQuery(select=["id", "displayName"], top=250)
             )
-            names: dict[str, str] = {}
-            page = self._get(mailbox, "folders", folders.to_get_request_information(config))
-            while True:
-                names.update({f["id"]: f.get("displayName") or "" for f in page.get("value") or []})
-                link = page.get("@odata.nextLink")
-                if not link:
-                    break
-                info = folders.with_url(link).to_get_request_information()
-                page = self._get(mailbox, "folders", info)
-            self._folders[mailbox] = names
+            listing = self.items(
+                mailbox, "folders", folders, folders.to_get_request_information(config)
+            )
+            self._folders[mailbox] = {f["id"]: f.get("displayName") or "" for f in listing}
         return self._folders[mailbox]
 
     def _prefetch_folders(self, mailboxes: list[str]) -> None:

@@ -166,7 +166,8 @@ class MailRetention:
         config = RequestConfiguration(
             query_parameters=_FoldersQuery(select=_FOLDER_SELECT, top=250)
         )
-        pending = list(self._pages(mailbox, folders, folders.to_get_request_information(config)))
+        info = folders.to_get_request_information(config)
+        pending = list(self.connector.items(mailbox, "folders", folders, info))
         while pending:
             raw = pending.pop(0)
             yield MailFolder(mailbox, raw["id"], raw.get("displayName") or "")
@@ -176,18 +177,7 @@ class MailRetention:
                     query_parameters=_ChildrenQuery(select=_FOLDER_SELECT, top=250)
                 )
                 info = children.to_get_request_information(config)
-                pending[0:0] = list(self._pages(mailbox, children, info))
-
-    def _pages(self, mailbox: str, builder: Any, info: Any) -> Iterator[dict[str, Any]]:
-        page = self.connector._get(mailbox, "folders", info)
-        while True:
-            yield from page.get("value") or []
-            link = page.get("@odata.nextLink")
-            if not link:
-                return
-            page = self.connector._get(
-                mailbox, "folders", builder.with_url(link).to_get_request_information()
-            )
+                pending[0:0] = list(self.connector.items(mailbox, "folders", children, info))
 
     def _ordered(self, mailbox: str, folders: list[MailFolder]) -> list[MailFolder]:
         """Deleted Items first in delete mode: what this sweep moves there waits for the next."""
