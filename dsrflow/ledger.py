@@ -17,10 +17,9 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from dateutil.relativedelta import relativedelta
 
 from dsrflow.plan import PlannedAction
-from dsrflow.request import DataSubjectRequest, Extension, Subject
+from dsrflow.request import DataSubjectRequest, Extension, Subject, due_date
 
 metadata = sa.MetaData()
 
@@ -201,8 +200,7 @@ class Ledger:
                     f"{request_id} was due {row['due_at']}: an extension must be decided and "
                     "told to the subject within the first month"
                 )
-            received = _aware(row["received_at"])
-            due = (received + relativedelta(months=1 + extension.months)).date()
+            due = due_date(row["received_at"], extension.months)
             conn.execute(
                 requests_table.update()
                 .where(requests_table.c.id == request_id)
@@ -267,9 +265,7 @@ class Ledger:
         return int(lifted)
 
     def is_restricted(self, subject: Subject) -> bool:
-        with self.engine.connect() as conn:
-            active = self._active_restrictions(conn)
-        return any(str(i) in active for i in subject.identifiers)
+        return self.restricted_since(subject) is not None
 
     def restricted_since(self, subject: Subject) -> dt.datetime | None:
         """When the subject's processing was first restricted, if it still is."""
@@ -404,8 +400,3 @@ class Ledger:
             prev = row.hash
             expected_seq = row.seq + 1
         return problems
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    """SQLite hands back naive datetimes; the ledger stores UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

@@ -124,8 +124,12 @@ class DataSubjectRequest(BaseModel):
 
     @property
     def due_at(self) -> date:
-        months = 1 + (self.extension.months if self.extension else 0)
-        return (self.received_at + relativedelta(months=months)).date()
+        return due_date(self.received_at, self.extension.months if self.extension else 0)
+
+
+def due_date(received_at: datetime, extension_months: int = 0) -> date:
+    """Art. 12(3): one month from receipt, plus an extension of up to two more."""
+    return (received_at + relativedelta(months=1 + extension_months)).date()
 
 
 def new_request_id(now: datetime | None = None) -> str:
