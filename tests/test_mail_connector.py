@@ -12,89 +12,35 @@ import pytest
 import yaml
 
 from connectors.base import SourceUnavailable
-from connectors.mail import MailConnector
 from connectors.mail_match import Matcher, body_text, graph_search_value, search_expression
 from dsrflow.config import MailSource
 from dsrflow.mapping import MappingError, parse_mapping
-from dsrflow.mapping.mail import MailMapping
 from dsrflow.merge import merge, records_frame
 from dsrflow.plan import Action, Outcome, PlannedAction
 from dsrflow.request import Subject
-from sandbox import mail_seed
-from sandbox.emulators.faults import Faults, FaultSettings
-from sandbox.emulators.graph import GraphStore, create_app
-from sandbox.emulators.server import EmulatorServer
+from sandbox.emulators.faults import FaultSettings
+from tests.support.graph import BASE_MAPPING, FIXTURE, running_graph
 
-REPO = Path(__file__).resolve().parents[1]
-FIXTURE = REPO / "tests" / "fixtures" / "mail" / "mail.json"
 SUPPORT = "support@fjelltopp.example"
 SALES = "sales@fjelltopp.example"
 PRIVACY = "privacy@fjelltopp.example"
-BASE_MAPPING = yaml.safe_load((REPO / "mappings" / "mail.yaml").read_text())
 
 # What the fixture holds for al@example.com: as a participant, and as a mention only.
 AL_PARTICIPANT = {"sup-al-1", "sup-case", "quote-1", "sup-contract", "sal-bcc"}
 AL_MENTION = {"sup-mention"}
 
 
-class Graph:
-    """A running emulator over the fixture, and connectors pointed at it."""
-
-    def __init__(self, store: GraphStore, faults: Faults, url: str) -> None:
-        self.store = store
-        self.faults = faults
-        self.url = url
-        self.opened: list[MailConnector] = []
-
-    def connector(self, page_size: int = 250, max_retries: int = 3, **mapping) -> MailConnector:
-        data = copy.deepcopy(BASE_MAPPING)
-        for key, value in mapping.items():
-            section, _, name = key.partition("__")
-            if name:
-                data[section][name] = value
-            else:
-                data[section] = value
-        settings = MailSource(
-            kind="mail",
-            mapping=Path("mail.yaml"),
-            base_url=f"{self.url}/v1.0",
-            page_size=page_size,
-            max_retries=max_retries,
-        )
-        connector = MailConnector(
-            "mail", MailMapping.model_validate(data), settings, retry_delay_s=0.01
-        )
-        self.opened.append(connector)
-        return connector
-
-    def requests(self) -> dict[str, int]:
-        return httpx.get(f"{self.url}/_emulator/stats").json()["requests"]
-
-    def reset_stats(self) -> None:
-        httpx.post(f"{self.url}/_emulator/reset-stats")
-
-
 @pytest.fixture(scope="module")
 def server():
-    store = GraphStore()
-    faults = Faults()
-    with EmulatorServer(create_app(store, faults), name="graph-test") as url:
-        yield Graph(store, faults, url)
+    with running_graph("graph-test") as graph:
+        yield graph
 
 
 @pytest.fixture
 def graph(server):
     """The module's emulator, reloaded with the fixture and without faults for each test."""
-    with server.store.lock:
-        server.store.mailboxes.clear()
-        mail_seed.load_fixture(server.store, FIXTURE)
-    server.faults.settings = FaultSettings()
-    server.reset_stats()
-    server.opened = []
-    yield server
-    server.faults.settings = FaultSettings()
-    for connector in server.opened:
-        connector.close()
+    with server.fresh() as fresh:
+        yield fresh
 
 
 def short_ids(records):

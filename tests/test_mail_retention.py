@@ -10,19 +10,12 @@ import pytest
 import yaml
 
 from connectors.base import SourceUnavailable, SweepingConnector
-from connectors.mail import MailConnector
-from dsrflow.config import MailSource
 from dsrflow.mapping import MappingError, parse_mapping
 from dsrflow.mapping.mail import MailMapping
 from dsrflow.request import Subject
-from sandbox import mail_seed
-from sandbox.emulators.faults import Faults, FaultSettings
-from sandbox.emulators.graph import GraphStore, create_app
-from sandbox.emulators.server import EmulatorServer
+from sandbox.emulators.faults import FaultSettings
+from tests.support.graph import BASE_MAPPING, Graph, running_graph
 
-REPO = Path(__file__).resolve().parents[1]
-FIXTURE = REPO / "tests" / "fixtures" / "mail" / "mail.json"
-BASE_MAPPING = yaml.safe_load((REPO / "mappings" / "mail.yaml").read_text())
 SUPPORT = "support@fjelltopp.example"
 SALES = "sales@fjelltopp.example"
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
@@ -32,28 +25,8 @@ OLD = "2021-02-01T08:00:00Z"  # well past the cutoff
 YOUNG = "2024-01-10T08:00:00Z"  # inside the 3.5 years
 
 
-class Graph:
-    def __init__(self, store: GraphStore, faults: Faults, url: str) -> None:
-        self.store = store
-        self.faults = faults
-        self.url = url
-        self.opened: list[MailConnector] = []
-
-    def connector(self, page_size: int = 250, max_retries: int = 3, **mapping) -> MailConnector:
-        data = copy.deepcopy(BASE_MAPPING)
-        data.update(mapping)
-        settings = MailSource(
-            kind="mail",
-            mapping=Path("mail.yaml"),
-            base_url=f"{self.url}/v1.0",
-            page_size=page_size,
-            max_retries=max_retries,
-        )
-        connector = MailConnector(
-            "mail", MailMapping.model_validate(data), settings, retry_delay_s=0.01
-        )
-        self.opened.append(connector)
-        return connector
+class RetentionGraph(Graph):
+    """The emulator, with messages of a chosen age added to the fixture tenant."""
 
     def add(self, mailbox: str, name: str, received: str, folder: str = "Inbox", **extra) -> None:
         self.store.add_message(
@@ -80,36 +53,29 @@ class Graph:
 
 @pytest.fixture(scope="module")
 def server():
-    store = GraphStore()
-    faults = Faults()
-    with EmulatorServer(create_app(store, faults), name="graph-retention") as url:
-        yield Graph(store, faults, url)
+    with running_graph("graph-retention", RetentionGraph) as graph:
+        yield graph
 
 
 @pytest.fixture
 def graph(server):
     """The fixture tenant plus old and young messages around the 3.5-year cutoff."""
-    with server.store.lock:
-        server.store.mailboxes.clear()
-        mail_seed.load_fixture(server.store, FIXTURE)
-        for n in range(7):
-            server.add(SUPPORT, f"old-inbox-{n}", OLD)
-        server.add(SUPPORT, "young-inbox", YOUNG)
-        server.add(SUPPORT, "old-sent", OLD, folder="Sent Items")
-        server.add(SALES, "old-nested", OLD, folder="Inbox/Projects")
-        server.add(SALES, "old-contract", OLD, folder="Contracts")
-        server.add(SALES, "young-contract", "2023-06-01T08:00:00Z", folder="Contracts")
-        server.add(SALES, "old-of-kari", OLD, sender="kari@example.com")
-        # Newer than the other old ones: listed (newest first) ahead of them, on a page of
-        # their own with page_size=2, so the sweep must page past them with $skip.
-        for n, day in ((2, "2022-01-02"), (3, "2022-01-01")):
-            server.add(SUPPORT, f"old-of-kari-{n}", f"{day}T08:00:00Z", sender="kari@example.com")
-    server.faults.settings = FaultSettings()
-    yield server
-    server.faults.settings = FaultSettings()
-    for connector in server.opened:
-        connector.close()
-    server.opened = []
+    with server.fresh() as fresh:
+        with fresh.store.lock:
+            for n in range(7):
+                fresh.add(SUPPORT, f"old-inbox-{n}", OLD)
+            fresh.add(SUPPORT, "young-inbox", YOUNG)
+            fresh.add(SUPPORT, "old-sent", OLD, folder="Sent Items")
+            fresh.add(SALES, "old-nested", OLD, folder="Inbox/Projects")
+            fresh.add(SALES, "old-contract", OLD, folder="Contracts")
+            fresh.add(SALES, "young-contract", "2023-06-01T08:00:00Z", folder="Contracts")
+            fresh.add(SALES, "old-of-kari", OLD, sender="kari@example.com")
+            # Newer than the other old ones: listed (newest first) ahead of them, on a page of
+            # their own with page_size=2, so the sweep must page past them with $skip.
+            for n, day in ((2, "2022-01-02"), (3, "2022-01-01")):
+                when = f"{day}T08:00:00Z"
+                fresh.add(SUPPORT, f"old-of-kari-{n}", when, sender="kari@example.com")
+        yield fresh
 
 
 OLD_ONES = {
