@@ -126,25 +126,34 @@ def test_schema_commands_print_json():
     assert json.loads(result.output)["$id"] == "urn:dsrflow:schema:export:1"
 
 
-def test_ledger_verify_and_requests(tmp_path):
+def config_with_request(tmp_path, request_id, request_type, days_ago):
+    """A config whose ledger holds one request, received ``days_ago`` days ago."""
     import datetime as dt
 
-    from dsrflow.ledger import Ledger, audit_table
-    from dsrflow.request import DataSubjectRequest, RequestType, Subject
+    from dsrflow.ledger import Ledger
+    from dsrflow.request import DataSubjectRequest, Subject
     from sandbox.runtime import onprem_source, write_config
 
     config = tmp_path / "dsrflow.yaml"
     write_config(config, onprem_source("sqlite:///unused.db"), tmp_path / "exports")
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
-    received = dt.datetime.now(dt.UTC) - dt.timedelta(days=40)
+    received = dt.datetime.now(dt.UTC) - dt.timedelta(days=days_ago)
     ledger.open_request(
         DataSubjectRequest(
-            id="DSR-2026-0007",
-            type=RequestType.ERASURE,
+            id=request_id,
+            type=request_type,
             subject=Subject.from_raw(["al@example.com"]),
             received_at=received,
         )
     )
+    return config, ledger, received
+
+
+def test_ledger_verify_and_requests(tmp_path):
+    from dsrflow.ledger import audit_table
+    from dsrflow.request import RequestType
+
+    config, ledger, _ = config_with_request(tmp_path, "DSR-2026-0007", RequestType.ERASURE, 40)
     ledger.record("DSR-2026-0007", "note", by="test")
     listing = runner.invoke(app, ["requests", "--config", str(config)])
     assert listing.exit_code == 0, listing.output
@@ -162,23 +171,10 @@ def test_ledger_verify_and_requests(tmp_path):
 
 
 def test_extend_a_deadline(tmp_path):
-    import datetime as dt
+    from dsrflow.request import RequestType
 
-    from dsrflow.ledger import Ledger
-    from dsrflow.request import DataSubjectRequest, RequestType, Subject
-    from sandbox.runtime import onprem_source, write_config
-
-    config = tmp_path / "dsrflow.yaml"
-    write_config(config, onprem_source("sqlite:///unused.db"), tmp_path / "exports")
-    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
-    received = dt.datetime.now(dt.UTC) - dt.timedelta(days=10)
-    ledger.open_request(
-        DataSubjectRequest(
-            id="DSR-2026-0008",
-            type=RequestType.ACCESS,
-            subject=Subject.from_raw(["al@example.com"]),
-            received_at=received,
-        )
+    config, ledger, received = config_with_request(
+        tmp_path, "DSR-2026-0008", RequestType.ACCESS, 10
     )
     ledger.close()
     args = ["extend", "DSR-2026-0008", "--config", str(config), "--officer", "Ingrid"]
