@@ -4,8 +4,8 @@ On two identical copies of a large on-prem database, measure
 
 - the baseline: one ``INSERT ... SELECT ... GROUP BY`` into usage_daily and one ``DELETE`` of
   the usage events older than two years, in one transaction;
-- dsrflow's sweep (``SqlConnector.sweep``): the same work in batches of days, with k-anonymous
-  buckets, one transaction per batch;
+- dsrflow's sweep (``SqlConnector.sweep``): the same work in batches of consecutive keys
+  (``--batch-rows``), one transaction per batch, then a k-anonymous fold of the staged counts;
 
 each in a fresh child process, reporting wall time and the child's peak RSS. ``--repeat N``
 runs the pair N times on fresh copies (baseline and sweep alternate, so both see the same
@@ -69,13 +69,15 @@ def run_baseline(url: str) -> dict[str, float]:
     return {"seconds": elapsed, "rows": rows}
 
 
-def run_sweep(url: str, batch_rows: int) -> dict[str, float]:
+def run_sweep(url: str, batch_rows: int | None) -> dict[str, float]:
+    # Imported here: the baseline's process stays without them.
     from connectors.sql import SqlConnector
+    from connectors.sql_retention import DEFAULT_BATCH_ROWS
     from dsrflow.mapping import load_mapping
 
     connector = SqlConnector("onprem", load_mapping(MAPPING), url)
     started = time.perf_counter()
-    results = connector.sweep(NOW, batch_rows=batch_rows)
+    results = connector.sweep(NOW, batch_rows=batch_rows or DEFAULT_BATCH_ROWS)
     elapsed = time.perf_counter() - started
     connector.close()
     events = next(r for r in results if r.table == "usage_events")
@@ -88,19 +90,11 @@ def run_sweep(url: str, batch_rows: int) -> dict[str, float]:
     }
 
 
-def child(kind: str, url: str, batch_rows: int) -> dict[str, float]:
+def child(kind: str, url: str, batch_rows: int | None) -> dict[str, float]:
     """Run one side in a fresh process, which reports its own peak RSS."""
+    batch = ["--batch-rows", str(batch_rows)] if batch_rows else []
     out = subprocess.run(  # noqa: S603 - our own module, fixed arguments
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.retention_sweep",
-            "--batch-rows",
-            str(batch_rows),
-            "--child",
-            kind,
-            url,
-        ],
+        [sys.executable, "-m", "benchmarks.retention_sweep", *batch, "--child", kind, url],
         check=True,
         capture_output=True,
         text=True,
@@ -162,7 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sqlite", type=Path, help="a large-profile SQLite file")
     parser.add_argument("--postgres", help="URL of a large-profile PostgreSQL database")
     parser.add_argument("--repeat", type=int, default=1, help="pairs of runs (median judged)")
-    parser.add_argument("--batch-rows", type=int, default=1_000_000, help="keys per sweep batch")
+    parser.add_argument(
+        "--batch-rows", type=int, help="keys per sweep batch (default: the sweep's own)"
+    )
     parser.add_argument("--child", nargs=2, metavar=("KIND", "URL"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:

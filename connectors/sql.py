@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection
 
 from connectors.base import Capability, SourceUnavailable, SweepResult
 from connectors.masking import hmac_key, mask
-from connectors.sql_retention import SqlRetention
+from connectors.sql_retention import DEFAULT_BATCH_ROWS, SqlRetention
 from dsrflow.identifiers import (
     PHONE_SEPARATORS,
     Identifier,
@@ -305,7 +305,7 @@ class SqlConnector:
         dry_run: bool = False,
         protected: Sequence[Record] = (),
         min_group_size: int | None = None,
-        batch_rows: int = 1_000_000,
+        batch_rows: int = DEFAULT_BATCH_ROWS,
     ) -> list[SweepResult]:
         """Apply the mapping's retention rules (see connectors/sql_retention.py); the rows of
         ``protected`` records stay."""
