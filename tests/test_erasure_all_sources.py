@@ -34,7 +34,6 @@ from connectors.jira import JiraConnector
 from connectors.jira_client import JiraClient
 from connectors.mail import MailConnector
 from dsrflow.config import Config, load_config
-from dsrflow.ledger import Ledger
 from dsrflow.mapping.drive import header_key
 from dsrflow.plan import Action, PlannedAction
 from dsrflow.records import Record
@@ -45,6 +44,7 @@ from flows.erasure import erasure_request
 from sandbox.onprem_seed import DEMO_SUBJECT, LOOK_ALIKES
 from sandbox.runtime import RunningSandbox, start, write_config
 from tests.support.snapshots import Snapshot, snapshot_all
+from tests.test_erasure_flow import events
 
 pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]
 
@@ -738,15 +738,6 @@ def stable(after: Snapshot, before: Snapshot) -> Any:
         return new
 
     return walk(after, before)
-
-
-def events(config_path: Path, request_id: str) -> list[str]:
-    ledger = Ledger(load_config(config_path).ledger_url)
-    try:
-        assert ledger.verify() == []
-        return [e.event for e in ledger.entries(request_id)]
-    finally:
-        ledger.close()
 
 
 def same_record(record_id: str) -> str:
