@@ -52,6 +52,7 @@ ConfigOption = Annotated[
 def _friendly(action: Callable[[], T]) -> T:
     """Run ``action``; known errors become one clear message and exit status 2."""
     from connectors.base import SourceUnavailable
+    from dsrflow.local_prefect import PrefectUnavailable
 
     try:
         return action()
@@ -60,11 +61,92 @@ def _friendly(action: Callable[[], T]) -> T:
         MappingError,
         ConfigError,
         SourceUnavailable,
+        PrefectUnavailable,
         LookupError,
         ValueError,
     ) as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
+
+
+def _config_folder(config: Path | None) -> Path:
+    from dsrflow.config import Settings
+
+    return Path(config or Settings().config).resolve().parent
+
+
+def _in_process(
+    home: Path, run: Callable[[], T], approver: str | None = None, note: str | None = None
+) -> T:
+    """Run a flow in this process: Prefect's home private to ``home`` (unless the user chose
+    one), its server started here with visible progress, the run owned by this terminal."""
+    from dsrflow.local_prefect import private_home
+
+    private_home(home)
+    from dsrflow.local_prefect import prefect_server
+    from flows.approval import at_terminal
+
+    def go() -> T:
+        progress = lambda line: err.print(line, highlight=False)  # noqa: E731
+        with prefect_server(progress=progress), at_terminal(approver, note):
+            return run()
+
+    return _friendly(go)
+
+
+def _open_request(
+    request_type: str,
+    subject: list[str],
+    phone: list[str] | None,
+    request_id: str | None,
+    received_at: dt.datetime | None,
+    config: Path | None,
+    actor: str,
+    approving: bool = False,
+) -> str:
+    """Validate at the edge and open the request in the ledger, so that the flow run is
+    started with the request's id only (no identifiers in Prefect's database)."""
+    from dsrflow.ledger import Ledger
+    from dsrflow.request import DataSubjectRequest, RequestType, Subject
+
+    _friendly(lambda: Subject.from_raw(subject, phone or []))  # identifiers first
+    loaded = _friendly(lambda: load_config(config))
+    if approving and loaded.approval.four_eyes:
+        err.print(
+            "[bold red]error:[/] approval.four_eyes is set in the config: the officer who opens "
+            "a request cannot approve it; leave out --approve and let another officer run "
+            "`dsr approve`",
+            highlight=False,
+        )
+        raise typer.Exit(2)
+    request = _friendly(
+        lambda: DataSubjectRequest(
+            id=request_id or new_request_id(),
+            type=RequestType(request_type),
+            subject=Subject.from_raw(subject, phone or [], None, loaded.phone_region),
+            received_at=received_at or dt.datetime.now(dt.UTC),
+        )
+    )
+    ledger = Ledger(loaded.ledger_url)
+    try:
+        known = ledger.request(request.id)
+        if known and (
+            known.type is not request.type
+            or known.subject.identifiers != request.subject.identifiers
+        ):
+            err.print(
+                f"[bold red]error:[/] {request.id} is already a request of another subject or "
+                "type; use a new request id",
+                highlight=False,
+            )
+            raise typer.Exit(2)
+        ledger.open_request(request, actor=actor)
+    finally:
+        ledger.close()
+    from dsrflow.local_prefect import private_home
+
+    private_home(_config_folder(config))  # before the command imports its flow (and Prefect)
+    return request.id
 
 
 def _print_access_result(result: Any) -> None:
@@ -80,43 +162,10 @@ def _print_access_result(result: Any) -> None:
         console.print(f"  {Path(result.export_dir) / name}")
 
 
-@app.command()
-def access(
-    subject: Annotated[
-        list[str], typer.Option("--subject", help="the subject's e-mail address (repeatable)")
-    ],
-    out: Annotated[Path, typer.Option("--out", help="folder that receives REQUEST-ID/")],
-    phone: Annotated[
-        list[str] | None, typer.Option("--phone", help="the subject's phone number (repeatable)")
-    ] = None,
-    request_id: Annotated[
-        str | None, typer.Option("--request-id", help="e.g. DSR-2026-0042 (default: a new id)")
-    ] = None,
-    received_at: Annotated[
-        dt.datetime | None, typer.Option("--received-at", help="when the request arrived")
-    ] = None,
-    config: ConfigOption = None,
-) -> None:
-    """Run an access request in this process and write the portable export."""
-    from dsrflow.request import Subject
-    from flows.access import access_request
-
-    # Bad identifiers or config are refused here, before Prefect starts or a source is touched.
-    _friendly(lambda: Subject.from_raw(subject, phone or []))
-    _friendly(lambda: load_config(config))
-    result = _friendly(
-        lambda: access_request(
-            request_id=request_id or new_request_id(),
-            subject_emails=subject,
-            subject_phones=phone or [],
-            received_at=received_at,
-            config_path=str(config) if config else None,
-            out_dir=str(out),
-        )
-    )
-    _print_access_result(result)
-
-
+ReceivedOption = Annotated[
+    dt.datetime | None,
+    typer.Option("--received-at", help="when the request arrived (the deadline counts from it)"),
+]
 SubjectOption = Annotated[
     list[str], typer.Option("--subject", help="the subject's e-mail address (repeatable)")
 ]
@@ -133,34 +182,61 @@ DryRunOption = Annotated[
     bool, typer.Option("--dry-run", help="stop after the plan; change nothing")
 ]
 ApproveOption = Annotated[
-    bool, typer.Option("--approve", help="approve the plan here instead of in the Prefect UI")
+    bool,
+    typer.Option(
+        "--approve", help="approve the plan here, as --officer (else: dsr approve, later)"
+    ),
 ]
 OfficerOption = Annotated[
     str,
-    typer.Option("--officer", envvar="USER", help="who approves (recorded in the ledger)"),
+    typer.Option("--officer", envvar="USER", help="who acts (recorded in the ledger)"),
 ]
 
 
+@app.command()
+def access(
+    subject: SubjectOption,
+    out: Annotated[Path, typer.Option("--out", help="folder that receives REQUEST-ID/")],
+    phone: PhoneOption = None,
+    request_id: RequestIdOption = None,
+    received_at: ReceivedOption = None,
+    officer: OfficerOption = "officer",
+    config: ConfigOption = None,
+) -> None:
+    """Run an access request in this process and write the portable export."""
+    # Bad identifiers or config are refused here, before Prefect starts or a source is touched.
+    opened = _open_request("access", subject, phone, request_id, received_at, config, officer)
+    from flows.access import access_request
+
+    result = _in_process(
+        _config_folder(config),
+        lambda: access_request(
+            request_id=opened,
+            config_path=str(config) if config else None,
+            out_dir=str(out),
+        ),
+    )
+    _print_access_result(result)
+
+
 def _run_change(
-    subject: list[str],
-    phone: list[str] | None,
+    request_id: str,
     config: Path | None,
     start: Callable[[], Any],
-    gated: bool = True,
-    approve: bool = False,
-    dry_run: bool = False,
+    approver: str | None = None,
 ) -> None:
-    """Validate at the edge, run the flow in this process, print the outcome."""
-    from dsrflow.request import Subject
-
-    _friendly(lambda: Subject.from_raw(subject, phone or []))
-    _friendly(lambda: load_config(config))
-    if gated and not dry_run and not approve:
-        console.print("no --approve: the flow pauses until an officer resumes it in the UI")
-    result = _friendly(start)
+    """Run a changing flow in this process (approved by ``approver`` if given), print the
+    outcome, and say how to go on when the request waits for approval."""
+    result = _in_process(_config_folder(config), start, approver)
     console.print(f"{result.request_id}: [bold]{result.status}[/]; plan {result.plan}")
     for source, counts in result.executed.items():
         console.print(f"  {source}: {counts}")
+    if result.status == "awaiting_approval":
+        console.print(
+            "the plan waits for an officer; see it in the plan file, then: "
+            f"dsr approve {result.request_id} --officer NAME  (or dsr reject "
+            f"{result.request_id} --reason TEXT)"
+        )
     if result.receipt:
         console.print(f"receipt: [bold]{result.receipt}[/] (and receipt.html)")
 
@@ -173,27 +249,26 @@ def erase(
     approve: ApproveOption = False,
     officer: OfficerOption = "officer",
     request_id: RequestIdOption = None,
+    received_at: ReceivedOption = None,
     out: OutOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Erase the subject's data: plan, approval, execution, verification, receipt."""
+    opened = _open_request(
+        "erasure", subject, phone, request_id, received_at, config, officer, approve
+    )
     from flows.erasure import erasure_request
 
     _run_change(
-        subject,
-        phone,
+        opened,
         config,
         lambda: erasure_request(
-            request_id=request_id or new_request_id(),
-            subject_emails=subject,
-            subject_phones=phone or [],
+            request_id=opened,
             config_path=str(config) if config else None,
             out_dir=str(out) if out else None,
             dry_run=dry_run,
-            approved_by=officer if approve else None,
         ),
-        approve=approve,
-        dry_run=dry_run,
+        approver=officer if approve else None,
     )
 
 
@@ -209,30 +284,30 @@ def rectify(
     approve: ApproveOption = False,
     officer: OfficerOption = "officer",
     request_id: RequestIdOption = None,
+    received_at: ReceivedOption = None,
     out: OutOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Correct the subject's data wherever it occurs; every change is read back."""
     from dsrflow.planning import parse_corrections
-    from flows.other_rights import rectification_request
 
     _friendly(lambda: parse_corrections(set_))
+    opened = _open_request(
+        "rectification", subject, phone, request_id, received_at, config, officer, approve
+    )
+    from flows.other_rights import rectification_request
+
     _run_change(
-        subject,
-        phone,
+        opened,
         config,
         lambda: rectification_request(
-            request_id=request_id or new_request_id(),
-            subject_emails=subject,
+            request_id=opened,
             corrections=set_,
-            subject_phones=phone or [],
             config_path=str(config) if config else None,
             out_dir=str(out) if out else None,
             dry_run=dry_run,
-            approved_by=officer if approve else None,
         ),
-        approve=approve,
-        dry_run=dry_run,
+        approver=officer if approve else None,
     )
 
 
@@ -245,34 +320,34 @@ def withdraw_consent(
     approve: ApproveOption = False,
     officer: OfficerOption = "officer",
     request_id: RequestIdOption = None,
+    received_at: ReceivedOption = None,
     out: OutOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Record a consent withdrawal and erase what rested on that consent alone."""
-    from flows.other_rights import consent_withdrawal
-
+    """Record a consent withdrawal at once; erase what rested on that consent alone once an
+    officer approves."""
     if purpose not in ("analytics", "config_collection", "all"):
         err.print(
             f"[bold red]error:[/] --purpose must be analytics, config_collection or all, "
             f"not {purpose!r}"
         )
         raise typer.Exit(2)
+    opened = _open_request(
+        "consent_withdrawal", subject, phone, request_id, received_at, config, officer, approve
+    )
+    from flows.other_rights import consent_withdrawal
+
     _run_change(
-        subject,
-        phone,
+        opened,
         config,
         lambda: consent_withdrawal(
-            request_id=request_id or new_request_id(),
-            subject_emails=subject,
+            request_id=opened,
             purpose=purpose,  # type: ignore[arg-type]
-            subject_phones=phone or [],
             config_path=str(config) if config else None,
             out_dir=str(out) if out else None,
             dry_run=dry_run,
-            approved_by=officer if approve else None,
         ),
-        approve=approve,
-        dry_run=dry_run,
+        approver=officer if approve else None,
     )
 
 
@@ -283,27 +358,93 @@ def restrict(
     phone: PhoneOption = None,
     officer: OfficerOption = "officer",
     request_id: RequestIdOption = None,
+    received_at: ReceivedOption = None,
     out: OutOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Restrict processing of the subject's data (Art. 18), or lift the restriction."""
+    opened = _open_request("restriction", subject, phone, request_id, received_at, config, officer)
     from flows.other_rights import restriction_request
 
     _run_change(
-        subject,
-        phone,
+        opened,
         config,
         lambda: restriction_request(
-            request_id=request_id or new_request_id(),
-            subject_emails=subject,
+            request_id=opened,
             lift=lift,
-            subject_phones=phone or [],
             config_path=str(config) if config else None,
             out_dir=str(out) if out else None,
             officer=officer,
         ),
-        gated=False,
     )
+
+
+def _decide(request_id: str, config: Path | None, decision: Any, out: Path | None) -> None:
+    """Give the officer's decision to the request, wherever it waits."""
+    from flows.resume import record_decision
+
+    loaded = _friendly(lambda: load_config(config))
+    wait = _friendly(lambda: record_decision(loaded, request_id, decision))
+    if wait.where == "terminal":
+        if not decision.approved:
+            console.print(f"{request_id}: [bold]rejected[/]; nothing was changed")
+            return
+        from flows.resume import approved_request
+
+        _run_change(
+            request_id,
+            config,
+            lambda: approved_request(
+                request_id=request_id,
+                config_path=str(config) if config else None,
+                out_dir=str(out) if out else None,
+            ),
+        )
+        return
+    from dsrflow.local_prefect import configured_api_url
+
+    if not wait.flow_run or not configured_api_url():
+        err.print(
+            f"[bold red]error:[/] {request_id} waits in Prefect flow run {wait.flow_run}: set "
+            "PREFECT_API_URL (and PREFECT_API_AUTH_STRING) to that server's to answer it, or "
+            "use the run's Resume form in the UI",
+            highlight=False,
+        )
+        raise typer.Exit(2)
+    from flows.resume import resume_paused
+
+    _friendly(lambda: resume_paused(wait.flow_run or "", decision))
+    verb = "approved" if decision.approved else "rejected"
+    console.print(f"{request_id}: {verb}; flow run {wait.flow_run} resumes (see the Prefect UI)")
+
+
+@app.command()
+def approve(
+    request_id: Annotated[str, typer.Argument(help="the request waiting for approval")],
+    officer: Annotated[str, typer.Option("--officer", help="who approves (in the ledger)")],
+    note: Annotated[str, typer.Option("--note", help="why (kept in the ledger)")] = "",
+    out: OutOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Approve the plan of a request that waits: at a terminal, or paused in a Prefect run."""
+    from flows.approval import Approval
+
+    decision = _friendly(lambda: Approval(approved=True, officer=officer, note=note))
+    _decide(request_id, config, decision, out)
+
+
+@app.command()
+def reject(
+    request_id: Annotated[str, typer.Argument(help="the request waiting for approval")],
+    reason: Annotated[str, typer.Option("--reason", help="why (kept in the ledger)")],
+    officer: OfficerOption = "officer",
+    config: ConfigOption = None,
+) -> None:
+    """Reject the plan of a waiting request; nothing is changed and the request is closed."""
+    from flows.approval import Approval
+
+    decision = _friendly(lambda: Approval(approved=False, officer=officer, note=reason))
+    _decide(request_id, config, decision, None)
 
 
 @app.command()
@@ -316,15 +457,19 @@ def sweep(
     config: ConfigOption = None,
 ) -> None:
     """Run the retention sweep in this process: aggregate and delete what is past its time."""
+    _friendly(lambda: load_config(config))
+    from dsrflow.local_prefect import private_home
+
+    private_home(_config_folder(config))  # before Prefect is imported
     from flows.retention import retention_sweep
 
-    _friendly(lambda: load_config(config))
-    summary = _friendly(
+    summary = _in_process(
+        _config_folder(config),
         lambda: retention_sweep(
             config_path=str(config) if config else None,
             dry_run=dry_run,
             min_group_size=min_group_size,
-        )
+        ),
     )
     table = Table(title="Retention sweep" + (" (dry run: nothing changed)" if dry_run else ""))
     for column in ("source", "table", "rule", "older than", "rows", "aggregates", "suppressed"):
@@ -443,18 +588,21 @@ def demo(
     directory: Annotated[Path, typer.Option("--dir", help="sandbox folder")] = Path(".sandbox"),
 ) -> None:
     """The main job in one go: seed the sandbox, answer the demo subject's access request."""
+    from dsrflow.local_prefect import private_home
+
+    private_home(directory)  # before Prefect is imported: its settings are read then
     from flows.access import access_request
     from sandbox.onprem_seed import DEMO_SUBJECT
     from sandbox.runtime import start
 
     with _friendly(lambda: start(directory)) as box:
         console.print(f"sandbox seeded in {box.directory}; demo subject: [bold]{DEMO_SUBJECT}[/]")
-        result = _friendly(
-            lambda: access_request(
-                request_id="DSR-2026-0001",
-                subject_emails=[DEMO_SUBJECT],
-                config_path=str(box.config_path),
-            )
+        opened = _open_request(
+            "access", [DEMO_SUBJECT], None, "DSR-2026-0001", None, box.config_path, "demo"
+        )
+        result = _in_process(
+            directory,
+            lambda: access_request(request_id=opened, config_path=str(box.config_path)),
         )
     _print_access_result(result)
 

@@ -202,6 +202,18 @@ Source = Annotated[
 ]
 
 
+class ApprovalPolicy(_Strict):
+    """How changing requests are approved."""
+
+    four_eyes: bool = Field(
+        default=False,
+        description="the officer who approves must not be the one who opened the request",
+    )
+    timeout_hours: int = Field(
+        default=72, gt=0, description="how long a paused request waits for the officer"
+    )
+
+
 class Config(_Strict):
     controller: Controller
     sources: dict[str, Source] = Field(min_length=1)
@@ -212,6 +224,7 @@ class Config(_Strict):
         description="SQLAlchemy URL of the request ledger; a relative SQLite path is relative "
         "to the config file",
     )
+    approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
 
     def resolved(self, base: Path) -> Config:
         """Paths in the file are relative to the file."""

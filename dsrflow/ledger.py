@@ -238,6 +238,24 @@ class Ledger:
                 )
         return sorted(result, key=lambda r: (r["days_left"], r["id"]))
 
+    def request(self, request_id: str) -> DataSubjectRequest | None:
+        """The request as the ledger received it (its identifiers and received time)."""
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(sa.select(requests_table).where(requests_table.c.id == request_id))
+                .mappings()
+                .first()
+            )
+        if row is None:
+            return None
+        subject = json.loads(row["subject"])
+        return DataSubjectRequest(
+            id=row["id"],
+            type=row["type"],
+            subject=Subject.from_raw(subject["emails"], subject["phones"]),
+            received_at=row["received_at"],
+        )
+
     # -- restrictions (Art. 18) -------------------------------------------------------------
 
     def add_restriction(self, subject: Subject, request_id: str, actor: str) -> None:

@@ -37,7 +37,12 @@ class Receipt(BaseModel):
     completed_at: str
     controller: Controller
     subject: dict[str, list[str]]
-    approved_by: str
+    approved_by: str | None = Field(
+        description="the officer who approved the plan; none if no approval was needed"
+    )
+    recorded_by: str | None = Field(
+        default=None, description="who carried out a request that needs no approval"
+    )
     changed: list[ReceiptLine]
     kept: list[ReceiptLine] = Field(description="kept on purpose, or not applicable, with why")
     plan_sha256: str
@@ -61,8 +66,9 @@ def build_receipt(
     controller: Controller,
     plan: Sequence[PlannedAction],
     reports: Sequence[ExecutionReport],
-    approved_by: str,
+    approved_by: str | None,
     plan_sha256: str,
+    recorded_by: str | None = None,
 ) -> Receipt:
     outcomes = {r.record_id: r.outcome for report in reports for r in report.results}
     changed, kept = [], []
@@ -88,6 +94,7 @@ def build_receipt(
         controller=controller,
         subject={"emails": list(request.subject.emails)},
         approved_by=approved_by,
+        recorded_by=recorded_by,
         changed=changed,
         kept=kept,
         plan_sha256=plan_sha256,

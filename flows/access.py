@@ -41,13 +41,14 @@ class AccessResult(BaseModel):
 )
 def access_request(
     request_id: str,
-    subject_emails: list[str],
+    subject_emails: list[str] | None = None,
     subject_phones: list[str] | None = None,
     received_at: dt.datetime | None = None,
     config_path: str | None = None,
     out_dir: str | None = None,
 ) -> AccessResult:
-    """Answer an access request: every configured source, one portable export."""
+    """Answer an access request: every configured source, one portable export. The
+    identifiers may be left out for a request already in the ledger."""
     logger = get_run_logger()
     request, config = request_and_config(
         RequestType.ACCESS, request_id, subject_emails, subject_phones, received_at, config_path

@@ -17,8 +17,6 @@ from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.flow_runs import pause_flow_run
-from prefect.input import RunInput
 from pydantic import BaseModel, Field
 
 from connectors import open_connector
@@ -32,6 +30,7 @@ from dsrflow.planning import plan_counts, plan_table
 from dsrflow.receipt import build_receipt, plan_digest, write_receipt
 from dsrflow.records import Record
 from dsrflow.request import DataSubjectRequest, Subject
+from flows.approval import obtain_approval
 from flows.discovery import discover_everywhere
 from flows.tasks import PRIVATE, check_sources, restriction_notice
 
@@ -42,14 +41,6 @@ METHODS: dict[Action, str] = {
     Action.RECTIFY: "rectify",
     Action.RESTRICT: "restrict",
 }
-
-
-class Approval(RunInput):
-    """The form the officer fills in the Prefect UI to resume a paused request."""
-
-    approved: bool
-    officer: str = Field(min_length=1)
-    note: str = ""
 
 
 class ChangeResult(BaseModel):
@@ -156,27 +147,6 @@ def store_plan(
     return digest
 
 
-def obtain_approval(
-    request: DataSubjectRequest,
-    ledger: Ledger,
-    digest: str,
-    approved_by: str | None,
-    timeout_hours: int,
-) -> Approval:
-    """``approved_by`` (the command line's --approve) or the officer's answer in the UI."""
-    if approved_by:
-        decision = Approval(approved=True, officer=approved_by, note="--approve")
-    else:
-        ledger.set_status(request.id, Status.AWAITING_APPROVAL, plan_sha256=digest)
-        # Polls the API every 2 s: the officer sees the run continue right after Resume.
-        decision = pause_flow_run(
-            wait_for_input=Approval, timeout=timeout_hours * 3600, poll_interval=2
-        )
-    event = "approved" if decision.approved else "rejected"
-    ledger.record(request.id, event, actor=decision.officer, plan_sha256=digest, note=decision.note)
-    return decision
-
-
 @task(name="execute", **PRIVATE)
 def execute_actions(
     name: str,
@@ -254,11 +224,16 @@ def run_change(
     *,
     gated: bool,
     dry_run: bool,
-    approved_by: str | None,
-    timeout_hours: int,
+    immediate: Callable[[PlannedAction], bool] | None = None,
+    actor: str | None = None,
 ) -> ChangeResult:
     """Plan (or resume the approved plan), approve, execute, verify, receipt; all in the
-    ledger, which marks the request failed if anything raises."""
+    ledger, which marks the request failed if anything raises.
+
+    ``gated`` requests wait for an officer's approval (flows/approval.py); an ungated one (a
+    restriction, which protects the subject) is carried out for ``actor`` without one. The
+    actions ``immediate`` picks (a consent withdrawal's own record) take effect before the
+    approval; the rest of the plan waits for it."""
     ledger = Ledger(config.ledger_url)
     ledger.open_request(request)
     try:
@@ -266,6 +241,7 @@ def run_change(
         notice = restriction_notice(ledger, request)
         path = plan_path(directory, request.id)
         resumed = None if dry_run else approved_plan(ledger, path, request.id)
+        officer: str | None
         if resumed:
             plan, digest, officer = resumed.plan, resumed.digest, resumed.officer
             ledger.record(request.id, "resumed", plan_sha256=digest)
@@ -276,8 +252,17 @@ def run_change(
             if dry_run:
                 ledger.record(request.id, "dry_run")
                 return ChangeResult(request_id=request.id, status="dry_run", plan=plan_counts(plan))
+            if immediate and (now := [a for a in plan if immediate(a)]):
+                reports = execute_plan(request, config, mappings, now, ledger)
+                ledger.record(request.id, "took_effect", actions=len(now))
+                if not all(r.complete for r in reports):
+                    raise IncompleteError(f"{request.id}: the withdrawal itself was not recorded")
             if gated:
-                decision = obtain_approval(request, ledger, digest, approved_by, timeout_hours)
+                decision = obtain_approval(request, ledger, digest, config.approval)
+                if decision is None:
+                    return ChangeResult(
+                        request_id=request.id, status="awaiting_approval", plan=plan_counts(plan)
+                    )
                 if not decision.approved:
                     ledger.set_status(request.id, Status.REJECTED, actor=decision.officer)
                     return ChangeResult(
@@ -285,8 +270,7 @@ def run_change(
                     )
                 officer = decision.officer
             else:
-                officer = approved_by or "the subject's own request"
-                ledger.record(request.id, "approved", actor=officer, plan_sha256=digest)
+                officer = None
         reports = execute_plan(request, config, mappings, plan, ledger)
         residue = verifier(request, config, mappings, plan) if verifier else []
         if residue or not all(r.complete for r in reports):
@@ -295,7 +279,9 @@ def run_change(
                 f"{request.id} is not complete: residue {residue[:20]}; sources with actions "
                 f"not done: {[r.source for r in reports if not r.complete]}. It stays open."
             )
-        receipt = build_receipt(request, config.controller, plan, reports, officer, digest)
+        receipt = build_receipt(
+            request, config.controller, plan, reports, officer, digest, recorded_by=actor
+        )
         json_path, _ = write_receipt(receipt, path.parent)
         deferred = [d for a in plan if (d := after_hold(a)) is not None]
         if deferred:

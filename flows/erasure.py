@@ -52,19 +52,18 @@ def _erasure_planner(config: Config) -> Planner:
 @flow(name="erasure-request", flow_run_name="{request_id}", persist_result=False)
 def erasure_request(
     request_id: str,
-    subject_emails: list[str],
+    subject_emails: list[str] | None = None,
     subject_phones: list[str] | None = None,
     received_at: dt.datetime | None = None,
     config_path: str | None = None,
     out_dir: str | None = None,
     dry_run: bool = False,
-    approved_by: str | None = None,
-    approval_timeout_hours: int = 72,
 ) -> ChangeResult:
     """Erase the subject's data everywhere, after the officer approves the plan.
 
-    ``approved_by`` approves non-interactively (the command line's ``--approve``); without it
-    the flow pauses and the officer approves or rejects with the Resume form of the run.
+    The run pauses for the officer's decision (the run's Resume form, or ``dsr approve``);
+    nothing a run is started with can approve it (flows/approval.py). The identifiers may be
+    left out for a request already in the ledger.
     """
     request, config = request_and_config(
         RequestType.ERASURE, request_id, subject_emails, subject_phones, received_at, config_path
@@ -74,15 +73,13 @@ def erasure_request(
         config,
         Path(out_dir) if out_dir else config.output_dir,
         _erasure_planner(config),
-        _residue,
+        erasure_residue,
         gated=True,
         dry_run=dry_run,
-        approved_by=approved_by,
-        timeout_hours=approval_timeout_hours,
     )
 
 
-def _residue(
+def erasure_residue(
     request: DataSubjectRequest,
     config: Config,
     mappings: dict[str, BaseMapping],

@@ -31,7 +31,7 @@ from flows.discovery import discover_everywhere
 from flows.tasks import request_and_config
 
 
-def _deleted_residue(
+def deleted_residue(
     request: DataSubjectRequest,
     config: Config,
     mappings: dict[str, BaseMapping],
@@ -46,15 +46,13 @@ def _deleted_residue(
 @flow(name="rectification-request", flow_run_name="{request_id}", persist_result=False)
 def rectification_request(
     request_id: str,
-    subject_emails: list[str],
     corrections: list[str],
+    subject_emails: list[str] | None = None,
     subject_phones: list[str] | None = None,
     received_at: dt.datetime | None = None,
     config_path: str | None = None,
     out_dir: str | None = None,
     dry_run: bool = False,
-    approved_by: str | None = None,
-    approval_timeout_hours: int = 72,
 ) -> ChangeResult:
     """Correct fields wherever they occur (``corrections``: ``email=new@example.com``,
     ``name=...``, ``phone=...`` or ``<data category>=value``); each change is read back."""
@@ -76,23 +74,19 @@ def rectification_request(
         None,  # each connector reads its changes back; DONE means they stuck
         gated=True,
         dry_run=dry_run,
-        approved_by=approved_by,
-        timeout_hours=approval_timeout_hours,
     )
 
 
 @flow(name="consent-withdrawal", flow_run_name="{request_id}", persist_result=False)
 def consent_withdrawal(
     request_id: str,
-    subject_emails: list[str],
     purpose: Literal["analytics", "config_collection", "all"],
+    subject_emails: list[str] | None = None,
     subject_phones: list[str] | None = None,
     received_at: dt.datetime | None = None,
     config_path: str | None = None,
     out_dir: str | None = None,
     dry_run: bool = False,
-    approved_by: str | None = None,
-    approval_timeout_hours: int = 72,
 ) -> ChangeResult:
     """Record the withdrawal (now, never back-dated) and erase the data whose only legal basis
     was that consent, through the same approval gate as an erasure."""
@@ -106,23 +100,34 @@ def consent_withdrawal(
     )
     purposes = set(CONSENT_PURPOSES) if purpose == "all" else {purpose}
     now = dt.datetime.now(dt.UTC)
+    if not dry_run:
+        # Art. 7(3): the withdrawal counts from now, whatever the officer decides later.
+        ledger = Ledger(config.ledger_url)
+        try:
+            ledger.open_request(request)
+            ledger.record(
+                request.id, "consent_withdrawn", purposes=sorted(purposes), at=now.isoformat()
+            )
+        finally:
+            ledger.close()
     return run_change(
         request,
         config,
         Path(out_dir) if out_dir else config.output_dir,
         lambda records, mappings: build_consent_plan(records, mappings, purposes, now),
-        _deleted_residue,
+        deleted_residue,
         gated=True,
         dry_run=dry_run,
-        approved_by=approved_by,
-        timeout_hours=approval_timeout_hours,
+        # The consent records get their withdrawal time at once (the processing that relied
+        # on them stops); only the erasure that follows waits for the officer.
+        immediate=lambda action: action.action == Action.RECTIFY,
     )
 
 
 @flow(name="restriction-request", flow_run_name="{request_id}", persist_result=False)
 def restriction_request(
     request_id: str,
-    subject_emails: list[str],
+    subject_emails: list[str] | None = None,
     lift: bool = False,
     subject_phones: list[str] | None = None,
     received_at: dt.datetime | None = None,
@@ -158,8 +163,7 @@ def restriction_request(
         None,
         gated=False,
         dry_run=False,
-        approved_by=officer,
-        timeout_hours=0,
+        actor=officer or "officer",
     )
 
 

@@ -46,20 +46,39 @@ def restriction_notice(ledger: Ledger, request: DataSubjectRequest) -> str | Non
 def request_and_config(
     request_type: RequestType,
     request_id: str,
-    emails: list[str],
+    emails: list[str] | None,
     phones: list[str] | None,
     received_at: dt.datetime | None,
     config_path: str | None,
 ) -> tuple[DataSubjectRequest, Config]:
-    """The config, and the request validated from a flow's parameters (identifiers first)."""
+    """The config, and the request: as the ledger has it when it was opened before (by the
+    command line, so that the flow run's parameters carry its id only), else validated from
+    the flow's parameters (identifiers first). The ledger's received time wins: the deadline
+    counts from receipt."""
     config = load_config(config_path)
-    request = DataSubjectRequest(
-        id=request_id,
-        type=request_type,
-        subject=Subject.from_raw(emails, phones or [], None, config.phone_region),
-        received_at=received_at or dt.datetime.now(dt.UTC),
-    )
-    return request, config
+    ledger = Ledger(config.ledger_url)
+    try:
+        known = ledger.request(request_id)
+    finally:
+        ledger.close()
+    given = Subject.from_raw(emails, phones or [], None, config.phone_region) if emails else None
+    if known is None:
+        if given is None:
+            raise LookupError(
+                f"{request_id} is not in the ledger; give the subject's identifiers to open it"
+            )
+        request = DataSubjectRequest(
+            id=request_id,
+            type=request_type,
+            subject=given,
+            received_at=received_at or dt.datetime.now(dt.UTC),
+        )
+        return request, config
+    if known.type is not request_type:
+        raise ValueError(f"{request_id} is a {known.type.value} request, not {request_type.value}")
+    if given is not None and given.identifiers != known.subject.identifiers:
+        raise ValueError(f"{request_id} was opened for another subject; use a new request id")
+    return known, config
 
 
 @task(name="check-sources", **PRIVATE)

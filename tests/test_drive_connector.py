@@ -28,6 +28,7 @@ from dsrflow.request import Subject
 from sandbox.drive_part import DELEGATED_USER, start_drive
 from sandbox.runtime import SandboxContext
 from tests.conftest import FIXTURES
+from tests.support.approval import approved
 
 KARI = "kari.nordmann@example.com"
 KARI_PHONE = "+4791234567"
@@ -406,13 +407,13 @@ def test_erasure_flow_erases_drive_rows_and_keeps_the_held_one(prefect_harness, 
     config = tmp_path / "dsrflow.yaml"
     drive = {"drive": json.loads(sandbox.model_dump_json(exclude_none=True))}
     write_config(config, drive, tmp_path / "exports")
-    result = erasure_request(
+    result = approved(
+        erasure_request,
         request_id="DSR-2026-0402",
         subject_emails=[KARI],
         subject_phones=[KARI_PHONE],
         config_path=str(config),
         out_dir=str(tmp_path / "out"),
-        approved_by="officer@fjelltopp.example",
     )
     assert result.status == "completed"
     assert result.plan == {"delete": 4, "redact": 3, "keep": 1}

@@ -38,6 +38,7 @@ from dsrflow.mapping.drive import header_key
 from dsrflow.plan import Action, PlannedAction
 from dsrflow.records import Record
 from dsrflow.request import Subject
+from flows.approval import at_terminal
 from flows.changes import ChangeResult
 from flows.discovery import found_identifiers
 from flows.erasure import erasure_request
@@ -58,12 +59,12 @@ ADDRESS = re.compile(
 
 
 def erase(config_path: Path, request_id: str, approved_by: str | None = "Ingrid") -> ChangeResult:
-    return erasure_request(
-        request_id=request_id,
-        subject_emails=[DEMO_SUBJECT],
-        config_path=str(config_path),
-        approved_by=approved_by,
-    )
+    """The erasure as run at a terminal with --approve (``approved_by=None``: a rerun that
+    resumes the plan approved before)."""
+    with at_terminal(approved_by):
+        return erasure_request(
+            request_id=request_id, subject_emails=[DEMO_SUBJECT], config_path=str(config_path)
+        )
 
 
 def load_plan(config: Config, request_id: str) -> list[PlannedAction]:

@@ -13,6 +13,7 @@ import pytest
 from connectors.sql import SqlConnector
 from dsrflow.config import load_config
 from dsrflow.ledger import Ledger
+from flows.approval import at_terminal
 from flows.erasure import erasure_request
 from sandbox.runtime import onprem_source, write_config
 from tests.test_sql_erasure import snapshot
@@ -33,10 +34,16 @@ def box(tmp_path, sandbox_sqlite_url):
     return config, sandbox_sqlite_url
 
 
-def erase(config, request_id, **kwargs):
-    return erasure_request(
+def erase(config, request_id, approved_by=None, **kwargs):
+    """The erasure as a terminal's --approve runs it; without ``approved_by`` as a deployment's
+    run does (it pauses for the officer, unless an approved plan resumes)."""
+    run = lambda: erasure_request(  # noqa: E731
         request_id=request_id, subject_emails=[SUBJECT], config_path=str(config), **kwargs
     )
+    if approved_by is None:
+        return run()
+    with at_terminal(approved_by):
+        return run()
 
 
 def events(config, request_id):

@@ -13,6 +13,7 @@ from dsrflow.planning import parse_corrections
 from dsrflow.request import Subject
 from flows.other_rights import consent_withdrawal, rectification_request, restriction_request
 from sandbox.runtime import onprem_source, write_config
+from tests.support.approval import approved
 from tests.test_sql_erasure import snapshot
 
 pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]
@@ -53,12 +54,12 @@ def test_corrections_are_validated():
 def test_rectification_everywhere_the_field_occurs(box):
     config, url = box
     before = snapshot(url)
-    result = rectification_request(
+    result = approved(
+        rectification_request,
         request_id="DSR-2026-0401",
         subject_emails=[SUBJECT],
         corrections=["email=al.new@example.com", "name=Al Renamed"],
         config_path=str(config),
-        approved_by="Ingrid",
     )
     assert result.status == "completed"
     assert result.executed["onprem"]["done"] == 2
@@ -82,12 +83,12 @@ def test_consent_withdrawal_records_now_and_erases_what_rested_on_it(box):
     config, url = box
     started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     before = snapshot(url)
-    result = consent_withdrawal(
+    result = approved(
+        consent_withdrawal,
         request_id="DSR-2026-0402",
         subject_emails=[SUBJECT],
         purpose="analytics",
         config_path=str(config),
-        approved_by="Ingrid",
     )
     assert result.status == "completed"
     after = snapshot(url)
@@ -102,12 +103,12 @@ def test_consent_withdrawal_records_now_and_erases_what_rested_on_it(box):
     assert after["usage_events"][4] == before["usage_events"][4]
     assert after["config_reports"] == before["config_reports"]
 
-    again = consent_withdrawal(
+    again = approved(
+        consent_withdrawal,
         request_id="DSR-2026-0403",
         subject_emails=[SUBJECT],
         purpose="analytics",
         config_path=str(config),
-        approved_by="Ingrid",
     )
     assert again.plan.get("rectify", 0) == 0  # the first withdrawal time stays
     assert snapshot(url)["consents"][1]["withdrawn_at"] == withdrawn
@@ -115,12 +116,12 @@ def test_consent_withdrawal_records_now_and_erases_what_rested_on_it(box):
 
 def test_withdrawing_all_consent_deletes_rows_with_nothing_else(box):
     config, url = box
-    result = consent_withdrawal(
+    result = approved(
+        consent_withdrawal,
         request_id="DSR-2026-0404",
         subject_emails=[SUBJECT],
         purpose="all",
         config_path=str(config),
-        approved_by="Ingrid",
     )
     assert result.status == "completed"
     after = snapshot(url)

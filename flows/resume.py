@@ -1,0 +1,117 @@
+"""The officer's decision on a request that waits for approval, given after the fact.
+
+A request planned at a terminal without ``--approve`` waits in the ledger: ``dsr approve``
+records the approval of exactly the plan that was shown and runs ``approved_request``, which
+resumes that plan (flows/changes.py). A request paused in a Prefect run (started from a
+deployment) is answered through Prefect's resume API, as the run's Resume form does; the run
+then records the decision itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from prefect import flow
+
+from dsrflow.config import Config, load_config
+from dsrflow.ledger import Ledger, Status
+from dsrflow.request import RequestType
+from flows.approval import Approval, check_four_eyes
+from flows.changes import ChangeResult, Verifier, approved_plan, plan_path, run_change
+from flows.erasure import erasure_residue
+from flows.other_rights import deleted_residue
+
+VERIFIERS: dict[RequestType, Verifier | None] = {
+    RequestType.ERASURE: erasure_residue,
+    RequestType.CONSENT_WITHDRAWAL: deleted_residue,
+    RequestType.RECTIFICATION: None,  # each connector reads its changes back
+}
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Where a request waits for the officer: at a terminal, or in a paused Prefect run."""
+
+    plan_sha256: str
+    where: str
+    flow_run: str | None = None
+
+
+def waiting(ledger: Ledger, request_id: str) -> Waiting:
+    """The request's wait for approval, as the ledger last recorded it."""
+    statuses = [e for e in ledger.entries(request_id) if e.event.startswith("status:")]
+    if not statuses:
+        raise LookupError(f"no request {request_id} in the ledger")
+    last = statuses[-1]
+    if last.event != f"status:{Status.AWAITING_APPROVAL.value}":
+        status = last.event.removeprefix("status:")
+        raise ValueError(f"{request_id} is not awaiting approval (its status is {status})")
+    return Waiting(
+        plan_sha256=last.details["plan_sha256"],
+        where=last.details.get("waiting", "prefect"),
+        flow_run=last.details.get("flow_run"),
+    )
+
+
+def resume_paused(flow_run_id: str, decision: Approval) -> None:
+    """Answer a paused run's Resume form through Prefect's API."""
+    from prefect.flow_runs import resume_flow_run
+
+    resume_flow_run(flow_run_id, run_input=decision.model_dump())
+
+
+def record_decision(config: Config, request_id: str, decision: Approval) -> Waiting:
+    """For a request waiting at a terminal: check and record the decision in the ledger (a
+    rejection closes the request). Returns the wait that was answered."""
+    ledger = Ledger(config.ledger_url)
+    try:
+        wait = waiting(ledger, request_id)
+        if wait.where != "terminal":
+            return wait
+        if decision.approved:
+            check_four_eyes(config.approval, ledger, request_id, decision.officer)
+            event = "approved"
+        else:
+            event = "rejected"
+        ledger.record(
+            request_id,
+            event,
+            actor=decision.officer,
+            plan_sha256=wait.plan_sha256,
+            note=decision.note,
+        )
+        if not decision.approved:
+            ledger.set_status(request_id, Status.REJECTED, actor=decision.officer)
+        return wait
+    finally:
+        ledger.close()
+
+
+@flow(name="approved-request", flow_run_name="{request_id}", persist_result=False)
+def approved_request(
+    request_id: str, config_path: str | None = None, out_dir: str | None = None
+) -> ChangeResult:
+    """Carry out the plan an officer approved with ``dsr approve``; verify; receipt."""
+    config = load_config(config_path)
+    directory = Path(out_dir) if out_dir else config.output_dir
+    ledger = Ledger(config.ledger_url)
+    try:
+        request = ledger.request(request_id)
+        if request is None:
+            raise LookupError(f"no request {request_id} in the ledger")
+        if approved_plan(ledger, plan_path(directory, request_id), request_id) is None:
+            raise LookupError(
+                f"{request_id} has no approved plan in {directory}; give --out where it was planned"
+            )
+    finally:
+        ledger.close()
+    return run_change(
+        request,
+        config,
+        directory,
+        lambda _records, _mappings: [],  # never called: the approved plan is resumed
+        VERIFIERS[request.type],
+        gated=True,
+        dry_run=False,
+    )
