@@ -129,6 +129,8 @@ def _open_request(
     )
     ledger = Ledger(loaded.ledger_url)
     try:
+        while request_id is None and ledger.request(request.id) is not None:
+            request = request.model_copy(update={"id": new_request_id()})  # a generated id is new
         known = ledger.request(request.id)
         if known and (
             known.type is not request.type

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from datetime import UTC, date, datetime
 from enum import StrEnum
 
@@ -133,9 +134,12 @@ def due_date(received_at: datetime, extension_months: int = 0) -> date:
 
 
 def new_request_id(now: datetime | None = None) -> str:
-    """A fresh id when the officer gives none: year plus the time of day, sortable."""
+    """A fresh id when the officer gives none: the year, the day of the year and five random
+    digits (``DSR-2026-33504917``): short enough for a letter, sortable by day, and two ids made
+    in the same second differ but for a 1 in 100,000 chance, which the ledger then catches (the
+    command line draws again when an id is taken)."""
     now = now or datetime.now(UTC)
-    return f"DSR-{now:%Y}-{now:%j%H%M%S}"
+    return f"DSR-{now:%Y}-{now:%j}{secrets.randbelow(100_000):05d}"
 
 
 __all__ = [

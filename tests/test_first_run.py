@@ -32,7 +32,7 @@ def test_first_demo_with_an_empty_home(tmp_path):
 
     # A first start that cannot finish in time (1 s): one clear line, exit 2.
     slow = {**env, "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "1"}
-    failed = subprocess.run(  # noqa: S603
+    failed = subprocess.run(
         [str(DSR), "demo", "--dir", str(box)],
         env=slow,
         capture_output=True,
@@ -47,7 +47,7 @@ def test_first_demo_with_an_empty_home(tmp_path):
     assert "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" in errors[0]
 
     # The newcomer's first real run, right after (the interrupted start left a database).
-    done = subprocess.run(  # noqa: S603
+    done = subprocess.run(
         [str(DSR), "demo", "--dir", str(box)],
         env=env,
         capture_output=True,
