@@ -73,12 +73,40 @@ def request_and_config(
             subject=given,
             received_at=received_at or dt.datetime.now(dt.UTC),
         )
+        ledger = Ledger(config.ledger_url)
+        try:
+            ledger.open_request(request)
+        finally:
+            ledger.close()
+        forget_identifiers()
         return request, config
     if known.type is not request_type:
         raise ValueError(f"{request_id} is a {known.type.value} request, not {request_type.value}")
     if given is not None and given.identifiers != known.subject.identifiers:
         raise ValueError(f"{request_id} was opened for another subject; use a new request id")
     return known, config
+
+
+IDENTIFIER_PARAMETERS = ("subject_emails", "subject_phones")
+
+
+def forget_identifiers() -> None:
+    """Prefect keeps a run's parameters in its database for ever. A run started with the
+    subject's identifiers (the UI's run form) has them in the ledger now: blank them in the
+    run's parameters, so Prefect keeps the request id only (a rerun reads the ledger)."""
+    from prefect.client.orchestration import get_client
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        return
+    parameters = dict(context.flow_run.parameters)
+    if not any(parameters.get(name) for name in IDENTIFIER_PARAMETERS):
+        return
+    parameters.update(dict.fromkeys(IDENTIFIER_PARAMETERS))
+    with get_client(sync_client=True) as client:
+        client.update_flow_run(context.flow_run.id, parameters=parameters)
+    get_run_logger().info("identifiers moved to the ledger; the run keeps the request id only")
 
 
 @task(name="check-sources", **PRIVATE)

@@ -160,6 +160,9 @@ def test_run_data_holds_no_personal_data(sandbox_config, tmp_path):
     secrets = [SUBJECT, "Al Subject", "4791234567", "INV-2001", "SEN-1001"]
     texts = [log.message for log in logs] + [json.dumps(a.data) for a in artifacts]
     texts += [t.name for t in tasks]
+    # Prefect keeps a run's parameters for ever: the identifiers given went to the ledger.
+    assert flow_run.parameters["subject_emails"] is None
+    texts += [json.dumps(flow_run.parameters, default=str), flow_run.state.message or ""]
     for text in texts:
         for secret in secrets:
             assert secret.lower() not in text.lower(), (secret, text)
