@@ -106,6 +106,7 @@ class SqlConnector:
         self.tz = zoneinfo.ZoneInfo(timezone)
         self.stats = QueryStats()
         self.mapping_path = mapping_path or Path(f"(mapping of source {name!r})")
+        _refuse_missing_sqlite_file(name, url)
         self.engine = sa.create_engine(url)
         self.tables = self._bind_tables()
         # Counted from here on: the benchmark reports the queries of discovery, not reflection.
@@ -525,3 +526,17 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 def _first_line(error: object) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def _refuse_missing_sqlite_file(name: str, url: str) -> None:
+    """SQLite creates a missing file on connect: a wrong path would look like an empty database
+    (every table missing), so it is refused by name instead."""
+    parsed = sa.engine.make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return
+    if database.startswith("file:") or Path(database).exists():
+        return
+    raise SourceUnavailable(
+        name, f"its SQLite database {database} does not exist (check sources.{name}.url)"
+    )

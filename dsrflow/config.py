@@ -244,14 +244,19 @@ class Config(_Strict):
     def load_mappings(self) -> dict[str, BaseMapping]:
         """Every source's mapping, validated; all problems of all files reported at once."""
         mappings: dict[str, BaseMapping] = {}
-        errors: list[str] = []
+        errors: list[MappingError] = []
         for name, source in self.sources.items():
             try:
                 mappings[name] = load_mapping(source.mapping)
             except MappingError as exc:
-                errors.append(str(exc))
+                errors.append(exc)
+        if len(errors) == 1:
+            raise errors[0]  # names the file and each problem's line
         if errors:
-            raise MappingError(Path("(config)"), errors)
+            raise MappingError(
+                Path(" and ".join(str(e.path) for e in errors)),
+                [f"{e.path.name}: {p}" for e in errors for p in e.problems],
+            )
         return mappings
 
 

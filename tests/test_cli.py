@@ -191,3 +191,42 @@ def test_extend_a_deadline(tmp_path):
     assert "no request DSR-2026-0099" in unknown.output
     too_long = runner.invoke(app, [*args, "--reason", "x", "--months", "3"])
     assert too_long.exit_code == 2
+
+
+def test_a_missing_sqlite_database_is_named_not_created(tmp_path):
+    from sandbox.runtime import onprem_source, write_config
+
+    absent = tmp_path / "nowhere" / "onprem.db"
+    config = tmp_path / "dsrflow.yaml"
+    write_config(config, onprem_source(f"sqlite:///{absent}"), tmp_path / "out")
+    result = runner.invoke(
+        app, ["access", "--subject", "al@example.com", "--out", str(tmp_path / "o"),
+              "--config", str(config)],
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert f"its SQLite database {absent} does not exist" in result.output
+    assert "sources.onprem.url" in result.output
+    assert not absent.exists()
+    assert not absent.parent.exists()
+
+
+def test_a_broken_mapping_is_named_with_its_file_and_line(tmp_path):
+    from sandbox.runtime import onprem_source, write_config
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(
+        (REPO / "mappings" / "onprem.yaml")
+        .read_text()
+        .replace("primary_key: [id]\n    identities:", "primary_key: [id]\n    identitis:", 1)
+    )
+    config = tmp_path / "dsrflow.yaml"
+    write_config(config, onprem_source(f"sqlite:///{tmp_path / 'x.db'}"), tmp_path / "out")
+    data = yaml.safe_load(config.read_text())
+    data["sources"]["onprem"]["mapping"] = str(broken)
+    config.write_text(yaml.safe_dump(data))
+    from dsrflow.config import load_config
+
+    with pytest.raises(Exception) as caught:
+        load_config(config).load_mappings()
+    assert str(caught.value).startswith(f"mapping {broken} is invalid")
+    assert "(config)" not in str(caught.value)
