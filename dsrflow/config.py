@@ -212,6 +212,11 @@ class Config(_Strict):
         description="SQLAlchemy URL of the request ledger; a relative SQLite path is relative "
         "to the config file",
     )
+    ledger_key_file: Path | None = Field(
+        default=None,
+        description="file holding the ledger key: every audit entry carries an HMAC under it, "
+        "so a rewritten chain shows (default: $DSRFLOW_LEDGER_KEY, if set)",
+    )
 
     def resolved(self, base: Path) -> Config:
         """Paths in the file are relative to the file."""
@@ -225,8 +230,24 @@ class Config(_Strict):
                 "sources": sources,
                 "output_dir": base / self.output_dir,
                 "ledger_url": ledger_url,
+                "ledger_key_file": base / self.ledger_key_file if self.ledger_key_file else None,
             }
         )
+
+    def ledger_key(self) -> bytes | None:
+        """The key of ``ledger_key_file``; None without one (the ledger then reads
+        $DSRFLOW_LEDGER_KEY)."""
+        if self.ledger_key_file is None:
+            return None
+        try:
+            key = self.ledger_key_file.read_bytes().strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"ledger_key_file {self.ledger_key_file} cannot be read ({exc.strerror})"
+            ) from exc
+        if not key:
+            raise ConfigError(f"ledger_key_file {self.ledger_key_file} is empty")
+        return key
 
     def load_mappings(self) -> dict[str, BaseMapping]:
         """Every source's mapping, validated; all problems of all files reported at once."""
