@@ -714,7 +714,7 @@ def _check_same_request(row: Mapping[str, Any], request: DataSubjectRequest) -> 
     """One id names one request of one subject (no identifiers in the message: it is logged)."""
     if row["type"] != request.type.value:
         raise ValueError(
-            f"request {request.id} is already in the ledger as a {row['type']} request, not "
+            f"request {request.id} is already in the ledger with type {row['type']}, not "
             f"{request.type.value}: use a new request id"
         )
     stored = json.loads(row["subject"])
