@@ -212,10 +212,11 @@ class Config(_Strict):
         description="SQLAlchemy URL of the request ledger; a relative SQLite path is relative "
         "to the config file",
     )
-    ledger_key_file: Path | None = Field(
+    ledger_key: SecretRef | None = Field(
         default=None,
-        description="file holding the ledger key: every audit entry carries an HMAC under it, "
-        "so a rewritten chain shows (default: $DSRFLOW_LEDGER_KEY, if set)",
+        description="the ledger key, {file: PATH} (mode 0600), {env: NAME} or {prefect_secret: "
+        "block}: every audit entry carries an HMAC under it, so a rewritten chain shows "
+        "(default: $DSRFLOW_LEDGER_KEY, if set)",
     )
 
     def resolved(self, base: Path) -> Config:
@@ -230,24 +231,19 @@ class Config(_Strict):
                 "sources": sources,
                 "output_dir": base / self.output_dir,
                 "ledger_url": ledger_url,
-                "ledger_key_file": base / self.ledger_key_file if self.ledger_key_file else None,
+                "ledger_key": _with_paths_under(self.ledger_key, base) if self.ledger_key else None,
             }
         )
 
-    def ledger_key(self) -> bytes | None:
-        """The key of ``ledger_key_file``; None without one (the ledger then reads
-        $DSRFLOW_LEDGER_KEY)."""
-        if self.ledger_key_file is None:
+    def ledger_secret(self) -> bytes | None:
+        """The value of ``ledger_key``; None without one (the ledger then reads
+        $DSRFLOW_LEDGER_KEY). LookupError names where it was looked for."""
+        if self.ledger_key is None:
             return None
-        try:
-            key = self.ledger_key_file.read_bytes().strip()
-        except OSError as exc:
-            raise ConfigError(
-                f"ledger_key_file {self.ledger_key_file} cannot be read ({exc.strerror})"
-            ) from exc
+        key = self.ledger_key.resolve()
         if not key:
-            raise ConfigError(f"ledger_key_file {self.ledger_key_file} is empty")
-        return key
+            raise LookupError(f"the ledger key ({self.ledger_key.describe()}) is empty")
+        return key.encode("utf-8")
 
     def load_mappings(self) -> dict[str, BaseMapping]:
         """Every source's mapping, validated; all problems of all files reported at once."""

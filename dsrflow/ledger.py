@@ -207,8 +207,8 @@ class Ledger:
 
     @classmethod
     def from_config(cls, config: Config) -> Ledger:
-        """The config's ledger, with the key its ``ledger_key_file`` names, if any."""
-        return cls(config.ledger_url, key=config.ledger_key())
+        """The config's ledger, with the config's ``ledger_key``, if any."""
+        return cls(config.ledger_url, key=config.ledger_secret())
 
     def close(self) -> None:
         self.engine.dispose()
@@ -733,9 +733,11 @@ def _private_sqlite_file(database: str | None) -> None:
     if not database or database == ":memory:" or database.startswith("file:"):
         return
     path = Path(database)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-    os.chmod(path, 0o600)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    elif path.stat().st_mode & 0o077:
+        path.chmod(0o600)
 
 
 def _begin_sqlite_writes_immediately(engine: sa.Engine) -> None:

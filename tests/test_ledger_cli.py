@@ -64,11 +64,17 @@ def test_ledger_key_file_of_the_config(tmp_path):
     config, ledger, _ = config_with_request(tmp_path, "DSR-2026-0007", RequestType.ERASURE, 3)
     ledger.close()
     data = yaml.safe_load(config.read_text())
-    config.write_text(yaml.safe_dump({**data, "ledger_key_file": "ledger.key"}))
+    config.write_text(yaml.safe_dump({**data, "ledger_key": {"file": "ledger.key"}}))
     missing = runner.invoke(app, ["ledger", "verify", "--config", str(config)])
     assert missing.exit_code == 2
-    assert f"ledger_key_file {tmp_path / 'ledger.key'} cannot be read" in missing.output
-    (tmp_path / "ledger.key").write_text("a long random secret\n")
+    assert f"secret file {tmp_path / 'ledger.key'} cannot be read" in missing.output
+    key = tmp_path / "ledger.key"
+    key.write_text("a long random secret\n")
+    key.chmod(0o644)
+    loose = runner.invoke(app, ["ledger", "verify", "--config", str(config)])
+    assert loose.exit_code == 2
+    assert "is readable by others; chmod 600" in loose.output
+    key.chmod(0o600)
     unkeyed = runner.invoke(app, ["ledger", "verify", "--config", str(config)])
     assert unkeyed.exit_code == 1  # the entry before the key was set carries none
     assert "audit entry 1: carries no keyed hash" in unkeyed.output
