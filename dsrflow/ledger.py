@@ -22,7 +22,7 @@ import hmac
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -258,6 +258,11 @@ class Ledger:
     ) -> None:
         closed = status in CLOSED
         with self._writing() as conn:
+            row = self._request(conn, request_id)
+            if row and row["status"] == Status.DRAFT.value and status is Status.FAILED:
+                # A dry run that fails leaves no open (soon overdue) request behind.
+                self._append(conn, request_id, actor, f"status:{status.value}", details)
+                return
             change = self._update(
                 conn,
                 requests_table,
@@ -550,10 +555,14 @@ class Ledger:
         return row_change(table.name, "insert", key, rest)
 
     @staticmethod
-    def _update(conn: sa.Connection, table: sa.Table, key: Any, **values: Any) -> dict[str, Any]:
-        """Update one row by its key; returns the row change its chain entry must carry."""
+    def _update(
+        conn: sa.Connection, table: sa.Table, key: Any, **values: Any
+    ) -> dict[str, Any] | None:
+        """Update one row by its key; returns the row change its chain entry must carry
+        (None: no such row, nothing changed)."""
         (key_column,) = table.primary_key.columns
-        conn.execute(table.update().where(key_column == key).values(**values))
+        if not conn.execute(table.update().where(key_column == key).values(**values)).rowcount:
+            return None
         return row_change(table.name, "update", key, values)
 
     # -- the audit chain --------------------------------------------------------------------
@@ -565,8 +574,9 @@ class Ledger:
         actor: str,
         event: str,
         details: dict[str, Any],
-        changes: list[dict[str, Any]] | None = None,
+        changes: Sequence[dict[str, Any] | None] = (),
     ) -> None:
+        changes = [c for c in changes if c]
         last = conn.execute(
             sa.select(audit_table.c.seq, audit_table.c.hash)
             .order_by(audit_table.c.seq.desc())
@@ -612,9 +622,7 @@ class Ledger:
             for row in conn.execute(sa.select(table).order_by(key_column)).mappings():
                 rest = {c: v for c, v in row.items() if c != key_column.name}
                 changes.append(row_change(table.name, "insert", row[key_column.name], rest))
-        self._append(
-            conn, None, "dsrflow", "state_adopted", {"rows": len(changes)}, changes or None
-        )
+        self._append(conn, None, "dsrflow", "state_adopted", {"rows": len(changes)}, changes)
 
     def entries(self, request_id: str | None = None) -> Iterator[AuditEntry]:
         query = sa.select(audit_table).order_by(audit_table.c.seq)

@@ -80,6 +80,25 @@ def test_a_draft_is_never_overdue_and_a_real_run_opens_it(ledger):
     assert ledger.verify() == []
 
 
+def test_a_failed_dry_run_leaves_its_draft_a_draft(ledger):
+    ledger.open_request(make_request(), draft=True)
+    ledger.set_status("DSR-2026-0001", Status.FAILED, error="SourceUnavailable")
+    assert ledger.open_requests(today=TODAY) == []
+    assert ledger.request_row("DSR-2026-0001")["status"] == "draft"
+    assert [e.event for e in ledger.entries()] == ["received", "status:failed"]
+    ledger.open_request(make_request())  # a real run: open, and it can fail for real
+    ledger.set_status("DSR-2026-0001", Status.FAILED, error="SourceUnavailable")
+    assert [r["status"] for r in ledger.open_requests(today=TODAY)] == ["failed"]
+    assert ledger.verify() == []
+
+
+def test_status_of_an_unknown_request_changes_no_row(ledger):
+    ledger.set_status("DSR-2026-0404", Status.FAILED, error="ValueError")
+    (entry,) = ledger.entries()
+    assert (entry.event, entry.changes) == ("status:failed", [])
+    assert ledger.verify() == []
+
+
 def test_one_id_names_one_request_of_one_subject(ledger):
     ledger.open_request(make_request())
     same = make_request().model_copy(update={"subject": Subject.from_raw(["AL@example.com"])})

@@ -236,26 +236,31 @@ def test_ledger_key_from_the_environment(tmp_path, monkeypatch):
     )
 
 
-def test_a_ledger_from_before_row_changes_is_adopted(tmp_path):
+def test_a_ledger_from_before_row_changes_is_adopted(ledger_url):
     """A ledger written by the previous version (no changes/mac/closed_reason columns) opens,
     adopts its tables in one entry, and verifies; edits after that are caught."""
-    path = tmp_path / "ledger.db"
-    ledger = busy(f"sqlite:///{path}")
-    ledger.close()
-    with sqlite3.connect(path) as conn:
+    busy(ledger_url).close()
+    engine = sa.create_engine(ledger_url)
+    with engine.begin() as conn:
         for table, column in (
             ("audit", "changes"),
             ("audit", "mac"),
             ("requests", "closed_reason"),
         ):
-            conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+            conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
         prev = GENESIS
-        rows = conn.execute("SELECT seq, request_id, at, actor, event, details FROM audit")
-        for row in rows.fetchall():
+        rows = conn.exec_driver_sql(
+            "SELECT seq, request_id, at, actor, event, details FROM audit ORDER BY seq"
+        )
+        for row in rows.all():
             new = entry_hash(*row, prev)
-            conn.execute("UPDATE audit SET prev_hash=?, hash=? WHERE seq=?", (prev, new, row[0]))
+            conn.execute(
+                sa.text("UPDATE audit SET prev_hash = :prev, hash = :new WHERE seq = :seq"),
+                {"prev": prev, "new": new, "seq": row[0]},
+            )
             prev = new
-    upgraded = Ledger(f"sqlite:///{path}")
+    engine.dispose()
+    upgraded = Ledger(ledger_url)
     assert upgraded.verify() == []
     adopted = list(upgraded.entries())[-1]
     assert (adopted.event, adopted.details) == ("state_adopted", {"rows": 4})
