@@ -100,6 +100,10 @@ _WRITE = "dsrflow_ledger_write"
 _ANCHOR = re.compile(r"^(\d+):([0-9a-f]{64})$")
 
 
+class LedgerError(ValueError):
+    """The ledger cannot be opened or written; the message names it (no password)."""
+
+
 class Status(StrEnum):
     DRAFT = "draft"  # a dry run's request: never overdue, opened for real by a later run
     OPEN = "open"
@@ -193,17 +197,24 @@ class Ledger:
         self.key = key or (env_key.encode("utf-8") if env_key else None)
         sa_url = sa.make_url(url)
         is_sqlite = sa_url.get_backend_name() == "sqlite"
-        if is_sqlite:
-            _private_sqlite_file(sa_url.database)
-        self.engine = sa.create_engine(
-            sa_url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S} if is_sqlite else {}
-        )
-        if is_sqlite:
-            _begin_sqlite_writes_immediately(self.engine)
-        self._writer = self.engine.execution_options(**{_WRITE: True})
-        with self._writing() as conn:
-            metadata.create_all(conn)
-            self._upgrade(conn)
+        try:
+            if is_sqlite:
+                _private_sqlite_file(sa_url.database)
+            self.engine = sa.create_engine(
+                sa_url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S} if is_sqlite else {}
+            )
+            if is_sqlite:
+                _begin_sqlite_writes_immediately(self.engine)
+            self._writer = self.engine.execution_options(**{_WRITE: True})
+            with self._writing() as conn:
+                metadata.create_all(conn)
+                self._upgrade(conn)
+        except (OSError, sa.exc.OperationalError) as exc:
+            reason = getattr(exc, "orig", None) or exc.strerror or exc
+            shown = sa_url.render_as_string(hide_password=True)
+            raise LedgerError(
+                f"the ledger {shown} (ledger_url) cannot be opened for writing: {reason}"
+            ) from exc
 
     @classmethod
     def from_config(cls, config: Config) -> Ledger:

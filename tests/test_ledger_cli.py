@@ -126,3 +126,15 @@ def test_close_and_list_all(tmp_path):
     assert [e.actor for e in check.entries()][-1] == "Ingrid"
     assert check.verify() == []
     check.close()
+
+
+def test_a_ledger_that_cannot_be_opened(tmp_path):
+    config, ledger, _ = config_with_request(tmp_path, "DSR-2026-0007", RequestType.ACCESS, 3)
+    ledger.close()
+    (tmp_path / "a-file").write_text("not a folder")
+    data = yaml.safe_load(config.read_text())
+    config.write_text(yaml.safe_dump({**data, "ledger_url": "sqlite:///a-file/ledger.db"}))
+    result = runner.invoke(app, ["requests", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "a-file/ledger.db (ledger_url) cannot be opened for writing" in result.output
+    assert "Traceback" not in result.output

@@ -153,3 +153,20 @@ def test_the_ledger_file_and_folder_are_owner_only(tmp_path):
     path.chmod(0o644)  # made readable by someone else: opening it tightens it again
     Ledger(f"sqlite:///{path}").close()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_ledger_that_cannot_be_opened_is_one_clear_error(tmp_path):
+    from dsrflow.ledger import LedgerError
+
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(
+        LedgerError,
+        match=r"the ledger sqlite:///.*a-file/ledger.db \(ledger_url\) "
+        r"cannot be opened for writing: (File exists|Not a directory)",
+    ):
+        Ledger(f"sqlite:///{tmp_path / 'a-file' / 'ledger.db'}")
+    with pytest.raises(
+        LedgerError, match=r"postgresql\+psycopg://dsr:\*\*\*@127.0.0.1:9/x"
+    ) as caught:
+        Ledger("postgresql+psycopg://dsr:secret@127.0.0.1:9/x")
+    assert "secret" not in str(caught.value)
