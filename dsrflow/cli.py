@@ -655,42 +655,108 @@ def export_verify(directory: Annotated[Path, typer.Argument(help="an export fold
 def _ledger(config: Path | None) -> Any:
     from dsrflow.ledger import Ledger
 
-    return Ledger(_friendly(lambda: load_config(config)).ledger_url)
+    loaded = _friendly(lambda: load_config(config))
+    return _friendly(lambda: Ledger.from_config(loaded))
 
 
 @ledger_app.command("verify")
-def ledger_verify(config: ConfigOption = None) -> None:
-    """Check the audit trail's hash chain; name the first entry changed, removed or reordered."""
+def ledger_verify(
+    head: Annotated[
+        str | None,
+        typer.Option(
+            "--head",
+            metavar="SEQ:HASH",
+            help="a chain head kept elsewhere (`dsr ledger head`, a receipt): catches a "
+            "rewritten or truncated chain",
+        ),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Check the audit trail's hash chain, and the tables against the chain: name the first
+    entry changed, removed or reordered, and every row edited behind the ledger's back."""
+    from dsrflow.ledger import parse_anchor
+
+    anchor = _friendly(lambda: parse_anchor(head)) if head else None
     ledger = _ledger(config)
     try:
-        problems = ledger.verify()
+        problems = ledger.verify(head=anchor)
         count = sum(1 for _ in ledger.entries())
+        keyed = ledger.key is not None
     finally:
         ledger.close()
     if problems:
-        err.print(f"[bold red]tampered:[/] {problems[0]}")
+        err.print(f"[bold red]tampered:[/] {problems[0]}", highlight=False)
         for problem in problems[1:]:
-            err.print(f"  then {problem}")
+            err.print(f"  then {problem}", highlight=False)
         raise typer.Exit(1)
-    console.print(f"[green]intact[/]: {count} audit entries, hash chain unbroken")
+    checks = ["hash chain unbroken", "tables match it"]
+    if keyed:
+        checks.append("every entry keyed")
+    if anchor:
+        checks.append(f"entry {anchor[0]} is the head kept elsewhere")
+    console.print(f"[green]intact[/]: {count} audit entries, {', '.join(checks)}")
+
+
+@ledger_app.command("head")
+def ledger_head(config: ConfigOption = None) -> None:
+    """Print the chain head as SEQ:HASH: keep it elsewhere for `dsr ledger verify --head`."""
+    ledger = _ledger(config)
+    try:
+        anchor = ledger.anchor()
+    finally:
+        ledger.close()
+    console.print(anchor, highlight=False)
 
 
 @app.command("requests")
-def list_requests(config: ConfigOption = None) -> None:
+def list_requests(
+    all_: Annotated[
+        bool, typer.Option("--all", help="closed requests and drafts (dry runs) too")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
     """Open requests with their due dates and days left, overdue first."""
     ledger = _ledger(config)
     try:
-        rows = ledger.open_requests()
+        rows = ledger.open_requests(include_closed=all_)
     finally:
         ledger.close()
-    table = Table(title="Open requests")
+    table = Table(title="All requests" if all_ else "Open requests")
     for column in ("request", "type", "status", "due", "days left"):
         table.add_column(column)
     for row in rows:
         days = row["days_left"]
-        shown = f"[bold red]{days} (overdue)[/]" if days < 0 else str(days)
+        if days is None:
+            closed = row["closed_at"]
+            shown = f"closed {closed.date().isoformat()}" if closed else "-"
+        else:
+            shown = f"[bold red]{days} (overdue)[/]" if days < 0 else str(days)
         table.add_row(row["id"], row["type"], row["status"], row["due_at"].isoformat(), shown)
     console.print(table)
+
+
+@app.command("close")
+def close_request(
+    request_id: Annotated[str, typer.Argument(help="the request, e.g. DSR-2026-0042")],
+    withdrawn: Annotated[
+        bool, typer.Option("--withdrawn", help="the subject withdrew the request")
+    ] = False,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="why (required with --withdrawn); kept")
+    ] = None,
+    officer: OfficerOption = "officer",
+    config: ConfigOption = None,
+) -> None:
+    """Close a request: answered (completed), or withdrawn by the subject."""
+    from dsrflow.ledger import Status
+
+    status = Status.WITHDRAWN if withdrawn else Status.COMPLETED
+    ledger = _ledger(config)
+    try:
+        _friendly(lambda: ledger.close_request(request_id, status, officer, reason=reason))
+    finally:
+        ledger.close()
+    console.print(f"{request_id}: closed ({status.value})")
 
 
 @app.command()

@@ -225,6 +225,12 @@ class Config(_Strict):
         "to the config file",
     )
     approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
+    ledger_key: SecretRef | None = Field(
+        default=None,
+        description="the ledger key, {file: PATH} (mode 0600), {env: NAME} or {prefect_secret: "
+        "block}: every audit entry carries an HMAC under it, so a rewritten chain shows "
+        "(default: $DSRFLOW_LEDGER_KEY, if set)",
+    )
 
     def resolved(self, base: Path) -> Config:
         """Paths in the file are relative to the file."""
@@ -238,8 +244,19 @@ class Config(_Strict):
                 "sources": sources,
                 "output_dir": base / self.output_dir,
                 "ledger_url": ledger_url,
+                "ledger_key": _with_paths_under(self.ledger_key, base) if self.ledger_key else None,
             }
         )
+
+    def ledger_secret(self) -> bytes | None:
+        """The value of ``ledger_key``; None without one (the ledger then reads
+        $DSRFLOW_LEDGER_KEY). LookupError names where it was looked for."""
+        if self.ledger_key is None:
+            return None
+        key = self.ledger_key.resolve()
+        if not key:
+            raise LookupError(f"the ledger key ({self.ledger_key.describe()}) is empty")
+        return key.encode("utf-8")
 
     def load_mappings(self) -> dict[str, BaseMapping]:
         """Every source's mapping, validated; all problems of all files reported at once."""

@@ -2,24 +2,40 @@
 trail in which each entry holds the SHA-256 of the one before it (a hash chain), so that an
 entry changed, removed or reordered afterwards shows.
 
-Any SQLAlchemy URL; SQLite by default. Audit details hold counts and references, never record
-contents.
+The chain proves the tables too: every write to ``requests``, ``restrictions`` and ``holds``
+goes through one place that records the row change in the chain entry written with it, and
+``verify`` replays the chain and compares (dsrflow/ledger_state.py). A consistent rewrite of the
+whole chain shows against a head kept elsewhere (``anchor()``, printed on receipts) or, with a
+ledger key, against the HMAC every entry carries.
+
+Any SQLAlchemy URL; SQLite by default. Appends are serialised: SQLite write transactions begin
+IMMEDIATE and wait for each other, PostgreSQL ones take an advisory lock. Audit details hold
+counts and references, never record contents; personal data in row changes is a digest.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
+import hmac
 import json
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from dsrflow.ledger_state import StateProblem, compare, replay, row_change, table_state
 from dsrflow.plan import PlannedAction
 from dsrflow.request import DataSubjectRequest, Extension, Subject, due_date
+
+if TYPE_CHECKING:
+    from dsrflow.config import Config
 
 metadata = sa.MetaData()
 
@@ -35,6 +51,7 @@ requests_table = sa.Table(
     sa.Column("extended_due_at", sa.Date),
     sa.Column("extension_reason", sa.Text),
     sa.Column("closed_at", sa.DateTime(timezone=True)),
+    sa.Column("closed_reason", sa.Text, comment="why it was rejected or withdrawn"),
 )
 
 audit_table = sa.Table(
@@ -48,6 +65,8 @@ audit_table = sa.Table(
     sa.Column("details", sa.Text, nullable=False, comment="canonical JSON"),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("changes", sa.Text, comment="canonical JSON: the row changes of this entry"),
+    sa.Column("mac", sa.String(64), comment="HMAC-SHA256 of hash under the ledger key"),
 )
 
 restrictions_table = sa.Table(
@@ -71,16 +90,33 @@ holds_table = sa.Table(
     sa.Column("released_at", sa.DateTime(timezone=True)),
 )
 
+STATE_TABLES = {t.name: t for t in (requests_table, restrictions_table, holds_table)}
 GENESIS = "0" * 64
+LEDGER_KEY_ENV = "DSRFLOW_LEDGER_KEY"
+# Any constant: the one advisory lock that serialises appends to a PostgreSQL ledger.
+PG_APPEND_LOCK = 0x44535246
+SQLITE_BUSY_TIMEOUT_S = 60
+_WRITE = "dsrflow_ledger_write"
+_ANCHOR = re.compile(r"^(\d+):([0-9a-f]{64})$")
+
+
+class LedgerError(ValueError):
+    """The ledger cannot be opened or written; the message names it (no password)."""
 
 
 class Status(StrEnum):
+    DRAFT = "draft"  # a dry run's request: never overdue, opened for real by a later run
     OPEN = "open"
     AWAITING_APPROVAL = "awaiting_approval"
     IN_PROGRESS = "in_progress"
     COMPLETED = "completed"
     REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
     FAILED = "failed"
+
+
+CLOSED = frozenset({Status.COMPLETED, Status.REJECTED, Status.WITHDRAWN})
+NEEDS_REASON = frozenset({Status.REJECTED, Status.WITHDRAWN})
 
 
 @dataclass(frozen=True)
@@ -93,6 +129,8 @@ class AuditEntry:
     details: dict[str, Any]
     prev_hash: str
     hash: str
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    mac: str | None = None
 
 
 @dataclass(frozen=True)
@@ -104,69 +142,181 @@ class ChainProblem:
         return f"audit entry {self.seq}: {self.problem}"
 
 
-def _canonical(details: dict[str, Any]) -> str:
+Problem = ChainProblem | StateProblem
+
+
+def _canonical(details: Any) -> str:
     return json.dumps(details, sort_keys=True, separators=(",", ":"), default=str)
 
 
 def entry_hash(
-    seq: int, request_id: str | None, at: str, actor: str, event: str, details: str, prev: str
+    seq: int,
+    request_id: str | None,
+    at: str,
+    actor: str,
+    event: str,
+    details: str,
+    prev: str,
+    changes: str | None = None,
 ) -> str:
-    payload = json.dumps([seq, request_id, at, actor, event, details, prev], separators=(",", ":"))
+    fields: list[Any] = [seq, request_id, at, actor, event, details, prev]
+    if changes is not None:  # entries written before row changes were recorded hash as then
+        fields.append(changes)
+    payload = json.dumps(fields, separators=(",", ":"))
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
+def entry_mac(key: bytes, hash_: str) -> str:
+    return hmac.new(key, hash_.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def parse_anchor(text: str) -> tuple[int, str]:
+    """``SEQ:HASH`` as ``dsr ledger head`` prints it."""
+    match = _ANCHOR.match(text.strip())
+    if not match:
+        raise ValueError(
+            f"a chain head must be SEQ:HASH as `dsr ledger head` prints it "
+            f"(e.g. 42:{'ab' * 32}), not {text!r}"
+        )
+    return int(match[1]), match[2]
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    """SQLite stores a datetime's wall time and drops its zone: always hand it UTC."""
+    return value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _subject_json(subject: Subject) -> str:
+    return json.dumps({"emails": list(subject.emails), "phones": list(subject.phones)})
+
+
 class Ledger:
-    def __init__(self, url: str) -> None:
-        self.engine = sa.create_engine(url)
-        metadata.create_all(self.engine)
+    def __init__(self, url: str, key: bytes | None = None) -> None:
+        """``key``: the ledger key that signs every entry (default: $DSRFLOW_LEDGER_KEY)."""
+        env_key = os.environ.get(LEDGER_KEY_ENV)
+        self.key = key or (env_key.encode("utf-8") if env_key else None)
+        sa_url = sa.make_url(url)
+        is_sqlite = sa_url.get_backend_name() == "sqlite"
+        try:
+            if is_sqlite:
+                _private_sqlite_file(sa_url.database)
+            self.engine = sa.create_engine(
+                sa_url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S} if is_sqlite else {}
+            )
+            if is_sqlite:
+                _begin_sqlite_writes_immediately(self.engine)
+            self._writer = self.engine.execution_options(**{_WRITE: True})
+            with self._writing() as conn:
+                metadata.create_all(conn)
+                self._upgrade(conn)
+        except (OSError, sa.exc.OperationalError) as exc:
+            reason = getattr(exc, "orig", None) or exc.strerror or exc
+            shown = sa_url.render_as_string(hide_password=True)
+            raise LedgerError(
+                f"the ledger {shown} (ledger_url) cannot be opened for writing: {reason}"
+            ) from exc
+
+    @classmethod
+    def from_config(cls, config: Config) -> Ledger:
+        """The config's ledger, with the config's ``ledger_key``, if any."""
+        return cls(config.ledger_url, key=config.ledger_secret())
 
     def close(self) -> None:
         self.engine.dispose()
 
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[sa.Connection]:
+        """One write transaction; writers wait for each other, so seq numbers never clash."""
+        with self._writer.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(PG_APPEND_LOCK)))
+            yield conn
+
     # -- requests ---------------------------------------------------------------------------
 
-    def open_request(self, request: DataSubjectRequest, actor: str = "dsrflow") -> None:
-        """Record a request as received (idempotent: a rerun of the same request is fine)."""
-        with self.engine.begin() as conn:
-            exists = conn.execute(
-                sa.select(requests_table.c.id).where(requests_table.c.id == request.id)
-            ).first()
-            if exists:
+    def open_request(
+        self, request: DataSubjectRequest, actor: str = "dsrflow", draft: bool = False
+    ) -> None:
+        """Record a request as received. A rerun of the same request (same id, type and
+        subject) is fine; the same id for another type or subject is refused. ``draft``: a
+        dry run's request, never overdue; a later run that is not a draft opens it for real,
+        with the time it was first received."""
+        with self._writing() as conn:
+            row = self._request(conn, request.id)
+            if row is None:
+                values = {
+                    "type": request.type.value,
+                    "status": (Status.DRAFT if draft else Status.OPEN).value,
+                    "subject": _subject_json(request.subject),
+                    "received_at": _utc(request.received_at),
+                    "due_at": request.due_at,
+                    "extended_due_at": None,
+                    "extension_reason": None,
+                    "closed_at": None,
+                    "closed_reason": None,
+                }
+                change = self._insert(conn, requests_table, {"id": request.id, **values})
+                details = {"type": request.type.value, **({"draft": True} if draft else {})}
+                self._append(conn, request.id, actor, "received", details, [change])
                 return
-            conn.execute(
-                requests_table.insert().values(
-                    id=request.id,
-                    type=request.type.value,
-                    status=Status.OPEN.value,
-                    subject=json.dumps(
-                        {
-                            "emails": list(request.subject.emails),
-                            "phones": list(request.subject.phones),
-                        }
-                    ),
-                    received_at=request.received_at,
-                    due_at=request.due_at,
-                )
-            )
-            self._append(conn, request.id, actor, "received", {"type": request.type.value})
+            _check_same_request(row, request)
+            if row["status"] == Status.DRAFT.value and not draft:
+                change = self._update(conn, requests_table, request.id, status=Status.OPEN.value)
+                self._append(conn, request.id, actor, "status:open", {"from": "draft"}, [change])
 
     def set_status(
         self, request_id: str, status: Status, actor: str = "dsrflow", **details: Any
     ) -> None:
-        closed = status in (Status.COMPLETED, Status.REJECTED)
-        with self.engine.begin() as conn:
-            conn.execute(
-                requests_table.update()
-                .where(requests_table.c.id == request_id)
-                .values(status=status.value, closed_at=dt.datetime.now(dt.UTC) if closed else None)
+        closed = status in CLOSED
+        with self._writing() as conn:
+            row = self._request(conn, request_id)
+            if row and row["status"] == Status.DRAFT.value and status is Status.FAILED:
+                # A dry run that fails leaves no open (soon overdue) request behind.
+                self._append(conn, request_id, actor, f"status:{status.value}", details)
+                return
+            change = self._update(
+                conn,
+                requests_table,
+                request_id,
+                status=status.value,
+                closed_at=dt.datetime.now(dt.UTC) if closed else None,
             )
-            self._append(conn, request_id, actor, f"status:{status.value}", details)
+            self._append(conn, request_id, actor, f"status:{status.value}", details, [change])
+
+    def close_request(
+        self, request_id: str, status: Status, actor: str, reason: str | None = None
+    ) -> None:
+        """Close a request as completed, rejected (Art. 12(5): manifestly unfounded or
+        excessive) or withdrawn by the subject; the last two need the reason, which the
+        ledger keeps."""
+        if status not in CLOSED:
+            raise ValueError(
+                f"a request is closed as completed, rejected or withdrawn, not {status.value}"
+            )
+        reason = (reason or "").strip() or None
+        if status in NEEDS_REASON and not reason:
+            raise ValueError(f"closing {request_id} as {status.value} needs a reason")
+        with self._writing() as conn:
+            row = self._request(conn, request_id)
+            if row is None:
+                raise LookupError(f"no request {request_id} in the ledger")
+            if row["status"] in CLOSED:
+                raise ValueError(f"{request_id} is already closed ({row['status']})")
+            change = self._update(
+                conn,
+                requests_table,
+                request_id,
+                status=status.value,
+                closed_at=dt.datetime.now(dt.UTC),
+                closed_reason=reason,
+            )
+            self._append(conn, request_id, actor, f"status:{status.value}", {}, [change])
 
     def record(
         self, request_id: str | None, event: str, actor: str = "dsrflow", **details: Any
     ) -> None:
         """Append one audit entry (counts and references only, never record contents)."""
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             self._append(conn, request_id, actor, event, details)
 
     def extend(
@@ -180,15 +330,11 @@ class Ledger:
         while the first month runs (the subject must be told, with the reason, within it).
         Returns the new due date."""
         today = today or dt.datetime.now(dt.UTC).date()
-        with self.engine.begin() as conn:
-            row = (
-                conn.execute(sa.select(requests_table).where(requests_table.c.id == request_id))
-                .mappings()
-                .first()
-            )
+        with self._writing() as conn:
+            row = self._request(conn, request_id)
             if row is None:
                 raise LookupError(f"no request {request_id} in the ledger")
-            if row["status"] in (Status.COMPLETED.value, Status.REJECTED.value):
+            if row["status"] in CLOSED:
                 raise ValueError(f"{request_id} is closed ({row['status']}); nothing to extend")
             if row["extended_due_at"] is not None:
                 raise ValueError(
@@ -200,11 +346,13 @@ class Ledger:
                     f"{request_id} was due {row['due_at']}: an extension must be decided and "
                     "told to the subject within the first month"
                 )
-            due = due_date(row["received_at"], extension.months)
-            conn.execute(
-                requests_table.update()
-                .where(requests_table.c.id == request_id)
-                .values(extended_due_at=due, extension_reason=extension.reason)
+            due = due_date(_utc(row["received_at"]), extension.months)
+            change = self._update(
+                conn,
+                requests_table,
+                request_id,
+                extended_due_at=due,
+                extension_reason=extension.reason,
             )
             self._append(
                 conn,
@@ -212,31 +360,71 @@ class Ledger:
                 actor,
                 "deadline_extended",
                 {"months": extension.months, "due_at": due.isoformat()},
+                [change],
             )
         return due
 
-    def open_requests(self, today: dt.date | None = None) -> list[dict[str, Any]]:
-        """Open requests with days left, overdue first."""
+    def open_requests(
+        self, today: dt.date | None = None, include_closed: bool = False
+    ) -> list[dict[str, Any]]:
+        """Open requests with days left, overdue first. Drafts (dry runs) are not open;
+        ``include_closed`` lists them and closed requests too, after the open ones, with
+        ``days_left`` None."""
         today = today or dt.datetime.now(dt.UTC).date()
+        query = sa.select(requests_table)
+        if not include_closed:
+            shelved = [s.value for s in (*CLOSED, Status.DRAFT)]
+            query = query.where(requests_table.c.status.not_in(shelved))
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(requests_table).where(
-                    requests_table.c.status.not_in([Status.COMPLETED.value, Status.REJECTED.value])
-                )
-            ).mappings()
-            result = []
-            for row in rows:
-                due = row["extended_due_at"] or row["due_at"]
-                result.append(
-                    {
-                        "id": row["id"],
-                        "type": row["type"],
-                        "status": row["status"],
-                        "due_at": due,
-                        "days_left": (due - today).days,
-                    }
-                )
-        return sorted(result, key=lambda r: (r["days_left"], r["id"]))
+            rows = conn.execute(query).mappings().all()
+        result = []
+        for row in rows:
+            due = row["extended_due_at"] or row["due_at"]
+            counts = row["status"] not in (*CLOSED, Status.DRAFT)
+            result.append(
+                {
+                    "id": row["id"],
+                    "type": row["type"],
+                    "status": row["status"],
+                    "due_at": due,
+                    "days_left": (due - today).days if counts else None,
+                    "closed_at": _utc(row["closed_at"]) if row["closed_at"] else None,
+                }
+            )
+        return sorted(result, key=lambda r: (r["days_left"] is None, r["days_left"] or 0, r["id"]))
+
+    def request_row(self, request_id: str) -> dict[str, Any] | None:
+        """The request as the ledger holds it (subject: its own identifiers), or None."""
+        with self.engine.connect() as conn:
+            row = self._request(conn, request_id)
+        if row is None:
+            return None
+        result = dict(row)
+        result["subject"] = json.loads(row["subject"])
+        for name in ("received_at", "closed_at"):
+            result[name] = _utc(row[name]) if row[name] else None
+        return result
+
+    def opened_by(self, request_id: str) -> str:
+        """Who opened the request: the actor of its ``received`` entry."""
+        with self.engine.connect() as conn:
+            actor = conn.execute(
+                sa.select(audit_table.c.actor)
+                .where(audit_table.c.request_id == request_id, audit_table.c.event == "received")
+                .order_by(audit_table.c.seq)
+                .limit(1)
+            ).scalar_one_or_none()
+        if actor is None:
+            raise LookupError(f"no request {request_id} in the ledger")
+        return str(actor)
+
+    @staticmethod
+    def _request(conn: sa.Connection, request_id: str) -> Mapping[str, Any] | None:
+        return (
+            conn.execute(sa.select(requests_table).where(requests_table.c.id == request_id))
+            .mappings()
+            .first()
+        )
 
     def request(self, request_id: str) -> DataSubjectRequest | None:
         """The request as the ledger received it (its identifiers and received time)."""
@@ -260,27 +448,50 @@ class Ledger:
 
     def add_restriction(self, subject: Subject, request_id: str, actor: str) -> None:
         now = dt.datetime.now(dt.UTC)
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             active = self._active_restrictions(conn)
-            new = [str(i) for i in subject.identifiers if str(i) not in active]
-            if new:
-                conn.execute(
-                    restrictions_table.insert(),
-                    [{"identifier": i, "request_id": request_id, "since": now} for i in new],
+            new = sorted(str(i) for i in subject.identifiers if str(i) not in active)
+            changes = [
+                self._insert(
+                    conn,
+                    restrictions_table,
+                    {
+                        "identifier": i,
+                        "request_id": request_id,
+                        "since": now,
+                        "lifted_at": None,
+                        "lifted_by_request": None,
+                    },
                 )
-            self._append(conn, request_id, actor, "restricted", {"identifiers": len(new)})
+                for i in new
+            ]
+            self._append(conn, request_id, actor, "restricted", {"identifiers": len(new)}, changes)
 
     def lift_restriction(self, subject: Subject, request_id: str, actor: str) -> int:
         """Lift the subject's restriction: a logged action of its own. Returns how many."""
-        with self.engine.begin() as conn:
-            lifted = conn.execute(
-                restrictions_table.update()
+        now = dt.datetime.now(dt.UTC)
+        with self._writing() as conn:
+            ids = conn.execute(
+                sa.select(restrictions_table.c.id)
                 .where(restrictions_table.c.identifier.in_([str(i) for i in subject.identifiers]))
                 .where(restrictions_table.c.lifted_at.is_(None))
-                .values(lifted_at=dt.datetime.now(dt.UTC), lifted_by_request=request_id)
-            ).rowcount
-            self._append(conn, request_id, actor, "restriction_lifted", {"identifiers": lifted})
-        return int(lifted)
+                .order_by(restrictions_table.c.id)
+            ).scalars()
+            changes = [
+                self._update(
+                    conn, restrictions_table, i, lifted_at=now, lifted_by_request=request_id
+                )
+                for i in ids.all()
+            ]
+            self._append(
+                conn,
+                request_id,
+                actor,
+                "restriction_lifted",
+                {"identifiers": len(changes)},
+                changes,
+            )
+        return len(changes)
 
     def is_restricted(self, subject: Subject) -> bool:
         return self.restricted_since(subject) is not None
@@ -288,12 +499,13 @@ class Ledger:
     def restricted_since(self, subject: Subject) -> dt.datetime | None:
         """When the subject's processing was first restricted, if it still is."""
         with self.engine.connect() as conn:
-            return conn.execute(
+            since = conn.execute(
                 sa.select(sa.func.min(restrictions_table.c.since)).where(
                     restrictions_table.c.identifier.in_([str(i) for i in subject.identifiers]),
                     restrictions_table.c.lifted_at.is_(None),
                 )
             ).scalar_one()
+        return _utc(since) if since else None
 
     def restricted_identifiers(self) -> set[str]:
         with self.engine.connect() as conn:
@@ -312,30 +524,30 @@ class Ledger:
 
     def add_holds(self, request_id: str, due: list[PlannedAction], actor: str = "dsrflow") -> None:
         """Queue kept records for erasure when their hold ends (restricted until then)."""
-        with self.engine.begin() as conn:
-            known = {
-                r.record_id
-                for r in conn.execute(
+        with self._writing() as conn:
+            known = set(
+                conn.execute(
                     sa.select(holds_table.c.record_id).where(
                         holds_table.c.record_id.in_([a.record_id for a in due])
                     )
-                )
-            }
+                ).scalars()
+            )
             new = [a for a in due if a.record_id not in known and a.keep_until]
-            if new:
-                conn.execute(
-                    holds_table.insert(),
-                    [
-                        {
-                            "record_id": a.record_id,
-                            "request_id": request_id,
-                            "action": a.model_dump_json(),
-                            "keep_until": a.keep_until,
-                        }
-                        for a in new
-                    ],
+            changes = [
+                self._insert(
+                    conn,
+                    holds_table,
+                    {
+                        "record_id": a.record_id,
+                        "request_id": request_id,
+                        "action": a.model_dump_json(),
+                        "keep_until": a.keep_until,
+                        "released_at": None,
+                    },
                 )
-            self._append(conn, request_id, actor, "holds_queued", {"records": len(new)})
+                for a in new
+            ]
+            self._append(conn, request_id, actor, "holds_queued", {"records": len(new)}, changes)
 
     def due_holds(self, today: dt.date) -> list[tuple[str, PlannedAction]]:
         """(request id, action) of every hold that has ended and is not yet released."""
@@ -348,13 +560,39 @@ class Ledger:
         return [(r.request_id, PlannedAction.model_validate_json(r.action)) for r in rows]
 
     def release_holds(self, record_ids: list[str], actor: str = "dsrflow") -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                holds_table.update()
+        now = dt.datetime.now(dt.UTC)
+        with self._writing() as conn:
+            held = conn.execute(
+                sa.select(holds_table.c.record_id)
                 .where(holds_table.c.record_id.in_(record_ids))
-                .values(released_at=dt.datetime.now(dt.UTC))
-            )
-            self._append(conn, None, actor, "holds_released", {"records": len(record_ids)})
+                .order_by(holds_table.c.record_id)
+            ).scalars()
+            changes = [self._update(conn, holds_table, r, released_at=now) for r in held.all()]
+            self._append(conn, None, actor, "holds_released", {"records": len(record_ids)}, changes)
+
+    # -- the one place that writes the tables -----------------------------------------------
+
+    @staticmethod
+    def _insert(conn: sa.Connection, table: sa.Table, values: dict[str, Any]) -> dict[str, Any]:
+        """Insert one row; returns the row change its chain entry must carry."""
+        (key_column,) = table.primary_key.columns
+        key = values.get(key_column.name)
+        result = conn.execute(table.insert().values(**values))
+        if key is None:
+            key = result.inserted_primary_key[0]
+        rest = {c: v for c, v in values.items() if c != key_column.name}
+        return row_change(table.name, "insert", key, rest)
+
+    @staticmethod
+    def _update(
+        conn: sa.Connection, table: sa.Table, key: Any, **values: Any
+    ) -> dict[str, Any] | None:
+        """Update one row by its key; returns the row change its chain entry must carry
+        (None: no such row, nothing changed)."""
+        (key_column,) = table.primary_key.columns
+        if not conn.execute(table.update().where(key_column == key).values(**values)).rowcount:
+            return None
+        return row_change(table.name, "update", key, values)
 
     # -- the audit chain --------------------------------------------------------------------
 
@@ -365,7 +603,9 @@ class Ledger:
         actor: str,
         event: str,
         details: dict[str, Any],
+        changes: Sequence[dict[str, Any] | None] = (),
     ) -> None:
+        changes = [c for c in changes if c]
         last = conn.execute(
             sa.select(audit_table.c.seq, audit_table.c.hash)
             .order_by(audit_table.c.seq.desc())
@@ -375,6 +615,8 @@ class Ledger:
         prev = last.hash if last else GENESIS
         at = dt.datetime.now(dt.UTC).isoformat()
         text = _canonical(details)
+        changes_text = _canonical(changes) if changes else None
+        hash_ = entry_hash(seq, request_id, at, actor, event, text, prev, changes_text)
         conn.execute(
             audit_table.insert().values(
                 seq=seq,
@@ -384,37 +626,167 @@ class Ledger:
                 event=event,
                 details=text,
                 prev_hash=prev,
-                hash=entry_hash(seq, request_id, at, actor, event, text, prev),
+                hash=hash_,
+                changes=changes_text,
+                mac=entry_mac(self.key, hash_) if self.key else None,
             )
         )
+
+    def _upgrade(self, conn: sa.Connection) -> None:
+        """A ledger written before row changes were chained: add the new columns, then adopt
+        its tables as they are, in one entry, so that the chain proves them from here on."""
+        have = {c["name"] for c in sa.inspect(conn).get_columns("audit")}
+        if "changes" in have:
+            return
+        for table, column in (
+            (audit_table, audit_table.c.changes),
+            (audit_table, audit_table.c.mac),
+            (requests_table, requests_table.c.closed_reason),
+        ):
+            kind = column.type.compile(conn.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}")
+        changes = []
+        for table in STATE_TABLES.values():
+            (key_column,) = table.primary_key.columns
+            for row in conn.execute(sa.select(table).order_by(key_column)).mappings():
+                rest = {c: v for c, v in row.items() if c != key_column.name}
+                changes.append(row_change(table.name, "insert", row[key_column.name], rest))
+        self._append(conn, None, "dsrflow", "state_adopted", {"rows": len(changes)}, changes)
 
     def entries(self, request_id: str | None = None) -> Iterator[AuditEntry]:
         query = sa.select(audit_table).order_by(audit_table.c.seq)
         if request_id:
             query = query.where(audit_table.c.request_id == request_id)
+        # Read them all first: a caller that writes while iterating must not wait on this read.
         with self.engine.connect() as conn:
-            for row in conn.execute(query).mappings():
-                yield AuditEntry(**{**row, "details": json.loads(row["details"])})
+            rows = conn.execute(query).mappings().all()
+        for row in rows:
+            yield AuditEntry(
+                **{
+                    **row,
+                    "details": json.loads(row["details"]),
+                    "changes": json.loads(row["changes"]) if row["changes"] else [],
+                }
+            )
 
-    def verify(self) -> list[ChainProblem]:
-        """Every break in the chain; the first one is where tampering starts."""
-        problems: list[ChainProblem] = []
+    def head(self) -> tuple[int, str]:
+        """The last entry's (seq, hash); (0, GENESIS) for an empty chain."""
+        with self.engine.connect() as conn:
+            last = conn.execute(
+                sa.select(audit_table.c.seq, audit_table.c.hash)
+                .order_by(audit_table.c.seq.desc())
+                .limit(1)
+            ).first()
+        return (last.seq, last.hash) if last else (0, GENESIS)
+
+    def anchor(self) -> str:
+        """The chain head as ``SEQ:HASH``: keep it elsewhere (a receipt), and ``dsr ledger
+        verify --head SEQ:HASH`` shows any rewrite of the chain up to it."""
+        seq, hash_ = self.head()
+        return f"{seq}:{hash_}"
+
+    def verify(self, head: tuple[int, str] | None = None) -> list[Problem]:
+        """Every break in the chain (the first one is where tampering starts), then every
+        difference between the tables and the state the chain records. ``head``: a
+        (seq, hash) kept elsewhere that the chain must still contain."""
+        # Under the write lock: the chain and the tables are read as of one moment.
+        with self._writing() as conn:
+            rows = conn.execute(sa.select(audit_table).order_by(audit_table.c.seq)).all()
+            tables = {
+                name: table_state(name, conn.execute(sa.select(table)).mappings())
+                for name, table in STATE_TABLES.items()
+            }
+        problems: list[Problem] = [*self._chain_problems(rows)]
+        if head is not None:
+            problems += _anchor_problems(rows, head)
+        chain, odd = replay((r.seq, json.loads(r.changes)) for r in rows if r.changes)
+        problems += [ChainProblem(seq, problem) for seq, problem in odd]
+        problems += compare(chain, tables)
+        return problems
+
+    def _chain_problems(self, rows: list[Any]) -> Iterator[ChainProblem]:
         prev = GENESIS
         expected_seq = 1
-        with self.engine.connect() as conn:
-            rows: Sequence[Any] = conn.execute(
-                sa.select(audit_table).order_by(audit_table.c.seq)
-            ).all()
         for row in rows:
             if row.seq != expected_seq:
-                problems.append(ChainProblem(row.seq, f"entry {expected_seq} is missing"))
+                yield ChainProblem(row.seq, f"entry {expected_seq} is missing")
             if row.prev_hash != prev:
-                problems.append(ChainProblem(row.seq, "does not follow the entry before it"))
+                yield ChainProblem(row.seq, "does not follow the entry before it")
             recomputed = entry_hash(
-                row.seq, row.request_id, row.at, row.actor, row.event, row.details, row.prev_hash
+                row.seq,
+                row.request_id,
+                row.at,
+                row.actor,
+                row.event,
+                row.details,
+                row.prev_hash,
+                row.changes,
             )
             if recomputed != row.hash:
-                problems.append(ChainProblem(row.seq, "was changed after it was written"))
+                yield ChainProblem(row.seq, "was changed after it was written")
+            if self.key and row.mac is None:
+                yield ChainProblem(row.seq, "carries no keyed hash: written without the ledger key")
+            elif self.key and not hmac.compare_digest(row.mac, entry_mac(self.key, row.hash)):
+                yield ChainProblem(
+                    row.seq, "its keyed hash is wrong: not written with the ledger key"
+                )
             prev = row.hash
             expected_seq = row.seq + 1
-        return problems
+
+
+def _anchor_problems(rows: list[Any], head: tuple[int, str]) -> list[ChainProblem]:
+    seq, hash_ = head
+    if seq == 0:
+        return []
+    found = next((r for r in rows if r.seq == seq), None)
+    if found is None:
+        last = rows[-1].seq if rows else 0
+        return [ChainProblem(seq, f"is missing: the chain ends at entry {last} (truncated)")]
+    if found.hash != hash_:
+        return [ChainProblem(seq, "differs from the head kept elsewhere: the chain was rewritten")]
+    return []
+
+
+def _check_same_request(row: Mapping[str, Any], request: DataSubjectRequest) -> None:
+    """One id names one request of one subject (no identifiers in the message: it is logged)."""
+    if row["type"] != request.type.value:
+        raise ValueError(
+            f"request {request.id} is already in the ledger with type {row['type']}, not "
+            f"{request.type.value}: use a new request id"
+        )
+    stored = json.loads(row["subject"])
+    if set(stored["emails"]) != set(request.subject.emails) or set(stored["phones"]) != set(
+        request.subject.phones
+    ):
+        raise ValueError(
+            f"request {request.id} is already in the ledger for another subject: "
+            "use a new request id"
+        )
+
+
+def _private_sqlite_file(database: str | None) -> None:
+    """The ledger holds subjects' identifiers: its folder (when created here) is 0700 and the
+    file 0600."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    elif path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+
+
+def _begin_sqlite_writes_immediately(engine: sa.Engine) -> None:
+    """SQLite: a write transaction takes the write lock at BEGIN (IMMEDIATE), so two appends
+    never read the same last seq; others wait up to the busy timeout. SQLAlchemy, not the
+    sqlite3 module, says when a transaction begins (the documented pysqlite recipe)."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        immediate = conn.get_execution_options().get(_WRITE)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
