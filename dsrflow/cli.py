@@ -103,6 +103,7 @@ def _open_request(
     config: Path | None,
     actor: str,
     approving: bool = False,
+    draft: bool = False,
 ) -> str:
     """Validate at the edge and open the request in the ledger, so that the flow run is
     started with the request's id only (no identifiers in Prefect's database)."""
@@ -142,7 +143,7 @@ def _open_request(
                 highlight=False,
             )
             raise typer.Exit(2)
-        ledger.open_request(request, actor=actor)
+        ledger.open_request(request, actor=actor, draft=draft)
     finally:
         ledger.close()
     from dsrflow.local_prefect import private_home
@@ -257,7 +258,7 @@ def erase(
 ) -> None:
     """Erase the subject's data: plan, approval, execution, verification, receipt."""
     opened = _open_request(
-        "erasure", subject, phone, request_id, received_at, config, officer, approve
+        "erasure", subject, phone, request_id, received_at, config, officer, approve, dry_run
     )
     from flows.erasure import erasure_request
 
@@ -295,7 +296,7 @@ def rectify(
 
     _friendly(lambda: parse_corrections(set_))
     opened = _open_request(
-        "rectification", subject, phone, request_id, received_at, config, officer, approve
+        "rectification", subject, phone, request_id, received_at, config, officer, approve, dry_run
     )
     from flows.other_rights import rectification_request
 
@@ -335,7 +336,15 @@ def withdraw_consent(
         )
         raise typer.Exit(2)
     opened = _open_request(
-        "consent_withdrawal", subject, phone, request_id, received_at, config, officer, approve
+        "consent_withdrawal",
+        subject,
+        phone,
+        request_id,
+        received_at,
+        config,
+        officer,
+        approve,
+        dry_run,
     )
     from flows.other_rights import consent_withdrawal
 

@@ -235,7 +235,7 @@ def run_change(
     actions ``immediate`` picks (a consent withdrawal's own record) take effect before the
     approval; the rest of the plan waits for it."""
     ledger = Ledger(config.ledger_url)
-    ledger.open_request(request)
+    ledger.open_request(request, draft=dry_run)
     try:
         mappings = check_sources(config)
         notice = restriction_notice(ledger, request)

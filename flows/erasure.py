@@ -66,7 +66,13 @@ def erasure_request(
     left out for a request already in the ledger.
     """
     request, config = request_and_config(
-        RequestType.ERASURE, request_id, subject_emails, subject_phones, received_at, config_path
+        RequestType.ERASURE,
+        request_id,
+        subject_emails,
+        subject_phones,
+        received_at,
+        config_path,
+        draft=dry_run,
     )
     return run_change(
         request,

@@ -63,6 +63,7 @@ def rectification_request(
         subject_phones,
         received_at,
         config_path,
+        draft=dry_run,
     )
     wanted = parse_corrections(corrections, config.phone_region)
     get_run_logger().info("correcting %d categor(ies)", len(wanted))
@@ -97,6 +98,7 @@ def consent_withdrawal(
         subject_phones,
         received_at,
         config_path,
+        draft=dry_run,
     )
     purposes = set(CONSENT_PURPOSES) if purpose == "all" else {purpose}
     now = dt.datetime.now(dt.UTC)

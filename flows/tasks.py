@@ -50,6 +50,7 @@ def request_and_config(
     phones: list[str] | None,
     received_at: dt.datetime | None,
     config_path: str | None,
+    draft: bool = False,
 ) -> tuple[DataSubjectRequest, Config]:
     """The config, and the request: as the ledger has it when it was opened before (by the
     command line, so that the flow run's parameters carry its id only), else validated from
@@ -75,7 +76,7 @@ def request_and_config(
         )
         ledger = Ledger(config.ledger_url)
         try:
-            ledger.open_request(request)
+            ledger.open_request(request, draft=draft)  # a dry run's request is a draft
         finally:
             ledger.close()
         forget_identifiers()

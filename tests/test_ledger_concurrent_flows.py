@@ -11,6 +11,7 @@ from dsrflow.ledger import Ledger
 from flows.erasure import erasure_request
 from sandbox.runtime import onprem_source, write_config
 from tests.conftest import load_sandbox_fixture
+from tests.support.approval import approved
 
 pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]
 RUNS = 6  # three ran through without a clash before appends were serialised; six clashed
@@ -45,11 +46,11 @@ def test_erasures_at_once_all_recorded(tmp_path, ledger_url):
     def run(n: int) -> None:
         start.wait()
         try:
-            outcome[n] = erasure_request(
+            outcome[n] = approved(
+                erasure_request,
                 request_id=f"DSR-2026-{n + 1:04d}",
                 subject_emails=["al@example.com"],
                 config_path=str(configs[n]),
-                approved_by="Ingrid",
             ).status
         except BaseException as exc:  # reported below with the others
             outcome[n] = exc
