@@ -59,14 +59,9 @@ class FourEyesError(ValueError):
     """The config asks for a second person and the approver is the one who opened it."""
 
 
-def opened_by(ledger: Ledger, request_id: str) -> str | None:
-    """Who opened the request (the actor of its ``received`` entry)."""
-    return next((e.actor for e in ledger.entries(request_id) if e.event == "received"), None)
-
-
 def check_four_eyes(policy: ApprovalPolicy, ledger: Ledger, request_id: str, officer: str) -> None:
-    opener = opened_by(ledger, request_id)
-    if policy.four_eyes and opener and officer.strip().casefold() == opener.strip().casefold():
+    opener = ledger.opened_by(request_id)
+    if policy.four_eyes and officer.strip().casefold() == opener.strip().casefold():
         raise FourEyesError(
             f"{request_id} was opened by {opener}; approval.four_eyes in the config asks for "
             "another officer to approve it"

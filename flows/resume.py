@@ -82,7 +82,9 @@ def record_decision(config: Config, request_id: str, decision: Approval) -> Wait
             note=decision.note,
         )
         if not decision.approved:
-            ledger.set_status(request_id, Status.REJECTED, actor=decision.officer)
+            ledger.close_request(
+                request_id, Status.REJECTED, decision.officer, reason=decision.note or "rejected"
+            )
         return wait
     finally:
         ledger.close()
