@@ -1,0 +1,117 @@
+"""Before a request reads or changes anything: can every source do what the request needs?
+
+For each source and the right a request exercises: the mapping is valid and matches the live
+source (tables and columns, folders and spreadsheets, mailboxes, projects and fields); the source
+is reachable with the configured credentials; the connector can carry out the actions the right
+plans; the account holds the permissions or scopes those actions need, where the source's API
+tells cheaply; and erasure's masking has its key. Each problem is one line naming the source and
+the setting to fix, so that a missing precondition stops a request before a plan is shown or
+approved, never halfway through its execution.
+
+``dsr check`` runs this for every right; the request flows run it for their own right.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from connectors import open_connector
+from connectors.base import Capability, SourceUnavailable
+from dsrflow.config import Config, ConfigError
+from dsrflow.mapping import BaseMapping, MappingError, load_mapping
+from dsrflow.request import RequestType
+
+# The capability the actions of a right need from a connector. Restriction needs none: a source
+# that cannot mark records is restricted in the ledger. Rectification is left out: a source that
+# cannot rectify plans its records not_applicable (mail), it never fails them.
+_NEEDED: dict[RequestType, Capability] = {
+    RequestType.ERASURE: Capability.ERASE,
+    RequestType.CONSENT_WITHDRAWAL: Capability.ERASE,
+}
+
+
+class PreflightError(ConfigError):
+    """Some source cannot do what the request needs; ``problems`` holds one line each."""
+
+    def __init__(self, right: RequestType, problems: list[str]) -> None:
+        self.right = right
+        self.problems = problems
+        if len(problems) == 1:
+            text = f"not ready for {right.value}: {problems[0]}"
+        else:
+            listing = "\n".join(f"  - {p}" for p in problems)
+            text = f"not ready for {right.value}, {len(problems)} problems:\n{listing}"
+        super().__init__(text)
+
+
+@dataclass
+class Preflight:
+    """What the checks found for one right: the mappings that loaded, problems, sources ok."""
+
+    right: RequestType
+    mappings: dict[str, BaseMapping] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    ready: list[str] = field(default_factory=list)
+
+    def raise_for_problems(self) -> None:
+        if self.problems:
+            raise PreflightError(self.right, self.problems)
+
+
+def as_right(right: RequestType | str | None) -> RequestType:
+    """None: discovery only, which is what an access request needs."""
+    return RequestType(right) if right is not None else RequestType.ACCESS
+
+
+def preflight(config: Config, right: RequestType | str | None = None) -> Preflight:
+    """Check every source for ``right``; never raises for a problem of a source."""
+    result = Preflight(as_right(right))
+    for name in config.sources:
+        problems = list(_check_source(config, name, result))
+        if problems:
+            result.problems += [f"{name}: {p}" for p in problems]
+        else:
+            result.ready.append(name)
+    return result
+
+
+def _check_source(config: Config, name: str, result: Preflight) -> Iterable[str]:
+    source = config.sources[name]
+    try:
+        mapping = load_mapping(source.mapping)
+    except MappingError as exc:
+        yield from (f"mapping {exc.path}: {p}" for p in exc.problems)
+        return
+    result.mappings[name] = mapping
+    try:
+        connector = open_connector(name, source, mapping, config.phone_region)
+    except MappingError as exc:  # the mapping against the live source
+        yield from (f"mapping {exc.path}: {p}" for p in exc.problems)
+        return
+    except SourceUnavailable as exc:
+        yield f"cannot be reached or refused access: {exc.reason}"
+        return
+    except (ConfigError, LookupError, ValueError) as exc:
+        yield str(exc)
+        return
+    try:
+        needed = _NEEDED.get(result.right)
+        if needed and _plans(mapping, result.right) and needed not in connector.capabilities:
+            yield f"a {source.kind} source cannot {needed.value}, which {result.right.value} needs"
+        check = getattr(connector, "preflight", None)
+        if check is not None:
+            try:
+                yield from check(result.right)
+            except SourceUnavailable as exc:
+                yield f"cannot be reached or refused access: {exc.reason}"
+    finally:
+        connector.close()
+
+
+def _plans(mapping: BaseMapping, right: RequestType) -> bool:
+    """Whether the mapping's kind plans actions for ``right`` at all (a kind that keeps the
+    base class's consent withdrawal plans none)."""
+    if right is RequestType.CONSENT_WITHDRAWAL:
+        return type(mapping).plan_consent_withdrawal is not BaseMapping.plan_consent_withdrawal
+    return True
