@@ -13,11 +13,11 @@ approved, never halfway through its execution.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from connectors import open_connector
-from connectors.base import Capability, SourceUnavailable
+from connectors.base import Capability, Connector, SourceUnavailable
 from dsrflow.config import Config, ConfigError
 from dsrflow.mapping import BaseMapping, MappingError, load_mapping
 from dsrflow.request import RequestType
@@ -66,47 +66,72 @@ def as_right(right: RequestType | str | None) -> RequestType:
 
 def preflight(config: Config, right: RequestType | str | None = None) -> Preflight:
     """Check every source for ``right``; never raises for a problem of a source."""
-    result = Preflight(as_right(right))
+    wanted = as_right(right)
+    return preflight_rights(config, [wanted])[wanted]
+
+
+def preflight_rights(config: Config, rights: Sequence[RequestType]) -> dict[RequestType, Preflight]:
+    """Check every source for each of ``rights``, opening each source once."""
+    results = {right: Preflight(right) for right in rights}
     for name in config.sources:
-        problems = list(_check_source(config, name, result))
-        if problems:
-            result.problems += [f"{name}: {p}" for p in problems]
-        else:
-            result.ready.append(name)
-    return result
+        found = _check_source(config, name, rights)
+        for right, result in results.items():
+            if found.mapping is not None:
+                result.mappings[name] = found.mapping
+            problems = found.common + found.by_right.get(right, [])
+            if problems:
+                result.problems += [f"{name}: {p}" for p in problems]
+            else:
+                result.ready.append(name)
+    return results
 
 
-def _check_source(config: Config, name: str, result: Preflight) -> Iterable[str]:
+@dataclass
+class _SourceCheck:
+    mapping: BaseMapping | None = None
+    common: list[str] = field(default_factory=list)  # problems whatever the right
+    by_right: dict[RequestType, list[str]] = field(default_factory=dict)
+
+
+def _check_source(config: Config, name: str, rights: Sequence[RequestType]) -> _SourceCheck:
     source = config.sources[name]
+    found = _SourceCheck()
     try:
-        mapping = load_mapping(source.mapping)
+        found.mapping = load_mapping(source.mapping)
     except MappingError as exc:
-        yield from (f"mapping {exc.path}: {p}" for p in exc.problems)
-        return
-    result.mappings[name] = mapping
+        found.common += [f"mapping {exc.path}: {p}" for p in exc.problems]
+        return found
     try:
-        connector = open_connector(name, source, mapping, config.phone_region)
+        connector = open_connector(name, source, found.mapping, config.phone_region)
     except MappingError as exc:  # the mapping against the live source
-        yield from (f"mapping {exc.path}: {p}" for p in exc.problems)
-        return
+        found.common += [f"mapping {exc.path}: {p}" for p in exc.problems]
+        return found
     except SourceUnavailable as exc:
-        yield f"cannot be reached or refused access: {exc.reason}"
-        return
+        found.common.append(f"cannot be reached or refused access: {exc.reason}")
+        return found
     except (ConfigError, LookupError, ValueError) as exc:
-        yield str(exc)
-        return
+        found.common.append(str(exc))
+        return found
     try:
-        needed = _NEEDED.get(result.right)
-        if needed and _plans(mapping, result.right) and needed not in connector.capabilities:
-            yield f"a {source.kind} source cannot {needed.value}, which {result.right.value} needs"
-        check = getattr(connector, "preflight", None)
-        if check is not None:
-            try:
-                yield from check(result.right)
-            except SourceUnavailable as exc:
-                yield f"cannot be reached or refused access: {exc.reason}"
+        for right in rights:
+            found.by_right[right] = list(_check_right(connector, found.mapping, source.kind, right))
     finally:
         connector.close()
+    return found
+
+
+def _check_right(
+    connector: Connector, mapping: BaseMapping, kind: str, right: RequestType
+) -> Iterator[str]:
+    needed = _NEEDED.get(right)
+    if needed and _plans(mapping, right) and needed not in connector.capabilities:
+        yield f"a {kind} source cannot {needed.value}, which {right.value} needs"
+    check = getattr(connector, "preflight", None)
+    if check is not None:
+        try:
+            yield from check(right)
+        except SourceUnavailable as exc:
+            yield f"cannot be reached or refused access: {exc.reason}"
 
 
 def _plans(mapping: BaseMapping, right: RequestType) -> bool:

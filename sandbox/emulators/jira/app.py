@@ -400,10 +400,10 @@ class JiraEmulator:
         if project is not None and project not in self.store.project_keys():
             raise ApiError(404, f"No project could be found with key '{project}'.")
         shapes = {}
-        for number, key in enumerate(keys, start=1):
+        for key in keys:
             name, kind = PERMISSIONS[key]
             shapes[key] = {
-                "id": str(number),
+                "id": str(list(PERMISSIONS).index(key) + 1),
                 "key": key,
                 "name": name,
                 "type": kind,
