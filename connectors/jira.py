@@ -66,7 +66,8 @@ USER_PAGE = 100
 # What each right asks of the account, as keys of Get my permissions (GET mypermissions).
 # Every right discovers: issues (Browse projects), the service desks' customers (Service Project
 # Agent) and users by address (the global Browse users and groups). Erasure edits and deletes
-# issues, changes their reporter, and edits or deletes other people's and the subject's comments;
+# issues, changes their reporter, edits or deletes other people's and the subject's comments, and
+# removes customers from the service desk (Remove customers: the service desk's administrator);
 # rectification and restriction (a label) edit issues. Deleting a customer's account needs site
 # administration, which no permission key reports: README.md says so.
 DISCOVERY_PERMISSIONS = ("BROWSE_PROJECTS", "SERVICEDESK_AGENT")
@@ -78,6 +79,7 @@ RIGHT_PERMISSIONS: dict[RequestType, tuple[str, ...]] = {
         "MODIFY_REPORTER",
         "EDIT_ALL_COMMENTS",
         "DELETE_ALL_COMMENTS",
+        "ADMINISTER_PROJECTS",
     ),
     RequestType.RECTIFICATION: ("EDIT_ISSUES",),
     RequestType.RESTRICTION: ("EDIT_ISSUES",),
