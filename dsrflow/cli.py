@@ -442,21 +442,18 @@ def sandbox_up(
 def check(config: ConfigOption = None) -> None:
     """Check every source for every right: reachable, credentials, permissions and scopes, and
     the mapping against the live source. One line per problem; exit status 2 if any."""
-    from dsrflow.preflight import preflight_rights
+    from dsrflow.preflight import every_right
     from dsrflow.request import RequestType
 
     loaded = _friendly(lambda: load_config(config))
-    problems: list[str] = []
-    ready: dict[str, list[str]] = {name: [] for name in loaded.sources}
-    for right, checked in preflight_rights(loaded, list(RequestType)).items():
-        problems += [p for p in checked.problems if p not in problems]
-        for name in checked.ready:
-            ready[name].append(right.value)
-    for name, rights in ready.items():
+    checked = every_right(loaded)
+    for name, rights in checked.ready.items():
         if len(rights) == len(RequestType):
             console.print(f"[green]ok[/] {name}: {loaded.sources[name].kind}, every right")
         elif rights:
-            console.print(f"[green]ok[/] {name}: {', '.join(rights)} (not the others)")
+            names = ", ".join(r.value for r in rights)
+            console.print(f"[green]ok[/] {name}: {names} (not the others)")
+    problems = checked.problems
     for problem in problems:
         err.print(f"[bold red]problem[/] {problem}", highlight=False)
     if problems:

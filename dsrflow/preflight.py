@@ -87,6 +87,25 @@ def preflight_rights(config: Config, rights: Sequence[RequestType]) -> dict[Requ
 
 
 @dataclass
+class EveryRight:
+    """``dsr check``: the rights each source is ready for, and every problem once."""
+
+    ready: dict[str, list[RequestType]]
+    problems: list[str]
+
+
+def every_right(config: Config) -> EveryRight:
+    """The checks of every right, each source opened once (``dsr check``, ``dsr stack up``)."""
+    ready: dict[str, list[RequestType]] = {name: [] for name in config.sources}
+    problems: list[str] = []
+    for right, checked in preflight_rights(config, list(RequestType)).items():
+        problems += [p for p in checked.problems if p not in problems]
+        for name in checked.ready:
+            ready[name].append(right)
+    return EveryRight(ready, problems)
+
+
+@dataclass
 class _SourceCheck:
     mapping: BaseMapping | None = None
     common: list[str] = field(default_factory=list)  # problems whatever the right

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 import yaml
@@ -327,3 +328,39 @@ def test_a_mailbox_the_tenant_does_not_have(box, tmp_path):
         f"mail: mapping {mail_file} mailboxes.addresses.1: mailbox nobody@fjelltopp.example: "
         "Microsoft Graph answered HTTP 404"
     )
+
+
+def test_the_jira_emulator_serves_get_my_permissions_as_the_reference_says():
+    store = JiraStore()
+    jira_seed.generate(store)
+    store.denied_permissions = {"DELETE_ISSUES"}
+    server = EmulatorServer(JiraEmulator(store).app, name="jira")
+    url = server.start()
+    auth = (jira_seed.SANDBOX_EMAIL, jira_seed.SANDBOX_TOKEN)
+    try:
+        project = sorted(store.project_keys())[0]
+        answer = httpx.get(
+            f"{url}/rest/api/2/mypermissions",
+            params={"projectKey": project, "permissions": "EDIT_ISSUES,DELETE_ISSUES"},
+            auth=auth,
+        )
+        assert answer.status_code == 200
+        held = answer.json()["permissions"]
+        assert held["EDIT_ISSUES"]["havePermission"] is True
+        assert held["DELETE_ISSUES"]["havePermission"] is False
+        assert held["DELETE_ISSUES"]["name"] == "Delete Issues"
+        unknown = httpx.get(
+            f"{url}/rest/api/2/mypermissions",
+            params={"projectKey": "NOPE", "permissions": "EDIT_ISSUES"},
+            auth=auth,
+        )
+        assert unknown.status_code == 404
+        assert unknown.json()["errorMessages"] == ["No project could be found with key 'NOPE'."]
+        required = httpx.get(f"{url}/rest/api/2/mypermissions", auth=auth)
+        assert required.status_code == 400
+        bad_key = httpx.get(
+            f"{url}/rest/api/2/mypermissions", params={"permissions": "FLY"}, auth=auth
+        )
+        assert bad_key.status_code == 400
+    finally:
+        server.stop()
