@@ -41,10 +41,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import google_auth_httplib2
+import httplib2
+from google.auth.exceptions import RefreshError, TransportError
 from googleapiclient.errors import HttpError
 
 from connectors.base import Capability, SourceUnavailable, SweepResult
-from connectors.drive_client import GoogleClient
+from connectors.drive_client import SCOPES, GoogleClient
 from connectors.drive_retention import DriveRetention
 from connectors.drive_rows import (
     Matcher,
@@ -61,7 +64,7 @@ from dsrflow.identifiers import IdentifierKind
 from dsrflow.mapping.drive import DriveMapping, Layout, header_key
 from dsrflow.plan import Action, ActionResult, ExecutionReport, Outcome, PlannedAction
 from dsrflow.records import Record
-from dsrflow.request import Subject
+from dsrflow.request import RequestType, Subject
 
 FOLDER = "application/vnd.google-apps.folder"
 SPREADSHEET = "application/vnd.google-apps.spreadsheet"
@@ -122,6 +125,41 @@ class DriveConnector:
 
     def close(self) -> None:
         """Nothing to release: httplib2 connections close with their threads' objects."""
+
+    # -- preflight ----------------------------------------------------------------------------
+
+    def preflight(self, right: RequestType) -> list[str]:
+        """A token for the scopes the connector asks for (with domain-wide delegation, Google
+        refuses it unless the Admin console grants the service account every one of them), then
+        every mapped folder and spreadsheet readable. Reads and writes use the same scopes, so
+        ``right`` asks nothing more of Google than discovery does."""
+        http = httplib2.Http(timeout=self.source.timeout_s)
+        try:
+            self.client.credentials.refresh(google_auth_httplib2.Request(http))
+        except RefreshError as exc:
+            who = f" as {self.source.delegated_user}" if self.source.delegated_user else ""
+            return [
+                f"the service account gets no token{who} ({exc.args[0]}): check its key and "
+                f"that domain-wide delegation grants {', '.join(SCOPES)}"
+            ]
+        except (TransportError, OSError, httplib2.HttpLib2Error) as exc:
+            return [f"cannot be reached: the token request failed ({type(exc).__name__})"]
+        problems = []
+        where = f"mapping {self.source.mapping}"
+        by_id = [(i, ref.id) for i, ref in enumerate(self.mapping.folders) if ref.id]
+        calls = [self.client.files.get(fileId=f, fields="id,mimeType,trashed") for _, f in by_id]
+        for (index, folder), (found, error) in zip(
+            by_id, self.client.batch(calls) if calls else [], strict=True
+        ):
+            if error is not None or found.get("trashed") or found.get("mimeType") != FOLDER:
+                problems.append(f"{where} folders.{index}: no folder {folder} readable here")
+        try:
+            self._folder_ids()
+            for _ in self._named(set()):
+                pass
+        except SourceUnavailable as exc:
+            problems.append(f"{where}: {exc.reason}")
+        return problems
 
     # -- which spreadsheets -------------------------------------------------------------------
 

@@ -57,12 +57,33 @@ from dsrflow.mapping import MappingError
 from dsrflow.mapping.jira import ErasureMode, JiraMapping
 from dsrflow.plan import Action, ActionResult, ExecutionReport, Outcome, PlannedAction
 from dsrflow.records import Record, native_id_text
-from dsrflow.request import Subject
+from dsrflow.request import RequestType, Subject
 
 ACCOUNT = "jira_account_id"
 PARTICIPANTS = "Request participants"
 REQUEST_TYPE = "Customer Request Type"
 USER_PAGE = 100
+# What each right asks of the account, as keys of Get my permissions (GET mypermissions).
+# Every right discovers: issues (Browse projects), the service desks' customers (Service Project
+# Agent) and users by address (the global Browse users and groups). Erasure edits and deletes
+# issues, changes their reporter, edits or deletes other people's and the subject's comments, and
+# removes customers from the service desk (Remove customers: the service desk's administrator);
+# rectification and restriction (a label) edit issues. Deleting a customer's account needs site
+# administration, which no permission key reports: README.md says so.
+DISCOVERY_PERMISSIONS = ("BROWSE_PROJECTS", "SERVICEDESK_AGENT")
+GLOBAL_PERMISSIONS = ("USER_PICKER",)
+RIGHT_PERMISSIONS: dict[RequestType, tuple[str, ...]] = {
+    RequestType.ERASURE: (
+        "EDIT_ISSUES",
+        "DELETE_ISSUES",
+        "MODIFY_REPORTER",
+        "EDIT_ALL_COMMENTS",
+        "DELETE_ALL_COMMENTS",
+        "ADMINISTER_PROJECTS",
+    ),
+    RequestType.RECTIFICATION: ("EDIT_ISSUES",),
+    RequestType.RESTRICTION: ("EDIT_ISSUES",),
+}
 SD_PAGE = 50
 COMMENT_PAGE = 100
 
@@ -164,6 +185,51 @@ class JiraConnector:
 
     def close(self) -> None:
         self.client.close()
+
+    # -- preflight ----------------------------------------------------------------------------
+
+    def preflight(self, right: RequestType) -> list[str]:
+        """The permissions ``right`` needs, per mapped project, from Get my permissions; a
+        project the site does not have (or the account cannot see) is a mapping problem."""
+        problems = []
+        lacking = self._lacking(None, GLOBAL_PERMISSIONS)
+        if lacking:
+            problems.append(f"the account lacks the global permission {lacking}")
+        wanted = DISCOVERY_PERMISSIONS + RIGHT_PERMISSIONS.get(right, ())
+        for index, project in enumerate(self.mapping.projects):
+            lacking = self._lacking(project, wanted)
+            if lacking is None:
+                problems.append(
+                    f"mapping {self.source.mapping} projects.{index}: no project {project!r} "
+                    "on this site, or the account cannot browse it"
+                )
+            elif lacking:
+                problems.append(
+                    f"the account lacks {lacking} in project {project}, which {right.value} needs"
+                )
+        return problems
+
+    def _lacking(self, project: str | None, keys: Sequence[str]) -> str | None:
+        """The names of the permissions among ``keys`` the account does not hold ("" if it holds
+        them all; None if the project is unknown)."""
+        jira = self.client.jira
+        try:
+            answer = self.client.call(
+                "reading the account's permissions",
+                lambda: jira.my_permissions(projectKey=project, permissions=",".join(keys)),
+                missing_ok=True,
+            )
+        except JiraRequestError as exc:
+            return f"(its permissions cannot be read: HTTP {exc.status})"
+        if answer is None:
+            return None
+        held = answer.get("permissions") or {}
+        missing = [
+            f"{(held.get(k) or {}).get('name') or k} ({k})"
+            for k in keys
+            if not (held.get(k) or {}).get("havePermission")
+        ]
+        return ", ".join(missing)
 
     # -- who the subject is -----------------------------------------------------------------
 

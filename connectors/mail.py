@@ -44,7 +44,9 @@ Nothing about contents is logged: counts only, in ``self.stats``.
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
+import json
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -69,6 +71,7 @@ from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 
 from connectors.base import Capability, SourceUnavailable, SweepResult
 from connectors.mail_graph import (
+    GRAPH_SCOPE,
     BatchAnswer,
     GraphSession,
     chunks,
@@ -89,7 +92,7 @@ from dsrflow.identifiers import mask_email
 from dsrflow.mapping.mail import ErasureMode, MailMapping, PlusAddressing, RecordPart
 from dsrflow.plan import Action, ActionResult, ExecutionReport, Outcome, PlannedAction
 from dsrflow.records import Record
-from dsrflow.request import Subject
+from dsrflow.request import RequestType, Subject
 
 LOCATION = "messages"
 SEARCH_RESULT_LIMIT = 1000  # Graph returns at most 1,000 results for one $search
@@ -107,6 +110,11 @@ _SEARCH_SELECT = [
     *PARTICIPANT_FIELDS,
 ]
 _RETRYABLE_ITEM = {429, 500, 502, 503, 504}
+# Graph application permissions (the ``roles`` of an app-only token), each with the ones that
+# include it. Reading mail, listing users (all_users), deleting mail (erasure).
+_READ_MAIL = ("Mail.Read", "Mail.ReadWrite")
+_WRITE_MAIL = ("Mail.ReadWrite",)
+_READ_USERS = ("User.Read.All", "User.ReadWrite.All", "Directory.Read.All")
 
 
 # The SDK's query-parameter classes, by shorter names.
@@ -115,6 +123,20 @@ _FoldersQuery = MailFoldersRequestBuilder.MailFoldersRequestBuilderGetQueryParam
 _FolderQuery = MailFolderItemRequestBuilder.MailFolderItemRequestBuilderGetQueryParameters
 _MessagesQuery = MessagesRequestBuilder.MessagesRequestBuilderGetQueryParameters
 _AttachmentsQuery = AttachmentsRequestBuilder.AttachmentsRequestBuilderGetQueryParameters
+
+
+def token_roles(token: str) -> set[str] | None:
+    """The ``roles`` claim of an app-only access token (a JWT: its application permissions);
+    None for a token that is no JWT. Read, not verified: Graph verifies it on every request."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:
+        return None
+    roles = claims.get("roles") if isinstance(claims, dict) else None
+    return {str(r) for r in roles} if isinstance(roles, list) else set()
 
 
 @dataclass(frozen=True)
@@ -157,6 +179,50 @@ class MailConnector:
 
     def close(self) -> None:
         self.graph.close()
+
+    # -- preflight ----------------------------------------------------------------------------
+
+    def preflight(self, right: RequestType) -> list[str]:
+        """The app's Graph permissions (from its token's roles) against what ``right`` needs,
+        and every mapped mailbox reachable (or, for all_users, the tenant's users listable)."""
+        problems = self._permission_problems(right)
+        folders = self.graph.client.users
+        if self.mapping.mailboxes.all_users:
+            try:
+                next(iter(self.mailboxes()), None)  # the first page of GET /users
+            except SourceUnavailable as exc:
+                problems.append(f"the tenant's users cannot be listed: {exc.reason}")
+        for index, address in enumerate(self.mapping.mailboxes.addresses):
+            builder = folders.by_user_id(address).mail_folders
+            config = RequestConfiguration(query_parameters=_FoldersQuery(select=["id"], top=1))
+            try:
+                self._get(address, "folders", builder.to_get_request_information(config))
+            except SourceUnavailable as exc:
+                problems.append(
+                    f"mapping {self.settings.mapping} mailboxes.addresses.{index}: {exc.reason}"
+                )
+        return problems
+
+    def _permission_problems(self, right: RequestType) -> list[str]:
+        from azure.core.exceptions import AzureError
+
+        try:
+            token = self.graph.run(self.graph.credential.get_token(GRAPH_SCOPE)).token
+        except AzureError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return [f"no token for the app (tenant_id, client_id, client_secret): {first}"]
+        roles = token_roles(token)
+        if roles is None:
+            return []  # the sandbox's static token carries no roles to check
+        needs = [_READ_MAIL] + ([_READ_USERS] if self.mapping.mailboxes.all_users else [])
+        if right is RequestType.ERASURE:
+            needs.append(_WRITE_MAIL)
+        return [
+            f"the app lacks the Graph application permission {any_of[0]} (admin consent "
+            f"granted), which {right.value} needs"
+            for any_of in needs
+            if not roles & set(any_of)
+        ]
 
     # -- mailboxes and folders ----------------------------------------------------------------
 

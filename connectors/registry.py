@@ -12,6 +12,7 @@ def open_connector(
 ) -> Connector:
     """Open the connector for one source; checks the mapping against the live source."""
     if source.kind == "sql":
+        from connectors.masking import MaskingKey
         from connectors.sql import SqlConnector
         from dsrflow.mapping.sql import SqlMapping
 
@@ -26,6 +27,7 @@ def open_connector(
             timezone=source.timezone,
             phone_region=phone_region,
             mapping_path=source.mapping,
+            masking_key=MaskingKey(source.masking_key),
         )
     if source.kind == "jira":
         from connectors.jira import JiraConnector

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from connectors.base import Capability, SourceUnavailable, SweepResult
-from connectors.masking import hmac_key, mask
+from connectors.masking import HMAC_STRATEGY, MaskingKey, mask
 from connectors.sql_retention import DEFAULT_BATCH_ROWS, SqlRetention
 from dsrflow.identifiers import (
     PHONE_SEPARATORS,
@@ -38,10 +38,10 @@ from dsrflow.identifiers import (
     spellings,
 )
 from dsrflow.mapping import MappingError, SqlMapping
-from dsrflow.mapping.sql import Direction
+from dsrflow.mapping.sql import Direction, RowErasure
 from dsrflow.plan import Action, ActionResult, ExecutionReport, Outcome, PlannedAction
 from dsrflow.records import Record, portable_value, to_utc_iso
-from dsrflow.request import Subject
+from dsrflow.request import RequestType, Subject
 
 Key = tuple[Any, ...]
 
@@ -98,9 +98,11 @@ class SqlConnector:
         timezone: str = "UTC",
         phone_region: str = "NO",
         mapping_path: Path | None = None,
+        masking_key: MaskingKey | None = None,
     ) -> None:
         self.name = name
         self.mapping = mapping
+        self.masking_key = masking_key or MaskingKey()
         self.batch_size = batch_size
         self.phone_region = phone_region
         self.tz = zoneinfo.ZoneInfo(timezone)
@@ -197,6 +199,66 @@ class SqlConnector:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    # -- preflight ----------------------------------------------------------------------------
+
+    def preflight(self, right: RequestType) -> list[str]:
+        """What would stop ``right`` here, beyond what opening checked (reachable, tables and
+        columns): the masking key, and on PostgreSQL the table privileges the right uses."""
+        problems = []
+        hashed = [
+            f"{table}.{column}"
+            for table, spec in self.mapping.tables.items()
+            for column, col in spec.columns.items()
+            if col.erase is not None and col.erase.strategy.value == HMAC_STRATEGY
+        ]
+        if hashed and right in (RequestType.ERASURE, RequestType.CONSENT_WITHDRAWAL):
+            missing = self.masking_key.problem()
+            if missing:
+                columns = ", ".join(hashed)
+                problems.append(f"mapping uses hmac_sha256 masking ({columns}): {missing}")
+        if self.engine.dialect.name == "postgresql":
+            problems += self._privilege_problems(right)
+        return problems
+
+    def _privileges_for(self, right: RequestType) -> dict[str, set[str]]:
+        """Table -> the privileges the right's reads and writes use there."""
+        wanted: dict[str, set[str]] = {}
+        for name, spec in self.mapping.tables.items():
+            privileges = {"SELECT"}
+            personal = spec.is_personal()
+            if right in (RequestType.ERASURE, RequestType.CONSENT_WITHDRAWAL) and personal:
+                privileges.add("UPDATE")  # redaction of shared rows, consent marks
+                if spec.erasure == RowErasure.DELETE or right == RequestType.CONSENT_WITHDRAWAL:
+                    privileges.add("DELETE")
+            if right == RequestType.RECTIFICATION and personal:
+                privileges.add("UPDATE")
+            if right == RequestType.RESTRICTION and spec.restriction is not None:
+                privileges.add("UPDATE")
+            wanted[name] = privileges
+        return wanted
+
+    def _privilege_problems(self, right: RequestType) -> list[str]:
+        preparer = self.engine.dialect.identifier_preparer
+        query = sa.text("SELECT has_table_privilege(:table, :privilege)")
+        problems = []
+        try:
+            with self.engine.connect() as conn:
+                for name, privileges in self._privileges_for(right).items():
+                    qualified = preparer.format_table(self.tables[name])
+                    lacking = sorted(
+                        p
+                        for p in privileges
+                        if not conn.execute(query, {"table": qualified, "privilege": p}).scalar()
+                    )
+                    if lacking:
+                        problems.append(
+                            f"the database user lacks {', '.join(lacking)} on table {name}, "
+                            f"which {right.value} needs (GRANT it)"
+                        )
+        except sa.exc.OperationalError as exc:
+            raise SourceUnavailable(self.name, _first_line(exc.orig)) from exc
+        return problems
 
     # -- discovery --------------------------------------------------------------------------
 
@@ -343,8 +405,8 @@ class SqlConnector:
         order = {name: i for i, name in enumerate(self._deletion_order())}
         todo = [a for a in actions if a.action in (Action.DELETE, Action.REDACT)]
         todo.sort(key=lambda a: order.get(a.location, len(order)))
-        if any("hmac_sha256" in a.fields.values() for a in todo):
-            hmac_key()  # a missing key fails the plan before anything is changed
+        if any(HMAC_STRATEGY in a.fields.values() for a in todo):
+            self.masking_key.get()  # a missing key fails the plan before anything is changed
         return self._run(todo)
 
     def rectify(self, actions: Sequence[PlannedAction]) -> ExecutionReport:
@@ -448,7 +510,10 @@ class SqlConnector:
         for column, strategy in action.fields.items():
             masking = spec.columns[column].erase if column in spec.columns else None
             values[column] = mask(
-                str(strategy), current[column], masking.value if masking else None
+                str(strategy),
+                current[column],
+                masking.value if masking else None,
+                self.masking_key,
             )
         return values
 

@@ -110,8 +110,12 @@ def _open_request(
     from dsrflow.ledger import Ledger
     from dsrflow.request import DataSubjectRequest, RequestType, Subject
 
+    from dsrflow.preflight import preflight
+
     _friendly(lambda: Subject.from_raw(subject, phone or []))  # identifiers first
     loaded = _friendly(lambda: load_config(config))
+    # Everything executing the request will need, before it is opened or anyone approves.
+    _friendly(lambda: preflight(loaded, request_type).raise_for_problems())
     if approving and loaded.approval.four_eyes:
         err.print(
             "[bold red]error:[/] approval.four_eyes is set in the config: the officer who opens "
@@ -592,6 +596,28 @@ def sandbox_up(
     finally:
         box.stop()
     console.print("sandbox stopped")
+
+
+@app.command()
+def check(config: ConfigOption = None) -> None:
+    """Check every source for every right: reachable, credentials, permissions and scopes, and
+    the mapping against the live source. One line per problem; exit status 2 if any."""
+    from dsrflow.preflight import every_right
+    from dsrflow.request import RequestType
+
+    loaded = _friendly(lambda: load_config(config))
+    checked = every_right(loaded)
+    for name, rights in checked.ready.items():
+        if len(rights) == len(RequestType):
+            console.print(f"[green]ok[/] {name}: {loaded.sources[name].kind}, every right")
+        elif rights:
+            names = ", ".join(r.value for r in rights)
+            console.print(f"[green]ok[/] {name}: {names} (not the others)")
+    problems = checked.problems
+    for problem in problems:
+        err.print(f"[bold red]problem[/] {problem}", highlight=False)
+    if problems:
+        raise typer.Exit(2)
 
 
 @app.command()

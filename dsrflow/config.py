@@ -1,7 +1,9 @@
 """The dsrflow configuration file: the controller, the sources and where their mappings are.
 
 A config is YAML. Relative paths inside it are resolved against the file's own folder. Secrets
-never sit in it: a source names the environment variable that holds its database URL.
+never sit in it: a source names the environment variable that holds its database URL, and
+secrets (API tokens, the masking key) are references: ``{env: NAME}``, ``{file: PATH}`` (mode
+0600) or ``{prefect_secret: block}``.
 """
 
 from __future__ import annotations
@@ -63,6 +65,11 @@ class SqlSource(_Strict):
     url_env: str | None = Field(default=None, description="environment variable with the URL")
     batch_size: int = Field(default=500, ge=1, le=10_000, description="keys per IN-list query")
     timezone: str = Field(default="UTC", description="zone of naive timestamps in this database")
+    masking_key: SecretRef | None = Field(
+        default=None,
+        description="key of hmac_sha256 masking for this database; default: the config's "
+        "masking_key, else the environment variable DSRFLOW_HMAC_KEY",
+    )
 
     @model_validator(mode="after")
     def _one_url(self) -> SqlSource:
@@ -231,10 +238,19 @@ class Config(_Strict):
         "block}: every audit entry carries an HMAC under it, so a rewritten chain shows "
         "(default: $DSRFLOW_LEDGER_KEY, if set)",
     )
+    masking_key: SecretRef | None = Field(
+        default=None,
+        description="key of hmac_sha256 masking: {file: PATH} (mode 0600), {env: NAME} or "
+        "{prefect_secret: block}; wins over the environment variable DSRFLOW_HMAC_KEY",
+    )
 
     def resolved(self, base: Path) -> Config:
-        """Paths in the file are relative to the file."""
-        sources = {name: _with_paths_under(src, base) for name, src in self.sources.items()}
+        """Paths in the file are relative to the file; SQL sources without a masking key of
+        their own get the config's."""
+        sources = {
+            name: _with_paths_under(_with_masking_key(src, self.masking_key), base)
+            for name, src in self.sources.items()
+        }
         ledger_url = self.ledger_url
         prefix = "sqlite:///"
         if ledger_url.startswith(prefix) and not ledger_url.startswith(prefix + "/"):
@@ -242,6 +258,9 @@ class Config(_Strict):
         return self.model_copy(
             update={
                 "sources": sources,
+                "masking_key": _with_paths_under(self.masking_key, base)
+                if self.masking_key
+                else None,
                 "output_dir": base / self.output_dir,
                 "ledger_url": ledger_url,
                 "ledger_key": _with_paths_under(self.ledger_key, base) if self.ledger_key else None,
@@ -275,6 +294,12 @@ class Config(_Strict):
                 [f"{e.path.name}: {p}" for e in errors for p in e.problems],
             )
         return mappings
+
+
+def _with_masking_key(source: Any, key: SecretRef | None) -> Any:
+    if isinstance(source, SqlSource) and source.masking_key is None and key is not None:
+        return source.model_copy(update={"masking_key": key})
+    return source
 
 
 def _with_paths_under(model: BaseModel, base: Path) -> Any:

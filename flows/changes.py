@@ -237,7 +237,7 @@ def run_change(
     ledger = Ledger(config.ledger_url)
     ledger.open_request(request, draft=dry_run)
     try:
-        mappings = check_sources(config)
+        mappings = check_sources(config, right=request.type)  # all execution needs
         notice = restriction_notice(ledger, request)
         path = plan_path(directory, request.id)
         resumed = None if dry_run else approved_plan(ledger, path, request.id)

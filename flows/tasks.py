@@ -20,6 +20,7 @@ from dsrflow.export import ExportFiles, build_export, write_export
 from dsrflow.ledger import Ledger
 from dsrflow.mapping import BaseMapping
 from dsrflow.merge import merge, records_frame, summary
+from dsrflow.preflight import preflight
 from dsrflow.records import Record
 from dsrflow.request import DataSubjectRequest, RequestType, Subject
 
@@ -111,12 +112,13 @@ def forget_identifiers() -> None:
 
 
 @task(name="check-sources", **PRIVATE)
-def check_sources(config: Config) -> dict[str, BaseMapping]:
-    """Validate every mapping, and check it against its live source, before reading any data."""
-    mappings = config.load_mappings()
-    for name, source in config.sources.items():
-        connector = open_connector(name, source, mappings[name], config.phone_region)
-        connector.close()
+def check_sources(config: Config, right: RequestType | None = None) -> dict[str, BaseMapping]:
+    """Before reading any data: every mapping valid and matching its live source, every source
+    reachable, and everything ``right`` needs to execute in place (dsrflow.preflight); one
+    PreflightError listing every problem otherwise. No right: what discovery needs."""
+    checked = preflight(config, right)
+    checked.raise_for_problems()
+    mappings = checked.mappings
     get_run_logger().info("%d source(s) ready: %s", len(mappings), ", ".join(sorted(mappings)))
     return mappings
 

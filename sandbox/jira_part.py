@@ -37,7 +37,7 @@ def jira_source(url: str, token_file: Path) -> dict[str, dict[str, object]]:
 
 def start_jira(context: SandboxContext) -> PartStarted:
     """Generated data, the large profile, or ``jira.json`` from the fixtures directory."""
-    from sandbox.runtime import PartStarted
+    from sandbox.runtime import PartStarted, write_secret
 
     store = JiraStore()
     fixture = context.fixtures / "jira.json" if context.fixtures else None
@@ -52,11 +52,7 @@ def start_jira(context: SandboxContext) -> PartStarted:
         counts = jira_seed.generate_large(store)
     else:
         counts = jira_seed.generate(store)
-    token_file = context.directory / "secrets" / "jira-api-token"
-    token_file.parent.mkdir(mode=0o700, exist_ok=True)
-    token_file.touch(mode=0o600)
-    token_file.chmod(0o600)
-    token_file.write_text(jira_seed.SANDBOX_TOKEN, encoding="utf-8")
+    token_file = write_secret(context.directory, "jira-api-token", jira_seed.SANDBOX_TOKEN)
     server = EmulatorServer(JiraEmulator(store, Faults(context.faults)).app, name="jira")
     url = server.start()
     return PartStarted(

@@ -4,10 +4,16 @@ emulators of the SaaS sources), seeded, with a dsrflow config file that points a
 Each part is a function ``start(context) -> PartStarted`` registered in ``PARTS``: it creates its
 source, seeds it (generated data, or the part's file in the fixtures directory), and returns the
 config entries of its sources and a way to stop it.
+
+Secrets the sandbox makes (the Jira API token, the key of ``hmac_sha256`` masking) go to
+owner-only files under ``secrets/``; the config refers to them (``{file: ...}``), so no secret
+sits in the config and no environment variable has to be set to use the sandbox.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +22,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 import yaml
 
+from dsrflow.export import write_private
 from sandbox import onprem_seed
 from sandbox.drive_part import start_drive
 from sandbox.emulators.faults import FaultSettings
@@ -178,17 +185,36 @@ def start(
         running.stop()
         raise
     sources = {k: v for part in running.parts.values() for k, v in part.sources.items()}
-    write_config(running.config_path, sources, directory / "exports")
+    key_file = write_secret(context.directory, "masking-key", secrets.token_urlsafe(32))
+    write_config(running.config_path, sources, directory / "exports", masking_key_file=key_file)
     return running
 
 
-def write_config(path: Path, sources: dict[str, dict[str, Any]], output_dir: Path) -> None:
-    config = {
+def write_secret(directory: Path, name: str, value: str) -> Path:
+    """``directory/secrets/name`` holding ``value``: the folder 0700, the file 0600."""
+    folder = directory / "secrets"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
+    path = folder / name
+    write_private(path, value.encode("utf-8"))
+    return path
+
+
+def write_config(
+    path: Path,
+    sources: dict[str, dict[str, Any]],
+    output_dir: Path,
+    *,
+    masking_key_file: Path | None = None,
+) -> None:
+    config: dict[str, Any] = {
         "controller": CONTROLLER,
         "phone_region": "NO",
         "output_dir": str(output_dir.resolve()),
         "sources": sources,
     }
+    if masking_key_file is not None:
+        config["masking_key"] = {"file": str(masking_key_file.resolve())}
     path.parent.mkdir(parents=True, exist_ok=True)
     header = "# Written by `dsr sandbox up`: points dsrflow at the sandbox. Settings: README.md\n"
     path.write_text(header + yaml.safe_dump(config, sort_keys=False), encoding="utf-8")

@@ -41,6 +41,27 @@ from sandbox.emulators.jira.store import (
     jira_time,
 )
 
+# Get my permissions (GET /rest/api/2/mypermissions, Jira Cloud platform REST API v2, group
+# Permissions): the permission keys the emulator knows, with Jira's names and types. The
+# reference: ``permissions`` is required (a comma-separated list of keys); an unknown key is 400;
+# with ``projectKey``, an unknown project (or one the caller cannot see) is 404; global
+# permissions are unaffected by the context.
+PERMISSIONS: dict[str, tuple[str, str]] = {
+    "BROWSE_PROJECTS": ("Browse Projects", "PROJECT"),
+    "SERVICEDESK_AGENT": ("Service Project Agent", "PROJECT"),
+    "ADD_COMMENTS": ("Add Comments", "PROJECT"),
+    "EDIT_ISSUES": ("Edit Issues", "PROJECT"),
+    "DELETE_ISSUES": ("Delete Issues", "PROJECT"),
+    "MODIFY_REPORTER": ("Modify Reporter", "PROJECT"),
+    "EDIT_ALL_COMMENTS": ("Edit All Comments", "PROJECT"),
+    "EDIT_OWN_COMMENTS": ("Edit Own Comments", "PROJECT"),
+    "DELETE_ALL_COMMENTS": ("Delete All Comments", "PROJECT"),
+    "DELETE_OWN_COMMENTS": ("Delete Own Comments", "PROJECT"),
+    "ADMINISTER_PROJECTS": ("Administer Projects", "PROJECT"),
+    "USER_PICKER": ("Browse users and groups", "GLOBAL"),
+    "ADMINISTER": ("Administer Jira", "GLOBAL"),
+    "SYSTEM_ADMIN": ("Jira System Administrators", "GLOBAL"),
+}
 INLINE_COMMENTS = 20
 MAX_SEARCH_RESULTS = 100  # Jira Cloud caps pages of issues with fields at 100
 Handler = Callable[[Request], Awaitable[Response]]
@@ -238,6 +259,7 @@ class JiraEmulator:
         routes = [
             Route(f"{api}/serverInfo", self.server_info, methods=["GET"]),
             Route(f"{api}/field", self.fields, methods=["GET"]),
+            Route(f"{api}/mypermissions", self.my_permissions, methods=["GET"]),
             Route(f"{api}/search/jql", self.search_jql, methods=["GET"]),
             Route(f"{api}/search", self.search_classic, methods=["GET"]),
             Route(f"{api}/issue/{{key}}", self.issue, methods=["GET", "PUT", "DELETE"]),
@@ -352,6 +374,43 @@ class JiraEmulator:
                 "serverTitle": "Jira (dsrflow sandbox)",
             }
         )
+
+    async def my_permissions(self, request: Request) -> Response:
+        """Get my permissions: whether the caller holds each permission asked for."""
+        params = _params(
+            request,
+            {
+                "permissions",
+                "projectKey",
+                "projectId",
+                "issueKey",
+                "issueId",
+                "commentId",
+                "projectUuid",
+                "projectConfigurationUuid",
+            },
+        )
+        keys = [k.strip() for k in params.get("permissions", "").split(",") if k.strip()]
+        if not keys:
+            raise ApiError(400, "The 'permissions' query parameter is required.")
+        unknown = [k for k in keys if k not in PERMISSIONS]
+        if unknown:
+            raise ApiError(400, f"Invalid permission key: {unknown[0]}")
+        project = params.get("projectKey")
+        if project is not None and project not in self.store.project_keys():
+            raise ApiError(404, f"No project could be found with key '{project}'.")
+        shapes = {}
+        for key in keys:
+            name, kind = PERMISSIONS[key]
+            shapes[key] = {
+                "id": str(list(PERMISSIONS).index(key) + 1),
+                "key": key,
+                "name": name,
+                "type": kind,
+                "description": name,
+                "havePermission": key not in self.store.denied_permissions,
+            }
+        return JSONResponse({"permissions": shapes})
 
     async def fields(self, request: Request) -> Response:
         _params(request, set())

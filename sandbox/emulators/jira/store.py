@@ -162,6 +162,9 @@ class JiraStore:
             REQUEST_TYPE_FIELD: "Customer Request Type",
         }
         self.credentials: tuple[str, str] | None = None  # (e-mail, API token) or None: any
+        # Permission keys the caller lacks (``GET mypermissions`` answers havePermission false
+        # for them); every other permission is granted, as to the sandbox's site admin.
+        self.denied_permissions: set[str] = set()
         self._next_issue = 10000
         self._next_comment = 100000
 
@@ -246,6 +249,13 @@ class JiraStore:
         return comment
 
     # -- reading and changing ---------------------------------------------------------------
+
+    def project_keys(self) -> set[str]:
+        """The projects the site has: those of its service desks and its issues."""
+        with self.lock:
+            return {d.project_key for d in self.servicedesks.values()} | {
+                i.project for i in self.issues.values()
+            }
 
     def issue(self, key_or_id: str) -> Issue | None:
         with self.lock:
