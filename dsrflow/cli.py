@@ -108,9 +108,8 @@ def _open_request(
     """Validate at the edge and open the request in the ledger, so that the flow run is
     started with the request's id only (no identifiers in Prefect's database)."""
     from dsrflow.ledger import Ledger
-    from dsrflow.request import DataSubjectRequest, RequestType, Subject
-
     from dsrflow.preflight import preflight
+    from dsrflow.request import DataSubjectRequest, RequestType, Subject
 
     _friendly(lambda: Subject.from_raw(subject, phone or []))  # identifiers first
     loaded = _friendly(lambda: load_config(config))
