@@ -131,7 +131,7 @@ def _open_request(
             received_at=received_at or dt.datetime.now(dt.UTC),
         )
     )
-    ledger = Ledger(loaded.ledger_url)
+    ledger = Ledger.from_config(loaded)
     try:
         while request_id is None and ledger.request(request.id) is not None:
             request = request.model_copy(update={"id": new_request_id()})  # a generated id is new

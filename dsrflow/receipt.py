@@ -46,6 +46,11 @@ class Receipt(BaseModel):
     changed: list[ReceiptLine]
     kept: list[ReceiptLine] = Field(description="kept on purpose, or not applicable, with why")
     plan_sha256: str
+    ledger_head: str | None = Field(
+        default=None,
+        description="SEQ:HASH of the ledger's audit chain when the receipt was written: "
+        "`dsr ledger verify --head` with it shows any later rewrite of the chain",
+    )
 
     @property
     def title(self) -> str:
@@ -69,6 +74,7 @@ def build_receipt(
     approved_by: str | None,
     plan_sha256: str,
     recorded_by: str | None = None,
+    ledger_head: str | None = None,
 ) -> Receipt:
     outcomes = {r.record_id: r.outcome for report in reports for r in report.results}
     changed, kept = [], []
@@ -98,6 +104,7 @@ def build_receipt(
         changed=changed,
         kept=kept,
         plan_sha256=plan_sha256,
+        ledger_head=ledger_head,
     )
 
 

@@ -53,7 +53,7 @@ def access_request(
     request, config = request_and_config(
         RequestType.ACCESS, request_id, subject_emails, subject_phones, received_at, config_path
     )
-    ledger = Ledger(config.ledger_url)
+    ledger = Ledger.from_config(config)
     ledger.open_request(request)
     try:
         result = _answer(request, config, ledger, Path(out_dir) if out_dir else config.output_dir)

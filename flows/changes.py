@@ -234,7 +234,7 @@ def run_change(
     restriction, which protects the subject) is carried out for ``actor`` without one. The
     actions ``immediate`` picks (a consent withdrawal's own record) take effect before the
     approval; the rest of the plan waits for it."""
-    ledger = Ledger(config.ledger_url)
+    ledger = Ledger.from_config(config)
     ledger.open_request(request, draft=dry_run)
     try:
         mappings = check_sources(config, right=request.type)  # all execution needs
@@ -280,7 +280,14 @@ def run_change(
                 f"not done: {[r.source for r in reports if not r.complete]}. It stays open."
             )
         receipt = build_receipt(
-            request, config.controller, plan, reports, officer, digest, recorded_by=actor
+            request,
+            config.controller,
+            plan,
+            reports,
+            officer,
+            digest,
+            recorded_by=actor,
+            ledger_head=ledger.anchor(),
         )
         json_path, _ = write_receipt(receipt, path.parent)
         deferred = [d for a in plan if (d := after_hold(a)) is not None]

@@ -14,7 +14,7 @@ from dsrflow.ledger import Ledger
 def deadline_report(config_path: str | None = None) -> int:
     """Publish the open requests; returns how many are overdue."""
     config = load_config(config_path)
-    ledger = Ledger(config.ledger_url)
+    ledger = Ledger.from_config(config)
     try:
         rows = ledger.open_requests()
     finally:

@@ -104,7 +104,7 @@ def consent_withdrawal(
     now = dt.datetime.now(dt.UTC)
     if not dry_run:
         # Art. 7(3): the withdrawal counts from now, whatever the officer decides later.
-        ledger = Ledger(config.ledger_url)
+        ledger = Ledger.from_config(config)
         try:
             ledger.open_request(request)
             ledger.record(
@@ -147,7 +147,7 @@ def restriction_request(
         received_at,
         config_path,
     )
-    ledger = Ledger(config.ledger_url)
+    ledger = Ledger.from_config(config)
     try:
         ledger.open_request(request)
         if lift:

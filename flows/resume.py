@@ -64,7 +64,7 @@ def resume_paused(flow_run_id: str, decision: Approval) -> None:
 def record_decision(config: Config, request_id: str, decision: Approval) -> Waiting:
     """For a request waiting at a terminal: check and record the decision in the ledger (a
     rejection closes the request). Returns the wait that was answered."""
-    ledger = Ledger(config.ledger_url)
+    ledger = Ledger.from_config(config)
     try:
         wait = waiting(ledger, request_id)
         if wait.where != "terminal":
@@ -97,7 +97,7 @@ def approved_request(
     """Carry out the plan an officer approved with ``dsr approve``; verify; receipt."""
     config = load_config(config_path)
     directory = Path(out_dir) if out_dir else config.output_dir
-    ledger = Ledger(config.ledger_url)
+    ledger = Ledger.from_config(config)
     try:
         request = ledger.request(request_id)
         if request is None:

@@ -77,7 +77,7 @@ def retention_sweep(
     ``min_group_size`` overrides the mappings' k."""
     config = load_config(config_path)
     mappings = check_sources(config)
-    ledger = Ledger(config.ledger_url)
+    ledger = Ledger.from_config(config)
     try:
         restricted = _restricted_subjects(ledger)
         now = as_of or dt.datetime.now(dt.UTC)

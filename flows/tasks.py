@@ -58,7 +58,7 @@ def request_and_config(
     the flow's parameters (identifiers first). The ledger's received time wins: the deadline
     counts from receipt."""
     config = load_config(config_path)
-    ledger = Ledger(config.ledger_url)
+    ledger = Ledger.from_config(config)
     try:
         known = ledger.request(request_id)
     finally:
@@ -75,7 +75,7 @@ def request_and_config(
             subject=given,
             received_at=received_at or dt.datetime.now(dt.UTC),
         )
-        ledger = Ledger(config.ledger_url)
+        ledger = Ledger.from_config(config)
         try:
             ledger.open_request(request, draft=draft)  # a dry run's request is a draft
         finally:

@@ -106,6 +106,9 @@ def test_terminal_without_approve_stops_after_the_plan_then_approve_executes_it(
     assert snapshot(url) != before
     receipt = json.loads((out / "DSR-2026-0802" / "receipt.json").read_text())
     assert receipt["approved_by"] == "Ingrid"
+    # The receipt carries the ledger's head: a later rewrite of the chain shows against it.
+    kept = cli("ledger", "verify", "--head", receipt["ledger_head"], "--config", str(config))
+    assert kept.exit_code == 0, kept.output
     trail = events(config, "DSR-2026-0802")
     assert trail.index("approved") < trail.index("executed")
     assert trail[-1] == "status:completed"
