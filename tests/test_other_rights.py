@@ -20,6 +20,12 @@ pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]
 SUBJECT = "al@example.com"
 
 
+@pytest.fixture(autouse=True)
+def hmac_key(monkeypatch):
+    """The mappings use hmac_sha256 masking: the preflight of a changing right wants its key."""
+    monkeypatch.setenv("DSRFLOW_HMAC_KEY", "test-key")
+
+
 @pytest.fixture
 def box(tmp_path, sandbox_sqlite_url):
     config = tmp_path / "dsrflow.yaml"

@@ -15,6 +15,12 @@ from dsrflow.request import new_request_id
 from sandbox.runtime import onprem_source, write_config
 
 
+@pytest.fixture(autouse=True)
+def hmac_key(monkeypatch):
+    """The mappings use hmac_sha256 masking: the preflight of an erasure wants its key."""
+    monkeypatch.setenv("DSRFLOW_HMAC_KEY", "test-key")
+
+
 def test_ids_of_the_same_second_differ():
     now = dt.datetime(2026, 12, 1, 12, 0, 0, tzinfo=dt.UTC)
     ids = {new_request_id(now) for _ in range(200)}
