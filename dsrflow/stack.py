@@ -251,31 +251,70 @@ def _stop(processes: list[psutil.Process]) -> None:
     psutil.wait_procs(alive, timeout=5)
 
 
+def _tree(process: psutil.Process) -> list[psutil.Process]:
+    try:
+        return [process, *process.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _flow_run_ids(processes: list[psutil.Process]) -> set[str]:
+    ids = set()
+    for process in processes:
+        try:
+            if run_id := process.environ().get("PREFECT__FLOW_RUN_ID"):
+                ids.add(run_id)
+        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+    return ids
+
+
+def _mark_crashed(directory: Path, run_ids: set[str]) -> None:
+    """A stopped run left Paused would offer a Resume that nothing answers: say it crashed."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed
+
+    try:
+        with connected(directory), get_client(sync_client=True) as client:
+            for run_id in run_ids:
+                state = client.read_flow_run(run_id).state
+                if state is None or not state.is_final():
+                    message = "its process was stopped by `dsr stack down`; start it again"
+                    client.set_flow_run_state(run_id, Crashed(message=message), force=True)
+    except (httpx.HTTPError, LookupError):
+        pass  # the server is gone already: nothing to tell it
+
+
 def down(directory: Path) -> list[str]:
-    """Stop every process of the stack, worker and its flow runs first; returns what was
-    stopped (the recorded parts by name, then ``flow runs`` for marked processes left over)."""
+    """Stop every process of the stack: the worker and its flow runs (marked crashed on the
+    server), then the sandbox and the server; returns what was stopped."""
     directory = directory.resolve()
     path = directory / PIDS_FILE
     pids: dict[str, int] = json.loads(path.read_text()) if path.exists() else {}
     # Only a recorded pid that still carries the mark is ours: a pid can be reused.
     marked = {process.pid: process for process in _marked(directory)}
-    stopped: list[str] = []
-    for name in ("worker", "sandbox", "server"):
-        process = marked.get(pids.get(name, -1))
-        if process is None:
-            continue
-        # Children are taken before the parent goes: the worker's flow runs sit in sessions
-        # of their own and would outlive a signal to the worker's process group.
-        try:
-            tree = [process, *process.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            continue
+    # Children are taken before their parents go: flow runs sit in sessions of their own and
+    # would outlive a signal to the worker's process group.
+    services = {
+        name: _tree(marked[pids[name]])
+        for name in ("sandbox", "server")
+        if pids.get(name) in marked
+    }
+    service_pids = {process.pid for tree in services.values() for process in tree}
+    worker = marked.get(pids.get("worker", -1))
+    # The worker, its flow runs and any marked process left over (an orphaned flow run).
+    runs = {p.pid: p for p in marked.values() if p.pid not in service_pids}
+    if worker is not None:
+        runs.update({p.pid: p for p in _tree(worker)})
+    run_ids = _flow_run_ids(list(runs.values()))
+    _stop(list(runs.values()))
+    stopped = ["worker"] if worker is not None else []
+    if run_ids:
+        stopped.append(f"flow runs ({len(run_ids)})")
+        _mark_crashed(directory, run_ids)
+    for name, tree in services.items():
         _stop(tree)
         stopped.append(name)
-    leftovers = _marked(directory)
-    if leftovers:
-        _stop(leftovers)
-        stopped.append("flow runs")
     path.unlink(missing_ok=True)
     (directory / STATE_FILE).unlink(missing_ok=True)
     return stopped

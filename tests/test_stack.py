@@ -1,6 +1,7 @@
 """The officer's stack (``dsr stack up`` / ``down``): its API refuses callers without the
 generated credential, the credential is owner-only, and ``down`` leaves no process behind,
-a paused erasure run included. One stack for the module: it takes ~30 s to start."""
+a paused erasure run included (and marked crashed on the server). One stack for the module:
+it takes ~30 s to start."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+import sqlalchemy as sa
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import StateType
 from prefect.deployments import run_deployment
@@ -151,9 +153,25 @@ def test_down_stops_every_process_of_the_stack_a_paused_flow_run_included(starte
 
     result = runner.invoke(app, ["stack", "down", "--dir", str(started.directory)])
     assert result.exit_code == 0, result.output
-    assert "worker" in result.output and "server" in result.output
+    assert "stopped: worker, flow runs (1), sandbox, server" in result.output
 
     _, alive = psutil.wait_procs(before, timeout=10)
     assert alive == []
     assert _stack_processes(started.directory) == []
     assert not (started.directory / stack.PIDS_FILE).exists()
+    # No Resume left on offer that nothing would answer: the server was told before it went.
+    assert _flow_run_state(started.directory, run.id) == ("CRASHED", "Crashed")
+
+
+def _flow_run_state(directory: Path, run_id) -> tuple[str, str]:
+    """A run's state as the stopped server left it in its SQLite database."""
+    engine = sa.create_engine(f"sqlite:///{directory / 'prefect' / 'prefect.db'}")
+    try:
+        with engine.connect() as connection:
+            row = connection.execute(
+                sa.text("SELECT state_type, state_name FROM flow_run WHERE id = :id"),
+                {"id": str(run_id)},
+            ).one()
+    finally:
+        engine.dispose()
+    return tuple(row)
