@@ -293,8 +293,9 @@ def down(directory: Path) -> list[str]:
     pids: dict[str, int] = json.loads(path.read_text()) if path.exists() else {}
     # Only a recorded pid that still carries the mark is ours: a pid can be reused.
     marked = {process.pid: process for process in _marked(directory)}
-    # Children are taken before their parents go: flow runs sit in sessions of their own and
-    # would outlive a signal to the worker's process group.
+    # Children are taken before their parents go, and marked processes are found wherever
+    # they are: a flow run can sit in a session of its own (Prefect's workspace starter makes
+    # them so) out of reach of a signal to the worker's process group.
     services = {
         name: _tree(marked[pids[name]])
         for name in ("sandbox", "server")
