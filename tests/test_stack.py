@@ -165,19 +165,22 @@ def test_down_stops_every_process_of_the_stack_a_paused_flow_run_included(starte
         env={**os.environ, stack.MARK: str(started.directory)},
         start_new_session=True,
     )
-    before = _stack_processes(started.directory)
-    assert {pids["server"], pids["sandbox"], pids["worker"], isolated.pid} <= {
-        p.pid for p in before
-    }
+    try:
+        before = _stack_processes(started.directory)
+        assert {pids["server"], pids["sandbox"], pids["worker"], isolated.pid} <= {
+            p.pid for p in before
+        }
 
-    result = runner.invoke(app, ["stack", "down", "--dir", str(started.directory)])
-    assert result.exit_code == 0, result.output
+        result = runner.invoke(app, ["stack", "down", "--dir", str(started.directory)])
+        assert result.exit_code == 0, result.output
 
-    # Gone when down returns, not later (a paused run left alone dies only when its next poll
-    # finds no server, after marking nothing).
-    assert [p.pid for p in before if _running(p)] == []
-    assert _stack_processes(started.directory) == []
-    assert isolated.poll() is not None
+        # Gone when down returns, not some time later.
+        assert [p.pid for p in before if _running(p)] == []
+        assert _stack_processes(started.directory) == []
+        assert isolated.poll() is not None
+    finally:
+        isolated.kill()
+        isolated.wait()
     assert "stopped: worker, flow runs (1), sandbox, server" in result.output
     assert not (started.directory / stack.PIDS_FILE).exists()
     # No Resume left on offer that nothing would answer: the server was told before it went.
