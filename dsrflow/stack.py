@@ -161,10 +161,10 @@ def _wait_for(url: str, what: str, timeout: float, directory: Path, log: str) ->
 
 def up(directory: Path, port: int = 4200, host: str = "127.0.0.1") -> Stack:
     """Start the stack; raise with the failing part's log tail if any part does not come up."""
-    directory = _private_directory(directory.resolve())
+    given, directory = directory, _private_directory(directory.resolve())
     if (directory / PIDS_FILE).exists():
         raise StackAlreadyRunning(
-            f"a stack is already recorded in {directory}; stop it with `dsr stack down`"
+            f"a stack is already recorded in {directory}; stop it with `{down_command(given)}`"
         )
     api_url = f"http://{host}:{port}/api"
     config_path = directory / "sandbox" / "dsrflow.yaml"

@@ -124,8 +124,20 @@ def test_up_again_in_the_same_directory_refuses_and_stops_nothing(started):
     result = runner.invoke(app, ["stack", "up", "--dir", str(started.directory)])
     assert result.exit_code == 2
     assert "already recorded" in result.output
+    assert f"`dsr stack down --dir '{started.directory}'`" in result.output
     assert all(psutil.pid_exists(pid) for pid in pids.values())
     assert httpx.get(f"{started.api_url}/health").status_code == 200
+
+
+def test_up_refuses_a_credential_file_others_can_read_and_starts_nothing(tmp_path):
+    leaky = tmp_path / stack.AUTH_FILE
+    leaky.write_text("dsrflow:guessable")
+    leaky.chmod(0o644)
+    result = runner.invoke(app, ["stack", "up", "--dir", str(tmp_path), "--port", "1"])
+    assert result.exit_code == 2
+    assert f"{leaky} is readable by others" in result.output
+    assert not (tmp_path / stack.PIDS_FILE).exists()
+    assert not (tmp_path / "server.log").exists()
 
 
 def test_client_environment_without_a_stack_names_the_directory(tmp_path):
