@@ -1,6 +1,7 @@
 """The officer's UI, driven in a real browser: headless Chromium (Debian's package, installed by
 ``scripts/ensure-browser.sh``) against the whole stack of ``dsrflow.stack.up``.
 
+0. the officer logs in with the stack's credential (the API refuses callers without it);
 1. an access request started from the deployment's Run → Custom run form completes;
 2. an erasure request started the same way pauses, its run page shows the plan artifacts, the
    officer approves it with the run's Resume form and the run completes;
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -36,7 +36,6 @@ if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
 from prefect.client.orchestration import get_client  # noqa: E402
 from prefect.client.schemas.objects import FlowRun, StateType  # noqa: E402
 from prefect.deployments import run_deployment  # noqa: E402
-from prefect.settings import PREFECT_API_URL, temporary_settings  # noqa: E402
 from selenium import webdriver  # noqa: E402
 from selenium.common.exceptions import TimeoutException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
@@ -49,6 +48,7 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 from dsrflow import stack as officer_stack  # noqa: E402
 from dsrflow.config import load_config  # noqa: E402
 from dsrflow.ledger import Ledger  # noqa: E402
+from tests.support.stack import free_port, stack_environment  # noqa: E402
 
 SUBJECT = "kari.nordmann@example.com"
 SHOTS = REPO / ".artifacts" / "browser"
@@ -69,33 +69,23 @@ UI_WAIT = 30  # seconds for the UI to render something
 RUN_WAIT = 150  # seconds for a flow run to reach a state
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[officer_stack.Stack]:
     """The officer's stack on a free port; the client of this process talks to its API."""
     directory = tmp_path_factory.mktemp("stack")
-    with pytest.MonkeyPatch.context() as mp:
-        # The worker inherits this environment: the erasure flow's hmac masking needs a key.
-        mp.setenv("DSRFLOW_HMAC_KEY", "browser-test-key-not-secret")
-        mp.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-        mp.setenv("DO_NOT_TRACK", "1")
-        # The worker looks for new runs every 2 s rather than 10 s: a shorter test, same path.
-        mp.setenv("PREFECT_WORKER_QUERY_SECONDS", "2")
-        try:
-            running = officer_stack.up(directory, port=_free_port())
-            with temporary_settings({PREFECT_API_URL: running.api_url}):
-                yield running
-        finally:
-            officer_stack.down(directory)
+    try:
+        with stack_environment():
+            running = officer_stack.up(directory, port=free_port())
+        with officer_stack.connected(directory):
+            yield running
+    finally:
+        officer_stack.down(directory)
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
+def browser(
+    tmp_path_factory: pytest.TempPathFactory, stack: officer_stack.Stack
+) -> Iterator[WebDriver]:
     if SHOTS.exists():
         shutil.rmtree(SHOTS)  # only this run's screenshots, none left over
     SHOTS.mkdir(parents=True)
@@ -106,6 +96,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
     options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     try:
+        log_in(driver, stack)
         yield driver
     finally:
         driver.quit()
@@ -144,6 +135,19 @@ def form_property(label: str) -> str:
         "//div[contains(@class,'p-label') and contains(@class,'schema-form-property')]"
         f"[.//span[@class='schema-form-property__label' and normalize-space()='{label}']]"
     )
+
+
+def log_in(driver: WebDriver, stack: officer_stack.Stack) -> None:
+    """The UI of a server with an auth string opens on its login page; the officer types the
+    credential from the stack's owner-only file there."""
+    driver.get(stack.ui_url)
+    until(driver, EC.url_contains("/login"), "0-login")
+    field = visible(driver, "//input[@type='password']", "0-login")
+    field.send_keys(officer_stack.credential(stack.directory))
+    shot(driver, "0-login-01-filled")
+    clickable(driver, "//button[@type='submit'][normalize-space()='Login']", "0-login").click()
+    until(driver, lambda d: "/login" not in d.current_url, "0-logged-in")
+    assert driver.execute_script("return localStorage.getItem('prefect-password')")
 
 
 HEADING = "//header[contains(@class,'page-heading-flow-run')]"
