@@ -393,7 +393,21 @@ def restrict(
     )
 
 
-def _decide(request_id: str, config: Path | None, decision: Any, out: Path | None) -> None:
+StackOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--stack", help="answer a run paused on the stack of this folder (dsr stack up --dir)"
+    ),
+]
+
+
+def _decide(
+    request_id: str,
+    config: Path | None,
+    decision: Any,
+    out: Path | None,
+    stack_dir: Path | None = None,
+) -> None:
     """Give the officer's decision to the request, wherever it waits."""
     from flows.resume import record_decision
 
@@ -415,13 +429,25 @@ def _decide(request_id: str, config: Path | None, decision: Any, out: Path | Non
             ),
         )
         return
+    if stack_dir is not None:
+        from dsrflow import stack
+
+        _friendly(lambda: stack.client_environment(stack_dir))  # names a folder without one
+        with stack.connected(stack_dir):
+            _resume(request_id, wait, decision)
+        return
+    _resume(request_id, wait, decision)
+
+
+def _resume(request_id: str, wait: Any, decision: Any) -> None:
+    """Answer the Resume form of the paused run ``wait`` names, on the configured server."""
     from dsrflow.local_prefect import configured_api_url
 
     if not wait.flow_run or not configured_api_url():
         err.print(
-            f"[bold red]error:[/] {request_id} waits in Prefect flow run {wait.flow_run}: set "
-            "PREFECT_API_URL (and PREFECT_API_AUTH_STRING) to that server's to answer it, or "
-            "use the run's Resume form in the UI",
+            f"[bold red]error:[/] {request_id} waits in Prefect flow run {wait.flow_run}: give "
+            "--stack DIR of the stack it runs on, or set PREFECT_API_URL (and "
+            "PREFECT_API_AUTH_STRING) to that server's, or use the run's Resume form in the UI",
             highlight=False,
         )
         raise typer.Exit(2)
@@ -438,13 +464,14 @@ def approve(
     officer: Annotated[str, typer.Option("--officer", help="who approves (in the ledger)")],
     note: Annotated[str, typer.Option("--note", help="why (kept in the ledger)")] = "",
     out: OutOption = None,
+    stack_dir: StackOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Approve the plan of a request that waits: at a terminal, or paused in a Prefect run."""
     from flows.approval import Approval
 
     decision = _friendly(lambda: Approval(approved=True, officer=officer, note=note))
-    _decide(request_id, config, decision, out)
+    _decide(request_id, config, decision, out, stack_dir)
 
 
 @app.command()
@@ -452,13 +479,14 @@ def reject(
     request_id: Annotated[str, typer.Argument(help="the request waiting for approval")],
     reason: Annotated[str, typer.Option("--reason", help="why (kept in the ledger)")],
     officer: OfficerOption = "officer",
+    stack_dir: StackOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Reject the plan of a waiting request; nothing is changed and the request is closed."""
     from flows.approval import Approval
 
     decision = _friendly(lambda: Approval(approved=False, officer=officer, note=reason))
-    _decide(request_id, config, decision, None)
+    _decide(request_id, config, decision, None, stack_dir)
 
 
 @app.command()

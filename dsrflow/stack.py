@@ -206,6 +206,7 @@ def up(directory: Path, port: int = 4200, host: str = "127.0.0.1") -> Stack:
         if time.monotonic() > deadline:
             raise StackError("the sandbox wrote no config; see sandbox.log")
         time.sleep(0.5)
+    _check_sources(config_path)
     prefect = str(BIN / "prefect")
     _run(
         [prefect, "work-pool", "create", "dsrflow", "--type", "process", "--overwrite"],
@@ -218,6 +219,19 @@ def up(directory: Path, port: int = 4200, host: str = "127.0.0.1") -> Stack:
     )
     record()
     return stack
+
+
+def _check_sources(config_path: Path) -> None:
+    """`dsr check` before any deployment can run: every source ready for every right."""
+    from dsrflow.config import load_config
+    from dsrflow.preflight import every_right
+
+    problems = every_right(load_config(config_path)).problems
+    if problems:
+        raise StackError(
+            "the sources are not ready (dsr check --config "
+            f"{config_path}):\n" + "\n".join(f"  - {p}" for p in problems)
+        )
 
 
 def _marked(directory: Path) -> list[psutil.Process]:

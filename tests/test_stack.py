@@ -26,6 +26,8 @@ from typer.testing import CliRunner
 
 from dsrflow import stack
 from dsrflow.cli import app
+from dsrflow.config import load_config
+from dsrflow.ledger import Ledger
 from tests.support.stack import free_port, stack_environment
 
 runner = CliRunner()
@@ -155,6 +157,59 @@ def _wait_for_state(run_id, wanted: StateType, timeout: float = 150):
             assert state is None or not state.is_final(), f"run ended {state.name}"
             assert time.monotonic() < deadline, f"run still {state and state.name}"
             time.sleep(0.5)
+
+
+def _final_state(run_id, timeout: float = 150):
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while (state := client.read_flow_run(run_id).state) is None or not state.is_final():
+            assert time.monotonic() < deadline, f"run still {state and state.name}"
+            time.sleep(0.5)
+    return state
+
+
+def test_a_deployment_run_cannot_be_started_approved_and_dsr_approve_resumes_it(started):
+    """Issue 11 §2: whoever can start a deployment cannot approve it by a parameter; the run
+    pauses, and ``dsr approve --stack`` answers its Resume form through the stack's API."""
+    config = started.directory / "sandbox" / "dsrflow.yaml"
+    with stack.connected(started.directory):
+        try:  # refused by the deployment's parameter schema, or by the flow when it starts
+            forged = run_deployment(
+                "erasure-request/erasure-request",
+                parameters={
+                    "request_id": "DSR-2026-0980",
+                    "subject_emails": [SUBJECT],
+                    "approved_by": "anyone",
+                },
+                timeout=0,
+            )
+        except Exception as refused:
+            assert "approved_by" in str(refused)
+        else:
+            ended = _final_state(forged.id)
+            assert ended.type in (StateType.FAILED, StateType.CRASHED), ended
+        run = run_deployment(
+            "erasure-request/erasure-request",
+            parameters={"request_id": "DSR-2026-0981", "subject_emails": [SUBJECT]},
+            timeout=0,
+        )
+        _wait_for_state(run.id, StateType.PAUSED)
+    answered = runner.invoke(
+        app,
+        ["approve", "DSR-2026-0981", "--officer", "Ingrid", "--stack", str(started.directory),
+         "--config", str(config)],
+    )  # fmt: skip
+    assert answered.exit_code == 0, answered.output
+    with stack.connected(started.directory):
+        _wait_for_state(run.id, StateType.COMPLETED)
+    ledger = Ledger(load_config(config).ledger_url)
+    try:
+        events = [(e.event, e.actor) for e in ledger.entries("DSR-2026-0981")]
+        assert ledger.request("DSR-2026-0980") is None  # the forged run never got that far
+    finally:
+        ledger.close()
+    assert ("approved", "Ingrid") in events
+    assert events[-1][0] == "status:completed"
 
 
 # Last in the module: it stops the module's stack.
