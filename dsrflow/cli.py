@@ -409,6 +409,9 @@ def _decide(
     stack_dir: Path | None = None,
 ) -> None:
     """Give the officer's decision to the request, wherever it waits."""
+    from dsrflow.local_prefect import private_home
+
+    private_home(_config_folder(config))  # before Prefect is imported
     from flows.resume import record_decision
 
     loaded = _friendly(lambda: load_config(config))
