@@ -80,10 +80,6 @@ def test_a_reset_after_the_row_deletes_never_deletes_the_next_rows(sandboxes):
     faults(faulty, **RESET_BATCH_UPDATE)
     report = drive.erase(plan)
 
-    assert report.complete, report.results
-    assert {r.outcome for r in report.results} == {Outcome.DONE}
-    assert all("confirmed by re-reading" in (r.detail or "") for r in report.results)
-    assert stats(faulty)["spreadsheets.batchUpdate"] == 1  # sent once, never again
     _, rows = sheet_values(faulty, *USAGE)
     assert [row[1] for row in rows] == [
         "Email",
@@ -94,6 +90,10 @@ def test_a_reset_after_the_row_deletes_never_deletes_the_next_rows(sandboxes):
         "kari.nordman@example.com",
     ]
     assert state(faulty) == state(reference)
+    assert stats(faulty)["spreadsheets.batchUpdate"] == 1  # sent once, never again
+    assert report.complete, report.results
+    assert {r.outcome for r in report.results} == {Outcome.DONE}
+    assert all("confirmed by re-reading" in (r.detail or "") for r in report.results)
 
 
 def test_a_whole_erasure_with_a_reset_after_its_first_write_ends_as_an_uninterrupted_one(
