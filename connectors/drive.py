@@ -52,7 +52,7 @@ from typing import Any
 from googleapiclient.errors import HttpError
 
 from connectors.base import Capability, SourceUnavailable, SweepResult
-from connectors.drive_client import AmbiguousWrite, GoogleClient
+from connectors.drive_client import GoogleClient
 from connectors.drive_retention import DriveRetention
 from connectors.drive_rows import (
     Matcher,
@@ -67,6 +67,7 @@ from connectors.drive_rows import (
     holds,
     trimmed,
 )
+from connectors.writes import AmbiguousWrite
 from dsrflow.config import DriveSource
 from dsrflow.identifiers import IdentifierKind
 from dsrflow.mapping.drive import DriveMapping, Layout, header_key

@@ -16,9 +16,8 @@
   a ``batchUpdate`` whose answer was lost (a reset, a timeout, a 5xx from a proxy after the
   backend committed) may have run, and sending it again would delete the rows that moved up
   into the deleted rows' places. Such a failure raises ``AmbiguousWrite``; the connector
-  re-reads the sheet and decides. Only a 429 is sent again: the quota is checked before a
-  request runs, the requests over it "exceed the quota and generate a 429"
-  (https://developers.google.com/sheets/api/limits), and a ``batchUpdate`` is atomic (ibid.).
+  re-reads the sheet and decides. Only a 429, a request refused before it ran, is sent again
+  (``connectors/writes.py`` has the reference).
   httplib2 itself resends a request whose connection closed before the status line (it takes
   that for a stale keep-alive connection, even for a POST): writes go through ``SendOnceHttp``.
 """
@@ -44,6 +43,7 @@ from googleapiclient.errors import HttpError
 from googleapiclient.http import BatchHttpRequest
 
 from connectors.base import SourceUnavailable
+from connectors.writes import AmbiguousWrite
 from dsrflow.config import DriveSource
 
 # What a real Workspace must grant the service account (Admin console > Security > API
@@ -66,14 +66,6 @@ class CallStats:
     values_reads: int = 0
     metadata_reads: int = 0
     writes: int = 0
-
-
-class AmbiguousWrite(Exception):
-    """A write whose answer was lost: it may or may not have been applied."""
-
-    def __init__(self, problem: str) -> None:
-        self.problem = problem
-        super().__init__(problem)
 
 
 class SendOnceHttp(httplib2.Http):

@@ -200,7 +200,9 @@ class FaultGate:
             await send({"type": "http.response.start", "status": 200, "headers": []})
             raise ConnectionAbortedError("answer lost after the request was applied")
         abort()
-        await asyncio.sleep(0)  # let the server see the connection gone before we return
+        await asyncio.sleep(0)  # the server sees the connection gone ...
+        # ... and drops this answer, which middleware around the gate still wants to see.
+        await Response(status_code=502)(scope, replay, send)
 
 
 ABORT_EXTENSION = "dsrflow.abort_connection"
