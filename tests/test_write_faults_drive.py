@@ -204,3 +204,28 @@ def test_the_sweep_with_a_reset_after_its_batch_update_deletes_each_old_row_once
     assert after == expected_after(before)
     again = {r.table: r for r in drive.sweep(NOW, protected=protected)}
     assert again["Usage export 2024-H2/Events"].rows == 0  # nothing was left half done
+
+
+def test_the_fault_applies_the_write_then_resets_the_connection(sandboxes):
+    """What the client sees is a dropped connection, not an HTTP status; the write stands."""
+    faulty, _ = sandboxes
+    sheets, before = sheet_values(faulty, *USAGE)
+    faults(faulty, **RESET_BATCH_UPDATE)
+    token = sheets._http.credentials.token
+    body = {
+        "requests": [
+            {
+                "deleteDimension": {
+                    "range": {"sheetId": 0, "dimension": "ROWS", "startIndex": 7, "endIndex": 8}
+                }
+            }
+        ]
+    }
+    with pytest.raises(httpx.TransportError):  # ReadError (reset) or RemoteProtocolError
+        httpx.post(
+            f"{faulty.api_url}/v4/spreadsheets/{USAGE[0]}:batchUpdate",
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    _, after = sheet_values(faulty, *USAGE)
+    assert after == before[:7]  # the last row went
