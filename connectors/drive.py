@@ -25,7 +25,15 @@ longer holds it but the identifier is elsewhere in the sheet, that sheet is left
 its actions come back SKIPPED, so the request is not complete; if it is nowhere, the row is
 already gone (ALREADY_DONE). Deletion is one ``batchUpdate`` per sheet, ``deleteDimension`` from
 the highest row down so that earlier deletions do not shift later ones. Sheets has no conditional
-write: the window between the re-read and the batchUpdate is one round trip.
+write: the window between the re-read and the batchUpdate is one round trip. A row is deleted
+only while it holds exactly what the plan saw (``native_id.content``, a fingerprint of the row).
+
+Writes are sent once (``GoogleClient.write``). When the answer to one is lost (a reset, a
+timeout, a 5xx), the sheet is read again and compared with what it held before the write and
+what the write makes of it: the latter means done; the former means the write did not run, and
+it is sent again (at most ``max_retries`` times); anything else means someone changed the sheet
+meanwhile, and the action FAILS with nothing sent again. Sending a row deletion again blindly
+would delete the rows that moved up into the deleted rows' places: other people's.
 
 The retention sweep (``sweep``) lives in ``connectors/drive_retention.py``.
 
@@ -53,12 +61,16 @@ from connectors.drive_rows import (
     Matcher,
     SheetReader,
     SheetRef,
+    changed,
     clear_cells_request,
     column_letter,
+    content_digest,
     delete_rows_requests,
     headers_of,
     holds,
+    trimmed,
 )
+from connectors.writes import AmbiguousWrite
 from dsrflow.config import DriveSource
 from dsrflow.identifiers import IdentifierKind
 from dsrflow.mapping.drive import DriveMapping, Layout, header_key
@@ -438,6 +450,22 @@ class DriveConnector:
             row_number = int(action.native_id["row"])
             digests = set(str(action.native_id.get("holds", "")).split("+")) - {""}
             here = any(row_number in where.get(d, []) for d in digests)
+            seen = action.native_id.get("content")
+            if (
+                here
+                and action.action == Action.DELETE
+                and seen
+                and content_digest(rows[row_number - 1]) != seen
+            ):
+                results.append(
+                    ActionResult(
+                        record_id=action.record_id,
+                        outcome=Outcome.SKIPPED,
+                        detail=f"row {row_number} changed since planning: it no longer "
+                        "holds exactly what the plan saw, so it was left untouched",
+                    )
+                )
+                continue
             if here:
                 ready.append(_Target(action, row_number, digests))
             elif any(where.get(d) for d in digests):
@@ -478,6 +506,7 @@ class DriveConnector:
         today = dt.date.today()
         results: list[ActionResult] = []
         clears: list[dict[str, Any]] = []
+        cleared: list[tuple[int, int]] = []
         deletes: set[int] = set()
         done: list[_Target] = []
         for target in targets:
@@ -501,14 +530,20 @@ class DriveConnector:
                 names = {header_key(f) for f in target.action.fields}
                 columns = [c for c, h in enumerate(headers) if header_key(h) in names]
                 clears += [clear_cells_request(props["sheetId"], target.row, c) for c in columns]
+                cleared += [(target.row, c) for c in columns]
             done.append(target)
         # Clearing does not move rows, so it goes first; then deletions from the bottom up.
         requests = clears + delete_rows_requests(props["sheetId"], deletes)
         if requests:
-            outcome = self._write(
-                self.client.spreadsheets.batchUpdate(
+            after = changed(rows, {cell: "" for cell in cleared}, deletes)
+            outcome = self.send_change(
+                spreadsheet_id,
+                props["sheetId"],
+                rows,
+                after,
+                lambda: self.client.spreadsheets.batchUpdate(
                     spreadsheetId=spreadsheet_id, body={"requests": requests}
-                )
+                ),
             )
             results += [
                 ActionResult(record_id=t.action.record_id, outcome=outcome[0], detail=outcome[1])
@@ -516,14 +551,45 @@ class DriveConnector:
             ]
         return results
 
-    def _write(self, request: Any) -> tuple[Outcome, str | None]:
-        try:
-            self.client.call(request, "writes")
-        except HttpError as exc:
-            if exc.status_code == 404:
-                return Outcome.ALREADY_DONE, "the spreadsheet no longer exists"
-            return Outcome.FAILED, f"HTTP {exc.status_code} {exc.reason}"
-        return Outcome.DONE, None
+    def send_change(
+        self,
+        spreadsheet_id: str,
+        sheet_id: int,
+        before: Sequence[Sequence[Any]],
+        after: Sequence[Sequence[Any]],
+        request: Any,
+        what: str = "re-reading a sheet after an unanswered write",
+    ) -> tuple[Outcome, str | None]:
+        """Send ``request()`` (a write to sheet ``sheet_id``, which holds ``before`` and holds
+        ``after`` once the write is applied) once; after a lost answer, decide from a re-read."""
+        attempt = 0
+        while True:
+            try:
+                self.client.write(request())
+            except HttpError as exc:
+                if exc.status_code == 404:
+                    return Outcome.ALREADY_DONE, "the spreadsheet no longer exists"
+                return Outcome.FAILED, f"HTTP {exc.status_code} {exc.reason}"
+            except AmbiguousWrite as lost:
+                read = self._sheet_values(spreadsheet_id, what, sheet_id)
+                now = trimmed(read[1][0]) if read and read[1] else None
+                if now is not None and now == trimmed(after):
+                    return Outcome.DONE, f"confirmed by re-reading the sheet ({lost.problem})"
+                if now is None or now != trimmed(before):
+                    return Outcome.FAILED, (
+                        f"the answer to a write was lost ({lost.problem}) and the sheet, read "
+                        "again, holds neither what it held before nor what the write makes of "
+                        "it: it changed meanwhile, so nothing was sent again"
+                    )
+                if attempt >= self.source.max_retries:
+                    return Outcome.FAILED, (
+                        f"the write was not applied: {lost.problem}, {attempt + 1} attempt(s)"
+                    )
+                # Unchanged: the write did not run, so it may go again, after a pause.
+                self.client.backoff(attempt)
+                attempt += 1
+                continue
+            return Outcome.DONE, None
 
     def _rectify_sheet(
         self,
@@ -551,18 +617,25 @@ class DriveConnector:
                 continue
             failed = None
             for field, value in target.action.fields.items():
-                cell = f"{a1_sheet(title)}!{column_letter(columns[header_key(field)])}{target.row}"
-                outcome, detail = self._write(
-                    values.update(
+                column = columns[header_key(field)]
+                cell = f"{a1_sheet(title)}!{column_letter(column)}{target.row}"
+                after = changed(rows, {(target.row, column): value})
+                outcome, detail = self.send_change(
+                    spreadsheet_id,
+                    props["sheetId"],
+                    rows,
+                    after,
+                    lambda cell=cell, value=value: values.update(
                         spreadsheetId=spreadsheet_id,
                         range=cell,
                         valueInputOption="RAW",
                         body={"values": [["" if value is None else value]]},
-                    )
+                    ),
                 )
                 if outcome != Outcome.DONE:
                     failed = detail
                     break
+                rows = after  # the next cell's write starts from this one's result
             if failed is None:
                 failed = self._verify(spreadsheet_id, title, headers, target)
             results.append(

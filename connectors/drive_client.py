@@ -9,8 +9,17 @@
   ``BatchHttpRequest`` gets ``batch_uri`` itself.
 * httplib2 is not thread-safe: every thread gets its own ``AuthorizedHttp`` over the shared
   credentials, passed to ``execute(http=...)``.
-* Retries: Google sends no Retry-After, so 429 and 5xx (and dropped connections) are retried
-  with exponential backoff and full jitter, a bounded number of times; then SourceUnavailable.
+* Retries: Google sends no Retry-After, so reads that come back 429 or 5xx (or whose
+  connection drops) are retried with exponential backoff and full jitter, a bounded number of
+  times; then SourceUnavailable.
+* Writes (``write``) are sent once. Sheets has no conditional write and deletes rows by index:
+  a ``batchUpdate`` whose answer was lost (a reset, a timeout, a 5xx from a proxy after the
+  backend committed) may have run, and sending it again would delete the rows that moved up
+  into the deleted rows' places. Such a failure raises ``AmbiguousWrite``; the connector
+  re-reads the sheet and decides. Only a 429, a request refused before it ran, is sent again
+  (``connectors/writes.py`` has the reference).
+  httplib2 itself resends a request whose connection closed before the status line (it takes
+  that for a stale keep-alive connection, even for a POST): writes go through ``SendOnceHttp``.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from http.client import HTTPException
 from typing import Any
 
 import google_auth_httplib2
@@ -33,6 +43,7 @@ from googleapiclient.errors import HttpError
 from googleapiclient.http import BatchHttpRequest
 
 from connectors.base import SourceUnavailable
+from connectors.writes import AmbiguousWrite
 from dsrflow.config import DriveSource
 
 # What a real Workspace must grant the service account (Admin console > Security > API
@@ -55,6 +66,33 @@ class CallStats:
     values_reads: int = 0
     metadata_reads: int = 0
     writes: int = 0
+
+
+class SendOnceHttp(httplib2.Http):
+    """httplib2 that sends each request once, on a fresh connection.
+
+    ``httplib2.Http._conn_request`` sends a request again when the answer's status line does not
+    come (``BadStatusLine``: "the connection just went stale, so retry regardless of the number
+    of RETRIES set"); for a write that ran, that is a second write. Here every failure is the
+    caller's to judge; a fresh connection keeps a server's idle timeout from causing one.
+    """
+
+    def _conn_request(
+        self, conn: Any, request_uri: str, method: str, body: Any, headers: Any
+    ) -> tuple[httplib2.Response, bytes]:
+        try:
+            conn.close()
+            conn.connect()
+            conn.request(method, request_uri, body, headers)
+            raw = conn.getresponse()
+            content = b"" if method == "HEAD" else raw.read()
+        except BaseException:
+            conn.close()
+            raise
+        response = httplib2.Response(raw)
+        if method != "HEAD":
+            content = httplib2._decompressContent(response, content, self.limit_kwargs)
+        return response, content
 
 
 def load_credentials(source: DriveSource) -> service_account.Credentials:
@@ -120,6 +158,16 @@ class GoogleClient:
             self._local.http = http
         return http
 
+    def write_http(self) -> google_auth_httplib2.AuthorizedHttp:
+        """This thread's authorised connection for writes: each request sent once."""
+        http = getattr(self._local, "write_http", None)
+        if http is None:
+            http = google_auth_httplib2.AuthorizedHttp(
+                self.credentials, http=SendOnceHttp(timeout=self.source.timeout_s)
+            )
+            self._local.write_http = http
+        return http
+
     def count(self, field: str) -> None:
         with self._stats_lock:
             setattr(self.stats, field, getattr(self.stats, field) + 1)
@@ -145,10 +193,37 @@ class GoogleClient:
                 raise SourceUnavailable(
                     self.name, f"{problem}, still after {attempt} retries"
                 ) from None
-            self._backoff(attempt)
+            self.backoff(attempt)
             attempt += 1
 
-    def _backoff(self, attempt: int) -> None:
+    def write(self, request: Any) -> Any:
+        """Send a write once (again only after a 429, which means it did not run).
+
+        A lost answer (connection failure, timeout, 5xx) raises ``AmbiguousWrite``: the write
+        may have been applied, and only a fresh read of the target can tell.
+        """
+        attempt = 0
+        while True:
+            self.count("writes")
+            try:
+                return request.execute(http=self.write_http())
+            except HttpError as exc:
+                if exc.status_code in RETRIED_STATUSES - {429}:
+                    raise AmbiguousWrite(f"HTTP {exc.status_code} {exc.reason}") from None
+                if exc.status_code != 429:
+                    raise
+                if attempt >= self.source.max_retries:
+                    raise SourceUnavailable(
+                        self.name, f"writes throttled (HTTP 429), still after {attempt} retries"
+                    ) from None
+            except RefreshError as exc:
+                raise SourceUnavailable(self.name, f"token refused: {exc.args[0]}") from exc
+            except (TransportError, httplib2.HttpLib2Error, OSError, HTTPException) as exc:
+                raise AmbiguousWrite(f"connection failed: {type(exc).__name__}") from None
+            self.backoff(attempt)
+            attempt += 1
+
+    def backoff(self, attempt: int) -> None:
         with self._stats_lock:
             self.stats.retries += 1
         ceiling = min(self.source.max_backoff_s, self.source.backoff_s * 2**attempt)
@@ -192,7 +267,7 @@ class GoogleClient:
                     f"batch calls still failing (HTTP {statuses}) after {attempt} retries",
                 )
             if retry:
-                self._backoff(attempt)
+                self.backoff(attempt)
                 attempt += 1
             pending = retry
         return [answers[i] for i in range(len(requests))]

@@ -22,7 +22,10 @@ records' rows or holds one of the identifiers those records matched (the fingerp
 Changes: one ``spreadsheets.batchUpdate`` per sheet, ``deleteDimension`` from the bottom up (or
 ``repeatCell`` clears, which move nothing), built by the same helpers as erasure. As with
 erasure, Sheets has no conditional write: the window between the read and the batchUpdate is
-one round trip. A rerun finds nothing more to do: deleted rows are gone, cleared rows have no
+one round trip. The batchUpdate is sent once; if its answer is lost, the sheet is read again and
+compared with what it held before and what the change makes of it
+(``DriveConnector.send_change``): never sent again blindly, which would delete the rows that
+moved up. A rerun finds nothing more to do: deleted rows are gone, cleared rows have no
 identifying cells left.
 """
 
@@ -37,15 +40,17 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from dateutil import parser as date_parser
 
-from connectors.base import SweepResult
+from connectors.base import SourceUnavailable, SweepResult
 from connectors.drive_rows import (
     SheetRef,
+    changed,
     clear_cells_request,
     delete_rows_requests,
     headers_of,
     holds,
 )
 from dsrflow.mapping.drive import Layout, header_key
+from dsrflow.plan import Outcome
 from dsrflow.records import Record, to_utc_iso
 from dsrflow.request import Subject
 
@@ -214,6 +219,12 @@ class SheetSweep:
             return any(_filled(_cell(row, c)) for c in self.personal)
         return any(_filled(v) for v in row)
 
+    def after(self, rows: Sequence[Sequence[Any]], numbers: list[int]) -> list[list[str]]:
+        """What the sheet holds once ``requests(rows, numbers)`` is applied."""
+        if self.action == "delete_rows":
+            return changed(rows, deletes=numbers)
+        return changed(rows, {(n, c): "" for n in numbers for c in self.personal})
+
     def requests(self, rows: Sequence[Sequence[Any]], numbers: list[int]) -> list[dict[str, Any]]:
         sheet_id = self.ref.sheet_id
         if self.action == "delete_rows":
@@ -311,21 +322,39 @@ class DriveRetention:
         result.protected = picked.protected
         result.notes += notes_of(picked, layout.retention.counts_from)
         if picked.rows and not self.dry_run:
-            self._write(ref, sweep.requests(rows, picked.rows), result)
+            self._write(
+                ref, rows, sweep.after(rows, picked.rows), sweep.requests(rows, picked.rows), result
+            )
         return result
 
-    def _write(self, ref: SheetRef, requests: list[dict[str, Any]], result: SweepResult) -> None:
-        """One batchUpdate for the sheet; throttling and outages raise SourceUnavailable."""
-        answer = self.connector._api(
-            self.connector.client.spreadsheets.batchUpdate(
+    def _write(
+        self,
+        ref: SheetRef,
+        before: list[list[Any]],
+        after: list[list[str]],
+        requests: list[dict[str, Any]],
+        result: SweepResult,
+    ) -> None:
+        """One batchUpdate for the sheet, sent once (``DriveConnector.send_change``);
+        throttling raises SourceUnavailable, a change that cannot be confirmed fails loudly."""
+        client = self.connector.client
+        outcome, detail = self.connector.send_change(
+            ref.spreadsheet_id,
+            ref.sheet_id,
+            before,
+            after,
+            lambda: client.spreadsheets.batchUpdate(
                 spreadsheetId=ref.spreadsheet_id, body={"requests": requests}
             ),
-            "writes",
-            "removing rows past their retention",
-            missing_ok=True,
+            "re-reading a sheet after an unanswered retention write",
         )
-        if answer is None:
+        if outcome == Outcome.ALREADY_DONE:
             result.notes.append("the spreadsheet was removed before the sweep changed it")
             result.rows = 0
             return
+        if outcome != Outcome.DONE:
+            raise SourceUnavailable(
+                self.connector.name,
+                f"removing rows past their retention in {result.table}: {detail}",
+            )
         result.batches = 1

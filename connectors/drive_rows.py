@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -82,6 +83,44 @@ def delete_rows_requests(sheet_id: int, rows: Iterable[int]) -> list[dict[str, A
 def digest(identifier: str) -> str:
     """A short fingerprint of ``kind:value``: what a plan carries to re-check a row later."""
     return hashlib.sha256(identifier.encode("utf-8")).hexdigest()[:16]
+
+
+def trimmed(rows: Sequence[Sequence[Any]]) -> list[list[str]]:
+    """Rows as ``values.batchGet`` gives them: cells as text, trailing empty cells and rows
+    left out. Two reads of an unchanged sheet compare equal in this form."""
+    out = [[("" if c is None else str(c)) for c in row] for row in rows]
+    for row in out:
+        while row and row[-1] == "":
+            row.pop()
+    while out and not out[-1]:
+        out.pop()
+    return out
+
+
+def content_digest(row: Sequence[Any]) -> str:
+    """A short fingerprint of a whole row as read: the plan carries it, and a row is deleted
+    only while it still holds exactly this (Sheets has no row version)."""
+    cells = (trimmed([row]) or [[]])[0]
+    return hashlib.sha256(json.dumps(cells).encode("utf-8")).hexdigest()[:16]
+
+
+def changed(
+    rows: Sequence[Sequence[Any]],
+    cells: dict[tuple[int, int], Any] | None = None,
+    deletes: Iterable[int] = (),
+) -> list[list[str]]:
+    """What a sheet holds once a change is applied: ``cells`` ((row, column) -> value; row
+    1-based, column 0-based; "" empties it) set, then the ``deletes`` rows (1-based) removed."""
+    out = [list(row) for row in trimmed(rows)]
+    for (row, column), value in (cells or {}).items():
+        while len(out) < row:
+            out.append([])
+        cells_of = out[row - 1]
+        while len(cells_of) <= column:
+            cells_of.append("")
+        cells_of[column] = "" if value is None else str(value)
+    gone = set(deletes)
+    return trimmed([row for number, row in enumerate(out, start=1) if number not in gone])
 
 
 def _strip(text: str) -> str:
@@ -245,6 +284,7 @@ class SheetReader:
                 "sheet": ref.sheet,
                 "row": row_number,
                 "holds": "+".join(sorted(digest(m) for m in matched)),
+                "content": content_digest(row),
             },
             # Every column of the sheet, filled or not: the plan finds the same layout from them.
             categories=dict(self.categories),

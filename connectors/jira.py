@@ -675,10 +675,14 @@ class JiraConnector:
             account_of(c) == account for c in self._customers_of(desk, email)
         )
         if present:
+            assert email is not None
             self.client.delete(
                 "removing a customer",
                 f"/rest/servicedeskapi/servicedesk/{desk}/customer",
                 {"accountIds": [account]},
+                confirm=lambda: (
+                    not any(account_of(c) == account for c in self._customers_of(desk, email))
+                ),
             )
         deleted, kept = jira_accounts.delete_own_account(
             self.client,
@@ -728,7 +732,10 @@ class JiraConnector:
         """Delete an issue; whether it was still there."""
         jira = self.client.jira
         response = self.client.call(
-            doing, lambda: jira._session.delete(jira._get_url(f"issue/{key}")), missing_ok=True
+            doing,
+            lambda: jira._session.delete(jira._get_url(f"issue/{key}")),
+            missing_ok=True,
+            confirm=lambda: self._read_issue(key) is None,
         )
         return response is not None
 
@@ -755,7 +762,12 @@ class JiraConnector:
             update["reporter"] = {"accountId": replacement} if replacement else None
         key = issue["key"]
         if update:
-            self.client.put("anonymising an issue", f"issue/{key}", {"fields": update})
+            self.client.put(
+                "anonymising an issue",
+                f"issue/{key}",
+                {"fields": update},
+                confirm=lambda: self._issue_holds(key, update),
+            )
         participants = self._participants(f)
         mine = sorted(set(participants) & person.account_ids)
         if mine:
@@ -763,6 +775,7 @@ class JiraConnector:
                 "removing request participants",
                 f"/rest/servicedeskapi/request/{key}/participant",
                 {"accountIds": mine},
+                confirm=lambda: not set(mine) & set(self._participants(self._fields_of(key))),
             )
         changed = bool(update or mine)
         for comment in comments:
@@ -781,6 +794,7 @@ class JiraConnector:
                 "deleting a comment",
                 lambda: self.client.jira.comment(key, cid).delete(),
                 missing_ok=True,
+                confirm=lambda: self._read_comment(key, cid) is None,
             )
             return True
         body = comment.get("body") or ""
@@ -788,8 +802,34 @@ class JiraConnector:
         if new == body:
             return False
         self.client.call(
-            "anonymising a comment", lambda: self.client.jira.comment(key, cid).update(body=new)
+            "anonymising a comment",
+            lambda: self.client.jira.comment(key, cid).update(body=new),
+            confirm=lambda: (self._read_comment(key, cid) or {}).get("body") == new,
         )
+        return True
+
+    def _read_comment(self, key: str, cid: str) -> dict[str, Any] | None:
+        return self.client.call(
+            "reading a comment",
+            lambda: self.client.jira._get_json(f"issue/{key}/comment/{cid}"),
+            missing_ok=True,
+        )
+
+    def _fields_of(self, key: str) -> dict[str, Any]:
+        issue = self._read_issue(key)
+        return issue["fields"] if issue else {}
+
+    def _issue_holds(self, key: str, update: dict[str, Any]) -> bool:
+        """Whether the issue, read again, holds every field value of ``update`` (a PUT's
+        ``fields``): how a PUT whose answer was lost is confirmed."""
+        fields = self._fields_of(key)
+        for name, value in update.items():
+            now = fields.get(name)
+            if name == "reporter":
+                if account_of(now) != (value or {}).get("accountId"):
+                    return False
+            elif now != value:
+                return False
         return True
 
     def _erase_comment(self, action: PlannedAction, known: _Known) -> tuple[Outcome, str | None]:
@@ -800,11 +840,7 @@ class JiraConnector:
         held = self._held(issue["fields"])
         if held:
             return Outcome.SKIPPED, held
-        comment = self.client.call(
-            "reading a comment",
-            lambda: self.client.jira._get_json(f"issue/{key}/comment/{cid}"),
-            missing_ok=True,
-        )
+        comment = self._read_comment(key, cid)
         if comment is None:
             return Outcome.ALREADY_DONE, None
         own = account_of(comment.get("author")) in known.person.account_ids
@@ -857,7 +893,14 @@ class JiraConnector:
                 outcome = Outcome.ALREADY_DONE
             else:
                 update = {"labels": [{"add": label}]}
-                self.client.put("labelling an issue", f"issue/{key}", {"update": update})
+                self.client.put(
+                    "labelling an issue",
+                    f"issue/{key}",
+                    {"update": update},
+                    confirm=lambda key=key: (
+                        label in (self._fields_of(str(key)).get("labels") or [])
+                    ),
+                )
                 outcome = Outcome.DONE
             report.results.append(
                 ActionResult(
@@ -897,7 +940,12 @@ class JiraConnector:
                 continue
             try:
                 fields = dict(action.fields)
-                self.client.put("rectifying an issue", f"issue/{key}", {"fields": fields})
+                self.client.put(
+                    "rectifying an issue",
+                    f"issue/{key}",
+                    {"fields": fields},
+                    confirm=lambda key=key, fields=fields: self._issue_holds(key, fields),
+                )
             except JiraRequestError as exc:
                 report.results.append(
                     ActionResult(

@@ -85,5 +85,6 @@ def delete_own_account(
             client.jira._get_url("user"), params={_id_param(client): account}
         ),
         missing_ok=True,
+        confirm=lambda: read_user(client, account) is None,
     )
     return True, None

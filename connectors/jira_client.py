@@ -6,6 +6,11 @@ long to wait: a 429 or 503 waits ``Retry-After`` seconds (at most ``max_retry_wa
 5xx answers and connection failures back off briefly; after ``max_retries`` further attempts the
 source is ``SourceUnavailable``. Messages name the operation and the HTTP status only: Jira's
 error texts and URLs can echo a query, i.e. the subject's address.
+
+Writes pass ``confirm`` (a fresh read: has the write taken effect?). They are sent again after
+a 429 only, refused before they ran (``connectors/writes.py``); when the answer is lost (a
+connection failure, a timeout, a 5xx) the target is read again instead: applied means done,
+not applied means the write may go again (bounded like every retry). Never a blind resend.
 """
 
 from __future__ import annotations
@@ -84,8 +89,18 @@ class JiraClient:
         """An absolute URL on the site, for the Service Management API the client lacks."""
         return f"{self.jira.server_url}{path}"
 
-    def call(self, what: str, fn: Callable[[], T], *, missing_ok: bool = False) -> Any:
-        """Run one request with the retry policy; ``missing_ok``: a 404 gives None."""
+    def call(
+        self,
+        what: str,
+        fn: Callable[[], T],
+        *,
+        missing_ok: bool = False,
+        confirm: Callable[[], bool] | None = None,
+    ) -> Any:
+        """Run one request with the retry policy; ``missing_ok``: a 404 gives None.
+
+        ``confirm`` makes it a write: after a lost answer, ``confirm()`` reads the target
+        and says whether the write took effect (then this returns True) or not (sent again)."""
         attempt = 0
         while True:
             try:
@@ -101,32 +116,38 @@ class JiraClient:
                 if status not in RETRYABLE:
                     raise JiraRequestError(what, status) from None
                 wait = _retry_after(exc, attempt)
-                if attempt >= self.max_retries or wait > self.max_wait:
-                    raise SourceUnavailable(
-                        self.source_name,
-                        f"{what}: HTTP {status} after {attempt + 1} attempt(s)",
-                    ) from None
+                problem = f"HTTP {status}"
+                lost = confirm is not None and status != 429
             except (requests.ConnectionError, requests.Timeout) as exc:
-                if attempt >= self.max_retries:
-                    raise SourceUnavailable(
-                        self.source_name,
-                        f"{what}: {type(exc).__name__} after {attempt + 1} attempt(s)",
-                    ) from None
                 wait = min(0.5 * 2**attempt, self.max_wait)
+                problem = type(exc).__name__
+                lost = confirm is not None
+            if lost and confirm is not None and confirm():
+                return True  # the write was applied; only its answer went missing
+            if attempt >= self.max_retries or wait > self.max_wait:
+                done = "the write was not applied: " if lost else ""
+                raise SourceUnavailable(
+                    self.source_name, f"{what}: {done}{problem} after {attempt + 1} attempt(s)"
+                ) from None
             attempt += 1
-            self.sleep(wait)
+            self.sleep(min(wait, self.max_wait))
 
     def get(self, what: str, path: str, params: dict[str, Any] | None = None) -> Any:
         """GET a JSON resource by absolute path (e.g. /rest/servicedeskapi/servicedesk)."""
         return self.call(what, lambda: self.jira._session.get(self.url(path), params=params).json())
 
-    def put(self, what: str, api_path: str, body: dict[str, Any]) -> None:
-        """PUT a JSON body to a platform resource (e.g. ``issue/SUP-1``); Jira answers 204."""
+    def put(
+        self, what: str, api_path: str, body: dict[str, Any], confirm: Callable[[], bool]
+    ) -> None:
+        """PUT a JSON body to a platform resource (e.g. ``issue/SUP-1``); Jira answers 204.
+        ``confirm``: whether the resource, read again, holds what the PUT sets."""
         url = self.jira._get_url(api_path)
-        self.call(what, lambda: self.jira._session.put(url, data=json.dumps(body)))
+        self.call(what, lambda: self.jira._session.put(url, data=json.dumps(body)), confirm=confirm)
 
-    def delete(self, what: str, path: str, body: dict[str, Any]) -> None:
-
+    def delete(
+        self, what: str, path: str, body: dict[str, Any], confirm: Callable[[], bool]
+    ) -> None:
+        """DELETE with a JSON body (Service Management); ``confirm`` as for ``put``."""
         self.call(
             what,
             lambda: self.jira._session.delete(
@@ -134,6 +155,7 @@ class JiraClient:
                 data=json.dumps(body),
                 headers={"X-ExperimentalApi": "opt-in", "Content-Type": "application/json"},
             ),
+            confirm=confirm,
         )
 
     def close(self) -> None:

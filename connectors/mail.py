@@ -48,7 +48,7 @@ import base64
 import datetime as dt
 import json
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +87,7 @@ from connectors.mail_match import (
     participants,
     search_expression,
 )
+from connectors.writes import AmbiguousWrite
 from dsrflow.config import MailSource
 from dsrflow.identifiers import mask_email
 from dsrflow.mapping.mail import ErasureMode, MailMapping, PlusAddressing, RecordPart
@@ -115,6 +116,11 @@ _RETRYABLE_ITEM = {429, 500, 502, 503, 504}
 _READ_MAIL = ("Mail.Read", "Mail.ReadWrite")
 _WRITE_MAIL = ("Mail.ReadWrite",)
 _READ_USERS = ("User.Read.All", "User.ReadWrite.All", "Directory.Read.All")
+_ID_ONLY = RequestConfiguration(
+    query_parameters=MessageItemRequestBuilder.MessageItemRequestBuilderGetQueryParameters(
+        select=["id"]
+    )
+)
 
 
 # The SDK's query-parameter classes, by shorter names.
@@ -728,8 +734,29 @@ class MailConnector:
                 requests.append(item.permanent_delete.to_post_request_information())
             else:
                 requests.append(item.to_delete_request_information())
+
+        def confirm(indexes: list[int]) -> dict[int, BatchAnswer | None]:
+            """After a lost answer, each copy read again by its id: a 404 ErrorItemNotFound for
+            the exact item (found moments ago) is a confirmed absence, i.e. done (a move gives
+            the message a new id); still there means not done: None, to send again."""
+            reads = [
+                users.by_user_id(copies[i][1].mailbox)
+                .messages.by_message_id(copies[i][1].message_id)
+                .to_get_request_information(_ID_ONLY)
+                for i in indexes
+            ]
+            seen: dict[int, BatchAnswer | None] = {}
+            for index, answer in zip(indexes, self._batched(reads, "lookup"), strict=True):
+                if answer.status == 404 and answer.error_code == "ErrorItemNotFound":
+                    seen[index] = BatchAnswer(204, {}, None)
+                elif answer.status == 200:
+                    seen[index] = None
+                else:
+                    seen[index] = answer
+            return seen
+
         statuses = []
-        for answer in self._batched(requests, "erase"):
+        for answer in self._batched(requests, "erase", confirm=confirm):
             status = answer.status
             if status == 404 and answer.error_code not in (None, "ErrorItemNotFound"):
                 # Not "already gone" (e.g. ErrorInvalidUser): must not pass as done.
@@ -737,29 +764,57 @@ class MailConnector:
             statuses.append(status)
         return statuses
 
-    def _batched(self, requests: list[Any], kind: str) -> list[BatchAnswer]:
+    def _batched(
+        self,
+        requests: list[Any],
+        kind: str,
+        confirm: Callable[[list[int]], dict[int, BatchAnswer | None]] | None = None,
+    ) -> list[BatchAnswer]:
         """Send requests 20 to a ``$batch``; items throttled or failing with 5xx are sent again
-        after their Retry-After, up to ``max_retries`` rounds. The last answer of each."""
+        after their Retry-After, up to ``max_retries`` rounds. The last answer of each.
+
+        With ``confirm`` the requests are writes: a ``$batch`` whose answer is lost, and items
+        answered 5xx, are not sent again blindly but looked at by ``confirm`` (indexes ->
+        the answer that stands, or None if not applied, to send again); 429s are sent again.
+        """
         answers: list[BatchAnswer | None] = [None] * len(requests)
         pending = list(range(len(requests)))
         for round_number in range(self.settings.max_retries + 1):
             if round_number:
                 self.stats.retries += 1
             retry: list[int] = []
+            unsure: list[int] = []
             wait = 0.0
             for chunk in chunks(pending, BATCH_SIZE):
                 if kind == "erase":
                     self.stats.erase_batches += 1
                 try:
-                    results = self.graph.run(self.graph.batch([requests[i] for i in chunk], kind))
+                    results = self.graph.run(
+                        self.graph.batch(
+                            [requests[i] for i in chunk], kind, write=confirm is not None
+                        )
+                    )
+                except AmbiguousWrite as lost:
+                    unsure += chunk
+                    for index in chunk:
+                        answers[index] = BatchAnswer(0, {}, {"error": {"code": lost.problem}})
+                    continue
                 except APIError as exc:
                     raise self._unavailable(None, exc) from exc
                 for index, answer in zip(chunk, results, strict=True):
                     answers[index] = answer
-                    if answer.status in _RETRYABLE_ITEM:
+                    if confirm is not None and answer.status in _RETRYABLE_ITEM - {429}:
+                        unsure.append(index)
+                    elif answer.status in _RETRYABLE_ITEM:
                         retry.append(index)
                         wait = max(wait, retry_after_of(answer.headers))
-            pending = retry
+            if unsure and confirm is not None:
+                for index, seen in confirm(unsure).items():
+                    if seen is None:
+                        retry.append(index)  # not applied: it may go again
+                    else:
+                        answers[index] = seen
+            pending = sorted(retry)
             if not pending:
                 break
             self.graph.run(asyncio.sleep(min(wait, 60.0)))

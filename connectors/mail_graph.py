@@ -5,6 +5,10 @@ one event loop and runs one step at a time on it (a page of search results, a ba
 caller can yield between steps and memory stays at one page. Requests to one mailbox go through
 a semaphore of 4 (Exchange's concurrency limit per mailbox and app); 429/503/504 are retried by
 the SDK's retry handler honouring ``Retry-After``; other 5xx are retried here with backoff.
+Writes (``write=True``: the erasure's ``$batch`` of DELETE/permanentDelete) are sent once, the
+SDK's retry handler switched off for them: a 429 is sent again after its Retry-After (refused
+before it ran), a lost answer (connection failure, 5xx) raises ``AmbiguousWrite`` so that the
+connector reads the messages again (``connectors/writes.py``).
 
 Requests are built by the SDK's request builders and sent through its request adapter (auth,
 middleware, errors as ``ODataError``); responses are read as Graph JSON (``get_json``, ``batch``)
@@ -38,6 +42,7 @@ from msgraph_core.requests.batch_request_content import BatchRequestContent
 from msgraph_core.requests.batch_request_item import BatchRequestItem
 
 from connectors.base import SourceUnavailable
+from connectors.writes import AmbiguousWrite
 from dsrflow.config import MailSource
 
 T = TypeVar("T")
@@ -149,8 +154,16 @@ class GraphSession:
             self._semaphores[key] = asyncio.Semaphore(MAILBOX_CONCURRENCY)
         return self._semaphores[key]
 
-    async def call(self, mailbox: str | None, kind: str, request: Callable[[], Awaitable[T]]) -> T:
-        """One Graph request (with this connector's retries for 500/502), counted by kind."""
+    async def call(
+        self,
+        mailbox: str | None,
+        kind: str,
+        request: Callable[[], Awaitable[T]],
+        *,
+        write: bool = False,
+    ) -> T:
+        """One Graph request (with this connector's retries for 500/502), counted by kind; a
+        ``write`` is sent again only after a 429, and a lost answer raises AmbiguousWrite."""
         attempt = 0
         while True:
             self.stats.requests += 1
@@ -162,6 +175,13 @@ class GraphSession:
                     return await request()
             except APIError as exc:
                 status = exc.response_status_code or 0
+                if write and status == 429 and attempt < self.settings.max_retries:
+                    attempt += 1
+                    self.stats.retries += 1
+                    await asyncio.sleep(min(retry_after_of(exc.response_headers), 60.0))
+                    continue
+                if write and status >= 500:
+                    raise AmbiguousWrite(f"HTTP {status}") from None
                 if status in RETRIED_HERE and attempt < self.settings.max_retries:
                     attempt += 1
                     self.stats.retries += 1
@@ -169,6 +189,8 @@ class GraphSession:
                     continue
                 raise
             except httpx.HTTPError as exc:
+                if write:
+                    raise AmbiguousWrite(f"connection failed: {type(exc).__name__}") from None
                 if attempt < self.settings.max_retries:
                     attempt += 1
                     self.stats.retries += 1
@@ -196,7 +218,9 @@ class GraphSession:
         )
         return json.loads(raw) if raw else {}
 
-    async def batch(self, requests: list[RequestInformation], kind: str) -> list[BatchAnswer]:
+    async def batch(
+        self, requests: list[RequestInformation], kind: str, *, write: bool = False
+    ) -> list[BatchAnswer]:
         """Up to 20 requests in one JSON ``$batch``; each answer with status, headers, body.
 
         Sent through the SDK's own adapter (auth, retry middleware) but read as raw JSON:
@@ -208,12 +232,16 @@ class GraphSession:
             # add_request_information ignores the id it is given (it draws a uuid): set it here.
             content.add_request(str(number), BatchRequestItem(info, id=str(number)))
         post = await self.client.batch.to_post_request_information(content)
+        if write:
+            # The SDK would send a $batch again on 503/504, which may follow an applied write.
+            post.add_request_options([RetryHandlerOption(should_retry=False)])
         adapter = self.client.request_adapter
         self.stats.batches += 1
         raw = await self.call(
             None,
             kind,
             lambda: adapter.send_primitive_async(post, "bytes", {"XXX": ODataError}),
+            write=write,
         )
         payload = json.loads(raw or b"{}")
         by_id = {str(r.get("id")): r for r in payload.get("responses") or []}
