@@ -9,13 +9,14 @@ E-mail address (``email_key``), as found in data:
 1. Surrounding whitespace is dropped (spaces, tabs, line breaks, NBSP, thin spaces, BOM).
 2. The address splits at its last ``@``; it must then be a syntactically valid address.
 3. Look-alikes get a key of their own, their exact text, which equals no other address: a
-   local part or domain holding a compatibility character (one that NFKC changes, e.g.
-   full-width ``ｋ``, ``ſ``, ligatures) or a singleton (U+212A KELVIN SIGN, U+2126 OHM SIGN,
+   local part or domain holding a compatibility character (one that NFKC changes: full-width
+   letters, U+017F LONG S, ligatures) or a singleton (U+212A KELVIN SIGN, U+2126 OHM SIGN,
    U+212B ANGSTROM SIGN, which NFC silently turns into K, Ω, Å), an invisible format or
-   control character, or a local part whose letters come from more than one script (Cyrillic
-   ``а`` among Latin letters; Latin with Han, Hiragana, Katakana, Bopomofo or Hangul is one
-   writing system, as UTS #39 "highly restrictive" allows). Such an address is still an
-   address (another person in a row, masked in an export), but never the subject.
+   control character, a domain character that IDNA maps to another (U+3002 IDEOGRAPHIC FULL
+   STOP), or a local part whose letters come from more than one script (U+0430 CYRILLIC
+   SMALL LETTER A among Latin letters; Latin with Han, Hiragana, Katakana, Bopomofo or Hangul
+   is one writing system, as UTS #39 "highly restrictive" allows). Such an address is still
+   an address (another person in a row, masked in an export), but never the subject.
 4. Otherwise: the local part in Unicode NFC, lower-cased with Unicode's lower-case mapping
    (``str.lower``; not full case folding, which would make ``straße`` and ``strasse`` one
    address); the domain by IDNA (UTS #46) in its lower-case ASCII form, so ``bücher.example``,
@@ -75,10 +76,10 @@ _CONTROL = frozenset({"Cc", "Cf", "Zl", "Zp"})
 # Invisible characters that str.strip() keeps but that stick to values pasted from documents.
 _INVISIBLE_EDGES = "\u200b\u200c\u200d\u2060\ufeff"
 
-# An address as written in free text: a run of characters that may be part of one, on both
-# sides of the @, so "akari@x.com", "åse@x.com" and "kari@x.com.evil.org" are read whole and
+# An address as written in free text: a run of characters that may be part of an unquoted one
+# (all but whitespace and RFC 5322's specials), on both sides of the @, so "akari@x.com", "åse@x.com" and "kari@x.com.evil.org" are read whole and
 # never as "kari@x.com" or "se@x.com". Trailing sentence punctuation is cut by clean_in_text.
-ADDRESS_IN_TEXT = re.compile(r"[^\s<>()\[\]{},;:\"'|@]+@[^\s<>()\[\]{},;:\"'|@]+")
+ADDRESS_IN_TEXT = re.compile(r"[^\s<>()\[\],;:\"@\\]+@[^\s<>()\[\],;:\"@\\]+")
 _TEXT_TRAILING = ".,;:!?)'\"-"
 
 # Letters of these scripts together are one writing system (UTS #39, highly restrictive).
@@ -219,10 +220,20 @@ def normalise_email(raw: str) -> str:
 try_normalise_email = email_key
 
 
+def search_form(text: str) -> str:
+    """``text`` in NFC and lower-cased: for cheap substring pre-tests that are never narrower
+    than the key (every key's local part is in this form; a look-alike may pass and is then
+    refused by the key)."""
+    if not unicodedata.is_normalized("NFC", text):
+        text = unicodedata.normalize("NFC", text)
+    return text.lower()
+
+
 def clean_in_text(found: str) -> str:
     """An address cut out of text (``ADDRESS_IN_TEXT``) without the sentence punctuation
-    glued to it: "al@example.com." -> "al@example.com"."""
-    return found.rstrip(_TEXT_TRAILING).lstrip(".")
+    glued to its end: "al@example.com." -> "al@example.com" (the start is kept: "-al@" is
+    another address than "al@")."""
+    return found.rstrip(_TEXT_TRAILING)
 
 
 def addresses_in(text: str | None) -> Iterator[tuple[re.Match[str], str]]:
@@ -262,8 +273,12 @@ def lowered_spellings(key: str, *, lower_folds_unicode: bool) -> list[str]:
     found: dict[str, None] = {}
     for spelling in email_spellings(key):
         if lower_folds_unicode:
-            # A per-character lower() (libc, ICU) has no final sigma and reads İ as i.
-            variants = [spelling, spelling.replace("ς", "σ"), spelling.replace("i\u0307", "i")]
+            # A per-character lower() (libc, ICU) has no final sigma (U+03C2) and reads İ as i.
+            variants = [
+                spelling,
+                spelling.replace("\u03c2", "\u03c3"),
+                spelling.replace("i\u0307", "i"),
+            ]
         else:
             variants = _case_mixes(spelling)
         for variant in variants:
