@@ -286,7 +286,7 @@ class JiraConnector:
                 clauses.append(f"{jql_string(PARTICIPANTS)} in ({listed})")
             clauses += [f"issue in updatedBy({jql_string(a)})" for a in ids]
         # Mentions: fuzzy full-text pre-filters, confirmed exactly afterwards.
-        emails = sorted({s for e in person.emails for s in email_spellings(e)})
+        emails = sorted({s for e in person.emails for s in email_spellings(e, decomposed=True)})
         clauses += [f"text ~ {jql_text(v)}" for v in emails + ids]
         projects = ", ".join(jql_string(p) for p in self.mapping.projects)
         return f"project in ({projects}) AND ({' OR '.join(clauses)}) ORDER BY key ASC"

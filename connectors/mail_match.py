@@ -39,7 +39,7 @@ def search_expression(addresses: Iterable[str], mentions: bool, plus_tags: bool 
     """
     terms = []
     for address in addresses:
-        for spelling in email_spellings(address):
+        for spelling in email_spellings(address, decomposed=True):
             terms.append(f"participants:{kql_phrase(spelling)}")
             if mentions:
                 terms.append(kql_phrase(spelling))  # from, subject, body

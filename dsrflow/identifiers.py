@@ -77,8 +77,9 @@ _CONTROL = frozenset({"Cc", "Cf", "Zl", "Zp"})
 _INVISIBLE_EDGES = "\u200b\u200c\u200d\u2060\ufeff"
 
 # An address as written in free text: a run of characters that may be part of an unquoted one
-# (all but whitespace and RFC 5322's specials), on both sides of the @, so "akari@x.com", "åse@x.com" and "kari@x.com.evil.org" are read whole and
-# never as "kari@x.com" or "se@x.com". Trailing sentence punctuation is cut by clean_in_text.
+# (all but whitespace and RFC 5322's specials) on both sides of the @, so "akari@x.com",
+# "åse@x.com" and "kari@x.com.evil.org" are read whole, never as "kari@x.com" or "se@x.com".
+# Trailing sentence punctuation is cut by clean_in_text.
 ADDRESS_IN_TEXT = re.compile(r"[^\s<>()\[\],;:\"@\\]+@[^\s<>()\[\],;:\"@\\]+")
 _TEXT_TRAILING = ".,;:!?)'\"-"
 
@@ -242,11 +243,12 @@ def addresses_in(text: str | None) -> Iterator[tuple[re.Match[str], str]]:
         yield match, clean_in_text(match.group())
 
 
-def email_spellings(normalised: str) -> list[str]:
+def email_spellings(normalised: str, *, decomposed: bool = False) -> list[str]:
     """The spellings one address may be written in, for a full-text pre-filter.
 
     A source may keep the domain in Unicode (``bücher.example``) or in IDNA
-    (``xn--bcher-kva.example``); both are the same address.
+    (``xn--bcher-kva.example``); both are the same address. ``decomposed``: also each in NFD
+    (``a`` + combining ring for ``å``), for word indexes that do not normalise.
     """
     local, _, domain = normalised.rpartition("@")
     spellings = [normalised]
@@ -256,7 +258,9 @@ def email_spellings(normalised: str) -> list[str]:
         unicode_domain = domain
     if unicode_domain != domain:
         spellings.append(f"{local}@{unicode_domain}")
-    return spellings
+    if decomposed:
+        spellings += [unicodedata.normalize("NFD", s) for s in spellings]
+    return list(dict.fromkeys(spellings))
 
 
 # Up to this many non-ASCII letters get every mix of capitals in ``lowered_spellings``.
