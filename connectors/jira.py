@@ -173,7 +173,7 @@ class JiraConnector:
         by = "query" if self.client.is_cloud else "username"
         for email in subject.emails:
             # Jira keeps an address as it was typed: the domain in Unicode or in IDNA.
-            for spelling in email_spellings(email):
+            for spelling in email_spellings(email, decomposed=True):
                 start = 0
                 while True:
                     page = self.client.call(
@@ -249,7 +249,11 @@ class JiraConnector:
             return
         for desk in self._servicedesks():
             seen: set[str] = set()
-            spellings = {s for e in known.account_emails.values() for s in email_spellings(e)}
+            spellings = {
+                s
+                for e in known.account_emails.values()
+                for s in email_spellings(e, decomposed=True)
+            }
             for spelling in sorted(spellings):
                 for customer in self._customers_of(desk["id"], spelling):
                     account = account_of(customer)
