@@ -158,6 +158,11 @@ class SqlConnector:
             used = [(f"primary_key.{i}", c) for i, c in enumerate(spec.primary_key)]
             used += [(f"identities.{i}.column", x.column) for i, x in enumerate(spec.identities)]
             used += [
+                (f"identities.{i}.lookup_column", x.lookup_column)
+                for i, x in enumerate(spec.identities)
+                if x.lookup_column
+            ]
+            used += [
                 (f"expands_identity.{i}.column", x.column)
                 for i, x in enumerate(spec.expands_identity)
             ]
@@ -253,8 +258,11 @@ class SqlConnector:
                 if not wanted:
                     continue
                 column = self.tables[table].c[identity.column]
-                candidates = self._candidates(identity.kind, wanted.values())
-                target = _comparable(column, identity.kind)
+                lookup = identity.lookup_column
+                candidates = self._candidates(identity.kind, wanted.values(), padded=not lookup)
+                target = (
+                    self.tables[table].c[lookup] if lookup else _comparable(column, identity.kind)
+                )
                 for chunk in _chunks(candidates, self.batch_size):
                     query = sa.select(self.tables[table]).where(
                         target.in_(self._coerce(column, chunk))
@@ -278,10 +286,13 @@ class SqlConnector:
                     visit(edge.dst_table, row, edge.label, set())
         return found
 
-    def _candidates(self, kind: str, wanted: Iterable[Identifier]) -> list[str]:
-        """The exact values the pre-filter compares ``_comparable(column)`` with: for an
-        address every text ``lower()`` gives for a stored spelling of it (see
-        ``lowered_spellings``), bare or with EDGE_PADDING; for a phone its spellings."""
+    def _candidates(
+        self, kind: str, wanted: Iterable[Identifier], *, padded: bool = True
+    ) -> list[str]:
+        """The exact values the pre-filter compares ``_comparable(column)`` (or the mapping's
+        ``lookup_column``, already trimmed: ``padded=False``) with: for an address every text
+        ``lower()`` gives for a stored spelling of it (see ``lowered_spellings``), bare or
+        with EDGE_PADDING; for a phone its spellings."""
         if kind != IdentifierKind.EMAIL:
             return list(dict.fromkeys(s for i in wanted for s in spellings(i)))
         found: dict[str, None] = {}
@@ -289,8 +300,8 @@ class SqlConnector:
             for spelling in lowered_spellings(
                 identifier.value, lower_folds_unicode=self.lower_folds_unicode
             ):
-                for before in EDGE_PADDING:
-                    for after in EDGE_PADDING:
+                for before in EDGE_PADDING if padded else ("",):
+                    for after in EDGE_PADDING if padded else ("",):
                         found.setdefault(f"{before}{spelling}{after}")
         return list(found)
 

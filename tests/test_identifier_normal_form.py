@@ -121,3 +121,26 @@ def test_found_phone_values_that_are_not_numbers_have_no_key():
     assert phone_key("call me", PHONE_REGION) is None
     assert phone_key("912\x0034567", PHONE_REGION) is None
     assert phone_key(None, PHONE_REGION) is None
+
+
+def test_the_cli_refuses_a_look_alike_subject_in_one_line_with_status_2(tmp_path):
+    from typer.testing import CliRunner
+
+    from dsrflow.cli import app
+
+    result = CliRunner().invoke(
+        app,
+        [
+            "access",
+            "--subject",
+            "\u212aari@example.com",
+            "--out",
+            str(tmp_path),
+            "--config",
+            str(tmp_path / "absent.yaml"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "U+212A KELVIN SIGN" in result.output
+    assert "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []

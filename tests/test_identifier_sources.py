@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import sqlalchemy as sa
+import yaml
 
 from connectors.sql import SqlConnector
-from dsrflow.mapping import load_mapping
+from dsrflow.mapping import MappingError, load_mapping, parse_mapping
 from dsrflow.request import Subject
 from tests.conftest import ONPREM_MAPPING, load_sandbox_fixture
 from tests.support.identifier_cases import PHONE_REGION, cases, check, subjects
@@ -247,3 +249,55 @@ def test_jira_agrees_with_the_table(monkeypatch):
             check("email", typed, mine, "Jira (customer accounts)")
     finally:
         server.stop()
+
+
+# Padding beyond EDGE_PADDING (one whitespace character at either end).
+WIDE_PADDING = {2000: "  al@example.com  ", 2001: "\t\tAL@Example.COM\r\n\r\n"}
+LOOKUP_COLUMN = {
+    "sqlite": (
+        "ALTER TABLE contacts ADD COLUMN email_lookup TEXT GENERATED ALWAYS AS "
+        "(lower(trim(email, ' ' || char(9) || char(10) || char(13) || char(160)))) VIRTUAL"
+    ),
+    "postgresql": (
+        "ALTER TABLE contacts ADD COLUMN email_lookup text GENERATED ALWAYS AS "
+        "(lower(btrim(email, E' \\t\\n\\r' || U&'\\00A0'))) STORED"
+    ),
+}
+
+
+def test_sql_lookup_column_finds_any_padding(sandbox_url, tmp_path):
+    """Runs of whitespace are beyond the default pre-filter; a trimmed, lower-cased column the
+    mapping names (here a generated one, indexed) finds them, still through an index."""
+    engine = sa.create_engine(sandbox_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(LOOKUP_COLUMN[engine.dialect.name])
+        conn.exec_driver_sql("CREATE INDEX ix_contacts_email_lookup ON contacts (email_lookup)")
+        for number, stored in WIDE_PADDING.items():
+            conn.execute(
+                sa.text("INSERT INTO contacts (id, email, name) VALUES (:id, :email, 'Al')"),
+                {"id": number, "email": stored},
+            )
+    engine.dispose()
+    subject = _subject("email", "al@example.com")
+
+    def found(mapping) -> set[int]:
+        connector = SqlConnector("onprem", mapping, sandbox_url)
+        try:
+            return {
+                r.native_id["id"] for r in connector.discover(subject) if r.location == "contacts"
+            }
+        finally:
+            connector.close()
+
+    assert not found(load_mapping(ONPREM_MAPPING)) & set(WIDE_PADDING)
+    data = yaml.safe_load(ONPREM_MAPPING.read_text(encoding="utf-8"))
+    data["tables"]["contacts"]["identities"][0]["lookup_column"] = "email_lookup"
+    mapping = parse_mapping(yaml.safe_dump(data), tmp_path / "onprem.yaml")
+    assert set(WIDE_PADDING) <= found(mapping)
+
+
+def test_lookup_column_is_for_addresses_only(tmp_path):
+    data = yaml.safe_load(ONPREM_MAPPING.read_text(encoding="utf-8"))
+    data["tables"]["contacts"]["identities"][1]["lookup_column"] = "phone"
+    with pytest.raises(MappingError, match="lookup_column is only for identities of kind email"):
+        parse_mapping(yaml.safe_dump(data), tmp_path / "onprem.yaml")
