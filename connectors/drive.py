@@ -72,7 +72,7 @@ from connectors.drive_rows import (
 )
 from connectors.writes import AmbiguousWrite
 from dsrflow.config import DriveSource
-from dsrflow.identifiers import IdentifierKind
+from dsrflow.identifiers import email_spellings
 from dsrflow.mapping.drive import DriveMapping, Layout, header_key
 from dsrflow.plan import Action, ActionResult, ExecutionReport, Outcome, PlannedAction
 from dsrflow.records import Record
@@ -220,11 +220,11 @@ class DriveConnector:
                     yield file["id"], file["name"]
         yield from self._named(seen)
         if self.mapping.full_text_search:
-            for identifier in subject.identifiers:
-                if identifier.kind not in (IdentifierKind.EMAIL, IdentifierKind.PHONE):
-                    continue
+            # Every spelling of an address (Unicode and IDNA domain): a wider pre-filter.
+            values = [s for e in subject.emails for s in email_spellings(e)] + list(subject.phones)
+            for value in dict.fromkeys(values):
                 q = (
-                    f"fullText contains {q_string(identifier.value)} and "
+                    f"fullText contains {q_string(value)} and "
                     f"mimeType = '{SPREADSHEET}' and trashed = false"
                 )
                 for file in self._list(q):

@@ -3,7 +3,8 @@
 Matching is exact on normalised identifiers (``dsrflow.identifiers``). Normalising every cell
 of a large sheet would be slow (e-mail validation, phone parsing), so a cheap test comes first
 and never decides alone: an e-mail cell is only normalised if it contains one of the subject's
-local parts, a phone cell only if its characters without separators are one of the ways the
+local parts (both in ``search_form``: NFC, lower-cased, so a capitalised or decomposed spelling
+passes), a phone cell only if its characters without separators are one of the ways the
 subject's numbers may be written. Only rows that match are looked at in full, for the other
 people's identifiers that make a row shared (Art. 15(4)).
 """
@@ -24,6 +25,7 @@ from dsrflow.identifiers import (
     IdentifierKind,
     normalise_found,
     phone_spellings,
+    search_form,
 )
 from dsrflow.mapping.drive import Layout, emails_in
 from dsrflow.records import Record, to_utc_iso
@@ -134,7 +136,7 @@ class Matcher:
     """The subject's identifiers, with the cheap pre-tests that keep big sheets fast."""
 
     identifiers: frozenset[str]  # "kind:value"
-    needles: tuple[str, ...]  # casefolded "local-part@" of each of the subject's addresses
+    needles: tuple[str, ...]  # "local-part@" of each of the subject's keys, in search_form
     phone_forms: frozenset[str]
     phone_region: str
 
@@ -143,7 +145,9 @@ class Matcher:
         forms = {form for phone in subject.phones for form in phone_spellings(phone)}
         return cls(
             identifiers=frozenset(str(i) for i in subject.identifiers),
-            needles=tuple(sorted({e.rpartition("@")[0].casefold() + "@" for e in subject.emails})),
+            needles=tuple(
+                sorted({search_form(e.rpartition("@")[0]) + "@" for e in subject.emails})
+            ),
             phone_forms=frozenset(forms),
             phone_region=phone_region,
         )
@@ -154,7 +158,7 @@ class Matcher:
             return None
         text = str(raw)
         if kind == IdentifierKind.EMAIL:
-            lowered = text.casefold()
+            lowered = search_form(text)
             if not any(needle in lowered for needle in self.needles):
                 return None
         elif kind == IdentifierKind.PHONE and _strip(text.strip()) not in self.phone_forms:
@@ -167,7 +171,7 @@ class Matcher:
         """Whether any of ``cells`` could hold the subject's identifiers: one pass over their
         text, so the rows of the many sheets without her are never looked at one by one.
         Cells are joined with newlines, which no pre-test looks for."""
-        blob = "\n".join(c if type(c) is str else str(c) for c in cells).casefold()
+        blob = search_form("\n".join(c if type(c) is str else str(c) for c in cells))
         if any(needle in blob for needle in self.needles):
             return True
         if self.phone_forms:

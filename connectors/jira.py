@@ -52,7 +52,7 @@ from connectors.jira_text import (
     pseudonymise,
 )
 from dsrflow.config import JiraSource
-from dsrflow.identifiers import try_normalise_email
+from dsrflow.identifiers import email_key, email_spellings
 from dsrflow.mapping import MappingError
 from dsrflow.mapping.jira import ErasureMode, JiraMapping
 from dsrflow.plan import Action, ActionResult, ExecutionReport, Outcome, PlannedAction
@@ -238,26 +238,26 @@ class JiraConnector:
         accounts: dict[str, dict[str, Any]] = {}
         by = "query" if self.client.is_cloud else "username"
         for email in subject.emails:
-            start = 0
-            while True:
-                page = self.client.call(
-                    "searching users",
-                    lambda s=start, e=email: self.client.jira._get_json(
-                        "user/search", params={by: e, "startAt": s, "maxResults": USER_PAGE}
-                    ),
-                )
-                for user in page:
-                    # Data Center knows users by name where Cloud has accountIds.
-                    account = account_of(user)
-                    if account and try_normalise_email(user.get("emailAddress")) == email:
-                        accounts[account] = user
-                if len(page) < USER_PAGE:
-                    break
-                start += USER_PAGE
+            # Jira keeps an address as it was typed: the domain in Unicode or in IDNA.
+            for spelling in email_spellings(email, decomposed=True):
+                start = 0
+                while True:
+                    page = self.client.call(
+                        "searching users",
+                        lambda s=start, e=spelling: self.client.jira._get_json(
+                            "user/search", params={by: e, "startAt": s, "maxResults": USER_PAGE}
+                        ),
+                    )
+                    for user in page:
+                        # Data Center knows users by name where Cloud has accountIds.
+                        account = account_of(user)
+                        if account and email_key(user.get("emailAddress")) == email:
+                            accounts[account] = user
+                    if len(page) < USER_PAGE:
+                        break
+                    start += USER_PAGE
         known_ids = {i.value for i in subject.of_kind(ACCOUNT)}
-        account_emails = {
-            a: try_normalise_email(u.get("emailAddress")) or "" for a, u in accounts.items()
-        }
+        account_emails = {a: email_key(u.get("emailAddress")) or "" for a, u in accounts.items()}
         person = Person(
             emails=frozenset(subject.emails),
             account_ids=frozenset(accounts) | frozenset(known_ids),
@@ -315,8 +315,13 @@ class JiraConnector:
             return
         for desk in self._servicedesks():
             seen: set[str] = set()
-            for email in sorted(set(known.account_emails.values())):
-                for customer in self._customers_of(desk["id"], email):
+            spellings = {
+                s
+                for e in known.account_emails.values()
+                for s in email_spellings(e, decomposed=True)
+            }
+            for spelling in sorted(spellings):
+                for customer in self._customers_of(desk["id"], spelling):
                     account = account_of(customer)
                     if account not in known.account_emails or account in seen:
                         continue
@@ -351,7 +356,8 @@ class JiraConnector:
                 clauses.append(f"{jql_string(PARTICIPANTS)} in ({listed})")
             clauses += [f"issue in updatedBy({jql_string(a)})" for a in ids]
         # Mentions: fuzzy full-text pre-filters, confirmed exactly afterwards.
-        clauses += [f"text ~ {jql_text(v)}" for v in sorted(person.emails) + ids]
+        emails = sorted({s for e in person.emails for s in email_spellings(e, decomposed=True)})
+        clauses += [f"text ~ {jql_text(v)}" for v in emails + ids]
         projects = ", ".join(jql_string(p) for p in self.mapping.projects)
         return f"project in ({projects}) AND ({' OR '.join(clauses)}) ORDER BY key ASC"
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from connectors.jira_client import JiraClient
-from dsrflow.identifiers import try_normalise_email
+from dsrflow.identifiers import email_key
 
 CUSTOMER = "customer"  # Jira Cloud's accountType of a portal-only customer
 LICENSED = "licensed"  # a Data Center user with an application role (an agent)
@@ -75,7 +75,7 @@ def delete_own_account(
     user = read_user(client, account)
     if user is None:
         return False, None
-    if try_normalise_email(user.get("emailAddress")) not in emails:
+    if email_key(user.get("emailAddress")) not in emails:
         return False, "the account is kept: its address is not the subject's"
     if account_type(client, user, account) != CUSTOMER:
         return False, f"the account is kept: {AGENT_KEPT}"

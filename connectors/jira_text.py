@@ -13,10 +13,10 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from dsrflow.identifiers import mask_email, try_normalise_email
+from dsrflow.identifiers import ADDRESS_IN_TEXT, addresses_in, clean_in_text, email_key, mask_email
 
-# Greedy on both sides so that an address is always taken whole (sub.domain.evil.org included).
-EMAIL_IN_TEXT = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9\u00a0-\uffff.-]+")
+# An address is always taken whole on both sides (åse@…, sub.domain.evil.org included).
+EMAIL_IN_TEXT = ADDRESS_IN_TEXT
 MENTION = re.compile(r"\[~(?:accountid:)?([^\]\s]+)\]")
 OTHER_PERSON = "[another person]"
 
@@ -35,19 +35,9 @@ class Person:
         return f"[{prefix}-{hashlib.sha256(seed.encode()).hexdigest()[:4]}]"
 
 
-def _clean(raw: str) -> str:
-    # Sentence punctuation glued to an address is not part of it.
-    return raw.rstrip(".,;:!?)'\"")
-
-
 def emails_in(text: str | None) -> set[str]:
-    """Normalised addresses written in ``text``."""
-    found = set()
-    for match in EMAIL_IN_TEXT.finditer(text or ""):
-        normalised = try_normalise_email(_clean(match.group()))
-        if normalised:
-            found.add(normalised)
-    return found
+    """Comparison keys of the addresses written in ``text``."""
+    return {key for _, cleaned in addresses_in(text) if (key := email_key(cleaned))}
 
 
 def mentions_in(text: str | None) -> set[str]:
@@ -64,8 +54,8 @@ def mentions(person: Person, text: str | None) -> set[str]:
 def _replace_emails(text: str, replace: Callable[[str, str], str]) -> str:
     def one(match: re.Match[str]) -> str:
         raw = match.group()
-        cleaned = _clean(raw)
-        normalised = try_normalise_email(cleaned)
+        cleaned = clean_in_text(raw)
+        normalised = email_key(cleaned)
         if normalised is None:
             return raw
         return replace(normalised, cleaned) + raw[len(cleaned) :]

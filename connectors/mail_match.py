@@ -14,13 +14,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from html.parser import HTMLParser
 from typing import Any, ClassVar
 
-from dsrflow.identifiers import email_spellings, try_normalise_email
+from dsrflow.identifiers import addresses_in, email_key, email_spellings
 
 PARTICIPANT_FIELDS = ("from", "sender", "toRecipients", "ccRecipients", "bccRecipients", "replyTo")
-
-# An address as written in text: greedy on both sides, so that "akari@x.com" and
-# "kari@x.com.evil.org" are read whole and never as "kari@x.com".
-_ADDRESS_IN_TEXT = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
 
 
 def kql_phrase(value: str) -> str:
@@ -43,7 +39,7 @@ def search_expression(addresses: Iterable[str], mentions: bool, plus_tags: bool 
     """
     terms = []
     for address in addresses:
-        for spelling in email_spellings(address):
+        for spelling in email_spellings(address, decomposed=True):
             terms.append(f"participants:{kql_phrase(spelling)}")
             if mentions:
                 terms.append(kql_phrase(spelling))  # from, subject, body
@@ -74,8 +70,8 @@ class Matcher:
         return fold_plus(normalised) if self.fold else normalised
 
     def subject_address(self, raw: object) -> str | None:
-        """The subject's address that ``raw`` is, or None."""
-        normalised = try_normalise_email(raw)
+        """The subject's address that ``raw`` is (equal comparison keys), or None."""
+        normalised = email_key(raw)
         if normalised is None:
             return None
         return self.wanted.get(self._comparable(normalised))
@@ -90,8 +86,8 @@ class Matcher:
     def in_text(self, *texts: str) -> set[str]:
         found = set()
         for text in texts:
-            for candidate in _ADDRESS_IN_TEXT.findall(text or ""):
-                hit = self.subject_address(candidate.strip(".-"))
+            for _, candidate in addresses_in(text):
+                hit = self.subject_address(candidate)
                 if hit:
                     found.add(hit)
         return found

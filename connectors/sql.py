@@ -34,6 +34,7 @@ from dsrflow.identifiers import (
     PHONE_SEPARATORS,
     Identifier,
     IdentifierKind,
+    lowered_spellings,
     normalise_found,
     spellings,
 )
@@ -44,6 +45,13 @@ from dsrflow.records import Record, portable_value, to_utc_iso
 from dsrflow.request import RequestType, Subject
 
 Key = tuple[Any, ...]
+
+# Whitespace a stored address may carry at either end that the exact pre-filter still finds:
+# none, or one of these. An index on lower(column) can only be probed with exact values; longer
+# runs need a normalised column (see README, "Matching").
+EDGE_PADDING = ("", " ", "\t", "\u00a0", "\n", "\r\n")
+# Whether the database's lower() folds non-ASCII letters: asked once, with this text.
+_LOWER_PROBE = ("\u00c5\u03a3", "\u00e5\u03c3")
 
 
 @dataclass(frozen=True)
@@ -110,6 +118,7 @@ class SqlConnector:
         self.mapping_path = mapping_path or Path(f"(mapping of source {name!r})")
         _refuse_missing_sqlite_file(name, url)
         self.engine = sa.create_engine(url)
+        self.lower_folds_unicode = False
         self.tables = self._bind_tables()
         # Counted from here on: the benchmark reports the queries of discovery, not reflection.
         sa.event.listen(self.engine, "before_cursor_execute", self._count_query)
@@ -128,6 +137,7 @@ class SqlConnector:
             with self.engine.connect() as conn:
                 present = set(sa.inspect(conn).get_table_names(schema=self.mapping.db_schema))
                 missing = [t for t in self.mapping.tables if t not in present]
+                self.lower_folds_unicode = _lower_folds_unicode(conn)
                 with warnings.catch_warnings():
                     # Expression indexes (lower(email)) cannot be reflected; they are not needed.
                     warnings.filterwarnings("ignore", "Skipped unsupported reflection")
@@ -150,6 +160,11 @@ class SqlConnector:
             known = set(tables[name].c.keys())
             used = [(f"primary_key.{i}", c) for i, c in enumerate(spec.primary_key)]
             used += [(f"identities.{i}.column", x.column) for i, x in enumerate(spec.identities)]
+            used += [
+                (f"identities.{i}.lookup_column", x.lookup_column)
+                for i, x in enumerate(spec.identities)
+                if x.lookup_column
+            ]
             used += [
                 (f"expands_identity.{i}.column", x.column)
                 for i, x in enumerate(spec.expands_identity)
@@ -306,14 +321,17 @@ class SqlConnector:
                 if not wanted:
                     continue
                 column = self.tables[table].c[identity.column]
-                candidates = [s for i in wanted.values() for s in spellings(i)]
-                target = _comparable(column, identity.kind)
+                lookup = identity.lookup_column
+                candidates = self._candidates(identity.kind, wanted.values(), padded=not lookup)
+                target = (
+                    self.tables[table].c[lookup] if lookup else _comparable(column, identity.kind)
+                )
                 for chunk in _chunks(candidates, self.batch_size):
                     query = sa.select(self.tables[table]).where(
                         target.in_(self._coerce(column, chunk))
                     )
                     for row in self._stream(conn, query):
-                        # The pre-filter may be loose (lower(), spellings); this decides.
+                        # The pre-filter is wider than the key (spellings, padding); this decides.
                         value = normalise_found(
                             identity.kind, row._mapping[identity.column], self.phone_region
                         )
@@ -330,6 +348,25 @@ class SqlConnector:
                 for row in self._stream(conn, query):
                     visit(edge.dst_table, row, edge.label, set())
         return found
+
+    def _candidates(
+        self, kind: str, wanted: Iterable[Identifier], *, padded: bool = True
+    ) -> list[str]:
+        """The exact values the pre-filter compares ``_comparable(column)`` (or the mapping's
+        ``lookup_column``, already trimmed: ``padded=False``) with: for an address every text
+        ``lower()`` gives for a stored spelling of it (see ``lowered_spellings``), bare or
+        with EDGE_PADDING; for a phone its spellings."""
+        if kind != IdentifierKind.EMAIL:
+            return list(dict.fromkeys(s for i in wanted for s in spellings(i)))
+        found: dict[str, None] = {}
+        for identifier in wanted:
+            for spelling in lowered_spellings(
+                identifier.value, lower_folds_unicode=self.lower_folds_unicode
+            ):
+                for before in EDGE_PADDING if padded else ("",):
+                    for after in EDGE_PADDING if padded else ("",):
+                        found.setdefault(f"{before}{spelling}{after}")
+        return list(found)
 
     def _find_shared(
         self, conn: Connection, found: dict[str, dict[Key, _Found]]
@@ -565,10 +602,21 @@ class SqlConnector:
         return coerced
 
 
-def _comparable(column: sa.Column[Any], kind: str) -> sa.ColumnElement[Any]:
-    """The column as the pre-filter compares it: lower-cased e-mail, phone without separators.
+def _lower_folds_unicode(conn: Connection) -> bool:
+    """Whether this database's lower() folds non-ASCII capitals (PostgreSQL with a UTF-8 or ICU
+    locale) or ASCII only (SQLite; PostgreSQL in the C locale)."""
+    try:
+        folded = conn.execute(sa.select(sa.func.lower(sa.literal(_LOWER_PROBE[0])))).scalar()
+    except sa.exc.DBAPIError:
+        return False  # then every mix of capitals is asked for: wider, never narrower
+    return folded == _LOWER_PROBE[1]
 
-    Both stay exact (no LIKE): the confirmation in Python still decides.
+
+def _comparable(column: sa.Column[Any], kind: str) -> sa.ColumnElement[Any]:
+    """The column as the pre-filter compares it: lower-cased e-mail (what an index on
+    lower(column) holds), phone without separators.
+
+    Both stay exact (no LIKE): the confirmation in Python with the comparison key decides.
     """
     if kind == IdentifierKind.EMAIL:
         return sa.func.lower(column)

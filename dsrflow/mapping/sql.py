@@ -41,12 +41,26 @@ class Direction(StrEnum):
 class Identity(Strict):
     """A column that holds one of the subject's identifiers, matched exactly once normalised.
 
-    ``email`` and ``phone`` are normalised (case, IDNA, E.164); any other kind (e.g.
-    ``jira_account_id``) is compared as exact text.
+    ``email`` and ``phone`` are compared by their keys (dsrflow.identifiers); any other kind
+    (e.g. ``jira_account_id``) as exact text.
     """
 
     column: str
     kind: IdentifierKindName
+    lookup_column: str | None = Field(
+        default=None,
+        description=(
+            "email only: a column holding `column` trimmed of all whitespace and lower-cased "
+            "by the database (e.g. a generated column with its own index); the pre-filter "
+            "compares it instead of lower(column), so any padding is found"
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _lookup_for_email(self) -> Identity:
+        if self.lookup_column is not None and self.kind != "email":
+            raise ValueError("lookup_column is only for identities of kind email")
+        return self
 
 
 class Reference(Strict):
