@@ -530,6 +530,9 @@ def sweep(
             str(r["suppressed"]),
         )
     console.print(table)
+    if summary.exports_removed:
+        verb = "would go" if dry_run else "removed"
+        console.print(f"export folders past their retention: {summary.exports_removed} {verb}")
     for name in summary.skipped_sources:
         console.print(f"{name}: no retention support in its connector yet")
 

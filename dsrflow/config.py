@@ -232,6 +232,12 @@ class Config(_Strict):
         "to the config file",
     )
     approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
+    export_retention_days: int = Field(
+        default=30,
+        gt=0,
+        description="days an export folder is kept after it was written; the retention sweep "
+        "removes it then (an erasure of its subject removes it at once)",
+    )
     ledger_key: SecretRef | None = Field(
         default=None,
         description="the ledger key, {file: PATH} (mode 0600), {env: NAME} or {prefect_secret: "

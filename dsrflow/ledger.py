@@ -444,6 +444,18 @@ class Ledger:
             received_at=row["received_at"],
         )
 
+    def requests_of(self, subject: Subject) -> list[str]:
+        """The ids of every request that names any of the subject's identifiers."""
+        emails, phones = set(subject.emails), set(subject.phones)
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(requests_table.c.id, requests_table.c.subject)).all()
+        found = []
+        for row in rows:
+            stored = json.loads(row.subject)
+            if emails & set(stored["emails"]) or phones & set(stored["phones"]):
+                found.append(row.id)
+        return sorted(found)
+
     # -- restrictions (Art. 18) -------------------------------------------------------------
 
     def add_restriction(self, subject: Subject, request_id: str, actor: str) -> None:

@@ -14,6 +14,7 @@ import jinja2
 from pydantic import BaseModel, Field
 
 from dsrflow.config import Controller
+from dsrflow.copies import Removed
 from dsrflow.export import write_private
 from dsrflow.plan import Action, ExecutionReport, Outcome, PlannedAction
 from dsrflow.request import DataSubjectRequest
@@ -46,6 +47,13 @@ class Receipt(BaseModel):
     changed: list[ReceiptLine]
     kept: list[ReceiptLine] = Field(description="kept on purpose, or not applicable, with why")
     plan_sha256: str
+    copies_removed: list[str] = Field(
+        default_factory=list,
+        description="dsrflow's own earlier copies of the subject's data (exports, plans) removed",
+    )
+    copies_remaining: list[str] = Field(
+        default_factory=list, description="earlier copies that could not be removed, with why"
+    )
     ledger_head: str | None = Field(
         default=None,
         description="SEQ:HASH of the ledger's audit chain when the receipt was written: "
@@ -75,6 +83,7 @@ def build_receipt(
     plan_sha256: str,
     recorded_by: str | None = None,
     ledger_head: str | None = None,
+    copies: Removed | None = None,
 ) -> Receipt:
     outcomes = {r.record_id: r.outcome for report in reports for r in report.results}
     changed, kept = [], []
@@ -105,6 +114,8 @@ def build_receipt(
         kept=kept,
         plan_sha256=plan_sha256,
         ledger_head=ledger_head,
+        copies_removed=copies.removed if copies else [],
+        copies_remaining=copies.remaining if copies else [],
     )
 
 

@@ -85,6 +85,7 @@ def _answer(
         records=len(frame),
         per_source={k: int(v) for k, v in per_source.items()},
         export_json_sha256=hashlib.sha256(files.export_json.read_bytes()).hexdigest(),
+        export_dir=str(files.directory),  # erasure and the sweep remove it (dsrflow/copies.py)
     )
     ledger.set_status(request.id, Status.COMPLETED)
     return AccessResult(

@@ -21,6 +21,8 @@ from pydantic import BaseModel, Field
 
 from connectors import open_connector
 from dsrflow.config import Config
+from dsrflow.copies import earlier_copies
+from dsrflow.copies import remove as remove_copies
 from dsrflow.export import write_private
 from dsrflow.ledger import Ledger, Status
 from dsrflow.mapping import BaseMapping
@@ -29,7 +31,7 @@ from dsrflow.plan import Action, ActionResult, ExecutionReport, Outcome, Planned
 from dsrflow.planning import plan_counts, plan_table
 from dsrflow.receipt import build_receipt, plan_digest, write_receipt
 from dsrflow.records import Record
-from dsrflow.request import DataSubjectRequest, Subject
+from dsrflow.request import DataSubjectRequest, RequestType, Subject
 from flows.approval import obtain_approval
 from flows.discovery import discover_everywhere
 from flows.tasks import PRIVATE, check_sources, restriction_notice
@@ -279,6 +281,25 @@ def run_change(
                 f"{request.id} is not complete: residue {residue[:20]}; sources with actions "
                 f"not done: {[r.source for r in reports if not r.complete]}. It stays open."
             )
+        copies = (
+            remove_copies(
+                list(
+                    dict.fromkeys(
+                        earlier_copies(ledger, request.subject, request.id, config.output_dir)
+                        + earlier_copies(ledger, request.subject, request.id, directory)
+                    )
+                )
+            )
+            if request.type is RequestType.ERASURE
+            else None
+        )
+        if copies and (copies.removed or copies.remaining):
+            ledger.record(
+                request.id,
+                "earlier_copies_removed",
+                removed=len(copies.removed),
+                remaining=len(copies.remaining),
+            )
         receipt = build_receipt(
             request,
             config.controller,
@@ -288,6 +309,7 @@ def run_change(
             digest,
             recorded_by=actor,
             ledger_head=ledger.anchor(),
+            copies=copies,
         )
         json_path, _ = write_receipt(receipt, path.parent)
         deferred = [d for a in plan if (d := after_hold(a)) is not None]

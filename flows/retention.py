@@ -17,6 +17,8 @@ from pydantic import BaseModel
 from connectors import open_connector
 from connectors.base import SweepingConnector
 from dsrflow.config import Config, load_config
+from dsrflow.copies import expired_exports
+from dsrflow.copies import remove as remove_copies
 from dsrflow.ledger import Ledger
 from dsrflow.mapping import BaseMapping
 from dsrflow.plan import Outcome
@@ -30,6 +32,7 @@ class SweepSummary(BaseModel):
     results: list[dict[str, object]]
     skipped_sources: list[str]
     holds_ended: int = 0
+    exports_removed: int = 0
 
 
 @task(name="sweep-source", **PRIVATE)
@@ -92,6 +95,7 @@ def retention_sweep(
             else:
                 results += rows
         holds_ended = _erase_ended_holds(config, mappings, ledger, now.date(), dry_run)
+        exports = _remove_expired_exports(config, ledger, now, dry_run)
         create_table_artifact(
             key="retention-sweep",
             table=[{k: v for k, v in r.items() if k != "dry_run"} for r in results],
@@ -104,12 +108,30 @@ def retention_sweep(
             rows={f"{r['source']}.{r['table']}": r["rows"] for r in results},
             restricted_subjects=len(restricted),
             holds_ended=holds_ended,
+            exports_removed=exports,
         )
     finally:
         ledger.close()
     return SweepSummary(
-        dry_run=dry_run, results=results, skipped_sources=skipped, holds_ended=holds_ended
+        dry_run=dry_run,
+        results=results,
+        skipped_sources=skipped,
+        holds_ended=holds_ended,
+        exports_removed=exports,
     )
+
+
+def _remove_expired_exports(config: Config, ledger: Ledger, now: dt.datetime, dry_run: bool) -> int:
+    """Export folders past ``export_retention_days`` go (how many would, in a dry run); one
+    that cannot be removed fails the sweep, so that it is not forgotten."""
+    retention = dt.timedelta(days=config.export_retention_days)
+    expired = expired_exports(ledger, config.output_dir, retention, now)
+    if dry_run or not expired:
+        return len(expired)
+    outcome = remove_copies(expired)
+    if outcome.remaining:
+        raise OSError(f"export folders past their retention not removed: {outcome.remaining}")
+    return len(outcome.removed)
 
 
 def _erase_ended_holds(
