@@ -133,20 +133,10 @@ def _open_request(
     )
     ledger = Ledger.from_config(loaded)
     try:
-        while request_id is None and ledger.request(request.id) is not None:
+        while request_id is None and ledger.request_row(request.id) is not None:
             request = request.model_copy(update={"id": new_request_id()})  # a generated id is new
-        known = ledger.request(request.id)
-        if known and (
-            known.type is not request.type
-            or known.subject.identifiers != request.subject.identifiers
-        ):
-            err.print(
-                f"[bold red]error:[/] {request.id} is already a request of another subject or "
-                "type; use a new request id",
-                highlight=False,
-            )
-            raise typer.Exit(2)
-        ledger.open_request(request, actor=actor, draft=draft)
+        # An id names one request of one subject: another subject's or type's is refused.
+        _friendly(lambda: ledger.open_request(request, actor=actor, draft=draft))
     finally:
         ledger.close()
     from dsrflow.local_prefect import private_home

@@ -13,7 +13,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dsrflow.ledger import Ledger
+from dsrflow.ledger import SETTLED, Ledger
 from dsrflow.request import Subject
 
 PLAN_FILE = "plan.json"
@@ -39,10 +39,12 @@ def export_folders(ledger: Ledger, request_id: str, output_dir: Path) -> list[Pa
 def earlier_copies(
     ledger: Ledger, subject: Subject, request_id: str, output_dir: Path
 ) -> list[Path]:
-    """The export folders and plan files of the subject's other requests that still exist."""
+    """The export folders and plan files of the subject's other settled requests (closed, or
+    dry runs) that still exist; an open request may still need its plan to resume."""
     paths: list[Path] = []
     for other in ledger.requests_of(subject):
-        if other == request_id:
+        row = ledger.request_row(other)
+        if other == request_id or row is None or row["status"] not in SETTLED:
             continue
         paths += export_folders(ledger, other, output_dir)
         paths.append(output_dir / other / PLAN_FILE)

@@ -117,6 +117,8 @@ class Status(StrEnum):
 
 CLOSED = frozenset({Status.COMPLETED, Status.REJECTED, Status.WITHDRAWN})
 NEEDS_REASON = frozenset({Status.REJECTED, Status.WITHDRAWN})
+# Requests nothing will resume: closed ones and dry runs' drafts.
+SETTLED = frozenset({*CLOSED, Status.DRAFT})
 
 
 @dataclass(frozen=True)
@@ -437,6 +439,11 @@ class Ledger:
         if row is None:
             return None
         subject = json.loads(row["subject"])
+        if subject.get("forgotten"):
+            raise LookupError(
+                f"{request_id} belongs to a subject whose data was erased: the ledger keeps "
+                "only keyed hashes of the identifiers; open a new request"
+            )
         return DataSubjectRequest(
             id=row["id"],
             type=row["type"],
@@ -445,16 +452,54 @@ class Ledger:
         )
 
     def requests_of(self, subject: Subject) -> list[str]:
-        """The ids of every request that names any of the subject's identifiers."""
-        emails, phones = set(subject.emails), set(subject.phones)
+        """The ids of every request that names any of the subject's identifiers (also those
+        whose subject was forgotten: by the keyed hashes)."""
+        clear = set(subject.emails) | set(subject.phones)
+        hashed = {self.identifier_hash(i) for i in clear}
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(requests_table.c.id, requests_table.c.subject)).all()
         found = []
         for row in rows:
             stored = json.loads(row.subject)
-            if emails & set(stored["emails"]) or phones & set(stored["phones"]):
+            mine = hashed if stored.get("forgotten") else clear
+            if mine & (set(stored["emails"]) | set(stored["phones"])):
                 found.append(row.id)
         return sorted(found)
+
+    def identifier_hash(self, value: str) -> str:
+        """What the ledger keeps of an erased subject's identifier: an HMAC-SHA256 under the
+        ledger key (without a key, a plain SHA-256, which a guess can confirm)."""
+        if self.key:
+            return "hmac:" + hmac.new(self.key, value.encode("utf-8"), hashlib.sha256).hexdigest()
+        return "sha256:" + hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+    def forget_subject(self, subject: Subject, request_id: str, actor: str = "dsrflow") -> int:
+        """After an erasure: every request of the subject keeps only keyed hashes of the
+        identifiers, enough to show which requests were the erased subject's; requests still
+        open keep theirs (they are still to be answered). Returns how many requests. (The
+        restriction list keeps identifiers: it must still match them.)"""
+        ids = self.requests_of(subject)
+        with self._writing() as conn:
+            changes = []
+            for other in ids:
+                row = self._request(conn, other)
+                if row is None or (other != request_id and row["status"] not in SETTLED):
+                    continue
+                stored = json.loads(row["subject"])
+                if stored.get("forgotten"):
+                    continue
+                forgotten = {
+                    "emails": sorted(self.identifier_hash(e) for e in stored["emails"]),
+                    "phones": sorted(self.identifier_hash(p) for p in stored["phones"]),
+                    "forgotten": True,
+                }
+                changes.append(
+                    self._update(conn, requests_table, other, subject=json.dumps(forgotten))
+                )
+            self._append(
+                conn, request_id, actor, "subject_forgotten", {"requests": len(changes)}, changes
+            )
+        return len([c for c in changes if c])
 
     # -- restrictions (Art. 18) -------------------------------------------------------------
 
@@ -767,6 +812,10 @@ def _check_same_request(row: Mapping[str, Any], request: DataSubjectRequest) -> 
             f"{request.type.value}: use a new request id"
         )
     stored = json.loads(row["subject"])
+    if stored.get("forgotten"):
+        raise ValueError(
+            f"request {request.id} belongs to a subject whose data was erased: use a new request id"
+        )
     if set(stored["emails"]) != set(request.subject.emails) or set(stored["phones"]) != set(
         request.subject.phones
     ):
@@ -797,6 +846,8 @@ def _begin_sqlite_writes_immediately(engine: sa.Engine) -> None:
     @sa.event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
+        # An erased subject's identifiers are overwritten on disk, not left in free pages.
+        dbapi_connection.execute("PRAGMA secure_delete = ON")
 
     @sa.event.listens_for(engine, "begin")
     def _begin(conn: sa.Connection) -> None:

@@ -315,6 +315,10 @@ def run_change(
         deferred = [d for a in plan if (d := after_hold(a)) is not None]
         if deferred:
             ledger.add_holds(request.id, deferred)
+        if request.type is RequestType.ERASURE:
+            # What proving the erasure needs stays (ids, plan digests, keyed hashes); the
+            # subject's identifiers in clear go from every request of theirs.
+            ledger.forget_subject(request.subject, request.id)
         ledger.set_status(request.id, Status.COMPLETED, receipt=json_path.name)
         return ChangeResult(
             request_id=request.id,

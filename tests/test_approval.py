@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from dsrflow.cli import app
 from dsrflow.config import load_config
 from dsrflow.ledger import Ledger
+from dsrflow.request import Subject
 from sandbox.runtime import onprem_source, write_config
 from tests.conftest import REPO
 from tests.test_sql_erasure import snapshot
@@ -111,7 +112,16 @@ def test_terminal_without_approve_stops_after_the_plan_then_approve_executes_it(
     assert kept.exit_code == 0, kept.output
     trail = events(config, "DSR-2026-0802")
     assert trail.index("approved") < trail.index("executed")
-    assert trail[-1] == "status:completed"
+    assert trail[-2:] == ["subject_forgotten", "status:completed"]
+    # After the erasure the ledger keeps keyed hashes of her identifiers, not the address.
+    ledger_file = Path(load_config(config).ledger_url.removeprefix("sqlite:///"))
+    assert SUBJECT.encode() not in ledger_file.read_bytes()
+    ledger = ledger_of(config)
+    try:
+        assert ledger.verify() == []
+        assert ledger.requests_of(Subject.from_raw([SUBJECT])) == ["DSR-2026-0802"]
+    finally:
+        ledger.close()
 
     again = cli("approve", "DSR-2026-0802", "--officer", "Ingrid", *args)
     assert again.exit_code == 2
@@ -259,11 +269,12 @@ def test_received_at_is_the_ledgers_and_the_receipts(box, tmp_path):
     assert receipt["received_at"].startswith("2026-11-03T09:30")
     ledger = ledger_of(config)
     try:
-        request = ledger.request("DSR-2026-0809")
+        row = ledger.request_row("DSR-2026-0809")
     finally:
         ledger.close()
-    assert request is not None
-    assert request.due_at.isoformat() == "2026-12-03"
+    assert row is not None
+    assert row["received_at"].isoformat().startswith("2026-11-03T09:30")
+    assert row["due_at"].isoformat() == "2026-12-03"
 
 
 def test_a_request_id_is_never_reused_for_another_subject(box):

@@ -81,11 +81,12 @@ def test_approved_on_the_command_line_completes_with_receipt(box):
     html = (Path(result.receipt).parent / "receipt.html").read_text()
     assert "Erasure receipt" in html
     assert "2030-12-31" in html
-    assert events(config, "DSR-2026-0102")[-5:] == [
+    assert events(config, "DSR-2026-0102")[-6:] == [
         "approved",
         "status:in_progress",
         "executed",
         "holds_queued",
+        "subject_forgotten",
         "status:completed",
     ]
     connector = SqlConnector("onprem", load_config(config).load_mappings()["onprem"], url)

@@ -66,11 +66,8 @@ def test_erasures_at_once_all_recorded(tmp_path, ledger_url):
         assert ledger.verify() == []
         for n in range(RUNS):
             events = [e.event for e in ledger.entries(f"DSR-2026-{n + 1:04d}")]
-            assert events[-4:] == [
-                "status:in_progress",
-                "executed",
-                "holds_queued",
-                "status:completed",
-            ]
+            done = [e for e in events if e in ("executed", "holds_queued", "status:completed")]
+            assert done == ["executed", "holds_queued", "status:completed"]
+            assert events[-1] == "status:completed"
     finally:
         ledger.close()
