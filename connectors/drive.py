@@ -23,7 +23,10 @@ change and check every target row still holds the subject's identifier (the plan
 fingerprint of it in ``native_id.holds``). Rows move when people edit a sheet: if a target row no
 longer holds it but the identifier is elsewhere in the sheet, that sheet is left untouched and
 its actions come back SKIPPED, so the request is not complete; if it is nowhere, the row is
-already gone (ALREADY_DONE). Deletion is one ``batchUpdate`` per sheet, ``deleteDimension`` from
+already gone (ALREADY_DONE). A spreadsheet is gone only when Drive confirms it: a 404 from Sheets
+is followed by ``files.get`` of that id, and only Drive's 404 ``notFound`` (or the file in the
+trash) is absence; any other answer fails the sheet's actions (in discovery: the source), never
+"nothing there". Deletion is one ``batchUpdate`` per sheet, ``deleteDimension`` from
 the highest row down so that earlier deletions do not shift later ones. Sheets has no conditional
 write: the window between the re-read and the batchUpdate is one round trip. A row is deleted
 only while it holds exactly what the plan saw (``native_id.content``, a fingerprint of the row).
@@ -99,7 +102,7 @@ class DriveStats:
     sheets_unmapped: int = 0
     rows: int = 0
     records: int = 0
-    vanished: int = 0  # listed, then gone before it was read
+    vanished: int = 0  # listed, then confirmed gone (Drive's notFound) before it was read
 
 
 @dataclass
@@ -430,7 +433,7 @@ class DriveConnector:
                     )
                 )
         for sheet_actions in self._by_sheet(changing).values():
-            report.results += self._change_sheet(sheet_actions, self._erase_sheet)
+            report.results += self._change_sheet_or_fail(sheet_actions, self._erase_sheet)
         return report
 
     def rectify(self, actions: Sequence[PlannedAction]) -> ExecutionReport:
@@ -443,7 +446,7 @@ class DriveConnector:
             if a.action != Action.RECTIFY
         ]
         for sheet_actions in self._by_sheet(wanted).values():
-            report.results += self._change_sheet(sheet_actions, self._rectify_sheet)
+            report.results += self._change_sheet_or_fail(sheet_actions, self._rectify_sheet)
         return report
 
     @staticmethod
@@ -453,6 +456,17 @@ class DriveConnector:
             native = action.native_id
             groups[(native["spreadsheet_id"], int(native["sheet_id"]))].append(action)
         return groups
+
+    def _change_sheet_or_fail(
+        self, actions: list[PlannedAction], change: Any
+    ) -> list[ActionResult]:
+        """``_change_sheet``; a sheet that cannot be read (a 404 Drive does not confirm as the
+        spreadsheet's absence included) fails its actions, so the request is not complete, and
+        what the other sheets' actions did is still reported."""
+        try:
+            return self._change_sheet(actions, change)
+        except SourceUnavailable as exc:
+            return self._all(actions, Outcome.FAILED, exc.reason)
 
     def _change_sheet(self, actions: list[PlannedAction], change: Any) -> list[ActionResult]:
         """Re-read the sheet, run the guard, then ``change`` the rows that passed it."""

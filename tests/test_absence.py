@@ -8,6 +8,7 @@ lists, a mailbox Graph will not serve, a Jira search route) fails the source lou
 
 from __future__ import annotations
 
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -75,8 +76,10 @@ def test_a_404_on_the_re_read_before_erasing_never_reports_already_done(
     plan = usage_plan(drive)
     before = sheet_values(drive_sandbox, *USAGE)[1]
     not_found(drive_sandbox, path)
-    with pytest.raises(SourceUnavailable, match=r"re-reading a sheet before a change: .*404"):
-        drive.erase(plan)
+    report = drive.erase(plan)
+    assert [r.outcome for r in report.results] == [Outcome.FAILED] * 2
+    assert all(re.search(r"re-reading .*HTTP 404 .*still lists", r.detail) for r in report.results)
+    assert not report.complete
     faults(drive_sandbox)  # healed: the sheet as it is
     assert sheet_values(drive_sandbox, *USAGE)[1] == before  # both rows still there
 
@@ -88,8 +91,9 @@ def test_a_404_on_the_row_delete_itself_is_not_done_while_the_rows_remain(
     plan = usage_plan(drive)
     before = sheet_values(drive_sandbox, *USAGE)[1]
     not_found(drive_sandbox, rf"/v4/spreadsheets/{SPREADSHEET}:batchUpdate$")
-    with pytest.raises(SourceUnavailable, match="still lists"):
-        drive.erase(plan)
+    report = drive.erase(plan)
+    assert [r.outcome for r in report.results] == [Outcome.FAILED] * 2
+    assert all("still lists" in r.detail for r in report.results)
     faults(drive_sandbox)
     assert sheet_values(drive_sandbox, *USAGE)[1] == before
 

@@ -45,25 +45,18 @@ class _CurrentStderr:
 
 
 @pytest.fixture(autouse=True)
-def prefect_console_follows_stderr():
-    """Prefect's console handlers hold the stream of the first invoke of the session; this
-    test reads what each invoke prints, Prefect's lines included."""
+def prefect_console_follows_stderr(monkeypatch):
+    """Prefect's console handlers keep the stream they were made with (the first invoke's);
+    this test reads what each invoke prints, Prefect's lines included."""
     from prefect.logging.handlers import PrefectConsoleHandler
 
-    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
-    handlers = {
-        h
-        for lg in loggers
-        if isinstance(lg, logging.Logger)
-        for h in lg.handlers
-        if isinstance(h, PrefectConsoleHandler)
-    }
-    saved = [(h, h.stream, h.console.file) for h in handlers]
-    for handler in handlers:
+    emit = PrefectConsoleHandler.emit
+
+    def to_current_stderr(handler: PrefectConsoleHandler, record: logging.LogRecord) -> None:
         handler.stream = handler.console.file = _CurrentStderr()
-    yield
-    for handler, stream, file in saved:
-        handler.stream, handler.console.file = stream, file
+        emit(handler, record)
+
+    monkeypatch.setattr(PrefectConsoleHandler, "emit", to_current_stderr)
 
 
 @pytest.fixture
@@ -155,3 +148,35 @@ def test_a_vendors_refusal_is_one_error_line_exit_2_and_a_failed_request(
     assert re.search(reason, lines[0]), lines[0]
     assert status_of(config, "DSR-2026-1201") == "status:failed"
     assert not (config.parent / "export" / "DSR-2026-1201").exists()
+
+
+def test_an_erasure_whose_re_read_gets_a_404_is_not_complete_and_changes_nothing(one_source):
+    """Planned, then (before the officer approves) Sheets answers 404 for the spreadsheet the
+    plan deletes rows of, while Drive still lists it: never "already done"."""
+    import httpx
+
+    from dsrflow.config import DriveSource
+    from tests.test_drive_connector import sheet_values
+    from tests.test_write_faults_drive import USAGE
+
+    config = one_source("drive", FaultSettings())
+    source = DriveSource.model_validate(load_config(config).sources["drive"].model_dump())
+    before = sheet_values(source, *USAGE)[1]
+    args = ["--config", str(config), "--out", str(config.parent / "receipts")]
+    erase = ["erase", "--subject", "kari.nordmann@example.com", "--request-id", "DSR-2026-1202"]
+    planned = CliRunner().invoke(app, [*erase, *args])
+    assert planned.exit_code == 0, planned.output
+    httpx.post(
+        f"{source.api_url}/_emulator/faults",
+        json={
+            "fail_path": rf"/v4/spreadsheets/{USAGE[0]}$",
+            "fail_status": 404,
+            "fail_count": 1000,
+        },
+    ).raise_for_status()
+    done = CliRunner().invoke(app, ["approve", "DSR-2026-1202", "--officer", "Ingrid", *args])
+    assert done.exit_code == 2, done.output
+    assert "Traceback" not in done.output
+    assert status_of(config, "DSR-2026-1202") != "status:completed"
+    httpx.post(f"{source.api_url}/_emulator/faults", json={}).raise_for_status()
+    assert sheet_values(source, *USAGE)[1] == before
