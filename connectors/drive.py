@@ -610,7 +610,9 @@ class DriveConnector:
             try:
                 self.client.write(request())
             except HttpError as exc:
-                if exc.status_code == 404 and self._confirmed_gone(spreadsheet_id, what):
+                if exc.status_code == 404 and self._confirmed_gone(
+                    spreadsheet_id, "writing to a sheet"
+                ):
                     return Outcome.ALREADY_DONE, "the spreadsheet no longer exists"
                 return Outcome.FAILED, _refusal(exc)
             except AmbiguousWrite as lost:
