@@ -59,6 +59,29 @@ def prefect_console_follows_stderr(monkeypatch):
     monkeypatch.setattr(PrefectConsoleHandler, "emit", to_current_stderr)
 
 
+@pytest.fixture(autouse=True)
+def failed_runs_leave_nothing_personal():
+    """Prefect's flow engine writes a failed flow run's exception to result storage whatever
+    ``persist_result`` says (prefect/flow_engine.py, ``write_result=True``; issue 12 §6). What
+    these failures write must carry no identifier; it is removed again so that the session's
+    later check of an empty storage (tests/test_access_flow.py) sees only its own runs."""
+    import base64
+    import contextlib
+
+    from prefect.settings import PREFECT_HOME
+
+    storage = PREFECT_HOME.value() / "storage"
+    before = set(storage.iterdir()) if storage.exists() else set()
+    yield
+    for path in (set(storage.iterdir()) if storage.exists() else set()) - before:
+        raw = path.read_bytes()
+        with contextlib.suppress(ValueError):  # a pickle, base64-encoded as Prefect writes it
+            raw += base64.b64decode(raw, validate=False)
+        for identifier in (b"kari.nordmann", b"al@example.com"):
+            assert identifier not in raw, path
+        path.unlink()
+
+
 @pytest.fixture
 def one_source(tmp_path):
     """``start(kind, faults)``: that source's emulator, seeded from the test fixtures, with the
