@@ -23,7 +23,10 @@ change and check every target row still holds the subject's identifier (the plan
 fingerprint of it in ``native_id.holds``). Rows move when people edit a sheet: if a target row no
 longer holds it but the identifier is elsewhere in the sheet, that sheet is left untouched and
 its actions come back SKIPPED, so the request is not complete; if it is nowhere, the row is
-already gone (ALREADY_DONE). Deletion is one ``batchUpdate`` per sheet, ``deleteDimension`` from
+already gone (ALREADY_DONE). A spreadsheet is gone only when Drive confirms it: a 404 from Sheets
+is followed by ``files.get`` of that id, and only Drive's 404 ``notFound`` (or the file in the
+trash) is absence; any other answer fails the sheet's actions (in discovery: the source), never
+"nothing there". Deletion is one ``batchUpdate`` per sheet, ``deleteDimension`` from
 the highest row down so that earlier deletions do not shift later ones. Sheets has no conditional
 write: the window between the re-read and the batchUpdate is one round trip. A row is deleted
 only while it holds exactly what the plan saw (``native_id.content``, a fingerprint of the row).
@@ -99,7 +102,7 @@ class DriveStats:
     sheets_unmapped: int = 0
     rows: int = 0
     records: int = 0
-    vanished: int = 0  # listed, then gone before it was read
+    vanished: int = 0  # listed, then confirmed gone (Drive's notFound) before it was read
 
 
 @dataclass
@@ -288,15 +291,17 @@ class DriveConnector:
         self, spreadsheet_id: str, what: str, only: int | None = None
     ) -> tuple[list[dict[str, Any]], list[list[list[Any]]]] | None:
         """Sheet properties and values of every sheet (or sheet id ``only``), in two requests;
-        None if the spreadsheet is gone."""
-        meta = self._api(
+        None if the spreadsheet is confirmed gone (``_confirmed_gone``). A 404 on either read
+        alone proves nothing: the request fails the source unless Drive confirms the file is
+        gone."""
+        meta = self._read_or_gone(
             self.client.spreadsheets.get(
                 spreadsheetId=spreadsheet_id,
                 fields="sheets.properties(sheetId,title)",
             ),
+            spreadsheet_id,
             "metadata_reads",
             what,
-            missing_ok=True,
         )
         if meta is None:
             return None
@@ -305,20 +310,51 @@ class DriveConnector:
             sheets = [s for s in sheets if s["sheetId"] == only]
         if not sheets:
             return sheets, []
-        answer = self._api(
+        answer = self._read_or_gone(
             self.client.values.batchGet(
                 spreadsheetId=spreadsheet_id,
                 ranges=[a1_sheet(s["title"]) for s in sheets],
                 majorDimension="ROWS",
                 valueRenderOption="FORMATTED_VALUE",
             ),
+            spreadsheet_id,
             "values_reads",
             what,
-            missing_ok=True,
         )
         if answer is None:
             return None
         return sheets, [vr.get("values", []) for vr in answer.get("valueRanges", [])]
+
+    def _read_or_gone(self, request: Any, spreadsheet_id: str, kind: str, what: str) -> Any:
+        """The answer to a read of one spreadsheet; None only if the spreadsheet is confirmed
+        gone; any other failure, a 404 included, makes the source unavailable."""
+        try:
+            return self.client.call(request, kind)
+        except HttpError as exc:
+            if exc.status_code == 404 and self._confirmed_gone(spreadsheet_id, what):
+                return None
+            raise SourceUnavailable(self.name, f"{what}: {_refusal(exc)}") from exc
+
+    def _confirmed_gone(self, file_id: str, what: str) -> bool:
+        """Whether Drive itself says the file is gone: ``files.get`` of that exact id answers
+        404 ``notFound``, or the file is in the trash (which no listing here includes). A 404
+        from Sheets alone may be a proxy, a wrong route or a fault: not proof of absence."""
+        request = self.client.files.get(fileId=file_id, fields="id,trashed")
+        try:
+            found = self.client.call(request, "metadata_reads")
+        except HttpError as exc:
+            if exc.status_code == 404 and _reason(exc) == "notFound":
+                return True
+            raise SourceUnavailable(
+                self.name, f"{what}: checking whether spreadsheet {file_id} exists: {_refusal(exc)}"
+            ) from exc
+        if found.get("trashed"):
+            return True
+        raise SourceUnavailable(
+            self.name,
+            f"{what}: Google answered HTTP 404 for spreadsheet {file_id}, which Drive still "
+            "lists: its content cannot be read, so nothing can be said about it",
+        )
 
     def _read_spreadsheet(self, file_id: str, name: str, matcher: Matcher) -> list[Record]:
         read = self._sheet_values(file_id, "reading a spreadsheet")
@@ -342,15 +378,11 @@ class DriveConnector:
             records += reader.records(rows[1:])
         return records
 
-    def _api(self, request: Any, kind: str, what: str, *, missing_ok: bool = False) -> Any:
+    def _api(self, request: Any, kind: str, what: str) -> Any:
         try:
             return self.client.call(request, kind)
         except HttpError as exc:
-            if missing_ok and exc.status_code == 404:
-                return None
-            raise SourceUnavailable(
-                self.name, f"{what}: HTTP {exc.status_code} {exc.reason}"
-            ) from exc
+            raise SourceUnavailable(self.name, f"{what}: {_refusal(exc)}") from exc
 
     # -- retention ----------------------------------------------------------------------------
 
@@ -401,7 +433,7 @@ class DriveConnector:
                     )
                 )
         for sheet_actions in self._by_sheet(changing).values():
-            report.results += self._change_sheet(sheet_actions, self._erase_sheet)
+            report.results += self._change_sheet_or_fail(sheet_actions, self._erase_sheet)
         return report
 
     def rectify(self, actions: Sequence[PlannedAction]) -> ExecutionReport:
@@ -414,7 +446,7 @@ class DriveConnector:
             if a.action != Action.RECTIFY
         ]
         for sheet_actions in self._by_sheet(wanted).values():
-            report.results += self._change_sheet(sheet_actions, self._rectify_sheet)
+            report.results += self._change_sheet_or_fail(sheet_actions, self._rectify_sheet)
         return report
 
     @staticmethod
@@ -424,6 +456,17 @@ class DriveConnector:
             native = action.native_id
             groups[(native["spreadsheet_id"], int(native["sheet_id"]))].append(action)
         return groups
+
+    def _change_sheet_or_fail(
+        self, actions: list[PlannedAction], change: Any
+    ) -> list[ActionResult]:
+        """``_change_sheet``; a sheet that cannot be read (a 404 Drive does not confirm as the
+        spreadsheet's absence included) fails its actions, so the request is not complete, and
+        what the other sheets' actions did is still reported."""
+        try:
+            return self._change_sheet(actions, change)
+        except SourceUnavailable as exc:
+            return self._all(actions, Outcome.FAILED, exc.reason)
 
     def _change_sheet(self, actions: list[PlannedAction], change: Any) -> list[ActionResult]:
         """Re-read the sheet, run the guard, then ``change`` the rows that passed it."""
@@ -567,9 +610,11 @@ class DriveConnector:
             try:
                 self.client.write(request())
             except HttpError as exc:
-                if exc.status_code == 404:
+                if exc.status_code == 404 and self._confirmed_gone(
+                    spreadsheet_id, "writing to a sheet"
+                ):
                     return Outcome.ALREADY_DONE, "the spreadsheet no longer exists"
-                return Outcome.FAILED, f"HTTP {exc.status_code} {exc.reason}"
+                return Outcome.FAILED, _refusal(exc)
             except AmbiguousWrite as lost:
                 read = self._sheet_values(spreadsheet_id, what, sheet_id)
                 now = trimmed(read[1][0]) if read and read[1] else None
@@ -666,3 +711,19 @@ class DriveConnector:
             if str(now.get(header_key(f), "")) != ("" if v is None else str(v))
         ]
         return f"read back differs in {', '.join(wrong)}" if wrong else None
+
+
+def _reason(exc: HttpError) -> str | None:
+    """Google's error reason (``notFound``, ``forbidden``, ...) of an HttpError, if it has one."""
+    details = exc.error_details if isinstance(exc.error_details, list) else []
+    for detail in details:
+        if isinstance(detail, dict) and detail.get("reason"):
+            return str(detail["reason"])
+    return None
+
+
+def _refusal(exc: HttpError) -> str:
+    """One line: the HTTP status and Google's reason code; never the message, which may quote
+    a range or a query."""
+    reason = _reason(exc)
+    return f"HTTP {exc.status_code}" + (f" {reason}" if reason else f" {exc.reason}")

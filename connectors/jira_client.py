@@ -30,12 +30,13 @@ T = TypeVar("T")
 RETRYABLE = {429, 500, 502, 503, 504}
 
 
-class JiraRequestError(RuntimeError):
-    """A request Jira refused for a reason retrying cannot fix (400, 403, ...)."""
+class JiraRequestError(SourceUnavailable):
+    """A request Jira refused for a reason retrying cannot fix (400, 404, ...): the source
+    fails loudly (the CLI says so in one line), never a partial answer."""
 
-    def __init__(self, what: str, status: int | None) -> None:
+    def __init__(self, source: str, what: str, status: int | None) -> None:
         self.status = status
-        super().__init__(f"Jira refused {what}: HTTP {status}")
+        super().__init__(source, f"Jira refused {what}: HTTP {status}")
 
 
 class JiraClient:
@@ -97,7 +98,8 @@ class JiraClient:
         missing_ok: bool = False,
         confirm: Callable[[], bool] | None = None,
     ) -> Any:
-        """Run one request with the retry policy; ``missing_ok``: a 404 gives None.
+        """Run one request with the retry policy; ``missing_ok`` (for a request naming one
+        item: an issue, a comment, a user): Jira's own 404 gives None, as the item is gone.
 
         ``confirm`` makes it a write: after a lost answer, ``confirm()`` reads the target
         and says whether the write took effect (then this returns True) or not (sent again)."""
@@ -107,14 +109,14 @@ class JiraClient:
                 return fn()
             except JIRAError as exc:
                 status = exc.status_code
-                if status == 404 and missing_ok:
+                if status == 404 and missing_ok and _jira_not_found(exc):
                     return None
                 if status in (401, 403):
                     raise SourceUnavailable(
                         self.source_name, f"{what}: access refused (HTTP {status})"
                     ) from None
                 if status not in RETRYABLE:
-                    raise JiraRequestError(what, status) from None
+                    raise JiraRequestError(self.source_name, what, status) from None
                 wait = _retry_after(exc, attempt)
                 problem = f"HTTP {status}"
                 lost = confirm is not None and status != 429
@@ -172,3 +174,13 @@ def _retry_after(exc: JIRAError, attempt: int) -> float:
         except ValueError:
             pass
     return 0.5 * 2**attempt
+
+
+def _jira_not_found(exc: JIRAError) -> bool:
+    """Whether a 404 is Jira's own answer (its JSON error body with ``errorMessages``), not a
+    proxy's or a wrong path's page: only Jira saying so makes the item absent."""
+    try:
+        body = exc.response.json() if exc.response is not None else None
+    except ValueError:
+        return False
+    return isinstance(body, dict) and isinstance(body.get("errorMessages"), list)

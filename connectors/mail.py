@@ -76,6 +76,7 @@ from connectors.mail_graph import (
     GraphSession,
     chunks,
     describe_error,
+    error_code_of,
     message_dict,
     retry_after_of,
 )
@@ -282,9 +283,11 @@ class MailConnector:
         requests = [
             users.by_user_id(m).mail_folders.to_get_request_information(config) for m in wanted
         ]
-        for mailbox, answer in zip(
-            wanted, self.graph.run(self.graph.batch(requests, "folders")), strict=True
-        ):
+        try:
+            answers = self.graph.run(self.graph.batch(requests, "folders"))
+        except APIError as exc:  # the $batch itself refused: no mailbox's folders known
+            raise self._unavailable(None, exc) from exc
+        for mailbox, answer in zip(wanted, answers, strict=True):
             body = answer.body if isinstance(answer.body, dict) else {}
             if answer.status == 200 and "@odata.nextLink" not in body:
                 self._folders[mailbox] = {
@@ -655,7 +658,9 @@ class MailConnector:
                 self.graph.get_json(mailbox, "lookup", item.to_get_request_information(config))
             )
         except APIError as exc:
-            if exc.response_status_code == 404:
+            # Only Exchange's own not-found for this exact item is absence; a 404 such as
+            # MailboxNotEnabledForRESTAPI or ErrorInvalidUser says nothing about the message.
+            if exc.response_status_code == 404 and error_code_of(exc) == "ErrorItemNotFound":
                 return None
             raise self._unavailable(mailbox, exc) from exc
         data = message_dict(raw)

@@ -271,12 +271,16 @@ class GraphSession:
             self.loop.close()
 
 
+def error_code_of(exc: APIError) -> str | None:
+    """Graph's error code (``ErrorItemNotFound``, ...) of a failed request, if it sent one."""
+    error = getattr(exc, "error", None)
+    code = getattr(error, "code", None) if error is not None else None
+    return str(code) if code else None
+
+
 def describe_error(exc: APIError) -> str:
     """Status and Graph error code of a failed request; never the request's query."""
-    code = None
-    error = getattr(exc, "error", None)
-    if error is not None:
-        code = getattr(error, "code", None)
+    code = error_code_of(exc)
     return f"HTTP {exc.response_status_code}" + (f" {code}" if code else "")
 
 

@@ -83,8 +83,11 @@ def _in_process(
     from dsrflow.local_prefect import private_home
 
     private_home(home)
+    from connectors.base import quiet_source_tracebacks
     from dsrflow.local_prefect import prefect_server
     from flows.approval import at_terminal
+
+    quiet_source_tracebacks()  # a source that refused is one line, not a traceback
 
     def go() -> T:
         progress = lambda line: err.print(line, highlight=False)  # noqa: E731

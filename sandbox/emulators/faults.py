@@ -31,8 +31,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-ErrorFactory = Callable[[int, str, float | None], Response]
-"""Builds the vendor's own error response: (status, message, retry_after seconds)."""
+ErrorFactory = Callable[[int, str, float | None, str | None], Response]
+"""Builds the vendor's own error response: (status, message, retry_after seconds, the vendor's
+error code or reason, None for the usual one of that status)."""
 
 
 class FaultSettings(BaseModel):
@@ -42,6 +43,11 @@ class FaultSettings(BaseModel):
     fail_path: str | None = Field(default=None, description="regex of paths that fail")
     fail_status: int = Field(default=500, ge=400, le=599)
     fail_count: int = Field(default=0, ge=0, description="how many requests fail (then heal)")
+    fail_code: str | None = Field(
+        default=None,
+        description="the vendor's error code the failure carries (Graph's code, Google's "
+        "reason), e.g. a 404 MailboxNotEnabledForRESTAPI; unset: the usual one of the status",
+    )
     after_apply_path: str | None = Field(
         default=None, description="regex of paths whose answer is lost after they were served"
     )
@@ -170,7 +176,8 @@ class FaultGate:
             return
         status, retry_after = refused
         message = "Too many requests" if status == 429 else "Injected failure"
-        await self.error(status, message, retry_after)(scope, receive, send)
+        code = None if status == 429 else self.faults.settings.fail_code
+        await self.error(status, message, retry_after, code)(scope, receive, send)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -189,7 +196,7 @@ class FaultGate:
 
         await self.app(scope, replay, swallow)  # applied; its answer goes nowhere
         if status is not None:
-            await self.error(status, "Injected failure after the request was applied", None)(
+            await self.error(status, "Injected failure after the request was applied", None, None)(
                 scope, replay, send
             )
             return

@@ -51,7 +51,9 @@ def route_of(request: Request) -> str:
     return "other"
 
 
-def google_error(status: int, message: str, _retry_after: float | None) -> Response:
+def google_error(
+    status: int, message: str, _retry_after: float | None, reason: str | None = None
+) -> Response:
     # No Retry-After header: Google never sends one, clients back off on their own.
     if status == 429:
         return GoogleError(
@@ -60,7 +62,7 @@ def google_error(status: int, message: str, _retry_after: float | None) -> Respo
             "per user'.",
             reason="rateLimitExceeded",
         ).response()
-    return GoogleError(status, message).response()
+    return GoogleError(status, message, reason=reason).response()
 
 
 def create_app(state: GoogleState | None = None, faults: Faults | None = None) -> Starlette:

@@ -29,10 +29,14 @@ def _respond(answer: GraphResponse) -> Response:
     return JSONResponse(answer.body, status_code=answer.status, headers=answer.headers)
 
 
-def _error(status: int, message: str, retry_after: float | None) -> Response:
+def _error(
+    status: int, message: str, retry_after: float | None, code: str | None = None
+) -> Response:
     if status == 429:
         return _respond(graph_error(429, "ApplicationThrottled", message, retry_after))
-    code = {503: "ServiceNotAvailable", 504: "GatewayTimeout"}.get(status, "InternalServerError")
+    code = code or {503: "ServiceNotAvailable", 504: "GatewayTimeout"}.get(
+        status, "InternalServerError"
+    )
     return _respond(graph_error(status, code, message, retry_after))
 
 
@@ -89,7 +93,8 @@ def create_app(store: GraphStore, faults: Faults | None = None) -> Starlette:
         status, retry_after = verdict
         if status == 429:
             return graph_error(429, "ApplicationThrottled", "Too many requests", retry_after)
-        return graph_error(status, "InternalServerError", "Injected failure", retry_after)
+        code = faults.settings.fail_code or "InternalServerError"
+        return graph_error(status, code, "Injected failure", retry_after)
 
     async def graph(request: Request) -> Response:
         if not request.url.path.startswith("/v1.0/"):

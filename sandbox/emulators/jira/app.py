@@ -74,7 +74,10 @@ class ApiError(Exception):
         self.servicedesk = servicedesk
 
 
-def platform_error(status: int, message: str, retry_after: float | None = None) -> Response:
+def platform_error(
+    status: int, message: str, retry_after: float | None = None, _code: str | None = None
+) -> Response:
+    # Jira's platform API has no error codes: ``_code`` is accepted (FaultGate) and not sent.
     # Retry-After is whole seconds (RFC 9110); a fraction rounds up so clients never come early.
     headers = {"Retry-After": str(math.ceil(retry_after))} if retry_after is not None else {}
     return JSONResponse({"errorMessages": [message], "errors": {}}, status, headers=headers)
