@@ -100,8 +100,19 @@ def prefect_server(progress: Callable[[str], None] = print) -> Iterator[str]:
     try:
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
             yield server.api_url
+            _drain()
     finally:
         server.stop()
+
+
+def _drain() -> None:
+    """Logs and events travel to the server in the background: send the last of them while
+    it still runs (else they fail noisily after it stopped)."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=10)
+    EventsWorker.drain_all(timeout=10)
 
 
 @contextlib.contextmanager

@@ -57,6 +57,7 @@ def test_first_demo_with_an_empty_home(tmp_path):
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "starting Prefect's local server" in done.stderr
+    assert "Error logging to API" not in done.stdout + done.stderr  # drained before it stopped
     export = json.loads((box / "exports" / "DSR-2026-0001" / "export.json").read_text())
     assert export["total_records"] > 0
     assert set(export["records"]) == {"onprem", "mail", "drive", "jira"}
