@@ -189,10 +189,26 @@ def start_from_run_form(
         "value"
     )
     shot(driver, f"{step}-01-run-form-filled")
-    clickable(driver, "//button[@type='submit' and normalize-space()='Submit']", step).click()
+    submit = "//button[@type='submit' and normalize-space()='Submit']"
+    clickable(driver, submit, step).click()
 
-    # The toast announcing the new run; it slides in, so click it by script.
-    view = clickable(driver, "//button[normalize-space()='View run']", f"{step}-submitted")
+    # The toast announcing the new run; it slides in, so click it by script. On a loaded
+    # machine the UI's request may fail ("Oops. Something went wrong"): submit once more (a
+    # second run of the same request id is the same request, the ledger makes sure of it).
+    view_run = "//button[normalize-space()='View run']"
+    oops = "//*[contains(normalize-space(),'Something went wrong')]"
+    until(
+        driver,
+        EC.any_of(
+            EC.element_to_be_clickable((By.XPATH, view_run)),
+            EC.visibility_of_element_located((By.XPATH, oops)),
+        ),
+        f"{step}-submitted",
+    )
+    if not driver.find_elements(By.XPATH, view_run):
+        shot(driver, f"{step}-02-submit-failed-once")
+        clickable(driver, submit, step).click()
+    view = clickable(driver, view_run, f"{step}-submitted")
     shot(driver, f"{step}-02-run-submitted")
     driver.execute_script("arguments[0].click()", view)
     until(driver, EC.url_contains("/runs/flow-run/"), f"{step}-run-page")
