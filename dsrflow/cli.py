@@ -75,9 +75,7 @@ def _config_folder(config: Path | None) -> Path:
     return Path(config or Settings().config).resolve().parent
 
 
-def _in_process(
-    home: Path, run: Callable[[], T], approver: str | None = None, note: str | None = None
-) -> T:
+def _in_process(home: Path, run: Callable[[], T], approver: str | None = None) -> T:
     """Run a flow in this process: Prefect's home private to ``home`` (unless the user chose
     one), its server started here with visible progress, the run owned by this terminal."""
     from dsrflow.local_prefect import private_home
@@ -91,7 +89,7 @@ def _in_process(
 
     def go() -> T:
         progress = lambda line: err.print(line, highlight=False)  # noqa: E731
-        with prefect_server(progress=progress), at_terminal(approver, note):
+        with prefect_server(progress=progress), at_terminal(approver):
             return run()
 
     return _friendly(go)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,17 +38,19 @@ def export_folders(ledger: Ledger, request_id: str, output_dir: Path) -> list[Pa
 
 
 def earlier_copies(
-    ledger: Ledger, subject: Subject, request_id: str, output_dir: Path
+    ledger: Ledger, subject: Subject, request_id: str, plan_folders: Iterable[Path]
 ) -> list[Path]:
-    """The export folders and plan files of the subject's other settled requests (closed, or
-    dry runs) that still exist; an open request may still need its plan to resume."""
-    paths: list[Path] = []
+    """The export folders and plan files (under any of ``plan_folders``) of the subject's
+    other settled requests (closed, or dry runs) that still exist; an open request may still
+    need its plan to resume."""
+    folders = list(dict.fromkeys(plan_folders))
+    paths: dict[Path, None] = {}
     for other in ledger.requests_of(subject):
         row = ledger.request_row(other)
         if other == request_id or row is None or row["status"] not in SETTLED:
             continue
-        paths += export_folders(ledger, other, output_dir)
-        paths.append(output_dir / other / PLAN_FILE)
+        paths.update(dict.fromkeys(export_folders(ledger, other, folders[0])))
+        paths.update(dict.fromkeys(folder / other / PLAN_FILE for folder in folders))
     return [p for p in paths if p.exists()]
 
 

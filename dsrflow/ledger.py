@@ -431,11 +431,7 @@ class Ledger:
     def request(self, request_id: str) -> DataSubjectRequest | None:
         """The request as the ledger received it (its identifiers and received time)."""
         with self.engine.connect() as conn:
-            row = (
-                conn.execute(sa.select(requests_table).where(requests_table.c.id == request_id))
-                .mappings()
-                .first()
-            )
+            row = self._request(conn, request_id)
         if row is None:
             return None
         subject = json.loads(row["subject"])

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from connectors import open_connector
 from dsrflow.config import Config
-from dsrflow.copies import earlier_copies
+from dsrflow.copies import Removed, earlier_copies
 from dsrflow.copies import remove as remove_copies
 from dsrflow.export import write_private
 from dsrflow.ledger import Ledger, Status
@@ -217,6 +217,22 @@ def execute_plan(
     return reports
 
 
+def remove_earlier_copies(
+    request: DataSubjectRequest, ledger: Ledger, plan_folders: list[Path]
+) -> Removed:
+    """An erasure removes dsrflow's own earlier copies of the subject's data (dsrflow/copies.py)
+    and logs how many; the receipt lists them."""
+    copies = remove_copies(earlier_copies(ledger, request.subject, request.id, plan_folders))
+    if copies.removed or copies.remaining:
+        ledger.record(
+            request.id,
+            "earlier_copies_removed",
+            removed=len(copies.removed),
+            remaining=len(copies.remaining),
+        )
+    return copies
+
+
 def run_change(
     request: DataSubjectRequest,
     config: Config,
@@ -282,24 +298,10 @@ def run_change(
                 f"not done: {[r.source for r in reports if not r.complete]}. It stays open."
             )
         copies = (
-            remove_copies(
-                list(
-                    dict.fromkeys(
-                        earlier_copies(ledger, request.subject, request.id, config.output_dir)
-                        + earlier_copies(ledger, request.subject, request.id, directory)
-                    )
-                )
-            )
+            remove_earlier_copies(request, ledger, [config.output_dir, directory])
             if request.type is RequestType.ERASURE
             else None
         )
-        if copies and (copies.removed or copies.remaining):
-            ledger.record(
-                request.id,
-                "earlier_copies_removed",
-                removed=len(copies.removed),
-                remaining=len(copies.remaining),
-            )
         receipt = build_receipt(
             request,
             config.controller,

@@ -58,35 +58,28 @@ def request_and_config(
     the flow's parameters (identifiers first). The ledger's received time wins: the deadline
     counts from receipt."""
     config = load_config(config_path)
+    given = Subject.from_raw(emails, phones or [], None, config.phone_region) if emails else None
     ledger = Ledger.from_config(config)
     try:
         known = ledger.request(request_id)
-    finally:
-        ledger.close()
-    given = Subject.from_raw(emails, phones or [], None, config.phone_region) if emails else None
-    if known is None:
-        if given is None:
+        if known is None and given is None:
             raise LookupError(
                 f"{request_id} is not in the ledger; give the subject's identifiers to open it"
             )
-        request = DataSubjectRequest(
+        asked = DataSubjectRequest(
             id=request_id,
             type=request_type,
-            subject=given,
+            subject=given or known.subject,  # type: ignore[union-attr]
             received_at=received_at or dt.datetime.now(dt.UTC),
         )
-        ledger = Ledger.from_config(config)
-        try:
-            ledger.open_request(request, draft=draft)  # a dry run's request is a draft
-        finally:
-            ledger.close()
+        # The ledger refuses an id of another subject or type; a dry run's request is a draft.
+        ledger.open_request(asked, draft=draft)
+        request = ledger.request(request_id) or asked
+    finally:
+        ledger.close()
+    if given is not None:
         forget_identifiers()
-        return request, config
-    if known.type is not request_type:
-        raise ValueError(f"{request_id} is a {known.type.value} request, not {request_type.value}")
-    if given is not None and given.identifiers != known.subject.identifiers:
-        raise ValueError(f"{request_id} was opened for another subject; use a new request id")
-    return known, config
+    return request, config
 
 
 IDENTIFIER_PARAMETERS = ("subject_emails", "subject_phones")
