@@ -57,3 +57,20 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=60):
         yield
+
+
+@pytest.fixture
+def masking_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sandbox mappings use hmac_sha256 masking: the preflight of a changing right wants
+    its key (the env fallback of ``masking_key``)."""
+    monkeypatch.setenv("DSRFLOW_HMAC_KEY", "test-key")
+
+
+@pytest.fixture
+def onprem_config(tmp_path: Path, sandbox_sqlite_url: str) -> Path:
+    """A config of the hand-made on-prem fixture alone, exports under ``tmp_path/out``."""
+    from sandbox.runtime import onprem_source, write_config
+
+    path = tmp_path / "dsrflow.yaml"
+    write_config(path, onprem_source(sandbox_sqlite_url), tmp_path / "out")
+    return path

@@ -20,24 +20,20 @@ from dsrflow.cli import app
 from dsrflow.config import load_config
 from dsrflow.ledger import Ledger
 from dsrflow.request import Subject
-from sandbox.runtime import onprem_source, write_config
 from tests.conftest import REPO
 from tests.test_sql_erasure import snapshot
 
-pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]
+pytestmark = [
+    pytest.mark.usefixtures("masking_key"),
+    pytest.mark.prefect,
+    pytest.mark.usefixtures("prefect_harness"),
+]
 SUBJECT = "al@example.com"
 
 
-@pytest.fixture(autouse=True)
-def hmac_key(monkeypatch):
-    monkeypatch.setenv("DSRFLOW_HMAC_KEY", "test-key")
-
-
 @pytest.fixture
-def box(tmp_path, sandbox_sqlite_url):
-    config = tmp_path / "dsrflow.yaml"
-    write_config(config, onprem_source(sandbox_sqlite_url), tmp_path / "out")
-    return config, sandbox_sqlite_url
+def box(onprem_config, sandbox_sqlite_url):
+    return onprem_config, sandbox_sqlite_url
 
 
 def four_eyes(config: Path) -> Path:

@@ -12,22 +12,18 @@ import pytest
 from flows.access import access_request
 from flows.erasure import erasure_request
 from flows.retention import retention_sweep
-from sandbox.runtime import onprem_source, write_config
 from tests.support.approval import approved
 
-pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]
-
-
-@pytest.fixture(autouse=True)
-def hmac_key(monkeypatch):
-    monkeypatch.setenv("DSRFLOW_HMAC_KEY", "test-key")
+pytestmark = [
+    pytest.mark.usefixtures("masking_key"),
+    pytest.mark.prefect,
+    pytest.mark.usefixtures("prefect_harness"),
+]
 
 
 @pytest.fixture
-def config(tmp_path, sandbox_sqlite_url):
-    path = tmp_path / "dsrflow.yaml"
-    write_config(path, onprem_source(sandbox_sqlite_url), tmp_path / "out")
-    return path
+def config(onprem_config):
+    return onprem_config
 
 
 def test_erasure_removes_the_subjects_earlier_exports_and_plans(config, tmp_path):

@@ -16,14 +16,12 @@ from sandbox.runtime import onprem_source, write_config
 from tests.support.approval import approved
 from tests.test_sql_erasure import snapshot
 
-pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]
+pytestmark = [
+    pytest.mark.usefixtures("masking_key"),
+    pytest.mark.prefect,
+    pytest.mark.usefixtures("prefect_harness"),
+]
 SUBJECT = "al@example.com"
-
-
-@pytest.fixture(autouse=True)
-def hmac_key(monkeypatch):
-    """The mappings use hmac_sha256 masking: the preflight of a changing right wants its key."""
-    monkeypatch.setenv("DSRFLOW_HMAC_KEY", "test-key")
 
 
 @pytest.fixture

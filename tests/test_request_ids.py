@@ -14,11 +14,7 @@ from dsrflow.ledger import Ledger
 from dsrflow.request import new_request_id
 from sandbox.runtime import onprem_source, write_config
 
-
-@pytest.fixture(autouse=True)
-def hmac_key(monkeypatch):
-    """The mappings use hmac_sha256 masking: the preflight of an erasure wants its key."""
-    monkeypatch.setenv("DSRFLOW_HMAC_KEY", "test-key")
+pytestmark = pytest.mark.usefixtures("masking_key")
 
 
 def test_ids_of_the_same_second_differ():
