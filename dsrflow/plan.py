@@ -55,6 +55,11 @@ class ActionResult(BaseModel):
     record_id: str
     outcome: Outcome
     detail: str | None = None
+    remains: str | None = Field(
+        default=None,
+        description="what the vendor still keeps after a DONE action (e.g. a mail in "
+        "Recoverable Items, old values in an issue's history) and the step that finishes it",
+    )
 
 
 class ExecutionReport(BaseModel):

@@ -29,6 +29,9 @@ class ReceiptLine(BaseModel):
     fields: list[str] = Field(default_factory=list)
     reason: str | None = None
     keep_until: str | None = None
+    remains: str | None = Field(
+        default=None, description="what the vendor still keeps, and the step that finishes it"
+    )
 
 
 class Receipt(BaseModel):
@@ -85,17 +88,19 @@ def build_receipt(
     ledger_head: str | None = None,
     copies: Removed | None = None,
 ) -> Receipt:
-    outcomes = {r.record_id: r.outcome for report in reports for r in report.results}
+    results = {r.record_id: r for report in reports for r in report.results}
     changed, kept = [], []
     for action in plan:
+        result = results.get(action.record_id)
         line = ReceiptLine(
             source=action.source,
             location=action.location,
             record=action.record_id,
             action=action.action.value,
-            outcome=outcomes.get(action.record_id, Outcome.SKIPPED).value
+            outcome=(result.outcome if result else Outcome.SKIPPED).value
             if action.action in CHANGING
             else "kept",
+            remains=result.remains if result else None,
             fields=sorted(action.fields),
             reason=action.reason,
             keep_until=action.keep_until.isoformat() if action.keep_until else None,
