@@ -178,15 +178,18 @@ class DriveConnector:
 
     # -- which spreadsheets -------------------------------------------------------------------
 
-    def _list(self, q: str) -> Iterator[dict[str, Any]]:
+    def _list(self, q: str, *, ordered: bool = True) -> Iterator[dict[str, Any]]:
+        """Every file ``q`` finds, page by page; by name unless ``ordered`` is false (Drive
+        refuses ``orderBy`` on a ``fullText`` query: its results come by relevance)."""
         page_token: str | None = None
+        order = {"orderBy": "name"} if ordered else {}
         while True:
             request = self.client.files.list(
                 q=q,
                 pageSize=self.source.page_size,
                 pageToken=page_token,
                 fields="nextPageToken,files(id,name,mimeType)",
-                orderBy="name",
+                **order,
             )
             page = self._api(request, "list_pages", "listing files")
             yield from page.get("files", [])
@@ -230,7 +233,7 @@ class DriveConnector:
                     f"fullText contains {q_string(value)} and "
                     f"mimeType = '{SPREADSHEET}' and trashed = false"
                 )
-                for file in self._list(q):
+                for file in self._list(q, ordered=False):
                     if file["id"] not in seen:
                         seen.add(file["id"])
                         yield file["id"], file["name"]

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sandbox.emulators.google.auth import authorise
-from sandbox.emulators.google.drive_query import parse_query
+from sandbox.emulators.google.drive_query import parse_query_fields
 from sandbox.emulators.google.errors import GoogleError, GoogleJSON, invalid_value, quota_exceeded
 from sandbox.emulators.google.fields import apply_fields, check_known, parse_fields
 from sandbox.emulators.google.params import bool_param, check_params, int_param
@@ -117,7 +117,19 @@ def routes(state: GoogleState) -> list[Route]:
             request,
             {"kind": None, "nextPageToken": None, "incompleteSearch": None, "files": FILE_MEMBERS},
         )
-        predicate = parse_query(q)
+        predicate, fields = parse_query_fields(q)
+        if order_by and "fullText" in fields:
+            # Drive refuses to sort full-text results: 403 ``forbidden`` on ``orderBy`` (as seen
+            # in n8n-io/n8n#4874 and a-bonus/google-docs-mcp#155; the "Resolve errors" guide,
+            # https://developers.google.com/drive/api/guides/handle-errors, shows the same
+            # message under 400 badRequest, but the live API answers 403).
+            raise GoogleError(
+                403,
+                "Sorting is not supported for queries with fullText terms. Results are always "
+                "in descending relevance order.",
+                reason="forbidden",
+                location="orderBy",
+            )
         fingerprint = hashlib.sha256(f"{q}\n{order_by}".encode()).hexdigest()[:12]
         offset = (
             _read_page_token(request.query_params["pageToken"], fingerprint)

@@ -110,6 +110,7 @@ class _Parser:
     def __init__(self, q: str) -> None:
         self.tokens = _tokenise(q)
         self.i = 0
+        self.fields: set[str] = set()  # the fields the query's terms look at
 
     def peek(self) -> _Token | None:
         return self.tokens[self.i] if self.i < len(self.tokens) else None
@@ -170,6 +171,7 @@ class _Parser:
         if first.kind != "word":
             raise invalid_value("q")
         field = first.text
+        self.fields.add(field)
         op = self.take()
         operator = op.text.lower() if op.kind == "word" else op.text
         value_token = self.take()
@@ -222,6 +224,12 @@ def _comparison(field: str, operator: str, token: _Token) -> Predicate:
 
 def parse_query(q: str) -> Predicate:
     """A predicate over files for ``q``; raises GoogleError 400 on ``q`` for anything else."""
+    return parse_query_fields(q)[0]
+
+
+def parse_query_fields(q: str) -> tuple[Predicate, set[str]]:
+    """``parse_query`` and the fields its terms name (``fullText`` forbids ``orderBy``)."""
     if not q.strip():
-        return lambda _f: True
-    return _Parser(q).parse()
+        return (lambda _f: True), set()
+    parser = _Parser(q)
+    return parser.parse(), parser.fields
