@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 import httpx
 from azure.core.credentials import AccessToken
 from kiota_abstractions.api_error import APIError
+from kiota_abstractions.method import Method
 from kiota_abstractions.request_information import RequestInformation
 from kiota_authentication_azure.azure_identity_authentication_provider import (
     AzureIdentityAuthenticationProvider,
@@ -38,8 +39,6 @@ from kiota_http.middleware.options import RetryHandlerOption
 from msgraph import GraphRequestAdapter, GraphServiceClient
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph_core import GraphClientFactory
-from msgraph_core.requests.batch_request_content import BatchRequestContent
-from msgraph_core.requests.batch_request_item import BatchRequestItem
 
 from connectors.base import SourceUnavailable
 from connectors.writes import AmbiguousWrite
@@ -227,11 +226,10 @@ class GraphSession:
         msgraph-core's ``BatchResponseContent`` keeps statuses and drops the bodies, and the
         error code in a body tells ErrorItemNotFound from other 404s.
         """
-        content = BatchRequestContent()
-        for number, info in enumerate(requests, start=1):
-            # add_request_information ignores the id it is given (it draws a uuid): set it here.
-            content.add_request(str(number), BatchRequestItem(info, id=str(number)))
-        post = await self.client.batch.to_post_request_information(content)
+        post = RequestInformation(Method.POST, self.client.batch.url_template)
+        post.headers.try_add("Content-Type", "application/json")
+        body = batch_body(requests, self.client.request_adapter.base_url)
+        post.content = json.dumps(body).encode()
         if write:
             # The SDK would send a $batch again on 503/504, which may follow an applied write.
             post.add_request_options([RetryHandlerOption(should_retry=False)])
@@ -293,6 +291,38 @@ def retry_after_of(headers: dict[str, Any] | None) -> float:
             except ValueError:
                 return 1.0
     return 1.0
+
+
+def batch_body(requests: list[RequestInformation], base_url: str) -> dict[str, Any]:
+    """The JSON ``$batch`` body for ``requests``, numbered from 1, each URL relative to the version
+    root (``/users/…``) as Graph requires.
+
+    Built here rather than by msgraph-core's ``BatchRequestContent``: that keeps each item's
+    absolute URL (``https://graph.microsoft.com/v1.0/users/…``) and writes ``depends_on`` for
+    ``dependsOn``, and Graph answers such items 400 (msgraph-sdk-python#1015,
+    msgraph-sdk-python-core#1116; https://learn.microsoft.com/graph/json-batching).
+    """
+    root = urlsplit(base_url).path.rstrip("/")  # "/v1.0"
+    items = []
+    for number, info in enumerate(requests, start=1):
+        # Built by the SDK's request builders: "/users/…" before the adapter fills in its base
+        # URL, the absolute URL once it has (a builder made from an @odata.nextLink).
+        parts = urlsplit(info.url)
+        path = parts.path
+        if parts.netloc or path.startswith(f"{root}/"):
+            if not path.startswith(f"{root}/"):
+                raise ValueError("a batch item outside Graph's version root")
+            path = path.removeprefix(root)
+        url = path + (f"?{parts.query}" if parts.query else "")
+        item: dict[str, Any] = {"id": str(number), "method": info.http_method.value, "url": url}
+        headers = {k: ", ".join(sorted(v)) for k, v in info.headers.get_all().items()}
+        if info.content:
+            item["body"] = json.loads(info.content)
+            headers.setdefault("content-type", "application/json")
+        if headers:
+            item["headers"] = headers
+        items.append(item)
+    return {"requests": items}
 
 
 # -- Graph JSON -------------------------------------------------------------------------------

@@ -202,14 +202,26 @@ def test_batch_answers_each_request_with_its_own_status(graph, store):
             "url": f"/users/{SUPPORT}/messages/sup-plus",
             "dependsOn": ["3"],
         },
+        {"id": "6", "method": "GET", "url": f"/v1.0/users/{SUPPORT}/messages/sup-plus"},
+        # msgraph-core's spelling: not Graph's, so no dependency (item 3 failed, this one runs).
+        {
+            "id": "7",
+            "method": "GET",
+            "url": f"users/{SUPPORT}/messages/sup-al-1",
+            "depends_on": ["3"],
+        },
     ]
     body = graph.post("/$batch", json={"requests": requests}).json()
     statuses = {r["id"]: r["status"] for r in body["responses"]}
-    assert statuses == {"1": 204, "2": 204, "3": 404, "4": 200, "5": 424}
+    # An absolute (2) or versioned (6) item URL is refused per item, as Graph does.
+    assert statuses == {"1": 204, "2": 400, "3": 404, "4": 200, "5": 424, "6": 400, "7": 200}
     by_id = {r["id"]: r for r in body["responses"]}
+    assert by_id["2"]["body"]["error"]["code"] == "BadRequest"
+    assert "Resource not found for the segment" in by_id["2"]["body"]["error"]["message"]
+    assert by_id["6"]["body"]["error"]["message"].endswith("segment 'v1.0'.")
     assert by_id["3"]["body"]["error"]["code"] == "ErrorItemNotFound"
     assert by_id["4"]["body"]["subject"] == "Newsletter signup"
-    assert store.count() == 12
+    assert store.count() == 13  # sup-sal only
     too_many = [{"id": str(i), "method": "GET", "url": "/users"} for i in range(21)]
     refused = graph.post("/$batch", json={"requests": too_many})
     assert refused.status_code == 400

@@ -502,8 +502,15 @@ class GraphApi:
             if statuses[dependency] >= 400:
                 return graph_error(424, "FailedDependency", "A request it depends on failed.")
         parts = urlsplit(url)
+        # An item's URL is relative to the version root ("/users/…"); Graph reads an absolute
+        # or versioned URL as a path from that root and answers the item 400 "Resource not
+        # found for the segment" (https://learn.microsoft.com/graph/json-batching;
+        # msgraph-sdk-python#1015, msgraph-sdk-python-core#1116).
+        first = url.lstrip("/").split("/", 1)[0].split("?", 1)[0]
+        if parts.scheme or parts.netloc or first.lower() in ("v1.0", "beta"):
+            return graph_error(400, "BadRequest", f"Resource not found for the segment '{first}'.")
         # Batch URLs arrive percent-encoded (users/a%40b.example/...), as on the wire.
-        path = unquote(re.sub(r"^/v1\.0", "", parts.path) if parts.scheme else parts.path)
+        path = unquote(parts.path)
         if not path.startswith("/"):
             path = "/" + path
         if path == "/$batch":
