@@ -9,15 +9,16 @@
   ``BatchHttpRequest`` gets ``batch_uri`` itself.
 * httplib2 is not thread-safe: every thread gets its own ``AuthorizedHttp`` over the shared
   credentials, passed to ``execute(http=...)``.
-* Retries: Google sends no Retry-After, so reads that come back 429 or 5xx (or whose
-  connection drops) are retried with exponential backoff and full jitter, a bounded number of
-  times; then SourceUnavailable.
+* Retries: Google sends no Retry-After, so reads that come back 429, 5xx or Drive's 403
+  ``userRateLimitExceeded`` / ``rateLimitExceeded`` (or whose connection drops) are retried
+  with exponential backoff and full jitter, a bounded number of times; then SourceUnavailable.
 * Writes (``write``) are sent once. Sheets has no conditional write and deletes rows by index:
   a ``batchUpdate`` whose answer was lost (a reset, a timeout, a 5xx from a proxy after the
   backend committed) may have run, and sending it again would delete the rows that moved up
   into the deleted rows' places. Such a failure raises ``AmbiguousWrite``; the connector
   re-reads the sheet and decides. Only a 429, a request refused before it ran, is sent again
-  (``connectors/writes.py`` has the reference).
+  (``connectors/writes.py`` has the reference); a write refused with a 403 quota reason fails
+  its actions and is not resent.
   httplib2 itself resends a request whose connection closed before the status line (it takes
   that for a stale keep-alive connection, even for a POST): writes go through ``SendOnceHttp``.
 """
@@ -54,6 +55,20 @@ SCOPES = (
     "https://www.googleapis.com/auth/spreadsheets",
 )
 RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Drive refuses over-quota requests with 403 as well as 429, told apart from a refusal by the
+# reason ("Resolve errors": https://developers.google.com/drive/api/guides/handle-errors).
+QUOTA_REASONS = frozenset({"userRateLimitExceeded", "rateLimitExceeded"})
+
+
+def retried(error: HttpError) -> bool:
+    """Whether a read that got ``error`` may be sent again after a pause: 429, 5xx, or
+    Drive's 403 over-quota."""
+    if error.status_code in RETRIED_STATUSES:
+        return True
+    details = error.error_details if isinstance(error.error_details, list) else []
+    return error.status_code == 403 and any(
+        isinstance(d, dict) and d.get("reason") in QUOTA_REASONS for d in details
+    )
 
 
 @dataclass
@@ -181,7 +196,7 @@ class GoogleClient:
             try:
                 return request.execute(http=self.http())
             except HttpError as exc:
-                if exc.status_code not in RETRIED_STATUSES:
+                if not retried(exc):
                     raise
                 problem = f"HTTP {exc.status_code} {exc.reason}"
             except RefreshError as exc:
@@ -250,7 +265,7 @@ class GoogleClient:
             retry = []
             for i in pending:
                 response, error = results[str(i)]
-                if error is not None and error.status_code in RETRIED_STATUSES:
+                if error is not None and retried(error):
                     retry.append(i)
                 else:
                     answers[i] = (response, error)

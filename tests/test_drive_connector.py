@@ -328,7 +328,8 @@ def test_backoff_grows_exponentially_then_gives_up(sandbox):
 def test_exhausted_per_user_read_quota_is_backed_off_then_reported(sandbox):
     httpx.post(f"{sandbox.api_url}/_emulator/quota", json={"read_quota_per_minute": 5})
     drive = connector(sandbox, max_retries=2, workers=1)
-    with pytest.raises(SourceUnavailable, match="429"):
+    # Drive's files.list answers 403 userRateLimitExceeded, Sheets 429: both backed off.
+    with pytest.raises(SourceUnavailable, match=r"HTTP (403|429).*after 2 retries"):
         list(drive.discover(kari()))
     # Each call backs off twice before giving up (the listing and a reader may both be waiting).
     assert len(drive.sleeps) >= 2

@@ -353,12 +353,18 @@ def test_throttling_answers_429_resource_exhausted_without_retry_after(google):
 
 
 def test_per_user_read_quota(google):
-    url, _, _, drive, _, _ = google
+    url, _, _, drive, sheets, _ = google
     httpx.post(f"{url}/_emulator/quota", json={"read_quota_per_minute": 2})
     drive.files().list().execute()
     drive.files().get(fileId="ss-0").execute()
     with pytest.raises(HttpError) as caught:
         drive.files().list().execute()
+    # Drive: 403 in the usageLimits domain; Sheets: 429 RESOURCE_EXHAUSTED.
+    assert caught.value.status_code == 403
+    assert caught.value.error_details[0]["reason"] == "userRateLimitExceeded"
+    assert caught.value.error_details[0]["domain"] == "usageLimits"
+    with pytest.raises(HttpError) as caught:
+        sheets.spreadsheets().get(spreadsheetId="ss-0").execute()
     assert caught.value.status_code == 429
     assert caught.value.error_details[0]["reason"] == "rateLimitExceeded"
     assert "per minute per user" in caught.value.reason

@@ -24,7 +24,12 @@ from starlette.routing import Route
 from sandbox.emulators.faults import FaultGate, Faults
 from sandbox.emulators.google import batch, drive_api, sheets_api
 from sandbox.emulators.google.auth import token_endpoint
-from sandbox.emulators.google.errors import GoogleError, GoogleJSON
+from sandbox.emulators.google.errors import (
+    DRIVE_QUOTA_MESSAGES,
+    GoogleError,
+    GoogleJSON,
+    drive_quota_exceeded,
+)
 from sandbox.emulators.google.state import GoogleState
 
 # Request path -> the route it counts under in /_emulator/stats.
@@ -62,6 +67,9 @@ def google_error(
             "per user'.",
             reason="rateLimitExceeded",
         ).response()
+    if status == 403 and reason in DRIVE_QUOTA_MESSAGES:
+        # ``fail_code: userRateLimitExceeded`` / ``rateLimitExceeded``: Drive's quota 403.
+        return drive_quota_exceeded(reason).response()
     return GoogleError(status, message, reason=reason).response()
 
 

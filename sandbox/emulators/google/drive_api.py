@@ -13,7 +13,12 @@ from starlette.routing import Route
 
 from sandbox.emulators.google.auth import authorise
 from sandbox.emulators.google.drive_query import parse_query_fields
-from sandbox.emulators.google.errors import GoogleError, GoogleJSON, invalid_value, quota_exceeded
+from sandbox.emulators.google.errors import (
+    GoogleError,
+    GoogleJSON,
+    drive_quota_exceeded,
+    invalid_value,
+)
 from sandbox.emulators.google.fields import apply_fields, check_known, parse_fields
 from sandbox.emulators.google.params import bool_param, check_params, int_param
 from sandbox.emulators.google.state import FILE_MEMBERS, DriveFile, GoogleState
@@ -96,7 +101,7 @@ def routes(state: GoogleState) -> list[Route]:
     def user_reads(request: Request) -> None:
         token = authorise(state, request)
         if not state.take_read(token.user):
-            raise quota_exceeded("drive.googleapis.com")
+            raise drive_quota_exceeded("userRateLimitExceeded")
 
     async def list_files(request: Request) -> Response:
         check_params(request, LIST_PARAMS)

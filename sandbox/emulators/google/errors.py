@@ -65,32 +65,34 @@ class GoogleError(Exception):
         location: str | None = None,
         location_type: str = "parameter",
         status: str | None = None,
+        domain: str = "global",
     ) -> None:
         super().__init__(message)
+        self.domain = domain
         self.code = code
         self.message = message
         self.reason = reason or DEFAULT_REASONS.get(code, "error")
         self.location = location
         self.location_type = location_type
-        self.status = status or STATUS_NAMES.get(code, "UNKNOWN")
+        self.status = STATUS_NAMES.get(code, "UNKNOWN") if status is None else status
 
     def body(self) -> dict[str, object]:
         detail: dict[str, str] = {
             "message": self.message,
-            "domain": "global",
+            "domain": self.domain,
             "reason": self.reason,
         }
         if self.location:
             detail["location"] = self.location
             detail["locationType"] = self.location_type
-        return {
-            "error": {
-                "code": self.code,
-                "message": self.message,
-                "errors": [detail],
-                "status": self.status,
-            }
+        error: dict[str, object] = {
+            "code": self.code,
+            "message": self.message,
+            "errors": [detail],
         }
+        if self.status:  # Drive's usageLimits errors come without one
+            error["status"] = self.status
+        return {"error": error}
 
     def response(self) -> JSONResponse:
         # Google sends no Retry-After, not even with 429: clients must back off on their own.
@@ -113,9 +115,29 @@ def unknown_parameter(name: str) -> GoogleError:
 
 
 def quota_exceeded(service: str) -> GoogleError:
+    """Sheets' answer to a request over the per-user read quota: 429 RESOURCE_EXHAUSTED
+    (https://developers.google.com/sheets/api/limits)."""
     return GoogleError(
         429,
         f"Quota exceeded for quota metric 'Read requests' and limit 'Read requests per minute "
         f"per user' of service '{service}' for consumer 'project_number:0'.",
         reason="rateLimitExceeded",
+    )
+
+
+# Drive's quota refusals are 403s in the ``usageLimits`` domain ("Resolve errors",
+# https://developers.google.com/drive/api/guides/handle-errors#resolve_a_403_error_user_rate_limit_exceeded
+# and #rate-limit-exceeded; as met in tidyverse/googledrive#380); "If you exceed a quota, you'll
+# receive a 403: User rate limit exceeded" (https://developers.google.com/drive/api/guides/limits).
+DRIVE_QUOTA_MESSAGES = {
+    "userRateLimitExceeded": "User Rate Limit Exceeded. Rate of requests for user exceed "
+    "configured project quota. You may consider re-evaluating expected per-user traffic to the "
+    "API and adjust project quota limits accordingly.",
+    "rateLimitExceeded": "Rate Limit Exceeded",
+}
+
+
+def drive_quota_exceeded(reason: str = "userRateLimitExceeded") -> GoogleError:
+    return GoogleError(
+        403, DRIVE_QUOTA_MESSAGES[reason], reason=reason, domain="usageLimits", status=""
     )
