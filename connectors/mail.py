@@ -98,6 +98,7 @@ from dsrflow.request import RequestType, Subject
 
 LOCATION = "messages"
 SEARCH_RESULT_LIMIT = 1000  # Graph returns at most 1,000 results for one $search
+MAILBOX_NOT_ENABLED = "MailboxNotEnabledForRESTAPI"
 BATCH_SIZE = 20  # JSON batching's limit
 LOOKUP_IDS_PER_FILTER = 10
 _SEARCH_SELECT = [
@@ -183,6 +184,9 @@ class MailConnector:
         # skip the lookups. Holds ids of the subject's messages only.
         self._copies: dict[str, dict[tuple[str, str], Copy]] = defaultdict(dict)
         self._matcher: Matcher | None = None  # the subject of the discovery under way
+        # Mailboxes Graph cannot search (guests, hybrid users on premises: 404
+        # MailboxNotEnabledForRESTAPI) -> why; skipped, and said on every answer.
+        self.unsearchable: dict[str, str] = {}
 
     def close(self) -> None:
         self.graph.close()
@@ -348,7 +352,14 @@ class MailConnector:
             )
         )
         self.stats.searches += 1
-        page = self._get(mailbox, "search", messages.to_get_request_information(config))
+        try:
+            page = self.graph.run(
+                self.graph.get_json(mailbox, "search", messages.to_get_request_information(config))
+            )
+        except APIError as exc:
+            if not self._note_unsearchable(mailbox, exc.response_status_code, error_code_of(exc)):
+                raise self._unavailable(mailbox, exc) from exc
+            return
         hits = 0
         while True:
             self.stats.pages += 1
@@ -373,6 +384,28 @@ class MailConnector:
                 f"mailbox {mailbox}: the search reached Graph's limit of {SEARCH_RESULT_LIMIT} "
                 "results, so the subject's mail there cannot be listed completely",
             )
+
+    def _note_unsearchable(self, mailbox: str, status: int | None, code: str | None) -> bool:
+        """Whether Graph's answer says the user has no Exchange Online mailbox to search (a
+        guest, or a hybrid user whose mailbox is on premises); if so it is noted, to be said."""
+        if status != 404 or code != MAILBOX_NOT_ENABLED:
+            return False
+        self.unsearchable[mailbox] = (
+            "no Exchange Online mailbox (a guest, or a mailbox on premises): Microsoft Graph "
+            f"answered 404 {MAILBOX_NOT_ENABLED}"
+        )
+        return True
+
+    def unsearchable_note(self) -> str | None:
+        """One sentence naming the mailboxes that could not be searched, for answers."""
+        if not self.unsearchable:
+            return None
+        names = ", ".join(sorted(self.unsearchable))
+        return (
+            f"{len(self.unsearchable)} mailbox(es) could not be searched through Microsoft "
+            f"Graph ({names}: {MAILBOX_NOT_ENABLED}, a guest or a mailbox on premises); any "
+            "copy there is not covered: search them in Exchange on premises or by eDiscovery"
+        )
 
     def _confirm(self, message: dict[str, Any], matcher: Matcher) -> tuple[set[str], str | None]:
         """The subject's addresses the message really holds, and how (None: as a participant)."""
@@ -583,7 +616,8 @@ class MailConnector:
                         continue
                 to_delete.append((action.record_id, copy))
         statuses_of: dict[str, list[int]] = defaultdict(list)
-        for (record_id, _), status in zip(to_delete, self._delete(to_delete), strict=True):
+        statuses = self._delete(to_delete)
+        for (record_id, _), status in zip(to_delete, statuses, strict=True):
             statuses_of[record_id].append(status)
         results = []
         for action in actions:
@@ -600,12 +634,47 @@ class MailConnector:
             elif any(s in (200, 204) for s in mine):
                 outcome, detail = Outcome.DONE, f"{len(mine)} copy/copies {self._verb()}"
             else:
-                outcome, detail = Outcome.ALREADY_DONE, "no copy left in any mailbox"
-            results.append(ActionResult(record_id=action.record_id, outcome=outcome, detail=detail))
+                outcome, detail = Outcome.ALREADY_DONE, "no copy left in any searchable mailbox"
+            done = [
+                c
+                for (r, c), st in zip(to_delete, statuses, strict=True)
+                if r == action.record_id and st in (200, 204)
+            ]
+            remains = [self._remains(done), self.unsearchable_note()]
+            results.append(
+                ActionResult(
+                    record_id=action.record_id,
+                    outcome=outcome,
+                    detail=detail,
+                    remains="; ".join(r for r in remains if r) or None,
+                )
+            )
         for action in actions:
             # Ids change when a message moves, and deleted ones are gone: forget them.
             self._copies.pop(str(action.native_id.get("internetMessageId")), None)
         return results
+
+    def _remains(self, deleted: list[Copy]) -> str | None:
+        """What Exchange still keeps of the copies just deleted, and what finishes it."""
+        if not deleted:
+            return None
+        mailboxes = ", ".join(sorted({c.mailbox for c in deleted}))
+        if self.mapping.erasure.mode == ErasureMode.PERMANENT_DELETE:
+            # https://learn.microsoft.com/graph/api/message-permanentdelete: into the Purges
+            # folder of Recoverable Items, removed after a set period unless a hold is set.
+            return (
+                f"{len(deleted)} copy/copies in Recoverable Items (Purges) of {mailboxes}, out "
+                "of reach of mail clients and of this search; Exchange removes them when the "
+                "mailbox's deleted-item retention ends (14 days by default, at most 30), or a "
+                "compliance administrator purges them sooner; kept indefinitely while the "
+                "mailbox is under a hold"
+            )
+        return (
+            f"{len(deleted)} copy/copies in Deleted Items of {mailboxes}: they leave it when "
+            "Deleted Items is emptied (by the user, a retention policy or the retention sweep), "
+            "then stay in Recoverable Items for the deleted-item retention (indefinitely under "
+            "a hold)"
+        )
 
     def _verb(self) -> str:
         if self.mapping.erasure.mode == ErasureMode.PERMANENT_DELETE:
@@ -718,6 +787,8 @@ class MailConnector:
         for (mailbox, wanted), answer in zip(
             planned, self._batched(requests, "lookup"), strict=True
         ):
+            if self._note_unsearchable(mailbox, answer.status, answer.error_code):
+                continue
             if answer.status != 200:
                 raise SourceUnavailable(
                     self.name,

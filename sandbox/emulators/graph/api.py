@@ -29,7 +29,7 @@ SEARCH_RESULT_LIMIT = 1000  # "A $search request returns up to 1,000 results."
 MAX_TOP = 1000
 DEFAULT_TOP = 10
 MAX_BATCH = 20
-USER_PROPERTIES = frozenset({"id", "displayName", "mail", "userPrincipalName"})
+USER_PROPERTIES = frozenset({"id", "displayName", "mail", "userPrincipalName", "userType"})
 ATTACHMENT_PROPERTIES = frozenset(
     {
         "id",
@@ -201,11 +201,26 @@ class GraphApi:
         segment = path.rstrip("/").rsplit("/", 1)[-1] or "/"
         return graph_error(400, "BadRequest", f"Resource not found for the segment '{segment}'.")
 
-    def _mailbox(self, user: str) -> Mailbox:
+    def _user(self, user: str) -> Mailbox:
         box = self.store.mailbox(user)
         if box is None:
             raise _NotFound(
                 graph_error(404, "ErrorInvalidUser", f"The requested user '{user}' is invalid.")
+            )
+        return box
+
+    def _mailbox(self, user: str) -> Mailbox:
+        box = self._user(user)
+        if not box.mail_enabled:
+            # Guests and users whose mailbox is on premises (hybrid) have no Exchange Online
+            # mailbox for the REST API (microsoft-graph-docs-contrib#405; the error's text as
+            # Graph sends it, e.g. iyear/E5SubBot#39).
+            raise _NotFound(
+                graph_error(
+                    404,
+                    "MailboxNotEnabledForRESTAPI",
+                    "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
+                )
             )
         return box
 
@@ -276,7 +291,7 @@ class GraphApi:
         return self._page(users, query, base_url, path, "users")
 
     def get_user(self, *, user: str, query: Query, **_: Any) -> GraphResponse:
-        box = self._mailbox(user)
+        box = self._user(user)
         select = parse_select(query.get("$select"), USER_PROPERTIES)
         found = next(u for u in self.store.users() if u["id"] == box.user_id)
         return GraphResponse(200, project(found, select))
@@ -426,19 +441,21 @@ class GraphApi:
 
     def delete_message(self, *, user: str, message: str, **_: Any) -> GraphResponse:
         """DELETE moves to Deleted Items; deleting from Deleted Items removes it from view
-        (Exchange keeps it in Recoverable Items, which no list here shows)."""
+        into Recoverable Items (Deletions), which no message list shows."""
         box = self._mailbox(user)
         with self.store.lock:
             stored = self._message(box, message)
             deleted = box.folder("deleteditems")
             assert deleted is not None
             if stored.resource["parentFolderId"] == deleted.id:
-                self.store.remove(box, message)
+                self.store.remove(box, message, to="Deletions")
             else:
                 self.store.move(box, message, deleted)
         return GraphResponse(204)
 
     def permanent_delete(self, *, user: str, message: str, **_: Any) -> GraphResponse:
+        """Into Recoverable Items (Purges): gone from every folder and list, still in the
+        mailbox until its deleted-item retention ends, or for as long as a hold lasts."""
         box = self._mailbox(user)
         with self.store.lock:
             self._message(box, message)

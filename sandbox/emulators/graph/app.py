@@ -23,6 +23,12 @@ MAILBOX_CONCURRENCY = 4  # Exchange Online: at most 4 concurrent requests per ma
 _USER_SEGMENT = re.compile(r"^/v1\.0/users/([^/]+)/")
 
 
+def _path(request: Request) -> str:
+    """The decoded path as the server received it. Not ``request.url.path``: that re-parses
+    the decoded path, and a guest's UPN (``al_example.com#EXT#@tenant``) would end at ``#``."""
+    return str(request.scope["path"])
+
+
 def _respond(answer: GraphResponse) -> Response:
     if answer.body is None:
         return Response(status_code=answer.status, headers=answer.headers)
@@ -52,7 +58,7 @@ class _MailboxConcurrency(BaseHTTPMiddleware):
         self.refused = refused
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        match = _USER_SEGMENT.match(request.url.path)
+        match = _USER_SEGMENT.match(_path(request))
         if not match:
             return await call_next(request)
         mailbox = match.group(1).lower()
@@ -81,7 +87,7 @@ def create_app(store: GraphStore, faults: Faults | None = None) -> Starlette:
     refused: Counter[str] = Counter()
 
     def route_of(request: Request) -> str:
-        path = request.url.path.removeprefix("/v1.0")
+        path = _path(request).removeprefix("/v1.0")
         if path == "/$batch":
             return "POST /$batch"
         return api.route_of(request.method, path)
@@ -97,7 +103,7 @@ def create_app(store: GraphStore, faults: Faults | None = None) -> Starlette:
         return graph_error(status, code, "Injected failure", retry_after)
 
     async def graph(request: Request) -> Response:
-        if not request.url.path.startswith("/v1.0/"):
+        if not _path(request).startswith("/v1.0/"):
             return _respond(
                 graph_error(400, "BadRequest", "Invalid version: only /v1.0 is served here.")
             )
@@ -106,7 +112,7 @@ def create_app(store: GraphStore, faults: Faults | None = None) -> Starlette:
             return _respond(
                 graph_error(401, "InvalidAuthenticationToken", "Access token is empty.")
             )
-        path = request.url.path.removeprefix("/v1.0")
+        path = _path(request).removeprefix("/v1.0")
         base_url = str(request.base_url).rstrip("/")
         try:
             body = decode_json(await request.body())
@@ -123,6 +129,7 @@ def create_app(store: GraphStore, faults: Faults | None = None) -> Starlette:
         return JSONResponse(
             {
                 "messages": store.count(),
+                "recoverable_items": store.recoverable_count(),
                 "batch_items": dict(api.batch_items),
                 "mailbox_concurrency_refused": dict(refused),
             }

@@ -86,6 +86,14 @@ class Mailbox:
     folders: dict[str, Folder] = field(default_factory=dict)  # by folder id
     messages: dict[str, Stored] = field(default_factory=dict)  # by message id, insertion order
     by_internet_id: dict[str, set[str]] = field(default_factory=dict)  # -> message ids
+    # False: a directory user without an Exchange Online mailbox (a guest, or a hybrid user
+    # whose mailbox is on premises): Graph's mail routes answer 404 MailboxNotEnabledForRESTAPI.
+    mail_enabled: bool = True
+    # Recoverable Items (the dumpster): message id -> (subfolder, message). No Graph message
+    # list shows it; permanentDelete puts an item in Purges, a delete from Deleted Items in
+    # Deletions (https://learn.microsoft.com/graph/api/message-permanentdelete).
+    recoverable: dict[str, tuple[str, Stored]] = field(default_factory=dict)
+    user_type: str = "Member"
 
     def index(self, stored: Stored) -> None:
         key = str(stored.resource.get("internetMessageId"))
@@ -173,6 +181,15 @@ class GraphStore:
             self.mailboxes[user_id] = box
             return box
 
+    def add_user_without_mailbox(self, address: str, user_type: str = "Guest") -> Mailbox:
+        """A user the directory lists (with a ``mail`` address) who has no Exchange Online
+        mailbox: a guest, or (``user_type="Member"``) a hybrid user hosted on premises."""
+        with self.lock:
+            box = self.add_mailbox(address)
+            box.mail_enabled = False
+            box.user_type = user_type
+            return box
+
     def mailbox(self, key: str) -> Mailbox | None:
         """By user id or by address (userPrincipalName), case-insensitively."""
         with self.lock:
@@ -189,6 +206,7 @@ class GraphStore:
                     "displayName": b.display_name,
                     "mail": b.address,
                     "userPrincipalName": b.address,
+                    "userType": b.user_type,
                 }
                 for b in self.mailboxes.values()
             ]
@@ -290,9 +308,22 @@ class GraphStore:
             box.index(stored)
             return stored.resource
 
-    def remove(self, box: Mailbox, message_id: str) -> None:
+    def remove(self, box: Mailbox, message_id: str, to: str = "Purges") -> None:
+        """Out of the mailbox's folders into Recoverable Items (``to``: Purges, Deletions),
+        where Exchange keeps it for the deleted-item retention, or indefinitely under a hold."""
         with self.lock:
-            box.unindex(box.messages.pop(message_id))
+            stored = box.messages.pop(message_id)
+            box.unindex(stored)
+            box.recoverable[message_id] = (to, stored)
+
+    def recoverable_count(self) -> dict[str, int]:
+        """Items in Recoverable Items, by subfolder, over every mailbox."""
+        counts: dict[str, int] = {}
+        with self.lock:
+            for box in self.mailboxes.values():
+                for folder, _ in box.recoverable.values():
+                    counts[folder] = counts.get(folder, 0) + 1
+        return counts
 
     def all_messages(self) -> Iterator[tuple[Mailbox, Stored]]:
         with self.lock:

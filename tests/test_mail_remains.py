@@ -1,0 +1,117 @@
+"""What Exchange still keeps after the connector's erasure, said on the result (and so on the
+receipt): permanentDelete leaves the item in Recoverable Items (Purges), a DELETE in Deleted
+Items; a mailbox Graph cannot search (a guest, a mailbox on premises) is skipped and named."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from dsrflow.plan import Action, Outcome, PlannedAction
+from dsrflow.request import Subject
+from tests.support.graph import running_graph
+
+SUPPORT = "support@fjelltopp.example"
+SALES = "sales@fjelltopp.example"
+GUEST = "al_example.com#EXT#@fjelltopp.example"
+HYBRID = "onprem@fjelltopp.example"
+
+
+@pytest.fixture(scope="module")
+def server():
+    with running_graph("graph-remains-test") as graph:
+        yield graph
+
+
+@pytest.fixture
+def graph(server):
+    with server.fresh() as fresh:
+        yield fresh
+
+
+def discover(connector, *emails):
+    return list(connector.discover(Subject.from_raw(list(emails))))
+
+
+def plan_for(records):
+    by_id = {r.native_id["internetMessageId"]: r for r in records}
+    return [
+        PlannedAction(
+            record_id=r.record_id,
+            source=r.source,
+            location=r.location,
+            native_id=r.native_id,
+            action=Action.DELETE,
+        )
+        for r in by_id.values()
+    ]
+
+
+def emulator(graph):
+    return httpx.get(f"{graph.url}/_emulator/graph").json()
+
+
+def test_permanent_delete_leaves_purges_and_the_result_says_so(graph):
+    connector = graph.connector(matching__mentions=False)
+    records = [r for r in discover(connector, "al@example.com") if "quote-1" in str(r.native_id)]
+    report = connector.erase(plan_for(records))
+    [result] = report.results
+    assert result.outcome == Outcome.DONE
+    # Both copies are out of every folder but still in the mailboxes' Recoverable Items.
+    assert emulator(graph)["recoverable_items"] == {"Purges": 2}
+    assert result.remains is not None
+    assert "2 copy/copies in Recoverable Items (Purges)" in result.remains
+    assert f"{SALES}, {SUPPORT}" in result.remains
+    assert "compliance administrator" in result.remains and "hold" in result.remains
+    # Verification: the re-discovery does not see the purged copies (nothing left to fail on).
+    again = discover(graph.connector(matching__mentions=False), "al@example.com")
+    assert not [r for r in again if "quote-1" in str(r.native_id)]
+    # A second run has nothing left to delete and claims no remains of its own.
+    [second] = graph.connector(matching__mentions=False).erase(plan_for(records)).results
+    assert second.outcome == Outcome.ALREADY_DONE
+    assert second.remains is None
+
+
+def test_delete_mode_says_deleted_items(graph):
+    connector = graph.connector(erasure={"mode": "delete"}, matching__mentions=False)
+    records = [r for r in discover(connector, "al@example.com") if "sup-al-1" in str(r.native_id)]
+    [result] = connector.erase(plan_for(records)).results
+    assert result.outcome == Outcome.DONE
+    assert result.remains.startswith(f"1 copy/copies in Deleted Items of {SUPPORT}")
+    assert emulator(graph)["recoverable_items"] == {}
+
+
+def test_mailbox_less_users_are_skipped_and_named(graph):
+    graph.store.add_user_without_mailbox(GUEST)
+    graph.store.add_user_without_mailbox(HYBRID, user_type="Member")
+    raw = httpx.get(
+        f"{graph.url}/v1.0/users/{HYBRID}/messages", headers={"Authorization": "Bearer t"}
+    )
+    assert raw.status_code == 404
+    assert raw.json()["error"]["code"] == "MailboxNotEnabledForRESTAPI"
+    connector = graph.connector(matching__mentions=False)
+    records = discover(connector, "al@example.com")
+    # The rest of the tenant is still searched; the two users are noted, not dropped.
+    assert len({r.native_id["internetMessageId"] for r in records}) == 5
+    assert set(connector.unsearchable) == {GUEST, HYBRID}
+    note = connector.unsearchable_note()
+    assert GUEST in note and HYBRID in note and "MailboxNotEnabledForRESTAPI" in note
+    # An erasure by a fresh connector looks in every mailbox, skips the two, and says so.
+    fresh = graph.connector(matching__mentions=False)
+    report = fresh.erase(plan_for(records))
+    assert {r.outcome for r in report.results} == {Outcome.DONE, Outcome.SKIPPED}
+    for result in report.results:
+        assert result.remains is not None
+        assert "2 mailbox(es) could not be searched" in result.remains
+
+
+def test_named_mailbox_less_user_is_skipped_too(graph):
+    graph.store.add_user_without_mailbox(HYBRID, user_type="Member")
+    connector = graph.connector(mailboxes={"addresses": [SALES, HYBRID]})
+    records = discover(connector, "al@example.com")
+    # sales' mail of al@ is still found (as without the hybrid user).
+    assert {r.native_id["internetMessageId"].strip("<>").split("@")[0] for r in records} == {
+        "quote-1",
+        "sal-bcc",
+    }
+    assert list(connector.unsearchable) == [HYBRID]
