@@ -28,9 +28,12 @@ Fixture format (``jira.json``), in Jira's REST shapes::
     }
 
 ``projectName``, ``status``, ``created``, ``labels``, custom fields, ``participants``, comment
-``id`` and ``created`` are optional. Timestamps are ISO 8601 (a missing zone means UTC). Users
-not listed but referenced show up as "Former user". The service desk of an issue is the one
-whose ``projectKey`` is the prefix of its key.
+``id`` and ``created`` are optional. A user may carry ``accountType`` (``customer`` or
+``atlassian``; default from the id's shape) and ``emailVisible: false`` (the emulator's own key:
+the user's profile hides the address, so Jira leaves ``emailAddress`` out). A subtask names its
+parent with ``"parent": {"key": "SUP-1"}`` among its fields. Timestamps are ISO 8601 (a
+missing zone means UTC). Users not listed but referenced show up as "Former user". The
+service desk of an issue is the one whose ``projectKey`` is the prefix of its key.
 """
 
 from __future__ import annotations
@@ -78,7 +81,13 @@ def account_id(rng: random.Random, customer: bool) -> str:
 def load_fixture(store: JiraStore, path: Path) -> dict[str, int]:
     data = json.loads(path.read_text(encoding="utf-8"))
     for user in data.get("users", []):
-        store.add_user(user["accountId"], user.get("emailAddress"), user.get("displayName", ""))
+        store.add_user(
+            user["accountId"],
+            user.get("emailAddress"),
+            user.get("displayName", ""),
+            user.get("accountType"),
+            email_visible=user.get("emailVisible", True),
+        )
     for desk in data.get("servicedesks", []):
         store.add_servicedesk(
             str(desk["id"]),

@@ -147,9 +147,11 @@ def test_enhanced_search_pages_with_tokens_and_classic_search_with_start_at(
         pages += 1
         keys += [i["key"] for i in body["issues"]]
         assert "total" not in body
-        if body["isLast"]:
-            assert "nextPageToken" not in body
+        if "nextPageToken" not in body:
+            # The last page has no token and no ``isLast`` (optional in Cloud's schema).
+            assert "isLast" not in body
             break
+        assert body["isLast"] is False  # a full page that is not the last
         params["nextPageToken"] = body["nextPageToken"]
     assert pages == 3 and keys == [f"SUP-{n}" for n in range(1, 12)]
     assert (
@@ -274,3 +276,59 @@ def test_fixture_directory_without_jira_json_gives_an_empty_site(tmp_path) -> No
         assert part.counts["jira.issues"] == 0
     finally:
         part.stop()
+
+
+def test_a_hidden_address_is_left_out_and_found_only_by_an_exact_match(
+    api: httpx.Client, store: JiraStore
+) -> None:
+    store.add_user("u-hid", "Hidden.Person@example.com", "Hidden Person", email_visible=False)
+    store.add_user("qm:hid", "portal.hidden@example.com", "Portal Hidden", email_visible=False)
+    store.servicedesks["1"].customers += ["u-hid", "qm:hid"]
+    found = api.get("/rest/api/2/user/search", params={"query": "hidden.person@example.com"})
+    assert [(u["accountId"], "emailAddress" in u) for u in found.json()] == [("u-hid", False)]
+    # A prefix of a hidden address finds nobody.
+    assert api.get("/rest/api/2/user/search", params={"query": "hidden.person@"}).json() == []
+    assert "emailAddress" not in api.get("/rest/api/2/user", params={"accountId": "u-hid"}).json()
+    # The service desk's customer list shows a portal-only customer's address to agents.
+    listed = api.get(
+        "/rest/servicedeskapi/servicedesk/1/customer", params={"query": "portal.hidden@"}
+    ).json()["values"]
+    assert [(c["accountId"], c.get("emailAddress")) for c in listed] == [
+        ("qm:hid", "portal.hidden@example.com")
+    ]
+    # Without Browse users and groups the search is empty, not refused.
+    store.denied_permissions.add("USER_PICKER")
+    assert api.get("/rest/api/2/user/search", params={"query": "al@example.com"}).json() == []
+
+
+def test_an_edit_keeps_the_old_values_in_the_changelog(api: httpx.Client) -> None:
+    before = api.get("/rest/api/2/issue/SUP-1").json()["fields"]["summary"]
+    assert api.put("/rest/api/2/issue/SUP-1", json={"fields": {"summary": "Renamed"}}).is_success
+    log = api.get("/rest/api/2/issue/SUP-1/changelog").json()
+    assert (log["total"], log["isLast"]) == (1, True)
+    item = log["values"][-1]["items"][0]
+    assert (item["field"], item["fromString"], item["toString"]) == ("summary", before, "Renamed")
+    inline = api.get("/rest/api/2/issue/SUP-1", params={"expand": "changelog"}).json()
+    assert inline["changelog"]["histories"][0]["items"][0]["fromString"] == before
+    # An edit that changes nothing adds no entry.
+    api.put("/rest/api/2/issue/SUP-1", json={"fields": {"summary": "Renamed"}})
+    assert api.get("/rest/api/2/issue/SUP-1/changelog").json()["total"] == 1
+
+
+def test_an_issue_with_subtasks_is_deleted_only_with_delete_subtasks(
+    api: httpx.Client, store: JiraStore
+) -> None:
+    store.add_issue("SUP-90", {"summary": "Subtask", "parent": {"key": "SUP-2"}})
+    parent = api.get("/rest/api/2/issue/SUP-2").json()["fields"]
+    assert [s["key"] for s in parent["subtasks"]] == ["SUP-90"]
+    assert api.get("/rest/api/2/issue/SUP-90").json()["fields"]["parent"]["key"] == "SUP-2"
+    refused = api.delete("/rest/api/2/issue/SUP-2")
+    assert refused.status_code == 400 and refused.json()["errorMessages"]
+    assert store.issue("SUP-2") is not None
+    assert api.delete("/rest/api/2/issue/SUP-2", params={"deleteSubtasks": "true"}).is_success
+    assert store.issue("SUP-2") is None and store.issue("SUP-90") is None
+
+
+def test_deleting_a_user_leaves_the_account(api: httpx.Client, store: JiraStore) -> None:
+    assert api.delete("/rest/api/2/user", params={"accountId": "u-bob"}).status_code == 204
+    assert "u-bob" not in store.users and "u-bob" in store.accounts

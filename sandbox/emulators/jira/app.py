@@ -35,6 +35,7 @@ from sandbox.emulators.jira.store import (
     PARTICIPANTS_FIELD,
     REQUEST_TYPE_FIELD,
     Comment,
+    HistoryItem,
     Issue,
     JiraStore,
     User,
@@ -63,6 +64,9 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
     "SYSTEM_ADMIN": ("Jira System Administrators", "GLOBAL"),
 }
 INLINE_COMMENTS = 20
+# ``expand=changelog`` on Get issue carries at most 100 entries in Jira Cloud; the rest through
+# Get changelogs (paged). The emulator's cap is that figure, as widely reported for Cloud.
+INLINE_HISTORY = 100
 MAX_SEARCH_RESULTS = 100  # Jira Cloud caps pages of issues with fields at 100
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -103,7 +107,12 @@ class Renderer:
         self.store = store
         self.base = base.rstrip("/")
 
-    def user(self, account_id: str | None) -> dict[str, Any] | None:
+    def user(self, account_id: str | None, *, customer_list: bool = False) -> dict[str, Any] | None:
+        """Jira's user shape. ``emailAddress`` follows the user's profile visibility; in a
+        service desk's customer list a portal-only customer's address is shown to agents
+        (portal-only accounts have no Atlassian profile to hide it in). The emulator's reading
+        of the references; where Atlassian shows a hidden address to whom is not fully
+        documented."""
         if account_id is None:
             return None
         user = self.store.users.get(account_id) or User(account_id, None, "Former user", False)
@@ -115,7 +124,8 @@ class Renderer:
             "accountType": user.kind,
             "timeZone": "Europe/Oslo",
         }
-        if user.email:
+        shown = user.email_visible or (customer_list and user.kind == "customer")
+        if user.email and shown:
             shape["emailAddress"] = user.email
         return shape
 
@@ -160,6 +170,12 @@ class Renderer:
         fields["issuetype"] = {"name": "Service Request", "id": "10001"}
         fields[PARTICIPANTS_FIELD] = [self.user(p) for p in issue.participants]
         fields.setdefault(REQUEST_TYPE_FIELD, None)
+        subtasks = self.store.subtasks(issue)
+        # Jira's parent/subtasks shapes: key, id, self and a few fields (IssueLink fields).
+        fields["subtasks"] = [self._linked(s) for s in subtasks]
+        parent = self.store.issue(issue.parent) if issue.parent else None
+        if parent is not None:
+            fields["parent"] = self._linked(parent)
         fields["comment"] = {
             "comments": [self.comment(issue, c) for c in issue.comments[:INLINE_COMMENTS]],
             "self": f"{self.base}/rest/api/2/issue/{issue.id}/comment",
@@ -168,6 +184,41 @@ class Renderer:
             "startAt": 0,
         }
         return fields
+
+    def _linked(self, issue: Issue) -> dict[str, Any]:
+        return {
+            "id": issue.id,
+            "key": issue.key,
+            "self": f"{self.base}/rest/api/2/issue/{issue.id}",
+            "fields": {
+                "summary": issue.fields.get("summary"),
+                "status": {"name": (issue.fields.get("status") or {}).get("name", "Open")},
+                "issuetype": {"name": "Sub-task", "subtask": True, "id": "10003"},
+            },
+        }
+
+    def history(self, issue: Issue, start: int, size: int) -> list[dict[str, Any]]:
+        """Changelog entries in Jira's shape (``histories`` / ``values``)."""
+        return [
+            {
+                "id": h.id,
+                "author": self.user(h.author),
+                "created": h.created,
+                "items": [
+                    {
+                        "field": i.field,
+                        "fieldtype": "custom" if i.field.startswith("customfield_") else "jira",
+                        "fieldId": i.field,
+                        "from": i.from_value,
+                        "fromString": i.from_string,
+                        "to": i.to_value,
+                        "toString": i.to_string,
+                    }
+                    for i in h.items
+                ],
+            }
+            for h in issue.history[start : start + size]
+        ]
 
     def issue(self, issue: Issue, wanted: list[str] | None) -> dict[str, Any]:
         """An issue with the ``fields`` the request asked for (Jira's ``*all``, ``-x`` syntax)."""
@@ -191,6 +242,17 @@ class Renderer:
                 chosen.add(name)
         if chosen:
             shape["fields"] = {k: v for k, v in everything.items() if k in chosen}
+        return shape
+
+    def with_changelog(self, issue: Issue, shape: dict[str, Any]) -> dict[str, Any]:
+        """``expand=changelog``: the issue's history inline, at most ``INLINE_HISTORY`` entries
+        (a client pages the rest through /issue/{key}/changelog)."""
+        shape["changelog"] = {
+            "startAt": 0,
+            "maxResults": INLINE_HISTORY,
+            "total": len(issue.history),
+            "histories": self.history(issue, 0, INLINE_HISTORY),
+        }
         return shape
 
 
@@ -267,6 +329,7 @@ class JiraEmulator:
             Route(f"{api}/search", self.search_classic, methods=["GET"]),
             Route(f"{api}/issue/{{key}}", self.issue, methods=["GET", "PUT", "DELETE"]),
             Route(f"{api}/issue/{{key}}/comment", self.comments, methods=["GET", "POST"]),
+            Route(f"{api}/issue/{{key}}/changelog", self.changelog, methods=["GET"]),
             Route(
                 f"{api}/issue/{{key}}/comment/{{cid}}",
                 self.comment,
@@ -481,17 +544,22 @@ class JiraEmulator:
         )
         query = self._parse(params.get("jql", ""), bounded=True)
         size = min(_int(params, "maxResults", 50), MAX_SEARCH_RESULTS) or 50
+        asked = size
+        if self.store.search_page_cap:
+            size = min(size, self.store.search_page_cap)
         start = _decode_token(params.get("nextPageToken"))
         hits = self.store.search(query)
         page = hits[start : start + size]
         render = self._renderer(request)
         wanted = _fields_param(request, ["id"])
         body: dict[str, Any] = {"issues": [render.issue(i, wanted) for i in page]}
+        # ``isLast`` is optional in the Cloud schema (SearchAndReconcileResults) and the last page
+        # has no ``nextPageToken`` at all (JRACLOUD-92184): a client pages on the token alone.
+        # The emulator sends ``isLast`` only on full pages, never on the last one or a short one.
         if start + size < len(hits):
             body["nextPageToken"] = _encode_token(start + size)
-            body["isLast"] = False
-        else:
-            body["isLast"] = True
+            if size == asked:
+                body["isLast"] = False
         return JSONResponse(body)
 
     async def search_classic(self, request: Request) -> Response:
@@ -539,12 +607,27 @@ class JiraEmulator:
     async def issue(self, request: Request) -> Response:
         issue = self._issue_or_404(request)
         if request.method == "GET":
-            _params(request, {"fields", "expand", "properties", "fieldsByKeys", "updateHistory"})
-            return JSONResponse(self._renderer(request).issue(issue, _fields_param(request, None)))
+            params = _params(
+                request, {"fields", "expand", "properties", "fieldsByKeys", "updateHistory"}
+            )
+            render = self._renderer(request)
+            shape = render.issue(issue, _fields_param(request, None))
+            if "changelog" in params.get("expand", "").split(","):
+                shape = render.with_changelog(issue, shape)
+            return JSONResponse(shape)
         if request.method == "DELETE":
             params = _params(request, {"deleteSubtasks"})
-            if params.get("deleteSubtasks", "false").lower() not in ("true", "false"):
+            flag = params.get("deleteSubtasks", "false").lower()
+            if flag not in ("true", "false"):
                 raise ApiError(400, "deleteSubtasks must be true or false.")
+            # Delete issue: "An issue cannot be deleted if it has one or more subtasks. To delete
+            # an issue with subtasks, set deleteSubtasks" (400 otherwise; Cloud platform REST
+            # API v2, Issues). The wording of Jira's message is the emulator's.
+            if self.store.subtasks(issue) and flag != "true":
+                raise ApiError(
+                    400,
+                    "The issue has subtasks: set deleteSubtasks to true to delete them with it.",
+                )
             self.store.delete_issue(issue)
             return Response(status_code=204)
         _params(
@@ -558,10 +641,10 @@ class JiraEmulator:
             },
         )
         body = await _json_body(request)
-        self._edit_issue(issue, body)
+        self._edit_issue(issue, body, self._current_account(request))
         return Response(status_code=204)
 
-    def _edit_issue(self, issue: Issue, body: dict[str, Any]) -> None:
+    def _edit_issue(self, issue: Issue, body: dict[str, Any], author: str | None) -> None:
         unknown = set(body) - {"fields", "update", "properties", "historyMetadata", "transition"}
         if unknown:
             raise ApiError(400, f'Unrecognized field "{sorted(unknown)[0]}"')
@@ -593,6 +676,7 @@ class JiraEmulator:
         if errors:
             raise_errors(errors)
         with self.store.lock:
+            before = {n: self._shown(issue, n) for n in list(fields) + list(update)}
             for name, value in fields.items():
                 if name == "reporter":
                     issue.fields["reporter"] = value["accountId"] if value else None
@@ -610,8 +694,55 @@ class JiraEmulator:
                     elif "set" in op:
                         current = list(op["set"])
                 issue.fields[name] = current
+            # An edit keeps the old values in the issue's history (Get changelogs).
+            changed = [
+                HistoryItem(name, old[0], old[1], new[0], new[1])
+                for name, old in before.items()
+                if old != (new := self._shown(issue, name))
+            ]
+            self.store.record_change(issue, author, changed)
             issue.fields["updated"] = jira_time()
             issue.touch()
+
+    def _shown(self, issue: Issue, name: str) -> tuple[str | None, str | None]:
+        """(from/to, fromString/toString) of a field as a changelog item shows it."""
+        if name == "reporter":
+            account = issue.fields.get("reporter")
+            user = self.store.accounts.get(account) if account else None
+            return account, (user.display_name if user else None)
+        if name == PARTICIPANTS_FIELD:
+            return (
+                ",".join(issue.participants) or None,
+                ",".join(
+                    u.display_name for p in issue.participants if (u := self.store.accounts.get(p))
+                )
+                or None,
+            )
+        value = issue.fields.get(name)
+        if isinstance(value, list):
+            return None, " ".join(map(str, value)) or None
+        if value is None:
+            return None, None
+        return None, value if isinstance(value, str) else json.dumps(value)
+
+    async def changelog(self, request: Request) -> Response:
+        """Get changelogs: a PageBean (``startAt``, ``maxResults`` at most 100, ``total``,
+        ``isLast``, ``values``), oldest first (Cloud platform REST API v2, Issues)."""
+        issue = self._issue_or_404(request)
+        params = _params(request, {"startAt", "maxResults"})
+        start = _int(params, "startAt", 0)
+        size = min(_int(params, "maxResults", 100), 100) or 100
+        total = len(issue.history)
+        return JSONResponse(
+            {
+                "self": str(request.url),
+                "startAt": start,
+                "maxResults": size,
+                "total": total,
+                "isLast": start + size >= total,
+                "values": self._renderer(request).history(issue, start, size),
+            }
+        )
 
     async def comments(self, request: Request) -> Response:
         issue = self._issue_or_404(request)
@@ -707,6 +838,10 @@ class JiraEmulator:
         query = params.get("query") or params.get("username") or params.get("accountId")
         if not query:
             raise ApiError(400, "The query parameter 'query' is required.")
+        # Find users: "Anonymous calls or calls by users without the required permission
+        # [Browse users and groups] return empty search results" (Cloud REST API v2).
+        if "USER_PICKER" in self.store.denied_permissions:
+            return JSONResponse([])
         start = _int(params, "startAt", 0)
         size = min(_int(params, "maxResults", 50), 1000)
         users = self.store.find_users(query)[start : start + size]
@@ -765,9 +900,9 @@ class JiraEmulator:
         query = (params.get("query") or "").lower()
         with self.store.lock:
             members = [
-                render.user(a)
+                render.user(a, customer_list=True)
                 for a in desk.customers
-                if not query or query in _customer_text(self.store.users.get(a), a)
+                if not query or _customer_matches(self.store.users.get(a), a, query)
             ]
         return JSONResponse(self._page(request, members, params))
 
@@ -783,7 +918,15 @@ class JiraEmulator:
             if not isinstance(ids, list):
                 raise ApiError(400, "accountIds must be a list of account ids.", servicedesk=True)
             with self.store.lock:
+                old = self._shown(issue, PARTICIPANTS_FIELD)
                 issue.participants = [p for p in issue.participants if p not in ids]
+                new = self._shown(issue, PARTICIPANTS_FIELD)
+                if old != new:
+                    self.store.record_change(
+                        issue,
+                        self._current_account(request),
+                        [HistoryItem("Request participants", *old, *new)],
+                    )
             return JSONResponse(
                 self._page(request, [render.user(p) for p in issue.participants], {})
             )
@@ -804,11 +947,14 @@ def _application_roles(user: User) -> dict[str, Any]:
     return {"size": len(items), "items": items}
 
 
-def _customer_text(user: User | None, account_id: str) -> str:
-    """What the customer list's ``query`` filter looks in: a substring of any of these."""
+def _customer_matches(user: User | None, account_id: str, query: str) -> bool:
+    """The customer list's ``query`` filter: a substring of the id, the name or a shown
+    address; an address the list hides only by an exact match, as in Find users."""
     if user is None:
-        return account_id.lower()
-    return " ".join([account_id, user.email or "", user.display_name]).lower()
+        return query in account_id.lower()
+    shown = user.email_visible or user.kind == "customer"
+    text = " ".join([account_id, (user.email or "") if shown else "", user.display_name])
+    return query in text.lower() or (user.email or "").lower() == query
 
 
 def raise_errors(errors: dict[str, str]) -> None:

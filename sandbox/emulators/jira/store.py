@@ -4,7 +4,14 @@ and request participants. Thread-safe; every change is visible to the next reque
 Users are referenced by ``accountId`` inside the store and rendered in Jira's user shape
 (``self``, ``accountId``, ``accountType``, ``emailAddress``, ``displayName``, ``active``) on the
 way out. A deleted user leaves the directory and every service desk's customer list; issues keep
-the accountId they hold, as Jira does (it then shows them as "Former user").
+the accountId they hold, as Jira does (it then shows them as "Former user"). The account itself
+outlives the site user (``accounts``): Jira's Delete user "does not delete the user's Atlassian
+account" (https://developer.atlassian.com/cloud/jira/platform/rest/v2/api-group-users/
+#api-rest-api-2-user-delete).
+
+Every edit of an issue's fields is kept in its change history (``Issue.history``), old and new
+values, as Jira's changelog does (GET /rest/api/2/issue/{key}/changelog); Jira has no operation
+that removes history entries. Subtasks name their parent (``Issue.parent``).
 """
 
 from __future__ import annotations
@@ -57,12 +64,37 @@ class User:
     # Jira Cloud's accountType: "customer" (portal-only) or "atlassian" (agents, staff); None:
     # from the id's shape, as Cloud makes them (portal customers' ids start with ``qm:``).
     account_type: str | None = None
+    # The user's profile visibility of the address: hidden, Jira leaves ``emailAddress`` out of
+    # the platform's user shapes ("Depending on the user's privacy setting, this may be returned
+    # as null", User in the Cloud platform REST API v2).
+    email_visible: bool = True
 
     @property
     def kind(self) -> str:
         if self.account_type:
             return self.account_type
         return "customer" if self.account_id.startswith("qm:") else "atlassian"
+
+
+@dataclass
+class HistoryItem:
+    """One changed field of a changelog entry (Jira's ChangeDetails)."""
+
+    field: str
+    from_value: str | None
+    from_string: str | None
+    to_value: str | None
+    to_string: str | None
+
+
+@dataclass
+class History:
+    """One changelog entry: who changed what when (Jira's Changelog)."""
+
+    id: str
+    author: str | None
+    created: str
+    items: list[HistoryItem]
 
 
 @dataclass
@@ -84,6 +116,8 @@ class Issue:
     participants: list[str] = field(default_factory=list)
     comments: list[Comment] = field(default_factory=list)
     updated_by: set[str] = field(default_factory=set)
+    history: list[History] = field(default_factory=list)
+    parent: str | None = None  # a subtask's parent issue key
     # Words of the texts per ``~`` field, so that a search over 50,000 issues stays fast.
     _words: dict[str, set[str]] = field(default_factory=dict, repr=False)
 
@@ -154,6 +188,8 @@ class JiraStore:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.users: dict[str, User] = {}
+        # Every account ever on the site: Delete user removes the site user, not the account.
+        self.accounts: dict[str, User] = {}
         self.servicedesks: dict[str, ServiceDesk] = {}
         self.issues: dict[str, Issue] = {}  # by key, in creation order
         self.by_id: dict[str, str] = {}
@@ -167,6 +203,11 @@ class JiraStore:
         self.denied_permissions: set[str] = set()
         self._next_issue = 10000
         self._next_comment = 100000
+        self._next_history = 1000000
+        # Jira Cloud's enhanced search may answer fewer issues than ``maxResults`` asks for
+        # (JRACLOUD-92183; "To manage page size, API may return fewer items per page", Search
+        # for issues using JQL enhanced search): pages hold at most this many when set.
+        self.search_page_cap: int | None = None
 
     # -- building ---------------------------------------------------------------------------
 
@@ -176,9 +217,14 @@ class JiraStore:
         email: str | None,
         display_name: str,
         account_type: str | None = None,
+        *,
+        email_visible: bool = True,
     ) -> User:
-        user = User(account_id, email, display_name, account_type=account_type)
+        user = User(
+            account_id, email, display_name, account_type=account_type, email_visible=email_visible
+        )
         self.users[account_id] = user
+        self.accounts[account_id] = user
         return user
 
     def add_servicedesk(
@@ -218,6 +264,8 @@ class JiraStore:
             fields=fields,
             participants=list(participants),
         )
+        parent = fields.pop("parent", None)
+        issue.parent = parent.get("key") if isinstance(parent, dict) else parent
         if issue.reporter:
             issue.updated_by.add(issue.reporter)
         for raw in comments:
@@ -278,10 +326,25 @@ class JiraStore:
             issue.fields["updated"] = comment.created
             return comment
 
-    def delete_issue(self, issue: Issue) -> None:
+    def subtasks(self, issue: Issue) -> list[Issue]:
         with self.lock:
+            return [i for i in self.issues.values() if i.parent == issue.key]
+
+    def delete_issue(self, issue: Issue) -> None:
+        """The issue and its subtasks (the caller checks ``deleteSubtasks``)."""
+        with self.lock:
+            for sub in self.subtasks(issue):
+                self.delete_issue(sub)
             self.issues.pop(issue.key, None)
             self.by_id.pop(issue.id, None)
+
+    def record_change(self, issue: Issue, author: str | None, items: list[HistoryItem]) -> None:
+        """A changelog entry for an edit (nothing for an edit that changed nothing)."""
+        if not items:
+            return
+        with self.lock:
+            self._next_history += 1
+            issue.history.append(History(str(self._next_history), author, jira_time(), items))
 
     def delete_user(self, account_id: str) -> bool:
         """Remove a user from the directory and from every customer list; False: no such user.
@@ -294,7 +357,10 @@ class JiraStore:
             return True
 
     def find_users(self, query: str) -> list[User]:
-        """Jira Cloud's user search: a prefix of the display name, a word of it or the e-mail."""
+        """Jira Cloud's user search, active users only: a prefix of the display name, a word of
+        it or the e-mail; a hidden address only by an exact match ("if a user has hidden their
+        email address in their user profile, partial matches of the email address will not find
+        the user. An exact match is required", Find users and groups, Cloud REST API v2)."""
         needle = query.strip().lower()
         with self.lock:
             return [
@@ -303,7 +369,8 @@ class JiraStore:
                 if u.active
                 and needle
                 and (
-                    (u.email or "").lower().startswith(needle)
+                    (u.email_visible and (u.email or "").lower().startswith(needle))
+                    or (u.email or "").lower() == needle
                     or u.display_name.lower().startswith(needle)
                     or any(w.startswith(needle) for w in u.display_name.lower().split())
                     or u.account_id.lower() == needle
