@@ -37,7 +37,7 @@ mapping's ``retention`` rules allow (``connectors.jira_retention``).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -280,35 +280,27 @@ class JiraConnector:
             yield from found
 
     def _servicedesks(self) -> Iterator[dict[str, Any]]:
-        start = 0
-        while True:
-            page = self.client.get(
+        for desk in _sd_pages(
+            lambda start: self.client.get(
                 "listing service desks",
                 "/rest/servicedeskapi/servicedesk",
                 {"start": start, "limit": SD_PAGE},
             )
-            for desk in page["values"]:
-                if desk["projectKey"] in self.mapping.projects:
-                    yield desk
-            if page.get("isLastPage", True):
-                return
-            start += page["size"]
+        ):
+            if desk["projectKey"] in self.mapping.projects:
+                yield desk
 
     def _customers_of(self, desk_id: str, query: str) -> Iterator[dict[str, Any]]:
-        start = 0
-        while True:
-            page = self.client.call(
+        return _sd_pages(
+            lambda start: self.client.call(
                 "listing customers",
-                lambda s=start: self.client.jira._session.get(
+                lambda: self.client.jira._session.get(
                     self.client.url(f"/rest/servicedeskapi/servicedesk/{desk_id}/customer"),
-                    params={"query": query, "start": s, "limit": SD_PAGE},
+                    params={"query": query, "start": start, "limit": SD_PAGE},
                     headers={"X-ExperimentalApi": "opt-in"},
                 ).json(),
             )
-            yield from page["values"]
-            if page.get("isLastPage", True):
-                return
-            start += page["size"]
+        )
 
     def _customer_records(self, known: _Known) -> Iterator[Record]:
         if not known.account_emails:
@@ -376,8 +368,10 @@ class JiraConnector:
             page = self.search_page(jql, fields, token=token, start=start)
             yield from page["issues"]
             if self.client.is_cloud:
+                # The token alone says whether more follow: ``isLast`` is optional and a page
+                # may hold fewer than maxResults (JRACLOUD-92183, JRACLOUD-92184).
                 token = page.get("nextPageToken")
-                if page.get("isLast", True) or not token:
+                if not token:
                     return
             else:
                 start += len(page["issues"])
@@ -884,11 +878,12 @@ class JiraConnector:
                 continue
             key = action.native_id.get("key") or action.native_id.get("issue")
             if key is None:
+                # A portal customer has no labels: the ledger's restriction list holds it.
                 report.results.append(
                     ActionResult(
                         record_id=action.record_id,
-                        outcome=Outcome.SKIPPED,
-                        detail="nothing to label",
+                        outcome=Outcome.DONE,
+                        detail="restricted in the ledger only: Jira has no mark for a customer",
                     )
                 )
                 continue
@@ -971,6 +966,20 @@ class JiraConnector:
                 )
             )
         return report
+
+
+def _sd_pages(fetch: Callable[[int], dict[str, Any]]) -> Iterator[Any]:
+    """The values of a Service Management paged list (``start``/``limit``): on until a page
+    says ``isLastPage`` or comes back empty; a page without ``isLastPage`` is not taken as
+    the last one, and the next start counts the values received, not ``limit``."""
+    start = 0
+    while True:
+        page = fetch(start)
+        values = list(page.get("values") or [])
+        yield from values
+        if page.get("isLastPage") is True or not values:
+            return
+        start += len(values)
 
 
 def _request_type(value: Any) -> str | None:

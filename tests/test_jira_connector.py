@@ -391,6 +391,24 @@ def test_restriction_labels_issues_and_discovery_reports_it(site: Site) -> None:
     assert site.store.issues["SUP-1"].fields["labels"] == ["gdpr-restricted"]
 
 
+def test_restricting_a_customer_account_is_the_ledgers_not_a_skip(site: Site) -> None:
+    # Jira has no mark for a portal customer: the ledger's restriction list holds it, as for
+    # any source without a mark; a skip left every restriction of a customer incomplete.
+    connector = site.connector()
+    records = list(connector.discover(subject(AL)))
+    plan = [
+        a.model_copy(update={"action": Action.RESTRICT})
+        for a in connector.plan_erasure(records)
+        if a.location == "customers"
+    ]
+    assert plan
+    report = connector.restrict(plan)
+    assert report.complete
+    assert {(r.outcome, r.detail) for r in report.results} == {
+        (Outcome.DONE, "restricted in the ledger only: Jira has no mark for a customer")
+    }
+
+
 def test_rectification_is_read_back(site: Site) -> None:
     connector = site.connector()
     records = [r for r in connector.discover(subject(AL)) if r.native_id == {"key": "SUP-8"}]
