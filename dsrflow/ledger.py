@@ -472,11 +472,15 @@ class Ledger:
     def forget_subject(self, subject: Subject, request_id: str, actor: str = "dsrflow") -> int:
         """After an erasure: every request of the subject keeps only keyed hashes of the
         identifiers, enough to show which requests were the erased subject's; requests still
-        open keep theirs (they are still to be answered). Returns how many requests. (The
-        restriction list keeps identifiers: it must still match them.)"""
+        open keep theirs (they are still to be answered). Returns how many requests.
+
+        The subject's restrictions end with the erasure (nothing is left to restrict; records
+        kept under a legal hold serve that obligation only, and are erased at its end) and
+        keep the same hashes, so the restriction list no longer names the subject either."""
         ids = self.requests_of(subject)
+        now = dt.datetime.now(dt.UTC)
         with self._writing() as conn:
-            changes = []
+            requests = []
             for other in ids:
                 row = self._request(conn, other)
                 if row is None or (other != request_id and row["status"] not in SETTLED):
@@ -489,13 +493,39 @@ class Ledger:
                     "phones": sorted(self.identifier_hash(p) for p in stored["phones"]),
                     "forgotten": True,
                 }
-                changes.append(
+                requests.append(
                     self._update(conn, requests_table, other, subject=json.dumps(forgotten))
                 )
+            restrictions = self._forget_restrictions(conn, subject, request_id, now)
             self._append(
-                conn, request_id, actor, "subject_forgotten", {"requests": len(changes)}, changes
+                conn,
+                request_id,
+                actor,
+                "subject_forgotten",
+                {"requests": len(requests), "restrictions": len(restrictions)},
+                requests + restrictions,
             )
-        return len([c for c in changes if c])
+        return len([c for c in requests if c])
+
+    def _forget_restrictions(
+        self, conn: sa.Connection, subject: Subject, request_id: str, now: dt.datetime
+    ) -> list[dict[str, Any] | None]:
+        """The subject's restriction rows: ended now if still active, identifiers hashed."""
+        rows = conn.execute(
+            sa.select(
+                restrictions_table.c.id,
+                restrictions_table.c.identifier,
+                restrictions_table.c.lifted_at,
+            ).where(restrictions_table.c.identifier.in_([str(i) for i in subject.identifiers]))
+        ).all()
+        changes = []
+        for row in rows:
+            ended = {} if row.lifted_at else {"lifted_at": now, "lifted_by_request": request_id}
+            hashed = self.identifier_hash(row.identifier)
+            changes.append(
+                self._update(conn, restrictions_table, row.id, identifier=hashed, **ended)
+            )
+        return changes
 
     # -- restrictions (Art. 18) -------------------------------------------------------------
 

@@ -7,7 +7,7 @@ import stat
 import pytest
 
 from dsrflow.ledger import Ledger, Status
-from dsrflow.request import RequestType, Subject
+from dsrflow.request import DataSubjectRequest, RequestType, Subject
 from tests.test_ledger import make_request
 
 TODAY = dt.date(2026, 11, 22)
@@ -170,3 +170,31 @@ def test_a_ledger_that_cannot_be_opened_is_one_clear_error(tmp_path):
     ) as caught:
         Ledger("postgresql+psycopg://dsr:secret@127.0.0.1:9/x")
     assert "secret" not in str(caught.value)
+
+
+def test_an_erasure_ends_the_subjects_restriction_and_forgets_it(tmp_path):
+    """Art. 18 then Art. 17: once the data is erased there is nothing left to restrict, and
+    the restriction list must not keep the subject's identifiers in clear."""
+    path = tmp_path / "ledger.db"
+    ledger = Ledger(f"sqlite:///{path}", key=b"k" * 32)
+    al = Subject.from_raw(["al@example.com"], ["+47 912 34 567"])
+    ledger.add_restriction(al, "DSR-2026-0001", "Ingrid")
+    ledger.lift_restriction(al, "DSR-2026-0002", "Ingrid")
+    ledger.add_restriction(al, "DSR-2026-0003", "Ingrid")
+    ledger.add_restriction(Subject.from_raw(["sal@example.com"]), "DSR-2026-0004", "Ingrid")
+    erasure = DataSubjectRequest(
+        id="DSR-2026-0005",
+        type=RequestType.ERASURE,
+        subject=al,
+        received_at=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+    )
+    ledger.open_request(erasure)
+    ledger.forget_subject(al, erasure.id)
+    assert not ledger.is_restricted(al)
+    assert ledger.is_restricted(Subject.from_raw(["sal@example.com"]))
+    assert ledger.restricted_identifiers() == {"email:sal@example.com"}
+    assert ledger.verify() == []
+    ledger.close()
+    stored = path.read_bytes()
+    assert b"al@example.com" not in stored.replace(b"sal@example.com", b"")
+    assert b"4791234567" not in stored
