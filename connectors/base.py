@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -29,32 +28,6 @@ class SourceUnavailable(RuntimeError):
         self.source = source
         self.reason = reason
         super().__init__(f"source {source!r} is unavailable: {reason}")
-
-
-class _NoSourceTraceback(logging.Filter):
-    """Drops the traceback from a record about a ``SourceUnavailable``, keeping its one line.
-
-    Prefect logs every failed task and flow run with its traceback; for a source that refused,
-    the message says all a person can act on, and the chained vendor error (an HttpError's
-    repr, a Jira URL) can carry a query, i.e. the subject's address."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        error = record.exc_info[1] if record.exc_info else None
-        if isinstance(error, SourceUnavailable):
-            record.exc_info = None
-            record.exc_text = None
-        return True
-
-
-_QUIET = _NoSourceTraceback()
-
-
-def quiet_source_tracebacks() -> None:
-    """Install the filter on Prefect's run loggers (idempotent)."""
-    for name in ("prefect.task_runs", "prefect.flow_runs"):
-        logger = logging.getLogger(name)
-        if _QUIET not in logger.filters:
-            logger.addFilter(_QUIET)
 
 
 @runtime_checkable

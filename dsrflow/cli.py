@@ -81,11 +81,11 @@ def _in_process(home: Path, run: Callable[[], T], approver: str | None = None) -
     from dsrflow.local_prefect import private_home
 
     private_home(home)
-    from connectors.base import quiet_source_tracebacks
     from dsrflow.local_prefect import prefect_server
     from flows.approval import at_terminal
+    from flows.private import scrub_run_logs
 
-    quiet_source_tracebacks()  # a source that refused is one line, not a traceback
+    scrub_run_logs()  # a source that refused is one line, and no line names the subject
 
     def go() -> T:
         progress = lambda line: err.print(line, highlight=False)  # noqa: E731

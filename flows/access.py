@@ -13,6 +13,7 @@ from dsrflow.config import Config
 from dsrflow.ledger import Ledger, Status
 from dsrflow.request import DataSubjectRequest, RequestType
 from flows.discovery import discover_everywhere
+from flows.private import private_run
 from flows.tasks import (
     check_sources,
     merge_records,
@@ -39,6 +40,7 @@ class AccessResult(BaseModel):
     persist_result=False,
     validate_parameters=True,
 )
+@private_run
 def access_request(
     request_id: str,
     subject_emails: list[str] | None = None,

@@ -8,9 +8,11 @@ from prefect.artifacts import create_table_artifact
 
 from dsrflow.config import load_config
 from dsrflow.ledger import Ledger
+from flows.private import private_run
 
 
 @flow(name="deadline-report", persist_result=False)
+@private_run
 def deadline_report(config_path: str | None = None) -> int:
     """Publish the open requests; returns how many are overdue."""
     config = load_config(config_path)

@@ -21,6 +21,7 @@ from dsrflow.records import Record
 from dsrflow.request import DataSubjectRequest, RequestType
 from flows.changes import ChangeResult, Planner, run_change
 from flows.discovery import discover_everywhere
+from flows.private import private_run
 from flows.tasks import request_and_config
 
 
@@ -50,6 +51,7 @@ def _erasure_planner(config: Config) -> Planner:
 
 
 @flow(name="erasure-request", flow_run_name="{request_id}", persist_result=False)
+@private_run
 def erasure_request(
     request_id: str,
     subject_emails: list[str] | None = None,

@@ -28,7 +28,8 @@ from dsrflow.planning import (
 from dsrflow.request import DataSubjectRequest, RequestType
 from flows.changes import ChangeResult, run_change
 from flows.discovery import discover_everywhere
-from flows.tasks import request_and_config
+from flows.private import private_run
+from flows.tasks import forget_parameters, request_and_config
 
 
 def deleted_residue(
@@ -44,6 +45,7 @@ def deleted_residue(
 
 
 @flow(name="rectification-request", flow_run_name="{request_id}", persist_result=False)
+@private_run
 def rectification_request(
     request_id: str,
     corrections: list[str],
@@ -65,7 +67,10 @@ def rectification_request(
         config_path,
         draft=dry_run,
     )
-    wanted = parse_corrections(corrections, config.phone_region)
+    try:
+        wanted = parse_corrections(corrections, config.phone_region)
+    finally:
+        forget_parameters(("corrections",), blank=[])  # the new values live in the plan
     get_run_logger().info("correcting %d categor(ies)", len(wanted))
     return run_change(
         request,
@@ -79,6 +84,7 @@ def rectification_request(
 
 
 @flow(name="consent-withdrawal", flow_run_name="{request_id}", persist_result=False)
+@private_run
 def consent_withdrawal(
     request_id: str,
     purpose: Literal["analytics", "config_collection", "all"],
@@ -127,6 +133,7 @@ def consent_withdrawal(
 
 
 @flow(name="restriction-request", flow_run_name="{request_id}", persist_result=False)
+@private_run
 def restriction_request(
     request_id: str,
     subject_emails: list[str] | None = None,

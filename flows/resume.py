@@ -21,6 +21,7 @@ from flows.approval import Approval, check_four_eyes
 from flows.changes import ChangeResult, Verifier, approved_plan, plan_path, run_change
 from flows.erasure import erasure_residue
 from flows.other_rights import deleted_residue
+from flows.private import private_run
 
 VERIFIERS: dict[RequestType, Verifier | None] = {
     RequestType.ERASURE: erasure_residue,
@@ -91,6 +92,7 @@ def record_decision(config: Config, request_id: str, decision: Approval) -> Wait
 
 
 @flow(name="approved-request", flow_run_name="{request_id}", persist_result=False)
+@private_run
 def approved_request(
     request_id: str, config_path: str | None = None, out_dir: str | None = None
 ) -> ChangeResult:

@@ -24,6 +24,7 @@ from dsrflow.mapping import BaseMapping
 from dsrflow.plan import Outcome
 from dsrflow.request import Subject
 from flows.changes import execute_actions
+from flows.private import private_run
 from flows.tasks import PRIVATE, check_sources
 
 
@@ -70,6 +71,7 @@ def sweep_source(
 
 
 @flow(name="retention-sweep", persist_result=False)
+@private_run
 def retention_sweep(
     config_path: str | None = None,
     dry_run: bool = False,

@@ -57,6 +57,25 @@ def request_and_config(
     command line, so that the flow run's parameters carry its id only), else validated from
     the flow's parameters (identifiers first). The ledger's received time wins: the deadline
     counts from receipt."""
+    try:
+        return _request_and_config(
+            request_type, request_id, emails, phones, received_at, config_path, draft
+        )
+    finally:
+        # Whatever happens, identifiers typed into the run form do not stay in Prefect.
+        if emails or phones:
+            forget_parameters(IDENTIFIER_PARAMETERS)
+
+
+def _request_and_config(
+    request_type: RequestType,
+    request_id: str,
+    emails: list[str] | None,
+    phones: list[str] | None,
+    received_at: dt.datetime | None,
+    config_path: str | None,
+    draft: bool,
+) -> tuple[DataSubjectRequest, Config]:
     config = load_config(config_path)
     given = Subject.from_raw(emails, phones or [], None, config.phone_region) if emails else None
     ledger = Ledger.from_config(config)
@@ -77,18 +96,16 @@ def request_and_config(
         request = ledger.request(request_id) or asked
     finally:
         ledger.close()
-    if given is not None:
-        forget_identifiers()
     return request, config
 
 
 IDENTIFIER_PARAMETERS = ("subject_emails", "subject_phones")
 
 
-def forget_identifiers() -> None:
-    """Prefect keeps a run's parameters in its database for ever. A run started with the
-    subject's identifiers (the UI's run form) has them in the ledger now: blank them in the
-    run's parameters, so Prefect keeps the request id only (a rerun reads the ledger)."""
+def forget_parameters(names: tuple[str, ...], blank: object = None) -> None:
+    """Prefect keeps a run's parameters in its database for ever. A run started with personal
+    data in its parameters (the UI's run form: identifiers, corrections) has it in the ledger
+    or the plan now: blank those parameters, so Prefect keeps the request id only."""
     from prefect.client.orchestration import get_client
     from prefect.context import FlowRunContext
 
@@ -96,12 +113,15 @@ def forget_identifiers() -> None:
     if context is None or context.flow_run is None:
         return
     parameters = dict(context.flow_run.parameters)
-    if not any(parameters.get(name) for name in IDENTIFIER_PARAMETERS):
+    if not any(parameters.get(name) for name in names):
         return
-    parameters.update(dict.fromkeys(IDENTIFIER_PARAMETERS))
+    parameters.update(dict.fromkeys(names, blank))
     with get_client(sync_client=True) as client:
         client.update_flow_run(context.flow_run.id, parameters=parameters)
-    get_run_logger().info("identifiers moved to the ledger; the run keeps the request id only")
+    # The run's copy must follow: a second call writes the whole dict again, and would
+    # otherwise put back what the first one blanked.
+    context.flow_run.parameters = parameters
+    get_run_logger().info("%s moved out of the run's parameters", ", ".join(names))
 
 
 @task(name="check-sources", **PRIVATE)

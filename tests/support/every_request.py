@@ -1,0 +1,78 @@
+"""Run every request type once through Prefect, as the UI's run form starts them (identifiers
+and corrections in the run's parameters), in a Prefect home of its own: the subject of
+tests/test_at_rest.py, which then scans that home. ``python -m tests.support.every_request
+FOLDER`` (a fresh process: Prefect reads its home once, at import)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import httpx
+
+from dsrflow.local_prefect import private_home
+
+
+def main(folder: Path) -> None:
+    private_home(folder)  # Prefect's home: folder/prefect
+    from dsrflow.local_prefect import prefect_server
+    from flows.access import access_request
+    from flows.approval import at_terminal
+    from flows.erasure import erasure_request
+    from flows.other_rights import consent_withdrawal, rectification_request, restriction_request
+    from flows.private import scrub_run_logs
+    from flows.retention import retention_sweep
+    from sandbox.onprem_seed import DEMO_PHONE, DEMO_SUBJECT
+    from sandbox.runtime import start
+
+    scrub_run_logs()
+    with start(folder / "sandbox") as box, prefect_server(progress=print):
+        config = str(box.config_path)
+        who = {"subject_emails": [DEMO_SUBJECT], "subject_phones": [DEMO_PHONE]}
+        states = {}
+        states["access"] = access_request(
+            request_id="DSR-2026-70000001", config_path=config, return_state=True, **who
+        )
+        states["invalid"] = access_request(
+            request_id="DSR-2026-70000002",
+            subject_emails=[DEMO_SUBJECT.replace("@", "@@")],
+            config_path=config,
+            return_state=True,
+        )
+        # A source that refuses: the vendor's error carries the request's query.
+        drive = box.parts["drive"].sources["drive"]["api_url"]
+        refuse = {"fail_path": "/drive/v3/files", "fail_status": 500, "fail_count": 10_000}
+        httpx.post(f"{drive}/_emulator/faults", json=refuse).raise_for_status()
+        states["source_down"] = access_request(
+            request_id="DSR-2026-70000003", config_path=config, return_state=True, **who
+        )
+        httpx.post(f"{drive}/_emulator/faults", json={}).raise_for_status()
+        with at_terminal("Ingrid"):
+            states["rectification"] = rectification_request(
+                request_id="DSR-2026-70000004",
+                corrections=["name=Kari Nyenavn Nordmann"],
+                config_path=config,
+                return_state=True,
+                **who,
+            )
+            states["restriction"] = restriction_request(
+                request_id="DSR-2026-70000005", config_path=config, return_state=True, **who
+            )
+            states["consent"] = consent_withdrawal(
+                request_id="DSR-2026-70000006",
+                purpose="analytics",
+                config_path=config,
+                return_state=True,
+                **who,
+            )
+            states["erasure"] = erasure_request(
+                request_id="DSR-2026-70000007", config_path=config, return_state=True, **who
+            )
+        states["sweep"] = retention_sweep(config_path=config, dry_run=True, return_state=True)
+    for name, state in states.items():
+        print(f"{name}: {state.type.value}")
+        print(f"  ({state.message})")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
