@@ -355,7 +355,7 @@ class JiraConnector:
 
     def _search_fields(self) -> list[str]:
         wanted = ["summary", "description", "status", "created", "updated", "reporter"]
-        wanted += ["labels", "comment", *self._field_ids.values()]
+        wanted += ["labels", "comment", "subtasks", *self._field_ids.values()]
         wanted += [f for f in self.mapping.match_in if f.startswith("customfield_")]
         return [f for f in dict.fromkeys(wanted) if f]
 
@@ -465,6 +465,9 @@ class JiraConnector:
         others = self._other_people(known, issue, comments)
         names = [n for _, n in others]
         shared_with = self._shared_with(person, reporter, participants, comments)
+        if roles and not shared_with and self._others_subtasks(person, f):
+            # Deleting the issue deletes its subtasks: others' work there makes it shared.
+            shared_with += ("subtasks",)
         if roles:
             fields: dict[str, Any] = {
                 "key": key,
@@ -544,6 +547,24 @@ class JiraConnector:
             for u in users
             if u and account_of(u) not in known.person.account_ids
         ]
+
+    def _others_subtasks(self, person: Person, fields: dict[str, Any]) -> list[str]:
+        """The keys of the issue's subtasks that someone other than the subject takes part in
+        (reporter, participant, commenter), read afresh: a delete of the issue takes them."""
+        shared = []
+        for key in _subtask_keys(fields):
+            sub = self._read_issue(key)
+            if sub is None:
+                continue  # gone since: nothing of anyone's to lose
+            f = sub["fields"]
+            if self._shared_with(
+                person,
+                account_of(f.get("reporter")),
+                self._participants(f),
+                self._all_comments(sub),
+            ):
+                shared.append(key)
+        return shared
 
     @staticmethod
     def _shared_with(
@@ -723,17 +744,30 @@ class JiraConnector:
             participants = self._participants(issue["fields"])
             if self._shared_with(person, reporter, participants, comments):
                 return Outcome.SKIPPED, "others take part in this issue: anonymise it instead"
-            self.delete_issue(key, "deleting an issue")
+            subtasks = _subtask_keys(issue["fields"])
+            others = self._others_subtasks(person, issue["fields"])
+            if others:
+                return (
+                    Outcome.SKIPPED,
+                    f"others take part in {len(others)} of its {len(subtasks)} subtask(s), which "
+                    "a delete takes with it: anonymise it instead",
+                )
+            self.delete_issue(key, "deleting an issue", subtasks=bool(subtasks))
+            if subtasks:
+                return Outcome.DONE, f"deleted with its {len(subtasks)} subtask(s), the subject's"
             return Outcome.DONE, None
         changed = self._anonymise_issue(issue, comments, known)
         return (Outcome.DONE if changed else Outcome.ALREADY_DONE), None
 
-    def delete_issue(self, key: str, doing: str) -> bool:
-        """Delete an issue; whether it was still there."""
+    def delete_issue(self, key: str, doing: str, *, subtasks: bool = False) -> bool:
+        """Delete an issue; whether it was still there. Jira refuses (400) to delete an issue
+        with subtasks unless ``deleteSubtasks=true``, which ``subtasks`` sends: the caller has
+        decided that the subtasks may go too."""
         jira = self.client.jira
+        params = {"deleteSubtasks": "true"} if subtasks else None
         response = self.client.call(
             doing,
-            lambda: jira._session.delete(jira._get_url(f"issue/{key}")),
+            lambda: jira._session.delete(jira._get_url(f"issue/{key}"), params=params),
             missing_ok=True,
             confirm=lambda: self._read_issue(key) is None,
         )
@@ -966,6 +1000,10 @@ class JiraConnector:
                 )
             )
         return report
+
+
+def _subtask_keys(fields: dict[str, Any]) -> list[str]:
+    return [str(s["key"]) for s in fields.get("subtasks") or [] if s.get("key")]
 
 
 def _sd_pages(fetch: Callable[[int], dict[str, Any]]) -> Iterator[Any]:
