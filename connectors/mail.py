@@ -23,8 +23,14 @@ or redacting a sent message is not applicable: such actions are reported as skip
 
 Throttling: at most 4 requests in flight per mailbox; 429/503/504 retried by the SDK honouring
 ``Retry-After``, 500/502 retried here; a source that keeps failing raises ``SourceUnavailable``
-(never a partial answer reported as complete), as does a search that reaches Graph's limit of
-1,000 results in one mailbox.
+(never a partial answer reported as complete).
+
+Graph answers one ``$search`` with at most 1,000 results (no ``$skip``, no ``$filter`` beside
+it): a search that reaches the cap is cut in two by the date received (KQL ``received>=`` /
+``received<=``, whole days, at the median day of its hits) and each part searched again, until
+every part is under the cap; a single day that still reaches it fails the source. A user without
+an Exchange Online mailbox (404 ``MailboxNotEnabledForRESTAPI``: guests, hybrid users on
+premises) is skipped and named in ``unsearchable`` and on every erasure result.
 
 A real tenant: an app registration with the Graph application permissions ``Mail.ReadWrite``
 (read and delete mail) and ``User.Read.All`` (list mailboxes, for ``all_users``), admin consent
@@ -99,6 +105,7 @@ from dsrflow.request import RequestType, Subject
 LOCATION = "messages"
 SEARCH_RESULT_LIMIT = 1000  # Graph returns at most 1,000 results for one $search
 MAILBOX_NOT_ENABLED = "MailboxNotEnabledForRESTAPI"
+MAX_SEARCH_PARTS = 2000  # date ranges for one mailbox before giving up (~5 years of busy days)
 BATCH_SIZE = 20  # JSON batching's limit
 LOOKUP_IDS_PER_FILTER = 10
 _SEARCH_SELECT = [
@@ -145,6 +152,39 @@ def token_roles(token: str) -> set[str] | None:
         return None
     roles = claims.get("roles") if isinstance(claims, dict) else None
     return {str(r) for r in roles} if isinstance(roles, list) else set()
+
+
+def _day(value: object) -> dt.date | None:
+    return dt.date.fromisoformat(value[:10]) if isinstance(value, str) and value else None
+
+
+def received_within(kql: str, first: dt.date | None, last: dt.date | None) -> str:
+    """``kql`` limited to mail received from ``first`` to ``last`` (whole days, either open).
+
+    KQL's ``received`` takes dates and compares whole days (Exchange's searchable properties:
+    https://learn.microsoft.com/exchange/security-and-compliance/ediscovery/
+    message-properties-and-search-operators); ``$filter`` cannot do it: Graph refuses
+    ``$search`` with ``$filter``."""
+    limits = []
+    if first is not None:
+        limits.append(f"received>={first.isoformat()}")
+    if last is not None:
+        limits.append(f"received<={last.isoformat()}")
+    return " AND ".join([f"({kql})", *limits]) if limits else kql
+
+
+def split_day(
+    days: Sequence[dt.date | None], first: dt.date | None, last: dt.date | None
+) -> dt.date:
+    """Where to cut [first, last] in two: the median day received of the capped search's hits,
+    kept so that both halves ([first, day], [day + 1, last]) are smaller than the whole."""
+    known = sorted(d for d in days if d is not None)
+    pivot = known[len(known) // 2] if known else (first or last or dt.date.today())
+    if last is not None:
+        pivot = min(pivot, last - dt.timedelta(days=1))
+    if first is not None:
+        pivot = max(pivot, first)
+    return pivot
 
 
 @dataclass(frozen=True)
@@ -343,10 +383,52 @@ class MailConnector:
         return list(_SEARCH_SELECT)
 
     def _discover_mailbox(self, mailbox: str, kql: str, matcher: Matcher) -> Iterator[Record]:
+        """Every confirmed hit in one mailbox. Graph answers a ``$search`` with at most 1,000
+        results, so a search that reaches the cap is split by the date received (KQL
+        ``received`` ranges, whole days) and each part searched again, until every part is
+        under the cap; a single day that still reaches it fails the source."""
+        seen: set[str] = set()  # Graph ids of this mailbox's hits already handled
+        parts: list[tuple[dt.date | None, dt.date | None]] = [(None, None)]
+        while parts:
+            first, last = parts.pop()
+            hits = yield from self._search_part(mailbox, kql, first, last, matcher, seen)
+            if hits is None:
+                return  # no mailbox to search: noted in self.unsearchable
+            if len(hits) < SEARCH_RESULT_LIMIT:
+                continue
+            if first is not None and first == last:
+                raise SourceUnavailable(
+                    self.name,
+                    f"mailbox {mailbox}: the search reached Graph's limit of "
+                    f"{SEARCH_RESULT_LIMIT} results within one day ({first}), so the subject's "
+                    "mail there cannot be listed completely",
+                )
+            if len(parts) + self.stats.search_splits > MAX_SEARCH_PARTS:
+                raise SourceUnavailable(
+                    self.name,
+                    f"mailbox {mailbox}: the search needs more than {MAX_SEARCH_PARTS} date "
+                    "ranges to stay under Graph's limit of 1,000 results",
+                )
+            pivot = split_day(hits, first, last)
+            self.stats.search_splits += 1
+            parts += [(pivot + dt.timedelta(days=1), last), (first, pivot)]
+
+    def _search_part(
+        self,
+        mailbox: str,
+        kql: str,
+        first: dt.date | None,
+        last: dt.date | None,
+        matcher: Matcher,
+        seen: set[str],
+    ) -> Iterator[Record]:
+        """One ``$search`` (within [first, last] received, where given), followed page by page;
+        yields the records of hits not seen before, returns the received days of all hits (None
+        when the user has no mailbox to search)."""
         messages = self.graph.client.users.by_user_id(mailbox).messages
         config = RequestConfiguration(
             query_parameters=_MessagesQuery(
-                search=graph_search_value(kql),
+                search=graph_search_value(received_within(kql, first, last)),
                 select=self._search_select(),
                 top=self.settings.page_size,
             )
@@ -359,30 +441,24 @@ class MailConnector:
         except APIError as exc:
             if not self._note_unsearchable(mailbox, exc.response_status_code, error_code_of(exc)):
                 raise self._unavailable(mailbox, exc) from exc
-            return
-        hits = 0
+            return None
+        days: list[dt.date | None] = []
         while True:
             self.stats.pages += 1
             batch = [message_dict(m) for m in page.get("value") or []]
-            hits += len(batch)
-            confirmed = [(m, found) for m in batch if (found := self._confirm(m, matcher))[0]]
+            days += [_day(m.get("receivedDateTime")) for m in batch]
+            fresh = [m for m in batch if m["id"] not in seen]
+            seen.update(m["id"] for m in fresh)
+            confirmed = [(m, found) for m in fresh if (found := self._confirm(m, matcher))[0]]
             attachments = self._attachments_of(mailbox, [m for m, _ in confirmed])
             for message, (matched, via) in confirmed:
                 yield self._record(mailbox, message, matched, via, attachments.get(message["id"]))
             link = page.get("@odata.nextLink")
             if not link:
-                break
-            del page, batch, confirmed, attachments  # one page at a time
+                return days
+            del page, batch, fresh, confirmed, attachments  # one page at a time
             page = self._get(
                 mailbox, "search", messages.with_url(link).to_get_request_information()
-            )
-        if hits >= SEARCH_RESULT_LIMIT:
-            # Graph stops at 1,000 results: what lies beyond cannot be seen, so the answer would
-            # be incomplete. Refuse rather than report part of it as the whole.
-            raise SourceUnavailable(
-                self.name,
-                f"mailbox {mailbox}: the search reached Graph's limit of {SEARCH_RESULT_LIMIT} "
-                "results, so the subject's mail there cannot be listed completely",
             )
 
     def _note_unsearchable(self, mailbox: str, status: int | None, code: str | None) -> bool:

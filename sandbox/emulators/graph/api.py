@@ -369,6 +369,12 @@ class GraphApi:
                 "ErrorInvalidRequest",
                 "The query parameters $search and $filter cannot be combined.",
             )
+        if search is not None and "$skip" in query:
+            # A search is not paged by $skip (Graph's "Use the $search query parameter":
+            # results come sorted by sent date, up to 1,000, paged by nextLink only).
+            raise QueryError(
+                "ErrorInvalidRequest", "The query parameter $skip is not supported with $search."
+            )
         folder_id = None
         if folder is not None:
             found = box.folder(folder)

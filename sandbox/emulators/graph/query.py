@@ -66,6 +66,7 @@ _SEARCH_PROPERTIES = {"participants", "from", "to", "cc", "bcc", "subject", "bod
 _KQL_TOKEN = re.compile(
     r"""\s*(?:
         (?P<op>\(|\))
+      | (?P<dprop>received|sent)(?P<dop>>=|<=|>|<|:|=)(?P<date>\d{4}-\d{2}-\d{2})(?=[\s()]|$)
       | (?P<prop>[A-Za-z]+):(?:"(?P<pphrase>(?:[^"\\]|\\.)*)"|(?P<pword>[^\s()"]+))
       | "(?P<phrase>(?:[^"\\]|\\.)*)"
       | (?P<word>[^\s()"]+)
@@ -81,7 +82,32 @@ class Term:
     pattern: re.Pattern[str]  # the tokens in order, each possibly inside a longer word
 
 
-Node = tuple[str, list[Any]] | Term  # ("and"|"or", children) or a term
+@dataclass(frozen=True)
+class DateTerm:
+    """``received>=2024-01-31``: Exchange's KQL date comparison, to the day (Exchange's
+    searchable properties: https://learn.microsoft.com/exchange/security-and-compliance/
+    ediscovery/message-properties-and-search-operators). Days are taken in UTC here."""
+
+    prop: str  # received | sent
+    op: str
+    day: dt.date
+
+    def test(self, message: Mapping[str, Any]) -> bool:
+        raw = message.get("receivedDateTime" if self.prop == "received" else "sentDateTime")
+        if not raw:
+            return False
+        day = _instant(str(raw)).astimezone(dt.UTC).date()
+        return {
+            ">=": day >= self.day,
+            "<=": day <= self.day,
+            ">": day > self.day,
+            "<": day < self.day,
+            ":": day == self.day,
+            "=": day == self.day,
+        }[self.op]
+
+
+Node = tuple[str, list[Any]] | Term | DateTerm  # ("and"|"or", children) or a term
 
 
 def _unescape(text: str) -> str:
@@ -109,6 +135,12 @@ def parse_search(raw: str) -> Node:
         position = match.end()
         if match["op"]:
             items.append(match["op"])
+        elif match["dprop"]:
+            try:
+                day = dt.date.fromisoformat(match["date"])
+            except ValueError as exc:
+                raise QueryError("ErrorInvalidRequest", "Syntax error: an invalid date") from exc
+            items.append(DateTerm(match["dprop"], match["dop"], day))
         elif match["prop"]:
             prop = match["prop"].lower()
             if prop not in _SEARCH_PROPERTIES:
@@ -191,6 +223,8 @@ def _text_of(stored: Stored, prop: str | None) -> str:
 
 
 def search_matches(node: Node, stored: Stored) -> bool:
+    if isinstance(node, DateTerm):
+        return node.test(stored.resource)
     if isinstance(node, Term):
         return node.pattern.search(_text_of(stored, node.prop)) is not None
     kind, children = node
