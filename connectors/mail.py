@@ -238,7 +238,8 @@ class MailConnector:
         and every mapped mailbox reachable (or, for all_users, the tenant's users listable)."""
         problems = self._permission_problems(right)
         folders = self.graph.client.users
-        if self.mapping.mailboxes.all_users:
+        if self.mapping.mailboxes.all_users and not any("User.Read.All" in p for p in problems):
+            # (Without the permission the listing is refused: said once, above.)
             try:
                 next(iter(self.mailboxes()), None)  # the first page of GET /users
             except SourceUnavailable as exc:

@@ -19,6 +19,7 @@ their bodies.
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import json
 import time
@@ -50,10 +51,27 @@ MAILBOX_CONCURRENCY = 4
 RETRIED_HERE = {500, 502}  # the SDK retries 429, 503 and 504 itself
 
 
-class StaticTokenCredential:
-    """The sandbox emulator accepts any bearer token; no identity platform is involved."""
+def _jwt_part(value: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
 
-    def __init__(self, token: str = "sandbox-token") -> None:  # noqa: S107 - not a secret
+
+# The sandbox's token: shaped as Entra ID's app-only tokens are (a JWT whose ``roles`` are the
+# app's application permissions), unsigned: the emulator reads the roles and checks them per
+# route as Graph does, and preflight reads them too. Not a secret.
+SANDBOX_ROLES = ("Mail.ReadWrite", "User.Read.All")
+SANDBOX_TOKEN = ".".join(
+    [
+        _jwt_part({"alg": "none", "typ": "JWT"}),
+        _jwt_part({"aud": "https://graph.microsoft.com", "roles": list(SANDBOX_ROLES)}),
+        "sandbox",
+    ]
+)
+
+
+class StaticTokenCredential:
+    """A fixed bearer token for the sandbox emulator; no identity platform is involved."""
+
+    def __init__(self, token: str = SANDBOX_TOKEN) -> None:
         self._token = token
 
     async def get_token(self, *_scopes: str, **_kwargs: Any) -> AccessToken:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
+from sandbox.emulators.graph.permissions import allowed
 from sandbox.emulators.graph.query import (
     QueryError,
     parse_filter,
@@ -81,6 +82,18 @@ def graph_error(
         }
     }
     return GraphResponse(status, body, headers)
+
+
+def _denied(handler: str) -> GraphResponse:
+    """403 for an app without the permission: Exchange's ErrorAccessDenied on mail routes,
+    the directory's Authorization_RequestDenied on users (the codes Graph returns there)."""
+    if handler in ("list_users", "get_user"):
+        return graph_error(
+            403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
+        )
+    return graph_error(
+        403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
+    )
 
 
 class _NotFound(Exception):
@@ -172,9 +185,16 @@ class GraphApi:
         return f"{method} (unknown)"
 
     def handle(
-        self, method: str, path: str, query: Query, body: Any, base_url: str
+        self,
+        method: str,
+        path: str,
+        query: Query,
+        body: Any,
+        base_url: str,
+        roles: frozenset[str] | None = None,
     ) -> GraphResponse:
-        """Serve one request; ``path`` is what follows ``/v1.0``."""
+        """Serve one request; ``path`` is what follows ``/v1.0``; ``roles``: the application
+        permissions of the caller's token (None: a token with none to check)."""
         known_path = False
         for verb, pattern, handler, options in self.routes:
             match = pattern.fullmatch(path)
@@ -188,6 +208,8 @@ class GraphApi:
                 return graph_error(
                     400, "BadRequest", f"Query option '{unknown[0]}' is not allowed here."
                 )
+            if not allowed(handler.__name__, roles):
+                return _denied(handler.__name__)
             try:
                 return handler(
                     query=query, body=body, base_url=base_url, path=path, **match.groupdict()
@@ -475,6 +497,7 @@ class GraphApi:
         body: Any,
         base_url: str,
         admit: Callable[[str], GraphResponse | None] = lambda _path: None,
+        roles: frozenset[str] | None = None,
     ) -> GraphResponse:
         """JSON batching: up to 20 requests, answered each with its own status.
 
@@ -497,7 +520,7 @@ class GraphApi:
         responses = []
         for item in requests:
             item_id = str(item["id"])
-            answer = self._batch_item(item, statuses, base_url, admit)
+            answer = self._batch_item(item, statuses, base_url, admit, roles)
             statuses[item_id] = answer.status
             entry: dict[str, Any] = {"id": item_id, "status": answer.status}
             entry["headers"] = {**answer.headers}
@@ -513,6 +536,7 @@ class GraphApi:
         statuses: dict[str, int],
         base_url: str,
         admit: Callable[[str], GraphResponse | None],
+        roles: frozenset[str] | None = None,
     ) -> GraphResponse:
         method = str(item.get("method") or "").upper()
         url = str(item.get("url") or "")
@@ -543,7 +567,7 @@ class GraphApi:
         if refused is not None:
             return refused
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
-        return self.handle(method, path, query, item.get("body"), base_url)
+        return self.handle(method, path, query, item.get("body"), base_url, roles)
 
 
 def decode_json(raw: bytes) -> Any:

@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from sandbox.emulators.faults import FaultGate, Faults
 from sandbox.emulators.graph.api import GraphApi, GraphResponse, decode_json, graph_error
+from sandbox.emulators.graph.permissions import token_roles
 from sandbox.emulators.graph.query import QueryError
 from sandbox.emulators.graph.store import GraphStore
 
@@ -112,6 +113,7 @@ def create_app(store: GraphStore, faults: Faults | None = None) -> Starlette:
             return _respond(
                 graph_error(401, "InvalidAuthenticationToken", "Access token is empty.")
             )
+        roles = token_roles(authorization[7:].strip())  # each request's, batch items too
         path = _path(request).removeprefix("/v1.0")
         base_url = str(request.base_url).rstrip("/")
         try:
@@ -121,9 +123,9 @@ def create_app(store: GraphStore, faults: Faults | None = None) -> Starlette:
         if path == "/$batch":
             if request.method != "POST":
                 return _respond(graph_error(405, "BadRequest", "$batch takes POST only."))
-            return _respond(api.batch(body, base_url, admit_batch_item))
+            return _respond(api.batch(body, base_url, admit_batch_item, roles))
         query = dict(request.query_params)
-        return _respond(api.handle(request.method, path, query, body, base_url))
+        return _respond(api.handle(request.method, path, query, body, base_url, roles))
 
     async def graph_stats(_: Request) -> Response:
         return JSONResponse(
