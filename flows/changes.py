@@ -202,7 +202,10 @@ def execute_plan(
     mappings: dict[str, BaseMapping],
     plan: list[PlannedAction],
     ledger: Ledger,
+    interrupted: bool = False,
 ) -> list[ExecutionReport]:
+    """``interrupted``: this resumes an execution of the same approved plan that was cut
+    off; what it finds gone is credited to this request (``credit_interrupted``)."""
     ledger.set_status(request.id, Status.IN_PROGRESS)
     reports = []
     for name in config.sources:
@@ -212,9 +215,33 @@ def execute_plan(
         report = execute_actions.with_options(task_run_name=f"execute-{name}")(
             name, config, mappings[name], actions, request.subject
         )
+        if interrupted:
+            report = credit_interrupted(report)
         ledger.record(request.id, "executed", source=name, **outcome_counts(report))
         reports.append(report)
     return reports
+
+
+def credit_interrupted(report: ExecutionReport) -> ExecutionReport:
+    """A resumed execution finds gone what its interrupted first attempt already did: that is
+    this request's work, so the receipt counts it as done (saying how it was found), not as
+    ``already_done`` by someone else."""
+    return report.model_copy(
+        update={
+            "results": [
+                r.model_copy(
+                    update={
+                        "outcome": Outcome.DONE,
+                        "detail": "gone when the request resumed after an interrupted "
+                        "execution: counted as this request's",
+                    }
+                )
+                if r.outcome is Outcome.ALREADY_DONE
+                else r
+                for r in report.results
+            ]
+        }
+    )
 
 
 def remove_earlier_copies(
@@ -260,8 +287,12 @@ def run_change(
         path = plan_path(directory, request.id)
         resumed = None if dry_run else approved_plan(ledger, path, request.id)
         officer: str | None
+        interrupted = False
         if resumed:
             plan, digest, officer = resumed.plan, resumed.digest, resumed.officer
+            interrupted = any(
+                e.event == f"status:{Status.IN_PROGRESS.value}" for e in ledger.entries(request.id)
+            )
             ledger.record(request.id, "resumed", plan_sha256=digest)
         else:
             found = discover_everywhere(config, mappings, request.subject)
@@ -289,7 +320,7 @@ def run_change(
                 officer = decision.officer
             else:
                 officer = None
-        reports = execute_plan(request, config, mappings, plan, ledger)
+        reports = execute_plan(request, config, mappings, plan, ledger, interrupted)
         residue = verifier(request, config, mappings, plan) if verifier else []
         if residue or not all(r.complete for r in reports):
             ledger.record(request.id, "verification_failed", residue=len(residue))

@@ -183,8 +183,11 @@ def test_crash_at_every_step_then_rerun_ends_like_an_uninterrupted_run(box, tmp_
         monkeypatch.setattr(SqlConnector, "_execute", original)
         result = erase(config, request_id)  # no approval needed: the approved plan resumes
         assert result.status == "completed", crash_after
-        assert result.executed["onprem"]["done"] == 7 - crash_after
-        assert result.executed["onprem"]["already_done"] == crash_after
+        # What the interrupted attempt did is this request's work: done, not already_done.
+        assert result.executed["onprem"]["done"] == 7
+        assert result.executed["onprem"]["already_done"] == 0
+        receipt = json.loads(Path(result.receipt).read_text())
+        assert {line["outcome"] for line in receipt["changed"]} == {"done"}
         assert snapshot(url) == expected, crash_after
         assert "resumed" in events(config, request_id)
 
