@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from connectors import jira_accounts
+from connectors import jira_accounts, jira_history
 from connectors.base import Capability, SweepResult
 from connectors.jira_client import JiraClient, JiraRequestError
 from connectors.jira_text import (
@@ -60,6 +60,8 @@ from dsrflow.records import Record, native_id_text
 from dsrflow.request import RequestType, Subject
 
 ACCOUNT = "jira_account_id"
+# What an erasure step did: outcome, detail, and what the vendor still keeps (ActionResult).
+_Result = tuple[Outcome, str | None, str | None]
 PARTICIPANTS = "Request participants"
 REQUEST_TYPE = "Customer Request Type"
 USER_PAGE = 100
@@ -131,6 +133,8 @@ class _Known:
     person: Person
     account_emails: dict[str, str] = field(default_factory=dict)  # accountId -> normalised email
     users: dict[str, dict[str, Any]] = field(default_factory=dict)  # accountId -> user search hit
+    # (service desk, customer) of each confirmed account in a mapped desk's customer list
+    customers: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)
 
 
 class JiraConnector:
@@ -234,9 +238,47 @@ class JiraConnector:
     # -- who the subject is -----------------------------------------------------------------
 
     def resolve(self, subject: Subject) -> _Known:
-        """The subject's accounts: found by e-mail (confirmed exactly) plus known account ids."""
-        accounts: dict[str, dict[str, Any]] = {}
+        """The subject's accounts, each confirmed: by an address Jira shows (user search, or a
+        service desk's customer list, which shows portal customers' addresses to agents), or
+        as a ``jira_account_id`` the officer gave. An account found by the address whose
+        address Jira hides (the user's profile visibility) cannot be confirmed: the source is
+        incomplete and ``AccountsUnconfirmed`` says which step the officer takes."""
+        users, hidden = self._users_by_address(subject)
+        known_ids = {i.value for i in subject.of_kind(ACCOUNT)}
+        accounts = dict(users)
+        account_emails = {a: email_key(u.get("emailAddress")) or "" for a, u in users.items()}
+        customers: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        for desk, customer in self._desk_customers(subject):
+            account = account_of(customer)
+            assert account is not None
+            shown = email_key(customer.get("emailAddress"))
+            if shown in subject.emails:
+                account_emails[account] = shown
+            elif account not in known_ids and account not in account_emails:
+                continue  # a near miss of the query, or a hidden address nobody confirmed
+            accounts.setdefault(account, hidden.get(account) or customer)
+            customers.append((desk, customer))
+        unconfirmed = set(hidden) - set(accounts) - known_ids
+        if unconfirmed:
+            raise jira_accounts.AccountsUnconfirmed(self.name, len(unconfirmed))
+        person = Person(
+            emails=frozenset(subject.emails),
+            account_ids=frozenset(accounts) | frozenset(known_ids),
+            names=frozenset(u["displayName"] for u in accounts.values() if u.get("displayName")),
+        )
+        self._known = _Known(person, account_emails, accounts, customers)
+        return self._known
+
+    def _users_by_address(
+        self, subject: Subject
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """User search by each address: (confirmed by the address shown, hits whose address
+        Jira hides). Jira finds a hidden address by an exact match only (Find users and
+        groups), so a hidden hit may well be the subject: it is not dropped in silence."""
+        confirmed: dict[str, dict[str, Any]] = {}
+        hidden: dict[str, dict[str, Any]] = {}
         by = "query" if self.client.is_cloud else "username"
+        hits = 0
         for email in subject.emails:
             # Jira keeps an address as it was typed: the domain in Unicode or in IDNA.
             for spelling in email_spellings(email, decomposed=True):
@@ -248,23 +290,36 @@ class JiraConnector:
                             "user/search", params={by: e, "startAt": s, "maxResults": USER_PAGE}
                         ),
                     )
+                    hits += len(page)
                     for user in page:
                         # Data Center knows users by name where Cloud has accountIds.
                         account = account_of(user)
-                        if account and email_key(user.get("emailAddress")) == email:
-                            accounts[account] = user
+                        if not account:
+                            continue
+                        if not user.get("emailAddress"):
+                            hidden[account] = user
+                        elif email_key(user.get("emailAddress")) == email:
+                            confirmed[account] = user
                     if len(page) < USER_PAGE:
                         break
                     start += USER_PAGE
-        known_ids = {i.value for i in subject.of_kind(ACCOUNT)}
-        account_emails = {a: email_key(u.get("emailAddress")) or "" for a, u in accounts.items()}
-        person = Person(
-            emails=frozenset(subject.emails),
-            account_ids=frozenset(accounts) | frozenset(known_ids),
-            names=frozenset(u["displayName"] for u in accounts.values() if u.get("displayName")),
-        )
-        self._known = _Known(person, account_emails, accounts)
-        return self._known
+        if not hits and self.client.is_cloud and self._lacking(None, GLOBAL_PERMISSIONS):
+            # Without Browse users and groups, Jira's user search answers empty, not refused.
+            raise jira_accounts.UsersUnsearchable(self.name)
+        return confirmed, hidden
+
+    def _desk_customers(self, subject: Subject) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+        """(service desk, customer) for each customer the mapped desks list for the subject's
+        addresses (a fuzzy query: the caller confirms), once per desk and account."""
+        spellings = sorted({s for e in subject.emails for s in email_spellings(e, decomposed=True)})
+        for desk in self._servicedesks():
+            seen: set[str] = set()
+            for spelling in spellings:
+                for customer in self._customers_of(desk["id"], spelling):
+                    account = account_of(customer)
+                    if account and account not in seen:
+                        seen.add(account)
+                        yield desk, customer
 
     # -- discovery --------------------------------------------------------------------------
 
@@ -303,40 +358,29 @@ class JiraConnector:
         )
 
     def _customer_records(self, known: _Known) -> Iterator[Record]:
-        if not known.account_emails:
-            return
-        for desk in self._servicedesks():
-            seen: set[str] = set()
-            spellings = {
-                s
-                for e in known.account_emails.values()
-                for s in email_spellings(e, decomposed=True)
+        for desk, customer in known.customers:
+            account = account_of(customer)
+            assert account is not None
+            fields = {
+                "servicedesk": desk["projectKey"],
+                "account_id": account,
+                "email": customer.get("emailAddress"),
+                "display_name": customer.get("displayName"),
+                # Whether erasure may delete the account: portal-only customers only.
+                "account_type": jira_accounts.account_type(
+                    self.client, known.users[account], account
+                ),
             }
-            for spelling in sorted(spellings):
-                for customer in self._customers_of(desk["id"], spelling):
-                    account = account_of(customer)
-                    if account not in known.account_emails or account in seen:
-                        continue
-                    seen.add(account)
-                    fields = {
-                        "servicedesk": desk["projectKey"],
-                        "account_id": account,
-                        "email": customer.get("emailAddress"),
-                        "display_name": customer.get("displayName"),
-                        # Whether erasure may delete the account: portal-only customers only.
-                        "account_type": jira_accounts.account_type(
-                            self.client, known.users[account], account
-                        ),
-                    }
-                    yield Record(
-                        source=self.name,
-                        location="customers",
-                        native_id={"servicedesk": str(desk["id"]), "account_id": account},
-                        categories={k: self.mapping.category_of(k) for k in fields},
-                        fields=fields,
-                        matched=(f"email:{known.account_emails[account]}",),
-                        expands=(f"{ACCOUNT}:{account}",),
-                    )
+            email = known.account_emails.get(account)
+            yield Record(
+                source=self.name,
+                location="customers",
+                native_id={"servicedesk": str(desk["id"]), "account_id": account},
+                categories={k: self.mapping.category_of(k) for k in fields},
+                fields=fields,
+                matched=(f"email:{email}" if email else f"{ACCOUNT}:{account}",),
+                expands=(f"{ACCOUNT}:{account}",),
+            )
 
     def _jql(self, person: Person) -> str:
         ids = sorted(person.account_ids)
@@ -673,45 +717,52 @@ class JiraConnector:
                 continue
             if action.action not in (Action.DELETE, Action.REDACT):
                 continue
+            remains: str | None = None
             if known is None:
                 outcome, detail = Outcome.FAILED, "the connector needs the subject to erase"
             elif action.location == "customers":
-                outcome, detail = self._remove_customer(action, known)
+                outcome, detail, remains = self._remove_customer(action, known)
             elif action.location == "issues":
-                outcome, detail = self._erase_issue(action, known)
+                outcome, detail, remains = self._erase_issue(action, known)
             elif action.location == "comments":
                 outcome, detail = self._erase_comment(action, known)
             else:
                 outcome, detail = Outcome.FAILED, f"unknown location {action.location!r}"
             report.results.append(
-                ActionResult(record_id=action.record_id, outcome=outcome, detail=detail)
+                ActionResult(
+                    record_id=action.record_id, outcome=outcome, detail=detail, remains=remains
+                )
             )
         return report
 
-    def _remove_customer(self, action: PlannedAction, known: _Known) -> tuple[Outcome, str | None]:
+    def _in_desk(self, desk: str, account: str, known: _Known) -> bool:
+        """Whether the desk's customer list still holds the account, looked up by the address
+        confirmed for it (else by each of the subject's: a hidden one matches exactly)."""
+        email = known.account_emails.get(account)
+        queries = [email] if email else sorted(known.person.emails)
+        return any(account_of(c) == account for q in queries for c in self._customers_of(desk, q))
+
+    def _remove_customer(self, action: PlannedAction, known: _Known) -> _Result:
         desk = str(action.native_id["servicedesk"])
         account = str(action.native_id["account_id"])
-        email = known.account_emails.get(account)
-        present = email is not None and any(
-            account_of(c) == account for c in self._customers_of(desk, email)
-        )
+        present = self._in_desk(desk, account, known)
         if present:
-            assert email is not None
             self.client.delete(
                 "removing a customer",
                 f"/rest/servicedeskapi/servicedesk/{desk}/customer",
                 {"accountIds": [account]},
-                confirm=lambda: (
-                    not any(account_of(c) == account for c in self._customers_of(desk, email))
-                ),
+                confirm=lambda: not self._in_desk(desk, account, known),
             )
         deleted, kept = jira_accounts.delete_own_account(
             self.client,
             account,
             known.person.emails,
             enabled=self.mapping.erasure.delete_customer_accounts,
+            confirmed=known.account_emails.get(account),
         )
-        return (Outcome.DONE if present or deleted else Outcome.ALREADY_DONE), kept
+        # Delete user ends the site user only: the account outlives it (jira_accounts).
+        remains = jira_accounts.ACCOUNT_REMAINS if deleted and self.client.is_cloud else None
+        return (Outcome.DONE if present or deleted else Outcome.ALREADY_DONE), kept, remains
 
     def _read_issue(self, key: str) -> dict[str, Any] | None:
         return self.client.call(
@@ -729,21 +780,21 @@ class JiraConnector:
             return f"kept: {self.mapping.legal_hold.reason} until {until.isoformat()}"
         return None
 
-    def _erase_issue(self, action: PlannedAction, known: _Known) -> tuple[Outcome, str | None]:
+    def _erase_issue(self, action: PlannedAction, known: _Known) -> _Result:
         key = str(action.native_id["key"])
         issue = self._read_issue(key)
         if issue is None:
-            return Outcome.ALREADY_DONE, None
+            return Outcome.ALREADY_DONE, None, None
         held = self._held(issue["fields"])
         if held:
-            return Outcome.SKIPPED, held
+            return Outcome.SKIPPED, held, None
         comments = self._all_comments(issue)
         person = known.person
         if action.action == Action.DELETE:
             reporter = account_of(issue["fields"].get("reporter"))
             participants = self._participants(issue["fields"])
             if self._shared_with(person, reporter, participants, comments):
-                return Outcome.SKIPPED, "others take part in this issue: anonymise it instead"
+                return Outcome.SKIPPED, "others take part in this issue: anonymise it instead", None
             subtasks = _subtask_keys(issue["fields"])
             others = self._others_subtasks(person, issue["fields"])
             if others:
@@ -751,13 +802,16 @@ class JiraConnector:
                     Outcome.SKIPPED,
                     f"others take part in {len(others)} of its {len(subtasks)} subtask(s), which "
                     "a delete takes with it: anonymise it instead",
+                    None,
                 )
             self.delete_issue(key, "deleting an issue", subtasks=bool(subtasks))
             if subtasks:
-                return Outcome.DONE, f"deleted with its {len(subtasks)} subtask(s), the subject's"
-            return Outcome.DONE, None
+                done = f"deleted with its {len(subtasks)} subtask(s), the subject's"
+                return Outcome.DONE, done, None
+            return Outcome.DONE, None, None
         changed = self._anonymise_issue(issue, comments, known)
-        return (Outcome.DONE if changed else Outcome.ALREADY_DONE), None
+        remains = jira_history.remains(self.client, key, person)
+        return (Outcome.DONE if changed else Outcome.ALREADY_DONE), None, remains
 
     def delete_issue(self, key: str, doing: str, *, subtasks: bool = False) -> bool:
         """Delete an issue; whether it was still there. Jira refuses (400) to delete an issue
@@ -1041,7 +1095,7 @@ def _with_planned_accounts(known: _Known, actions: Sequence[PlannedAction], sour
     if planned <= person.account_ids:
         return known
     person = replace(person, account_ids=person.account_ids | planned)
-    return _Known(person, known.account_emails, known.users)
+    return _Known(person, known.account_emails, known.users, known.customers)
 
 
 def _record_id(source: str, location: str, native_id: dict[str, Any]) -> str:
