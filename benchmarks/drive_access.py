@@ -70,6 +70,7 @@ def serve(args: argparse.Namespace, directory: str, pipe: Connection) -> None:
     began = time.perf_counter()
     state = GoogleState()
     counts = drive_seed.generate_large(state, spreadsheets=args.spreadsheets, rows=args.rows)
+    drive_seed.grant(state, DELEGATED_USER)
     seeded = time.perf_counter() - began
     for file in state.files.values():
         file.full_text()  # the full-text index, built once

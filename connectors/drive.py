@@ -2,8 +2,10 @@
 
 Discovery:
 
-1. which spreadsheets: those directly in the mapping's folders (one ``files.list`` over all of
-   them, ``q`` on parents and the spreadsheet mimeType, paged), the named ones (by id: one
+1. which spreadsheets: those in the mapping's folders and every folder below them, in My Drive
+   or a shared drive (one ``files.list`` a level for the folders, one over all of them for
+   their spreadsheets, ``q`` on parents and the mimeType, paged; a mapped folder the delegated
+   user cannot read makes the source unavailable), the named ones (by id: one
    batched ``files.get``; by name: ``files.list``), and — if the mapping asks — those Drive's
    full-text search finds for the subject's identifiers. ``fullText contains`` is fuzzy and its
    index lags behind edits, so it only adds candidates: it never decides that a row matches,
@@ -162,25 +164,51 @@ class DriveConnector:
         problems = []
         where = f"mapping {self.source.mapping}"
         by_id = [(i, ref.id) for i, ref in enumerate(self.mapping.folders) if ref.id]
-        calls = [self.client.files.get(fileId=f, fields="id,mimeType,trashed") for _, f in by_id]
-        for (index, folder), (found, error) in zip(
-            by_id, self.client.batch(calls) if calls else [], strict=True
+        for (index, folder), readable in zip(
+            by_id, self._readable_folders([f for _, f in by_id]), strict=True
         ):
-            if error is not None or found.get("trashed") or found.get("mimeType") != FOLDER:
+            if not readable:
                 problems.append(f"{where} folders.{index}: no folder {folder} readable here")
         try:
-            self._folder_ids()
+            self._named_folder_ids()
             for _ in self._named(set()):
                 pass
         except SourceUnavailable as exc:
             problems.append(f"{where}: {exc.reason}")
         return problems
 
+    def _as_whom(self) -> str:
+        who = self.source.delegated_user or "the service account"
+        return f" (as {who}: is it shared with that user, or are they a member of its drive?)"
+
+    def _readable_folders(self, ids: list[str]) -> list[bool]:
+        """Whether each folder id is one the delegated user can read: Drive answers 404 for a
+        folder it does not share with them, exactly as for one that does not exist."""
+        answers: list[bool] = []
+        for start in range(0, len(ids), 100):  # Drive takes 100 calls per batch
+            calls = [
+                self.client.files.get(
+                    fileId=f, fields="id,mimeType,trashed", supportsAllDrives=True
+                )
+                for f in ids[start : start + 100]
+            ]
+            answers += [
+                error is None and not found.get("trashed") and found.get("mimeType") == FOLDER
+                for found, error in self.client.batch(calls)
+            ]
+        return answers
+
     # -- which spreadsheets -------------------------------------------------------------------
 
     def _list(self, q: str, *, ordered: bool = True) -> Iterator[dict[str, Any]]:
-        """Every file ``q`` finds, page by page; by name unless ``ordered`` is false (Drive
-        refuses ``orderBy`` on a ``fullText`` query: its results come by relevance)."""
+        """Every file ``q`` finds, in My Drive and in every shared drive the user is a member
+        of, page by page; by name unless ``ordered`` is false (Drive refuses ``orderBy`` on a
+        ``fullText`` query: its results come by relevance).
+
+        Shared-drive items come only with ``supportsAllDrives``, ``includeItemsFromAllDrives``
+        and a ``corpora`` that spans them (https://developers.google.com/drive/api/guides/
+        enable-shareddrives). ``allDrives`` may answer ``incompleteSearch``: then some results
+        are missing, and the listing fails rather than pass for complete."""
         page_token: str | None = None
         order = {"orderBy": "name"} if ordered else {}
         while True:
@@ -188,17 +216,40 @@ class DriveConnector:
                 q=q,
                 pageSize=self.source.page_size,
                 pageToken=page_token,
-                fields="nextPageToken,files(id,name,mimeType)",
+                fields="nextPageToken,incompleteSearch,files(id,name,mimeType)",
+                corpora="allDrives",
+                supportsAllDrives=True,
+                includeItemsFromAllDrives=True,
                 **order,
             )
             page = self._api(request, "list_pages", "listing files")
+            if page.get("incompleteSearch"):
+                raise SourceUnavailable(
+                    self.name,
+                    "listing files: Drive says the search across all drives was incomplete "
+                    "(incompleteSearch), so some files may be missing",
+                )
             yield from page.get("files", [])
             page_token = page.get("nextPageToken")
             if not page_token:
                 return
 
     def _folder_ids(self) -> list[str]:
+        """The mapped folders (each confirmed readable, or the source is unavailable: a folder
+        the user cannot see lists as empty, which is not "nothing there") and every folder
+        below them, however deep."""
         ids = [f.id for f in self.mapping.folders if f.id]
+        unreadable = [f for f, ok in zip(ids, self._readable_folders(ids), strict=True) if not ok]
+        if unreadable:
+            raise SourceUnavailable(
+                self.name,
+                f"mapped folder {unreadable[0]} cannot be read{self._as_whom()}",
+            )
+        return self._with_subfolders(list(dict.fromkeys(ids + self._named_folder_ids())))
+
+    def _named_folder_ids(self) -> list[str]:
+        """Every folder so named of each folder the mapping names (in any drive)."""
+        ids: list[str] = []
         for ref in self.mapping.folders:
             if ref.name:
                 found = [
@@ -210,7 +261,27 @@ class DriveConnector:
                 if not found:
                     raise SourceUnavailable(self.name, f"folder {ref.name!r} not found")
                 ids += found
-        return list(dict.fromkeys(ids))
+        return ids
+
+    def _with_subfolders(self, roots: list[str]) -> list[str]:
+        """``roots`` and all folders under them, level by level (a few dozen parents a query)."""
+        found = list(roots)
+        seen = set(roots)
+        level = list(roots)
+        while level:
+            below: list[str] = []
+            for start in range(0, len(level), 40):
+                parents = " or ".join(
+                    f"{q_string(f)} in parents" for f in level[start : start + 40]
+                )
+                q = f"({parents}) and mimeType = '{FOLDER}' and trashed = false"
+                for folder in self._list(q):
+                    if folder["id"] not in seen:
+                        seen.add(folder["id"])
+                        below.append(folder["id"])
+            found += below
+            level = below
+        return found
 
     def spreadsheets(self, subject: Subject) -> Iterator[tuple[str, str]]:
         """(id, name) of every spreadsheet to read, each once."""
@@ -243,7 +314,10 @@ class DriveConnector:
         for start in range(0, len(by_id), 100):  # Drive takes 100 calls per batch
             chunk = by_id[start : start + 100]
             calls = [
-                self.client.files.get(fileId=i, fields="id,name,mimeType,trashed") for i in chunk
+                self.client.files.get(
+                    fileId=i, fields="id,name,mimeType,trashed", supportsAllDrives=True
+                )
+                for i in chunk
             ]
             for file_id, (file, error) in zip(chunk, self.client.batch(calls), strict=True):
                 if error is not None or file.get("trashed") or file["mimeType"] != SPREADSHEET:
@@ -342,7 +416,7 @@ class DriveConnector:
         """Whether Drive itself says the file is gone: ``files.get`` of that exact id answers
         404 ``notFound``, or the file is in the trash (which no listing here includes). A 404
         from Sheets alone may be a proxy, a wrong route or a fault: not proof of absence."""
-        request = self.client.files.get(fileId=file_id, fields="id,trashed")
+        request = self.client.files.get(fileId=file_id, fields="id,trashed", supportsAllDrives=True)
         try:
             found = self.client.call(request, "metadata_reads")
         except HttpError as exc:

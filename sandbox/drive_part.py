@@ -8,6 +8,9 @@ the emulator, which verifies the JWT that google-auth signs with it, as Google d
 large profile or a fixtures directory the spreadsheets sit in other folders than the sandbox
 mapping names, so the part writes ``drive-mapping.yaml`` next to the key: the sandbox mapping
 with ``folders`` (and ``spreadsheets`` outside any folder) replaced by what was loaded.
+
+Drive shows a user only what is shared with them: the delegated user is given access to the
+seeded folders and shared drives as a Workspace admin would (``drive_seed.grant``).
 """
 
 from __future__ import annotations
@@ -93,7 +96,7 @@ def start_drive(context: SandboxContext) -> PartStarted:
     fixture = context.fixtures / "drive.json" if context.fixtures else None
     mapping = MAPPINGS / "drive.yaml"
     if fixture and fixture.exists():
-        counts = drive_seed.load_fixture(state, fixture)
+        counts = drive_seed.load_fixture(state, fixture, grant_to=DELEGATED_USER)
     elif context.fixtures:
         counts = drive_seed.counts(state)  # a fixtures directory without drive.json: empty
     elif context.profile == "large":
@@ -101,6 +104,8 @@ def start_drive(context: SandboxContext) -> PartStarted:
         counts = drive_seed.generate_large(state)
     else:
         counts = drive_seed.generate(state)
+    if not (fixture and fixture.exists()):
+        drive_seed.grant(state, DELEGATED_USER)  # the admin's sharing (load_fixture does it)
     if context.fixtures or context.profile == "large":
         mapping = mapping_for_loaded(state, context.directory / "drive-mapping.yaml")
     server = EmulatorServer(create_app(state, Faults(context.faults)), name="google")

@@ -23,6 +23,13 @@ Fixture file ``drive.json``::
     }
 
 Cell values are strings, numbers or booleans, as the Sheets API carries them.
+
+Optional, for shared drives and access: ``"shared_drives": [{"id": "0A-sales", "name": "Sales
+team", "members": {"someone@fjelltopp.example": "reader"}}]`` (a folder's or spreadsheet's
+``parents`` may name a shared drive's id); ``"shared_with": {"e-mail": "reader"|"writer"|...}``
+on a folder or spreadsheet; ``"delegated_user_access": false`` to give the sandbox's delegated
+user only what the file says (by default it is given access as an admin would set it up:
+``grant``).
 """
 
 from __future__ import annotations
@@ -59,17 +66,32 @@ def counts(state: GoogleState) -> dict[str, int]:
     }
 
 
-def load_fixture(state: GoogleState, path: Path) -> dict[str, int]:
+def load_fixture(state: GoogleState, path: Path, grant_to: str | None = None) -> dict[str, int]:
     """Load ``drive.json`` (format in the module docstring) into ``state``."""
     data = json.loads(path.read_text(encoding="utf-8"))
-    unknown = sorted(set(data) - {"folders", "spreadsheets"})
+    known = {"folders", "spreadsheets", "shared_drives", "delegated_user_access"}
+    unknown = sorted(set(data) - known)
     if unknown:
-        raise ValueError(f"{path}: unknown keys {unknown}; known: folders, spreadsheets")
+        raise ValueError(f"{path}: unknown keys {unknown}; known: {', '.join(sorted(known))}")
     folder_ids = set()
+    for i, drive in enumerate(data.get("shared_drives", [])):
+        if not drive.get("id") or not drive.get("name"):
+            raise ValueError(f"{path}: shared_drives[{i}] needs id and name")
+        folder_ids.add(state.add_shared_drive(drive["name"], drive.get("members"), id=drive["id"]))
     for i, folder in enumerate(data.get("folders", [])):
         if not folder.get("id") or not folder.get("name"):
             raise ValueError(f"{path}: folders[{i}] needs id and name")
-        folder_ids.add(state.add_folder(folder["name"], folder.get("parents"), id=folder["id"]))
+        missing = [p for p in folder.get("parents", []) if p not in folder_ids]
+        if missing:
+            raise ValueError(f"{path}: folders[{i}]: parents {missing} come later or not at all")
+        folder_ids.add(
+            state.add_folder(
+                folder["name"],
+                folder.get("parents"),
+                id=folder["id"],
+                shared_with=folder.get("shared_with"),
+            )
+        )
     for i, sheet in enumerate(data.get("spreadsheets", [])):
         where = f"{path}: spreadsheets[{i}]"
         if not sheet.get("name") or not sheet.get("sheets"):
@@ -83,8 +105,25 @@ def load_fixture(state: GoogleState, path: Path) -> dict[str, int]:
             if not tab.get("title") or not isinstance(tab.get("values", []), list):
                 raise ValueError(f"{where}: every sheet needs a title and a values list")
             tabs[tab["title"]] = tab.get("values", [])
-        state.add_spreadsheet(sheet["name"], tabs, parents, id=sheet.get("id"))
+        state.add_spreadsheet(
+            sheet["name"], tabs, parents, id=sheet.get("id"), shared_with=sheet.get("shared_with")
+        )
+    if grant_to and data.get("delegated_user_access", True):
+        grant(state, grant_to)
     return counts(state)
+
+
+def grant(state: GoogleState, user: str) -> None:
+    """Give ``user`` what a Workspace admin gives the account dsrflow acts for: editor on every
+    top-level folder and spreadsheet of My Drive (shared with them; what is inside inherits it)
+    and Content manager (``fileOrganizer``) of every shared drive. Without it Drive shows that
+    user nothing, as it would."""
+    with state.lock:
+        for file in state.files.values():
+            if file.drive_id is None and file.parents == ["root"]:
+                file.permissions.setdefault(user.lower(), "writer")
+        for drive in state.drives.values():
+            drive.members.setdefault(user.lower(), "fileOrganizer")
 
 
 def generate(state: GoogleState, *, seed: int = 2026) -> dict[str, int]:

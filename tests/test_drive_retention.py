@@ -258,10 +258,10 @@ def test_a_failing_write_makes_the_source_unavailable(sandbox):
 
 
 def test_a_throttled_read_makes_the_source_unavailable(sandbox):
-    # Two reads a minute: the folder listing and the first spreadsheet's sheet titles.
+    # Two reads a minute: Drive then answers 403 userRateLimitExceeded, Sheets 429.
     httpx.post(f"{sandbox.api_url}/_emulator/quota", json={"read_quota_per_minute": 2})
     drive = connector(sandbox, max_retries=1)
-    with pytest.raises(SourceUnavailable, match="429") as caught:
+    with pytest.raises(SourceUnavailable, match=r"HTTP.*(403|429)") as caught:
         drive.sweep(NOW)
     assert caught.value.source == "drive"
     assert writes(sandbox) == 0

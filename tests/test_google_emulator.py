@@ -14,6 +14,7 @@ from googleapiclient.errors import HttpError
 from googleapiclient.http import BatchHttpRequest
 
 from sandbox.drive_part import DELEGATED_USER, write_service_account
+from sandbox.drive_seed import grant
 from sandbox.emulators.faults import Faults
 from sandbox.emulators.google import GoogleState, create_app
 from sandbox.emulators.google.a1 import RangeError, format_a1, parse_a1
@@ -94,6 +95,7 @@ def google(tmp_path):
             id=f"ss-{n}",
         )
     state.add_spreadsheet("O'Brien's list", {"S": [["Email"], ["o'brien@example.com"]]}, ["fld-o"])
+    grant(state, DELEGATED_USER)
     with EmulatorServer(create_app(state, faults), name="google-test") as url:
         key = write_service_account(state, url, tmp_path / "key.json")
         creds = service_account.Credentials.from_service_account_file(

@@ -26,17 +26,31 @@ from sandbox.emulators.google.state import GoogleState, Token
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 SCOPE = "https://www.googleapis.com/auth/"
-READ_SCOPES = frozenset(
+# The scopes each kind of call accepts, as the discovery documents shipped with
+# google-api-python-client list them (drive.v3.json files.list/get; sheets.v4.json
+# spreadsheets.get, values.batchGet / spreadsheets.batchUpdate, values.update). A Sheets scope
+# alone does not open Drive's files.list, nor drive.metadata.readonly the Sheets API.
+DRIVE_READ_SCOPES = frozenset(
     SCOPE + s
     for s in (
         "drive",
-        "drive.readonly",
+        "drive.appdata",
+        "drive.file",
+        "drive.meet.readonly",
+        "drive.metadata",
         "drive.metadata.readonly",
-        "spreadsheets",
-        "spreadsheets.readonly",
+        "drive.photos.readonly",
+        "drive.readonly",
     )
 )
-WRITE_SCOPES = frozenset(SCOPE + s for s in ("drive", "spreadsheets"))
+SHEETS_READ_SCOPES = frozenset(
+    SCOPE + s
+    for s in ("drive", "drive.file", "drive.readonly", "spreadsheets", "spreadsheets.readonly")
+)
+SHEETS_WRITE_SCOPES = frozenset(SCOPE + s for s in ("drive", "drive.file", "spreadsheets"))
+# Kept for callers that ask "may this token read at all".
+READ_SCOPES = DRIVE_READ_SCOPES | SHEETS_READ_SCOPES
+WRITE_SCOPES = SHEETS_WRITE_SCOPES
 
 
 def _b64(part: str) -> bytes:
@@ -96,8 +110,11 @@ def token_endpoint(state: GoogleState) -> Any:
     return token
 
 
-def authorise(state: GoogleState, request: Request, *, write: bool = False) -> Token:
-    """The caller's token, or the 401/403 Google answers without a usable one."""
+def authorise(
+    state: GoogleState, request: Request, *, write: bool = False, api: str = "sheets"
+) -> Token:
+    """The caller's token, or the 401/403 Google answers without a usable one. ``api`` is
+    ``drive`` or ``sheets``: each accepts its own scopes."""
     header = request.headers.get("authorization", "")
     if not header.lower().startswith("bearer "):
         raise GoogleError(
@@ -117,11 +134,29 @@ def authorise(state: GoogleState, request: Request, *, write: bool = False) -> T
             location="Authorization",
             location_type="header",
         )
-    if not token.scopes & (WRITE_SCOPES if write else READ_SCOPES):
+    if api == "drive":
+        accepted, service = DRIVE_READ_SCOPES, "drive.googleapis.com"
+    else:
+        accepted = SHEETS_WRITE_SCOPES if write else SHEETS_READ_SCOPES
+        service = "sheets.googleapis.com"
+    if not token.scopes & accepted:
+        # What Google's front end answers for a token without the method's scopes: 403
+        # insufficientPermissions ("Insufficient Permission" in errors[], as quoted from Drive v3
+        # in GoogleCloudPlatform/genai-for-marketing#45) with an ErrorInfo
+        # ACCESS_TOKEN_SCOPE_INSUFFICIENT (https://cloud.google.com/apis/design/errors).
         raise GoogleError(
             403,
             "Request had insufficient authentication scopes.",
             reason="insufficientPermissions",
             status="PERMISSION_DENIED",
+            detail_message="Insufficient Permission",
+            details=[
+                {
+                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                    "reason": "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
+                    "domain": "googleapis.com",
+                    "metadata": {"service": service},
+                }
+            ],
         )
     return token

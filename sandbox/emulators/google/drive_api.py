@@ -1,5 +1,12 @@
-"""Drive v3: ``GET /drive/v3/files`` (``q``, paging, ``orderBy``, ``fields``) and
-``GET /drive/v3/files/{fileId}``, as the Drive v3 reference describes them."""
+"""Drive v3: ``GET /drive/v3/files`` (``q``, paging, ``orderBy``, ``fields``, shared drives) and
+``GET /drive/v3/files/{fileId}``, as the Drive v3 reference describes them
+(https://developers.google.com/drive/api/reference/rest/v3/files/list).
+
+Each caller sees what its user may read (``GoogleState.role``). Shared-drive items are listed
+only with ``supportsAllDrives=true``, ``includeItemsFromAllDrives=true`` and a ``corpora`` of
+``drive`` (with its ``driveId``) or ``allDrives`` ("Implement shared drive support",
+https://developers.google.com/drive/api/guides/enable-shareddrives); ``files.get`` of one without
+``supportsAllDrives`` is a 404 (seattleflu/id3c#214)."""
 
 from __future__ import annotations
 
@@ -98,26 +105,55 @@ def _selection(request: Request, known: dict[str, set[str] | None]) -> Any:
 
 
 def routes(state: GoogleState) -> list[Route]:
-    def user_reads(request: Request) -> None:
-        token = authorise(state, request)
+    def user_reads(request: Request) -> str:
+        """The user the caller acts for, once their token and quota allow the read."""
+        token = authorise(state, request, api="drive")
         if not state.take_read(token.user):
             raise drive_quota_exceeded("userRateLimitExceeded")
+        return token.user
+
+    def corpus(request: Request, user: str) -> Any:
+        """Which shared-drive items a listing may hold: a predicate on a file."""
+        supports = bool_param(request, "supportsAllDrives")
+        include = bool_param(request, "includeItemsFromAllDrives")
+        corpora = request.query_params.get("corpora", "user")
+        if corpora not in ("user", "domain", "drive", "allDrives"):
+            raise invalid_value("corpora")
+        drive_id = request.query_params.get("driveId")
+        if (corpora == "drive") != bool(drive_id):
+            # The reference's wording: "The driveId parameter must be specified if and only if
+            # corpora is set to drive."
+            raise GoogleError(
+                400,
+                "The driveId parameter must be specified if and only if corpora is set to drive.",
+                reason="badRequest",
+                location="driveId",
+            )
+        if drive_id:
+            drive = state.drives.get(drive_id)
+            if drive is None or user.lower() not in drive.members:
+                raise GoogleError(
+                    404,
+                    f"Shared drive not found: {drive_id}",
+                    reason="notFound",
+                    location="driveId",
+                )
+        shared_ok = supports and include and corpora in ("drive", "allDrives")
+
+        def admits(file: DriveFile) -> bool:
+            if file.drive_id is None:
+                return corpora != "drive"
+            return shared_ok and (drive_id is None or file.drive_id == drive_id)
+
+        return admits
 
     async def list_files(request: Request) -> Response:
         check_params(request, LIST_PARAMS)
-        user_reads(request)
+        user = user_reads(request)
         q = request.query_params.get("q", "")
         order_by = request.query_params.get("orderBy", "")
         page_size = int_param(request, "pageSize", 100, 1, 1000)
-        bool_param(request, "supportsAllDrives")
-        bool_param(request, "includeItemsFromAllDrives")
-        if request.query_params.get("corpora", "user") not in (
-            "user",
-            "domain",
-            "drive",
-            "allDrives",
-        ):
-            raise invalid_value("corpora")
+        admits = corpus(request, user)
         selection = _selection(
             request,
             {"kind": None, "nextPageToken": None, "incompleteSearch": None, "files": FILE_MEMBERS},
@@ -142,7 +178,11 @@ def routes(state: GoogleState) -> list[Route]:
             else 0
         )
         with state.lock:
-            matching = [f for f in state.files.values() if predicate(f)]
+            matching = [
+                f
+                for f in state.files.values()
+                if admits(f) and state.can_read(user, f) and predicate(f)
+            ]
             matching = _order(matching, order_by)
             page = matching[offset : offset + page_size]
             base = str(request.base_url).rstrip("/")
@@ -158,12 +198,14 @@ def routes(state: GoogleState) -> list[Route]:
 
     async def get_file(request: Request) -> Response:
         check_params(request, GET_PARAMS)
-        user_reads(request)
+        user = user_reads(request)
         file_id = request.path_params["file_id"]
         selection = _selection(request, {k: None for k in FILE_MEMBERS})
+        supports = bool_param(request, "supportsAllDrives")
         with state.lock:
             file = state.files.get(file_id)
-            if file is None:
+            # Drive does not tell a file the user may not see from one that does not exist.
+            if file is None or not state.can_read(user, file) or (file.drive_id and not supports):
                 raise GoogleError(
                     404, f"File not found: {file_id}.", reason="notFound", location="fileId"
                 )

@@ -66,9 +66,13 @@ class GoogleError(Exception):
         location_type: str = "parameter",
         status: str | None = None,
         domain: str = "global",
+        details: list[dict[str, object]] | None = None,
+        detail_message: str | None = None,
     ) -> None:
         super().__init__(message)
         self.domain = domain
+        self.details = details
+        self.detail_message = detail_message or message
         self.code = code
         self.message = message
         self.reason = reason or DEFAULT_REASONS.get(code, "error")
@@ -78,7 +82,7 @@ class GoogleError(Exception):
 
     def body(self) -> dict[str, object]:
         detail: dict[str, str] = {
-            "message": self.message,
+            "message": self.detail_message,
             "domain": self.domain,
             "reason": self.reason,
         }
@@ -92,6 +96,8 @@ class GoogleError(Exception):
         }
         if self.status:  # Drive's usageLimits errors come without one
             error["status"] = self.status
+        if self.details:
+            error["details"] = self.details
         return {"error": error}
 
     def response(self) -> JSONResponse:

@@ -36,10 +36,17 @@ RENDER = {"FORMATTED_VALUE", "UNFORMATTED_VALUE", "FORMULA"}
 DATE_RENDER = {"SERIAL_NUMBER", "FORMATTED_STRING"}
 
 
-def _spreadsheet(state: GoogleState, spreadsheet_id: str) -> DriveFile:
+def _spreadsheet(
+    state: GoogleState, spreadsheet_id: str, user: str, *, write: bool = False
+) -> DriveFile:
     file = state.files.get(spreadsheet_id)
     if file is None or file.trashed:
         raise GoogleError(404, "Requested entity was not found.", reason="notFound")
+    if not (state.can_write(user, file) if write else state.can_read(user, file)):
+        # Sheets, unlike Drive, says so: 403 "The caller does not have permission" (the body
+        # quoted in nikaia/translation-sheet#8; googleapis/google-api-ruby-client#461: a
+        # service account is a user of its own and must be on the file's ACL).
+        raise GoogleError(403, "The caller does not have permission", reason="forbidden")
     if file.mime_type != SPREADSHEET:
         raise GoogleError(400, "This operation is not supported for this document")
     return file
@@ -62,10 +69,11 @@ def _respond(request: Request, body: dict[str, Any]) -> Response:
 
 
 def routes(state: GoogleState) -> list[Route]:
-    def reads(request: Request) -> None:
+    def reads(request: Request) -> str:
         token = authorise(state, request)
         if not state.take_read(token.user):
             raise quota_exceeded(SERVICE)
+        return token.user
 
     def read_options(request: Request) -> tuple[str, str]:
         major = enum_param(request, "majorDimension", "ROWS", MAJOR)
@@ -75,10 +83,10 @@ def routes(state: GoogleState) -> list[Route]:
 
     async def get_spreadsheet(request: Request) -> Response:
         check_params(request, GET_PARAMS)
-        reads(request)
+        user = reads(request)
         grid = bool_param(request, "includeGridData")
         with state.lock:
-            file = _spreadsheet(state, request.path_params["sid"])
+            file = _spreadsheet(state, request.path_params["sid"], user)
             ranges = request.query_params.getlist("ranges")
             wanted = {resolve(file, r)[0].title: resolve(file, r)[1] for r in ranges}
             sheets = []
@@ -117,10 +125,10 @@ def routes(state: GoogleState) -> list[Route]:
 
     async def batch_get(request: Request) -> Response:
         check_params(request, READ_PARAMS)
-        reads(request)
+        user = reads(request)
         major, option = read_options(request)
         with state.lock:
-            file = _spreadsheet(state, request.path_params["sid"])
+            file = _spreadsheet(state, request.path_params["sid"], user)
             value_ranges = []
             for text in request.query_params.getlist("ranges"):
                 sheet, rng = resolve(file, text)
@@ -136,10 +144,10 @@ def routes(state: GoogleState) -> list[Route]:
 
     async def get_values(request: Request) -> Response:
         check_params(request, READ_PARAMS - {"ranges"})
-        reads(request)
+        user = reads(request)
         major, option = read_options(request)
         with state.lock:
-            file = _spreadsheet(state, request.path_params["sid"])
+            file = _spreadsheet(state, request.path_params["sid"], user)
             sheet, rng = resolve(file, request.path_params["range"])
             returned, values = read_window(sheet, rng, major, option)
         body: dict[str, Any] = {"range": returned, "majorDimension": major}
@@ -149,7 +157,7 @@ def routes(state: GoogleState) -> list[Route]:
 
     async def update_values(request: Request) -> Response:
         check_params(request, UPDATE_PARAMS)
-        authorise(state, request, write=True)
+        user = authorise(state, request, write=True).user
         input_option = request.query_params.get("valueInputOption")
         if input_option not in ("RAW", "USER_ENTERED"):
             raise GoogleError(400, "'valueInputOption' is required but not specified")
@@ -162,7 +170,7 @@ def routes(state: GoogleState) -> list[Route]:
             )
         major = body.get("majorDimension", "ROWS")
         with state.lock:
-            file = _spreadsheet(state, request.path_params["sid"])
+            file = _spreadsheet(state, request.path_params["sid"], user, write=True)
             sheet, rng = resolve(file, text)
             written, rows, cols, cells = write_window(
                 sheet, rng, body.get("values", []), major, input_option
@@ -189,9 +197,9 @@ def routes(state: GoogleState) -> list[Route]:
         if not text.endswith(":clear"):
             raise GoogleError(404, "Method not found.", reason="notFound")
         check_params(request, frozenset())
-        authorise(state, request, write=True)
+        user = authorise(state, request, write=True).user
         with state.lock:
-            file = _spreadsheet(state, request.path_params["sid"])
+            file = _spreadsheet(state, request.path_params["sid"], user, write=True)
             sheet, rng = resolve(file, text.removesuffix(":clear"))
             r0, r1, c0, c1 = rng.bounded(sheet.row_count, sheet.column_count)
             for row in sheet.rows[r0:r1]:
@@ -203,7 +211,7 @@ def routes(state: GoogleState) -> list[Route]:
 
     async def batch_update(request: Request) -> Response:
         check_params(request, frozenset())
-        authorise(state, request, write=True)
+        user = authorise(state, request, write=True).user
         body = await _json_body(request)
         unknown = set(body) - {
             "requests",
@@ -220,7 +228,7 @@ def routes(state: GoogleState) -> list[Route]:
         if not isinstance(requests, list) or not requests:
             raise GoogleError(400, "Must specify at least one request.")
         with state.lock:
-            file = _spreadsheet(state, request.path_params["sid"])
+            file = _spreadsheet(state, request.path_params["sid"], user, write=True)
             replies = apply(file, requests)
         return _respond(request, {"spreadsheetId": file.id, "replies": replies})
 

@@ -1,6 +1,12 @@
-"""What the Drive + Sheets emulator holds: folders and spreadsheets, their sheets and cells,
-issued access tokens and the per-user read quota. One lock guards it all: a change is visible
-to the next request, whatever thread serves it."""
+"""What the Drive + Sheets emulator holds: shared drives, folders and spreadsheets, their sheets
+and cells, who may read and write them, issued access tokens and the per-user read quota. One
+lock guards it all: a change is visible to the next request, whatever thread serves it.
+
+Access, as Drive grants it (https://developers.google.com/drive/api/guides/manage-sharing and
+/about-shareddrives): a user reads a file shared with them (a permission on the file or on a
+folder above it: folder permissions are inherited), or any item of a shared drive they are a
+member of; writing needs the role writer or above. Everyone else is told the file is not there
+(Drive) or that they may not (Sheets)."""
 
 from __future__ import annotations
 
@@ -46,12 +52,27 @@ class Sheet:
         }
 
 
+# Roles of a permission (https://developers.google.com/drive/api/guides/ref-roles): organizer
+# and fileOrganizer exist in shared drives only.
+READ_ROLES = ("owner", "organizer", "fileOrganizer", "writer", "commenter", "reader")
+WRITE_ROLES = frozenset({"owner", "organizer", "fileOrganizer", "writer"})
+
+
+@dataclass
+class SharedDrive:
+    id: str
+    name: str
+    members: dict[str, str] = field(default_factory=dict)  # e-mail (lower case) -> role
+
+
 @dataclass
 class DriveFile:
     id: str
     name: str
     mime_type: str
     parents: list[str]
+    drive_id: str | None = None  # the shared drive holding it; None: someone's My Drive
+    permissions: dict[str, str] = field(default_factory=dict)  # e-mail (lower case) -> role
     trashed: bool = False
     starred: bool = False
     created_time: str = field(default_factory=now_rfc3339)
@@ -80,7 +101,7 @@ class DriveFile:
             if self.mime_type == SPREADSHEET
             else f"{base_url}/{kind}/{self.id}"
         )
-        return {
+        resource: dict[str, Any] = {
             "kind": "drive#file",
             "id": self.id,
             "name": self.name,
@@ -93,6 +114,9 @@ class DriveFile:
             "version": str(self.version),
             "webViewLink": link,
         }
+        if self.drive_id:
+            resource["driveId"] = self.drive_id
+        return resource
 
 
 FILE_MEMBERS = {
@@ -107,6 +131,7 @@ FILE_MEMBERS = {
     "modifiedTime",
     "version",
     "webViewLink",
+    "driveId",
     "description",
     "owners",
     "size",
@@ -126,6 +151,7 @@ class GoogleState:
     def __init__(self, *, read_quota_per_minute: int = 0) -> None:
         self.lock = threading.RLock()
         self.files: dict[str, DriveFile] = {}
+        self.drives: dict[str, SharedDrive] = {}
         self.tokens: dict[str, Token] = {}
         self.service_accounts: dict[str, Any] = {}  # client_email -> RSA public key
         self.read_quota_per_minute = read_quota_per_minute
@@ -136,11 +162,44 @@ class GoogleState:
         # Drive ids are 33-44 characters of URL-safe base64; the prefix keeps them readable.
         return f"1emu{next(self._ids):06d}" + secrets.token_urlsafe(24)[:28]
 
-    def add_folder(self, name: str, parents: list[str] | None = None, id: str | None = None) -> str:
+    def add_shared_drive(
+        self, name: str, members: dict[str, str] | None = None, id: str | None = None
+    ) -> str:
+        """A shared drive; its top-level items have its id as their parent."""
+        with self.lock:
+            drive = SharedDrive(id or "0A" + self.new_id()[4:], name)
+            for user, role in (members or {}).items():
+                drive.members[user.lower()] = role
+            self.drives[drive.id] = drive
+            return drive.id
+
+    def _place(self, file: DriveFile, shared_with: dict[str, str] | None) -> str:
+        # An item under a shared drive (directly or through folders) belongs to that drive.
+        for parent in file.parents:
+            if parent in self.drives:
+                file.drive_id = parent
+            elif parent in self.files and self.files[parent].drive_id:
+                file.drive_id = self.files[parent].drive_id
+        for user, role in (shared_with or {}).items():
+            self.share(file, user, role)
+        self.files[file.id] = file
+        return file.id
+
+    def share(self, file: DriveFile, user: str, role: str) -> None:
+        if role not in READ_ROLES:
+            raise ValueError(f"unknown role {role!r}; one of {', '.join(READ_ROLES)}")
+        file.permissions[user.lower()] = role
+
+    def add_folder(
+        self,
+        name: str,
+        parents: list[str] | None = None,
+        id: str | None = None,
+        shared_with: dict[str, str] | None = None,
+    ) -> str:
         with self.lock:
             folder = DriveFile(id or self.new_id(), name, FOLDER, parents or ["root"])
-            self.files[folder.id] = folder
-            return folder.id
+            return self._place(folder, shared_with)
 
     def add_spreadsheet(
         self,
@@ -148,6 +207,7 @@ class GoogleState:
         sheets: dict[str, list[list[Any]]],
         parents: list[str] | None = None,
         id: str | None = None,
+        shared_with: dict[str, str] | None = None,
     ) -> str:
         with self.lock:
             file = DriveFile(id or self.new_id(), name, SPREADSHEET, parents or ["root"])
@@ -155,8 +215,31 @@ class GoogleState:
                 Sheet(sheet_id=0 if i == 0 else 1000 + i, title=title, rows=[list(r) for r in rows])
                 for i, (title, rows) in enumerate(sheets.items())
             ]
-            self.files[file.id] = file
-            return file.id
+            return self._place(file, shared_with)
+
+    def role(self, user: str, file: DriveFile) -> str | None:
+        """The strongest role ``user`` holds on ``file``: a shared drive's membership, or a
+        permission on the file or any folder above it; None when they have no access."""
+        user = user.lower()
+        roles = []
+        if file.drive_id and file.drive_id in self.drives:
+            roles.append(self.drives[file.drive_id].members.get(user))
+        pending, seen = [file], set()
+        while pending:
+            item = pending.pop()
+            if item.id in seen:
+                continue
+            seen.add(item.id)
+            roles.append(item.permissions.get(user))
+            pending += [self.files[p] for p in item.parents if p in self.files]
+        held = [r for r in roles if r]
+        return min(held, key=READ_ROLES.index) if held else None
+
+    def can_read(self, user: str, file: DriveFile) -> bool:
+        return self.role(user, file) is not None
+
+    def can_write(self, user: str, file: DriveFile) -> bool:
+        return self.role(user, file) in WRITE_ROLES
 
     def issue_token(self, user: str, scopes: frozenset[str], lifetime_s: int = 3600) -> str:
         token = "ya29.emu-" + secrets.token_urlsafe(32)
