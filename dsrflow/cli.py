@@ -105,6 +105,7 @@ def _open_request(
     actor: str,
     approving: bool = False,
     draft: bool = False,
+    jira_accounts: list[str] | None = None,
 ) -> str:
     """Validate at the edge and open the request in the ledger, so that the flow run is
     started with the request's id only (no identifiers in Prefect's database)."""
@@ -112,7 +113,8 @@ def _open_request(
     from dsrflow.preflight import preflight
     from dsrflow.request import DataSubjectRequest, RequestType, Subject
 
-    _friendly(lambda: Subject.from_raw(subject, phone or []))  # identifiers first
+    # identifiers first
+    _friendly(lambda: Subject.from_raw(subject, phone or [], jira_accounts=jira_accounts or []))
     loaded = _friendly(lambda: load_config(config))
     # Everything executing the request will need, before it is opened or anyone approves.
     _friendly(lambda: preflight(loaded, request_type).raise_for_problems())
@@ -128,7 +130,9 @@ def _open_request(
         lambda: DataSubjectRequest(
             id=request_id or new_request_id(),
             type=RequestType(request_type),
-            subject=Subject.from_raw(subject, phone or [], None, loaded.phone_region),
+            subject=Subject.from_raw(
+                subject, phone or [], None, loaded.phone_region, jira_accounts=jira_accounts or []
+            ),
             received_at=received_at or dt.datetime.now(dt.UTC),
         )
     )
@@ -169,6 +173,14 @@ SubjectOption = Annotated[
 PhoneOption = Annotated[
     list[str] | None, typer.Option("--phone", help="the subject's phone number (repeatable)")
 ]
+JiraAccountOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--jira-account",
+        help="a Jira account id confirmed as the subject's, where Jira hides its address "
+        "(repeatable)",
+    ),
+]
 RequestIdOption = Annotated[
     str | None, typer.Option("--request-id", help="e.g. DSR-2026-0042 (default: a new id)")
 ]
@@ -195,6 +207,7 @@ def access(
     subject: SubjectOption,
     out: Annotated[Path, typer.Option("--out", help="folder that receives REQUEST-ID/")],
     phone: PhoneOption = None,
+    jira_account: JiraAccountOption = None,
     request_id: RequestIdOption = None,
     received_at: ReceivedOption = None,
     officer: OfficerOption = "officer",
@@ -202,7 +215,16 @@ def access(
 ) -> None:
     """Run an access request in this process and write the portable export."""
     # Bad identifiers or config are refused here, before Prefect starts or a source is touched.
-    opened = _open_request("access", subject, phone, request_id, received_at, config, officer)
+    opened = _open_request(
+        "access",
+        subject,
+        phone,
+        request_id,
+        received_at,
+        config,
+        officer,
+        jira_accounts=jira_account,
+    )
     from flows.access import access_request
 
     result = _in_process(
@@ -242,6 +264,7 @@ def _run_change(
 def erase(
     subject: SubjectOption,
     phone: PhoneOption = None,
+    jira_account: JiraAccountOption = None,
     dry_run: DryRunOption = False,
     approve: ApproveOption = False,
     officer: OfficerOption = "officer",
@@ -252,7 +275,16 @@ def erase(
 ) -> None:
     """Erase the subject's data: plan, approval, execution, verification, receipt."""
     opened = _open_request(
-        "erasure", subject, phone, request_id, received_at, config, officer, approve, dry_run
+        "erasure",
+        subject,
+        phone,
+        request_id,
+        received_at,
+        config,
+        officer,
+        approve,
+        dry_run,
+        jira_accounts=jira_account,
     )
     from flows.erasure import erasure_request
 
@@ -277,6 +309,7 @@ def rectify(
         typer.Option("--set", help="field=new value: email, name, phone or a data category"),
     ],
     phone: PhoneOption = None,
+    jira_account: JiraAccountOption = None,
     dry_run: DryRunOption = False,
     approve: ApproveOption = False,
     officer: OfficerOption = "officer",
@@ -290,7 +323,16 @@ def rectify(
 
     _friendly(lambda: parse_corrections(set_))
     opened = _open_request(
-        "rectification", subject, phone, request_id, received_at, config, officer, approve, dry_run
+        "rectification",
+        subject,
+        phone,
+        request_id,
+        received_at,
+        config,
+        officer,
+        approve,
+        dry_run,
+        jira_accounts=jira_account,
     )
     from flows.other_rights import rectification_request
 
@@ -313,6 +355,7 @@ def withdraw_consent(
     subject: SubjectOption,
     purpose: Annotated[str, typer.Option("--purpose", help="analytics, config_collection or all")],
     phone: PhoneOption = None,
+    jira_account: JiraAccountOption = None,
     dry_run: DryRunOption = False,
     approve: ApproveOption = False,
     officer: OfficerOption = "officer",
@@ -339,6 +382,7 @@ def withdraw_consent(
         officer,
         approve,
         dry_run,
+        jira_accounts=jira_account,
     )
     from flows.other_rights import consent_withdrawal
 
@@ -361,6 +405,7 @@ def restrict(
     subject: SubjectOption,
     lift: Annotated[bool, typer.Option("--lift", help="lift the restriction instead")] = False,
     phone: PhoneOption = None,
+    jira_account: JiraAccountOption = None,
     officer: OfficerOption = "officer",
     request_id: RequestIdOption = None,
     received_at: ReceivedOption = None,
@@ -368,7 +413,16 @@ def restrict(
     config: ConfigOption = None,
 ) -> None:
     """Restrict processing of the subject's data (Art. 18), or lift the restriction."""
-    opened = _open_request("restriction", subject, phone, request_id, received_at, config, officer)
+    opened = _open_request(
+        "restriction",
+        subject,
+        phone,
+        request_id,
+        received_at,
+        config,
+        officer,
+        jira_accounts=jira_account,
+    )
     from flows.other_rights import restriction_request
 
     _run_change(

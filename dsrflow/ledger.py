@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from dsrflow.identifiers import Identifier
 from dsrflow.ledger_state import StateProblem, compare, replay, row_change, table_state
 from dsrflow.plan import PlannedAction
 from dsrflow.request import DataSubjectRequest, Extension, Subject, due_date
@@ -189,7 +190,15 @@ def _utc(value: dt.datetime) -> dt.datetime:
 
 
 def _subject_json(subject: Subject) -> str:
-    return json.dumps({"emails": list(subject.emails), "phones": list(subject.phones)})
+    stored: dict[str, list[str]] = {"emails": list(subject.emails), "phones": list(subject.phones)}
+    if subject.others:  # e.g. jira_account_id:5b10… (rows without any have no key)
+        stored["others"] = [str(i) for i in subject.others]
+    return json.dumps(stored)
+
+
+def _others(stored: dict[str, Any]) -> list[str]:
+    """A stored subject's other identifiers as ``kind:value`` (none in rows before them)."""
+    return list(stored.get("others") or [])
 
 
 class Ledger:
@@ -443,14 +452,21 @@ class Ledger:
         return DataSubjectRequest(
             id=row["id"],
             type=row["type"],
-            subject=Subject.from_raw(subject["emails"], subject["phones"]),
+            subject=Subject.from_raw(subject["emails"], subject["phones"]).model_copy(
+                update={
+                    "others": tuple(
+                        Identifier(kind=kind, value=value)
+                        for kind, _, value in (o.partition(":") for o in _others(subject))
+                    )
+                }
+            ),
             received_at=row["received_at"],
         )
 
     def requests_of(self, subject: Subject) -> list[str]:
         """The ids of every request that names any of the subject's identifiers (also those
         whose subject was forgotten: by the keyed hashes)."""
-        clear = set(subject.emails) | set(subject.phones)
+        clear = set(subject.emails) | set(subject.phones) | {str(i) for i in subject.others}
         hashed = {self.identifier_hash(i) for i in clear}
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(requests_table.c.id, requests_table.c.subject)).all()
@@ -458,7 +474,7 @@ class Ledger:
         for row in rows:
             stored = json.loads(row.subject)
             mine = hashed if stored.get("forgotten") else clear
-            if mine & (set(stored["emails"]) | set(stored["phones"])):
+            if mine & (set(stored["emails"]) | set(stored["phones"]) | set(_others(stored))):
                 found.append(row.id)
         return sorted(found)
 
@@ -493,6 +509,8 @@ class Ledger:
                     "phones": sorted(self.identifier_hash(p) for p in stored["phones"]),
                     "forgotten": True,
                 }
+                if _others(stored):
+                    forgotten["others"] = sorted(self.identifier_hash(o) for o in _others(stored))
                 requests.append(
                     self._update(conn, requests_table, other, subject=json.dumps(forgotten))
                 )
@@ -842,8 +860,10 @@ def _check_same_request(row: Mapping[str, Any], request: DataSubjectRequest) -> 
         raise ValueError(
             f"request {request.id} belongs to a subject whose data was erased: use a new request id"
         )
-    if set(stored["emails"]) != set(request.subject.emails) or set(stored["phones"]) != set(
-        request.subject.phones
+    if (
+        set(stored["emails"]) != set(request.subject.emails)
+        or set(stored["phones"]) != set(request.subject.phones)
+        or set(_others(stored)) != {str(i) for i in request.subject.others}
     ):
         raise ValueError(
             f"request {request.id} is already in the ledger for another subject: "

@@ -20,6 +20,21 @@ from dsrflow.identifiers import (
 )
 
 REQUEST_ID_PATTERN = re.compile(r"^DSR-\d{4}-\d{4,}$")
+JIRA_ACCOUNT = "jira_account_id"
+# A Jira Cloud accountId ("5b10ac8d82e05b22cc7d4ef5", "557058:f581…", "qm:…:…") or a Data
+# Center user name: at most 128 characters, none of them blank or a control character.
+_JIRA_ACCOUNT = re.compile(r"^[^\s\x00-\x1f\x7f]{1,128}$")
+
+
+def normalise_jira_account(raw: str) -> str:
+    """An account id as typed, trimmed; compared as exact text (ids are case-sensitive)."""
+    value = raw.strip()
+    if not _JIRA_ACCOUNT.match(value):
+        raise IdentifierError(
+            "a Jira account id is 1 to 128 characters without spaces "
+            "(e.g. 5b10ac8d82e05b22cc7d4ef5)"
+        )
+    return value
 
 
 class RequestType(StrEnum):
@@ -52,13 +67,28 @@ class Subject(BaseModel):
         phones: list[str] | tuple[str, ...] = (),
         name: str | None = None,
         phone_region: str = "NO",
+        jira_accounts: list[str] | tuple[str, ...] = (),
     ) -> Subject:
-        """Validate and normalise what an officer typed; IdentifierError names the culprit."""
+        """Validate and normalise what an officer typed; IdentifierError names the culprit.
+
+        ``jira_accounts``: Jira account ids the officer confirmed as the subject's (where Jira
+        hides an account's address, the id is how the Jira source knows it)."""
         if not emails:
             raise IdentifierError("a request needs at least one e-mail address of the subject")
         normalised = tuple(dict.fromkeys(normalise_email(e) for e in emails))
         phone_values = tuple(dict.fromkeys(normalise_phone(p, phone_region) for p in phones))
-        return cls(emails=normalised, phones=phone_values, name=(name or "").strip() or None)
+        others = tuple(
+            dict.fromkeys(
+                Identifier(kind=JIRA_ACCOUNT, value=normalise_jira_account(a))
+                for a in jira_accounts
+            )
+        )
+        return cls(
+            emails=normalised,
+            phones=phone_values,
+            others=others,
+            name=(name or "").strip() or None,
+        )
 
     @property
     def identifiers(self) -> frozenset[Identifier]:
