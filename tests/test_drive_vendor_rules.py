@@ -287,3 +287,10 @@ def test_a_delegated_user_without_access_is_not_told_nothing_is_there(sandbox, t
         list(connector(sandbox, by_name, delegated_user=NOBODY).discover(kari()))
     # The sandbox's own delegated user was given access, as an admin would set it up.
     assert list(connector(sandbox, mapping).discover(kari()))
+
+
+def test_an_incomplete_search_across_drives_is_not_taken_for_complete(team_sandbox, tmp_path):
+    httpx.post(f"{team_sandbox.api_url}/_emulator/search", json={"incomplete_all_drives": True})
+    mapping = _only_folders(team_sandbox, tmp_path, [{"name": "Contracts"}, {"name": "Sales"}])
+    with pytest.raises(SourceUnavailable, match="incompleteSearch"):
+        list(connector(team_sandbox, mapping).discover(kari()))

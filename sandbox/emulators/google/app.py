@@ -5,9 +5,12 @@ Routes: ``POST /token``; ``GET /drive/v3/files``, ``GET /drive/v3/files/{id}``;
 ``GET|PUT …/values/{range}``, ``POST …/values/{range}:clear``;
 ``POST /v4/spreadsheets/{id}:batchUpdate``; the fault-control routes of
 ``sandbox.emulators.faults`` and ``POST /_emulator/quota``
-(``{"read_quota_per_minute": N}``, 0 = off). Unknown routes and parameters get Google's error
-shape. Throttling (from ``Faults`` or the per-user read quota) answers 429 RESOURCE_EXHAUSTED
-without Retry-After, as Google does.
+(``{"read_quota_per_minute": N}``, 0 = off) and ``POST /_emulator/search``
+(``{"incomplete_all_drives": true}``: a ``corpora=allDrives`` listing leaves out the shared
+drives' items and says ``incompleteSearch: true``, as Drive may). Unknown routes and parameters
+get Google's error shape. Throttling from ``Faults`` answers 429 RESOURCE_EXHAUSTED without
+Retry-After, as Google does; the per-user read quota answers Drive's 403 userRateLimitExceeded
+on Drive routes and Sheets' 429 on Sheets routes.
 """
 
 from __future__ import annotations
@@ -82,6 +85,11 @@ def create_app(state: GoogleState | None = None, faults: Faults | None = None) -
         state.read_quota_per_minute = int(body.get("read_quota_per_minute", 0))
         return GoogleJSON({"read_quota_per_minute": state.read_quota_per_minute})
 
+    async def set_search(request: Request) -> Response:
+        body = await request.json()
+        state.incomplete_all_drives = bool(body.get("incomplete_all_drives", False))
+        return GoogleJSON({"incomplete_all_drives": state.incomplete_all_drives})
+
     async def on_google_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, GoogleError)
         return exc.response()
@@ -99,6 +107,7 @@ def create_app(state: GoogleState | None = None, faults: Faults | None = None) -
         batch.route(lambda: app),
         *faults.control_routes(),
         Route("/_emulator/quota", set_quota, methods=["POST"]),
+        Route("/_emulator/search", set_search, methods=["POST"]),
     ]
     app = Starlette(
         routes=routes,

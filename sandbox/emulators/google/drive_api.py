@@ -154,6 +154,11 @@ def routes(state: GoogleState) -> list[Route]:
         order_by = request.query_params.get("orderBy", "")
         page_size = int_param(request, "pageSize", 100, 1, 1000)
         admits = corpus(request, user)
+        incomplete = (
+            request.query_params.get("corpora") == "allDrives"
+            and state.incomplete_all_drives
+            and bool(state.drives)
+        )
         selection = _selection(
             request,
             {"kind": None, "nextPageToken": None, "incompleteSearch": None, "files": FILE_MEMBERS},
@@ -181,13 +186,16 @@ def routes(state: GoogleState) -> list[Route]:
             matching = [
                 f
                 for f in state.files.values()
-                if admits(f) and state.can_read(user, f) and predicate(f)
+                if admits(f)
+                and state.can_read(user, f)
+                and predicate(f)
+                and not (incomplete and f.drive_id)
             ]
             matching = _order(matching, order_by)
             page = matching[offset : offset + page_size]
             base = str(request.base_url).rstrip("/")
             items = [f.resource(base) for f in page]
-        body: dict[str, Any] = {"kind": "drive#fileList", "incompleteSearch": False}
+        body: dict[str, Any] = {"kind": "drive#fileList", "incompleteSearch": incomplete}
         if offset + page_size < len(matching):
             body["nextPageToken"] = _page_token(offset + page_size, fingerprint)
         if selection is None:

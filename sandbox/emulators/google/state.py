@@ -155,6 +155,11 @@ class GoogleState:
         self.tokens: dict[str, Token] = {}
         self.service_accounts: dict[str, Any] = {}  # client_email -> RSA public key
         self.read_quota_per_minute = read_quota_per_minute
+        # Drive may not search every shared drive under corpora=allDrives: "incompleteSearch:
+        # Whether the search process was incomplete. If true, then some search results might be
+        # missing, since all documents were not searched. This can occur when searching
+        # multiple drives with the 'allDrives' corpora" (files.list reference, FileList).
+        self.incomplete_all_drives = False
         self._reads: dict[str, deque[float]] = defaultdict(deque)
         self._ids = itertools.count(1)
 
