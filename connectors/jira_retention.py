@@ -19,6 +19,11 @@ What goes: ``delete`` deletes the request (as erasure does), ``anonymise`` pseud
 everyone who appears in it and removes them as reporter, participants and commenters (erasure's
 own anonymisation, applied to all of them). Requests of restricted subjects, and those under the
 mapping's legal hold, stay. A dry run changes nothing and counts what would go.
+
+A request with subtasks goes with them (``deleteSubtasks=true``: Jira refuses the delete
+otherwise) only when every subtask is expired too; else it stays until they are, and the
+result's notes count it. An anonymised request's change history keeps the old values (no API
+removes them: ``connectors.jira_history``): the notes count those requests and name the step.
 """
 
 from __future__ import annotations
@@ -27,8 +32,9 @@ import datetime as dt
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from connectors import jira_history
 from connectors.base import SweepResult
-from connectors.jira import _Known, account_of, jql_string
+from connectors.jira import _Known, _subtask_keys, account_of, jql_string
 from connectors.jira_text import Person, emails_in, mentions_in
 from dsrflow.identifiers import try_normalise_email
 from dsrflow.mapping.jira import JiraRetentionRule
@@ -106,17 +112,59 @@ class JiraRetention:
         result: SweepResult,
         dry_run: bool,
     ) -> None:
-        held = 0
+        held = waiting = history = along = 0
         for issue in self._expired(project, rule, cutoff, result):
+            live, expired = self._subtasks(issue, cutoff) if rule.action == "delete" else ([], [])
             if issue["key"] in keep:
                 result.protected += 1
             elif self.connector._held(issue["fields"]):
                 held += 1
+            elif live:
+                waiting += 1
             elif dry_run or self._apply(rule, issue):
                 result.rows += 1
+                along += len(expired)
+                history += not dry_run and rule.action != "delete" and self._has_history(issue)
         if held:
             reason = self.mapping.legal_hold.reason if self.mapping.legal_hold else "legal hold"
             result.notes.append(f"{held} kept under the legal hold: {reason}")
+        if waiting:
+            result.notes.append(
+                f"{waiting} kept until their subtasks expire too (a delete takes its subtasks)"
+            )
+        if along:
+            # Counted here, not in rows: each went with its request's delete.
+            done = "would go" if dry_run else "deleted"
+            result.notes.append(f"{along} expired subtask(s) {done} with their request")
+        if history:
+            result.notes.append(
+                f"{history} anonymised request(s) keep the old values in their change history: "
+                f"{jira_history.STEP}"
+            )
+
+    def _subtasks(self, issue: dict[str, Any], cutoff: dt.datetime) -> tuple[list[str], list[str]]:
+        """The issue's subtasks, read afresh: (not resolved before ``cutoff``, expired)."""
+        live, expired = [], []
+        client = self.connector.client
+        for key in _subtask_keys(issue["fields"]):
+            sub = client.call(
+                "reading a subtask",
+                lambda k=key: client.jira._get_json(
+                    f"issue/{k}", params={"fields": "resolutiondate"}
+                ),
+                missing_ok=True,
+            )
+            moment = resolved_at(sub["fields"]) if sub else None
+            if sub is None:
+                continue
+            (live if moment is None or moment >= cutoff else expired).append(key)
+        return live, expired
+
+    def _has_history(self, issue: dict[str, Any]) -> bool:
+        """Whether the anonymised request's history still names anyone who was in it."""
+        person = self._people(issue, self.connector._all_comments(issue))
+        found, _ = jira_history.traces(self.connector.client, issue["key"], person)
+        return found > 0
 
     def _expired(
         self, project: str, rule: JiraRetentionRule, cutoff: dt.datetime, result: SweepResult
@@ -147,7 +195,11 @@ class JiraRetention:
         """Delete or anonymise one request; whether anything changed (a rerun changes nothing)."""
         key = issue["key"]
         if rule.action == "delete":
-            return self.connector.delete_issue(key, "deleting an expired request")
+            # Every subtask is expired too (``_subtasks``): they go with it.
+            subtasks = bool(_subtask_keys(issue["fields"]))
+            return self.connector.delete_issue(
+                key, "deleting an expired request", subtasks=subtasks
+            )
         comments = self.connector._all_comments(issue)
         everyone = self._people(issue, comments)
         return self.connector._anonymise_issue(issue, comments, _Known(everyone))

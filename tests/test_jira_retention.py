@@ -271,3 +271,26 @@ def test_emulator_resolution_fields_and_date_clauses(site: Site) -> None:
     assert (
         "Date value '22.11.2023' for field 'resolved' is invalid" in bad.json()["errorMessages"][0]
     )
+
+
+def test_a_request_goes_with_its_subtasks_only_when_they_expired_too(site: Site) -> None:
+    # SUP-20's subtask expired with it; SUP-21's is still open (Jira refuses a delete of an
+    # issue with subtasks unless deleteSubtasks=true, which then takes them too).
+    add_request(site, "SUP-40", "2021-06-01T10:00:00Z", parent={"key": "SUP-20"})
+    add_request(site, "SUP-41", None, parent={"key": "SUP-21"})
+    [result] = site.connector(page_size=3).sweep(NOW)
+    assert "SUP-20" not in keys(site) and "SUP-40" not in keys(site)
+    assert {"SUP-21", "SUP-41"} <= keys(site)
+    assert result.rows == len(OLD) - 1 + 1  # SUP-21 waits; SUP-29 goes
+    assert result.notes == [
+        "1 kept until their subtasks expire too (a delete takes its subtasks)",
+        "1 expired subtask(s) deleted with their request",
+    ]
+
+
+def test_anonymised_requests_say_their_history_keeps_the_old_values(site: Site) -> None:
+    mapping = mapping_with(retention=[{"max_age": {"years": 3}, "action": "anonymise"}])
+    [result] = site.connector(mapping, page_size=3).sweep(NOW)
+    (note,) = [n for n in result.notes if "change history" in n]
+    assert note.startswith(f"{len(OLD) + 1} anonymised request(s) keep the old values")
+    assert "Atlassian support" in note
