@@ -35,6 +35,14 @@ if TYPE_CHECKING:  # sandbox.runtime imports this module for PARTS
 MAPPINGS = Path(__file__).resolve().parents[1] / "mappings"
 SERVICE_ACCOUNT = "dsrflow-sandbox@dsrflow-sandbox.iam.gserviceaccount.com"
 DELEGATED_USER = "dsr-officer@fjelltopp.example"
+# What the sandbox's "admin" grants the service account for domain-wide delegation: the scopes
+# README tells a real admin to grant (connectors/drive_client.SCOPES). A token for more fails.
+DELEGATED_SCOPES = frozenset(
+    {
+        "https://www.googleapis.com/auth/drive.readonly",
+        "https://www.googleapis.com/auth/spreadsheets",
+    }
+)
 
 
 def write_service_account(state: GoogleState, url: str, path: Path) -> Path:
@@ -46,6 +54,7 @@ def write_service_account(state: GoogleState, url: str, path: Path) -> Path:
         serialization.NoEncryption(),
     ).decode("ascii")
     state.service_accounts[SERVICE_ACCOUNT] = key.public_key()
+    state.delegations[SERVICE_ACCOUNT] = DELEGATED_SCOPES
     info = {
         "type": "service_account",
         "project_id": "dsrflow-sandbox",

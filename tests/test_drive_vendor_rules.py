@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import json
 
+import google_auth_httplib2
+import httplib2
 import httpx
 import pytest
 import yaml
+from google.auth.exceptions import RefreshError
 from googleapiclient.errors import HttpError
 
 from connectors.base import SourceUnavailable
@@ -294,3 +297,23 @@ def test_an_incomplete_search_across_drives_is_not_taken_for_complete(team_sandb
     mapping = _only_folders(team_sandbox, tmp_path, [{"name": "Contracts"}, {"name": "Sales"}])
     with pytest.raises(SourceUnavailable, match="incompleteSearch"):
         list(connector(team_sandbox, mapping).discover(kari()))
+
+
+def _delegated(google_fixture, scopes, subject=DELEGATED_USER):
+    _, _, _, _, _, creds = google_fixture
+    return creds.with_scopes(list(scopes)).with_subject(subject)
+
+
+def test_domain_wide_delegation_grants_only_the_scopes_the_admin_listed(google):  # noqa: F811
+    _, state, *_ = google
+    request = google_auth_httplib2.Request(httplib2.Http())
+    _delegated(google, SCOPES).refresh(request)  # what the sandbox's admin granted
+    wider = _delegated(google, ["https://www.googleapis.com/auth/drive"])
+    with pytest.raises(RefreshError, match="unauthorized_client"):
+        wider.refresh(request)
+    state.domain_users = {DELEGATED_USER}
+    with pytest.raises(RefreshError, match="invalid_grant: Invalid email or User ID"):
+        _delegated(google, SCOPES, "stranger@elsewhere.example").refresh(request)
+    state.delegations.clear()  # delegation switched off in the Admin console
+    with pytest.raises(RefreshError, match="unauthorized_client"):
+        _delegated(google, SCOPES).refresh(request)

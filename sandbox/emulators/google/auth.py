@@ -101,7 +101,23 @@ def token_endpoint(state: GoogleState) -> Any:
         scopes = frozenset(str(claims.get("scope", "")).split())
         if not scopes:
             return _oauth_error("invalid_scope", "Empty or missing scope not allowed.")
-        user = claims.get("sub") or claims["iss"]
+        subject = claims.get("sub")
+        if subject and subject != claims["iss"]:
+            # Domain-wide delegation: the Admin console lists, per service account client, the
+            # scopes it may use for the domain's users; asking for one more (or having none) is
+            # 401 unauthorized_client (googleapis/google-auth-library-ruby#210,
+            # hlavki/g-suite-identity-sync#7). A subject not in the domain: invalid_grant.
+            granted = state.delegations.get(claims["iss"])
+            if granted is None or not scopes <= granted:
+                return _oauth_error(
+                    "unauthorized_client",
+                    "Client is unauthorized to retrieve access tokens using this method, or "
+                    "client not authorized for any of the scopes requested.",
+                    status=401,
+                )
+            if state.domain_users is not None and subject.lower() not in state.domain_users:
+                return _oauth_error("invalid_grant", "Invalid email or User ID")
+        user = subject or claims["iss"]
         access_token = state.issue_token(user, scopes)
         return GoogleJSON(
             {"access_token": access_token, "expires_in": 3599, "token_type": "Bearer"}

@@ -154,6 +154,11 @@ class GoogleState:
         self.drives: dict[str, SharedDrive] = {}
         self.tokens: dict[str, Token] = {}
         self.service_accounts: dict[str, Any] = {}  # client_email -> RSA public key
+        # Domain-wide delegation as the Admin console grants it: client_email -> the scopes it
+        # may use on behalf of the domain's users (absent: no delegation at all).
+        self.delegations: dict[str, frozenset[str]] = {}
+        # The domain's users (lower case) a service account may act for; None: anyone.
+        self.domain_users: set[str] | None = None
         self.read_quota_per_minute = read_quota_per_minute
         # Drive may not search every shared drive under corpora=allDrives: "incompleteSearch:
         # Whether the search process was incomplete. If true, then some search results might be
