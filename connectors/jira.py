@@ -1,11 +1,16 @@
 """A Jira service desk (Cloud or Data Center) through the ``jira`` package.
 
-Who the subject is in Jira: the accounts whose e-mail address is one of theirs (user search,
-confirmed exactly), any ``jira_account_id`` already known, and their Service Management customer
-records in each mapped service desk.
+Who the subject is in Jira: the accounts whose e-mail address is one of theirs, confirmed
+exactly where Jira shows it (user search; a mapped service desk's customer list, which shows
+portal customers' addresses to agents), any ``jira_account_id`` the officer gave, and their
+Service Management customer records in each mapped service desk. Jira Cloud hides an address
+where the user's profile visibility says so, and its user search is empty without Browse users
+and groups: an account found by the address whose address is hidden, or a search that cannot
+look, makes the source incomplete, loudly, with the step the officer takes
+(``connectors.jira_accounts``). A hidden address is never taken as "not the subject".
 
-Discovery is one JQL search, paged (Cloud: ``nextPageToken``; Data Center: ``startAt``) and
-streamed page by page::
+Discovery is one JQL search, paged (Cloud: ``nextPageToken`` alone, as ``isLast`` is optional
+and pages may be shorter than asked; Data Center: ``startAt``) and streamed page by page::
 
     project in ("SUP") AND (reporter in (…) OR "Request participants" in (…)
         OR issue in updatedBy(…) OR text ~ "…") ORDER BY key ASC
@@ -28,7 +33,11 @@ the service desk, and then their own portal-only customer account is deleted fro
 (``connectors.jira_accounts``; agents' accounts are kept, and the plan says so). Customers come
 last, so that a rerun after a crash still finds the account that the other steps need. Records
 under the mapping's legal hold are skipped with the reason and date. Every step reads the
-current state first, so a second run changes nothing.
+current state first, so a second run changes nothing. An issue is deleted with its subtasks
+(``deleteSubtasks=true``) only where they are the subject's alone; others' subtasks make it
+shared. Results say what Jira still keeps (``ActionResult.remains``): an anonymised issue's
+change history holds the old values (``connectors.jira_history``), and a deleted customer
+account lives on at Atlassian (``connectors.jira_accounts``).
 
 The retention sweep (``sweep``) deletes or anonymises requests resolved longer ago than the
 mapping's ``retention`` rules allow (``connectors.jira_retention``).
