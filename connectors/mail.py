@@ -367,6 +367,7 @@ class MailConnector:
             fold_plus_tags=self.mapping.matching.plus_addressing == PlusAddressing.SAME,
         )
         self._matcher = matcher
+        self.unsearchable = {}
         kql = search_expression(
             addresses,
             self.mapping.matching.mentions,
@@ -473,11 +474,18 @@ class MailConnector:
         )
         return True
 
+    @property
+    def not_searched(self) -> list[str]:
+        """What the last discovery could not search, for the answer (``discover_source``)."""
+        note = self.unsearchable_note()
+        return [note] if note else []
+
     def unsearchable_note(self) -> str | None:
-        """One sentence naming the mailboxes that could not be searched, for answers."""
+        """One sentence on the mailboxes that could not be searched, for answers (the subject
+        reads them: other people's addresses masked; the officer finds them in Exchange)."""
         if not self.unsearchable:
             return None
-        names = ", ".join(sorted(self.unsearchable))
+        names = ", ".join(sorted(mask_email(m.lower()) for m in self.unsearchable))
         return (
             f"{len(self.unsearchable)} mailbox(es) could not be searched through Microsoft "
             f"Graph ({names}: {MAILBOX_NOT_ENABLED}, a guest or a mailbox on premises); any "

@@ -111,6 +111,7 @@ def build_export(
     mappings: dict[str, BaseMapping],
     frame: pd.DataFrame,
     now: dt.datetime | None = None,
+    not_searched: dict[str, list[str]] | None = None,
 ) -> AccessExport:
     now = now or dt.datetime.now(dt.UTC)
     counts = summary(frame)
@@ -132,6 +133,7 @@ def build_export(
         summary=[SummaryRow(**r) for r in counts.to_dict("records")],
         total_records=len(frame),
         records=_records_by_category(frame),
+        not_searched=not_searched or {},
     )
 
 

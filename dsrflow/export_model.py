@@ -94,6 +94,11 @@ class AccessExport(_Doc):
     records: dict[str, dict[str, list[RecordPart]]] = Field(
         description="source -> data category -> the parts of records in that category"
     )
+    not_searched: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="source -> what it could not search, and why (e.g. a mailbox the vendor's "
+        "API cannot reach): the records above do not cover it",
+    )
 
 
 def export_json_schema() -> dict[str, Any]:

@@ -78,7 +78,7 @@ def _answer(
     found = discover_everywhere(config, mappings, request.subject)
     request = request.model_copy(update={"subject": found.subject})
     frame = merge_records(found.records)
-    files = write_access_export(request, config, mappings, frame, out_dir)
+    files = write_access_export(request, config, mappings, frame, out_dir, found.not_searched)
     publish_summary(request, frame)
     per_source = frame.groupby("source").size().to_dict() if len(frame) else {}
     ledger.record(

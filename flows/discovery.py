@@ -3,7 +3,7 @@ fixed point. Used by every request flow."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prefect import get_run_logger
 
@@ -22,6 +22,7 @@ class Discovery:
     records: list[Record]
     subject: Subject  # with the identifiers found on the way
     rounds: int
+    not_searched: dict[str, list[str]] = field(default_factory=dict)  # source -> what, why
 
 
 def found_identifiers(records: list[Record]) -> set[Identifier]:
@@ -44,10 +45,14 @@ def discover_everywhere(
             )
             for name in config.sources
         ]
-        records = [record for future in futures for record in future.result()]
+        found = {
+            name: future.result() for name, future in zip(config.sources, futures, strict=True)
+        }
+        records = [record for result in found.values() for record in result.records]
         expanded = subject.expanded(found_identifiers(records))
         if expanded == subject:
-            return Discovery(records=records, subject=subject, rounds=round_number)
+            gaps = {name: r.not_searched for name, r in found.items() if r.not_searched}
+            return Discovery(records, subject, round_number, gaps)
         get_run_logger().info(
             "round %d found %d more identifier(s); discovering again",
             round_number,

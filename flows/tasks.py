@@ -7,6 +7,7 @@ hash personal data); logs say counts, never contents.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -136,18 +137,32 @@ def check_sources(config: Config, right: RequestType | None = None) -> dict[str,
     return mappings
 
 
+@dataclass(frozen=True)
+class Found:
+    """A source's records, and what it could not search (e.g. a mailbox Graph cannot reach):
+    the answer says so rather than pass a partial search as the whole."""
+
+    records: list[Record]
+    not_searched: list[str]
+
+
 @task(name="discover", retries=0, **PRIVATE)
-def discover_source(
-    name: str, config: Config, mapping: BaseMapping, subject: Subject
-) -> list[Record]:
+def discover_source(name: str, config: Config, mapping: BaseMapping, subject: Subject) -> Found:
     connector = open_connector(name, config.sources[name], mapping, config.phone_region)
     try:
         records = list(connector.discover(subject))
+        not_searched = list(getattr(connector, "not_searched", []))
     finally:
         connector.close()
     shared = sum(r.shared for r in records)
-    get_run_logger().info("%s: %d record(s), %d shared with others", name, len(records), shared)
-    return records
+    get_run_logger().info(
+        "%s: %d record(s), %d shared with others, %d place(s) not searched",
+        name,
+        len(records),
+        shared,
+        len(not_searched),
+    )
+    return Found(records, not_searched)
 
 
 @task(name="merge", **PRIVATE)
@@ -164,8 +179,9 @@ def write_access_export(
     mappings: dict[str, BaseMapping],
     frame: pd.DataFrame,
     out_dir: Path,
+    not_searched: dict[str, list[str]] | None = None,
 ) -> ExportFiles:
-    document = build_export(request, config, mappings, frame)
+    document = build_export(request, config, mappings, frame, not_searched=not_searched)
     files = write_export(document, out_dir / request.id)
     get_run_logger().info("export of %d record(s) written (owner-only)", document.total_records)
     return files

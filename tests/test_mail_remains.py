@@ -95,7 +95,10 @@ def test_mailbox_less_users_are_skipped_and_named(graph):
     assert len({r.native_id["internetMessageId"] for r in records}) == 5
     assert set(connector.unsearchable) == {GUEST, HYBRID}
     note = connector.unsearchable_note()
-    assert GUEST in note and HYBRID in note and "MailboxNotEnabledForRESTAPI" in note
+    # Named masked: the subject reads it, and these are other people's addresses.
+    assert "a***@fjelltopp.example" in note and "o***@fjelltopp.example" in note
+    assert GUEST not in note and HYBRID not in note and "MailboxNotEnabledForRESTAPI" in note
+    assert connector.not_searched == [note]
     # An erasure by a fresh connector looks in every mailbox, skips the two, and says so.
     fresh = graph.connector(matching__mentions=False)
     report = fresh.erase(plan_for(records))
@@ -115,3 +118,35 @@ def test_named_mailbox_less_user_is_skipped_too(graph):
         "sal-bcc",
     }
     assert list(connector.unsearchable) == [HYBRID]
+
+
+def test_the_access_export_says_which_mailboxes_were_not_searched(
+    graph, tmp_path, sandbox_sqlite_url, prefect_harness
+):
+    import json
+    from pathlib import Path
+
+    from flows.access import access_request
+    from sandbox.mail_part import mail_source
+    from sandbox.runtime import onprem_source, write_config
+
+    graph.store.add_user_without_mailbox(HYBRID, user_type="Member")
+    config = tmp_path / "dsrflow.yaml"
+    write_config(
+        config, onprem_source(sandbox_sqlite_url) | mail_source(graph.url), tmp_path / "exports"
+    )
+    state = access_request(
+        request_id="DSR-2026-0044",
+        subject_emails=["al@example.com"],
+        config_path=str(config),
+        out_dir=str(tmp_path / "out"),
+        return_state=True,
+    )
+    assert state.is_completed(), state.message
+    directory = Path(state.result().export_dir)
+    document = json.loads((directory / "export.json").read_text())
+    [note] = document["not_searched"]["mail"]
+    assert note.startswith("1 mailbox(es) could not be searched")
+    assert "o***@fjelltopp.example" in note and HYBRID not in note
+    assert "o***@fjelltopp.example" in (directory / "export.html").read_text()
+    assert document["records"]["mail"]  # the other mailboxes' mail is still there
