@@ -56,6 +56,7 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from kiota_abstractions.api_error import APIError
@@ -86,6 +87,7 @@ from connectors.mail_graph import (
     message_dict,
     retry_after_of,
 )
+from connectors.mail_index import ParticipantIndex
 from connectors.mail_match import (
     PARTICIPANT_FIELDS,
     Matcher,
@@ -227,8 +229,19 @@ class MailConnector:
         # Mailboxes Graph cannot search (guests, hybrid users on premises: 404
         # MailboxNotEnabledForRESTAPI) -> why; skipped, and said on every answer.
         self.unsearchable: dict[str, str] = {}
+        self._index: ParticipantIndex | None = None  # opened on first use
+
+    @property
+    def index(self) -> ParticipantIndex | None:
+        """The sender/replyTo index, if the mapping keeps one (``connectors.mail_index``)."""
+        path = self.mapping.matching.participant_index
+        if path and self._index is None:
+            self._index = ParticipantIndex(Path(path).expanduser())
+        return self._index
 
     def close(self) -> None:
+        if self._index is not None:
+            self._index.close()
         self.graph.close()
 
     # -- preflight ----------------------------------------------------------------------------
@@ -373,10 +386,16 @@ class MailConnector:
             self.mapping.matching.mentions,
             plus_tags=self.mapping.matching.plus_addressing == PlusAddressing.SAME,
         )
+        index_hits: dict[str, set[str]] = {}
+        if self.index is not None:
+            self.stats.index_changes += self.index.sync(self)  # this round's changes only
+            index_hits = self.index.lookup(matcher.wanted)
         for group in chunks(self.mailboxes(), BATCH_SIZE):
             self._prefetch_folders(group)
             for mailbox in group:
-                yield from self._discover_mailbox(mailbox, kql, matcher)
+                yield from self._discover_mailbox(
+                    mailbox, kql, matcher, index_hits.get(mailbox, set())
+                )
 
     def _search_select(self) -> list[str]:
         parts = set(self.mapping.record.parts)
@@ -384,7 +403,9 @@ class MailConnector:
             return [*_SEARCH_SELECT, "body"]
         return list(_SEARCH_SELECT)
 
-    def _discover_mailbox(self, mailbox: str, kql: str, matcher: Matcher) -> Iterator[Record]:
+    def _discover_mailbox(
+        self, mailbox: str, kql: str, matcher: Matcher, indexed: set[str]
+    ) -> Iterator[Record]:
         """Every confirmed hit in one mailbox. Graph answers a ``$search`` with at most 1,000
         results, so a search that reaches the cap is split by the date received (KQL
         ``received`` ranges, whole days) and each part searched again, until every part is
@@ -414,6 +435,37 @@ class MailConnector:
             pivot = split_day(hits, first, last)
             self.stats.search_splits += 1
             parts += [(pivot + dt.timedelta(days=1), last), (first, pivot)]
+        yield from self._indexed(mailbox, sorted(indexed - seen), matcher)
+
+    def _indexed(self, mailbox: str, message_ids: list[str], matcher: Matcher) -> Iterator[Record]:
+        """Messages the participant index names for the subject (as sender or replyTo) that the
+        search did not return: each read and confirmed exactly, as a search hit is. One the index
+        still names but Exchange no longer has (404 ErrorItemNotFound) is gone: the next delta
+        round drops it."""
+        builder = self.graph.client.users.by_user_id(mailbox).messages
+        config = RequestConfiguration(
+            query_parameters=MessageItemRequestBuilder.MessageItemRequestBuilderGetQueryParameters(
+                select=self._search_select()
+            )
+        )
+        for group in chunks(message_ids, self.settings.page_size):
+            found = []
+            for message_id in group:
+                info = builder.by_message_id(message_id).to_get_request_information(config)
+                try:
+                    found.append(message_dict(self._get_raw(mailbox, "index", info)))
+                except APIError as exc:
+                    if (
+                        exc.response_status_code == 404
+                        and error_code_of(exc) == "ErrorItemNotFound"
+                    ):
+                        continue
+                    raise self._unavailable(mailbox, exc) from exc
+            confirmed = [(m, hit) for m in found if (hit := self._confirm(m, matcher))[0]]
+            attachments = self._attachments_of(mailbox, [m for m, _ in confirmed])
+            for message, (matched, via) in confirmed:
+                via = via or "named as sender or reply-to (participant index)"
+                yield self._record(mailbox, message, matched, via, attachments.get(message["id"]))
 
     def _search_part(
         self,
@@ -680,6 +732,8 @@ class MailConnector:
                 )
         if deletes:
             report.results.extend(self._erase_messages(deletes))
+            if self.index is not None:
+                self.index.sync(self)  # deleted mail leaves the index with the subject's entries
         return report
 
     def _erase_messages(self, actions: list[PlannedAction]) -> list[ActionResult]:
@@ -996,9 +1050,17 @@ class MailConnector:
         # Imported here: mail_retention builds on this module.
         from connectors.mail_retention import MailRetention
 
-        return MailRetention(self).sweep(now, dry_run=dry_run, protected=protected)
+        results = MailRetention(self).sweep(now, dry_run=dry_run, protected=protected)
+        if self.index is not None and not dry_run:
+            # The scheduled run that keeps the participant index's rounds short.
+            self.index.sync(self)
+        return results
 
     # -- running SDK calls ----------------------------------------------------------------------
+
+    def _get_raw(self, mailbox: str | None, kind: str, request: Any) -> dict[str, Any]:
+        """A GET whose APIError the caller reads (e.g. a 404 that is a confirmed absence)."""
+        return self.graph.run(self.graph.get_json(mailbox, kind, request))
 
     def _get(self, mailbox: str | None, kind: str, request: Any) -> dict[str, Any]:
         try:

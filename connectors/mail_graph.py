@@ -99,6 +99,7 @@ class GraphStats:
 
     requests: int = 0
     searches: int = 0
+    index_changes: int = 0  # changes a participant-index delta round applied
     search_splits: int = 0  # searches cut in two by date received (Graph's 1,000-result cap)
     pages: int = 0
     attachment_requests: int = 0

@@ -54,6 +54,12 @@ class Matching(Strict):
         description="also find messages that only mention the address in subject or body",
     )
     plus_addressing: PlusAddressing = PlusAddressing.DISTINCT
+    participant_index: str | None = Field(
+        default=None,
+        description="an owner-only file for the index of sender and replyTo addresses (which "
+        "KQL's participants does not cover), kept by Graph delta queries; none: mail naming "
+        "the subject only there is not found",
+    )
 
 
 class RecordContent(Strict):

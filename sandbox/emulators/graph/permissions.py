@@ -42,6 +42,7 @@ BY_HANDLER = {
     "list_child_folders": READ_MAIL_BASIC,
     "list_messages": READ_MAIL_BASIC,
     "get_message": READ_MAIL_BASIC,
+    "message_delta": READ_MAIL_BASIC,
     "list_attachments": READ_MAIL,
     "delete_message": WRITE_MAIL,
     "permanent_delete": WRITE_MAIL,

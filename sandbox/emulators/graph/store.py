@@ -76,6 +76,7 @@ class Stored:
     attachments: list[dict[str, Any]]
     participants_text: str
     default_text: str  # from, subject, body: Exchange's default search properties
+    seq: int = 0  # the store's change counter when this message last changed (delta queries)
 
 
 @dataclass
@@ -93,6 +94,9 @@ class Mailbox:
     # list shows it; permanentDelete puts an item in Purges, a delete from Deleted Items in
     # Deletions (https://learn.microsoft.com/graph/api/message-permanentdelete).
     recoverable: dict[str, tuple[str, Stored]] = field(default_factory=dict)
+    # (change counter, folder id, message id) of each message that left a folder: what a
+    # folder's delta query reports as @removed.
+    removed: list[tuple[int, str, str]] = field(default_factory=list)
     user_type: str = "Member"
 
     def index(self, stored: Stored) -> None:
@@ -165,6 +169,11 @@ class GraphStore:
         self.tenant_domain = tenant_domain
         self.lock = threading.RLock()
         self.mailboxes: dict[str, Mailbox] = {}  # by user id
+        self.seq = 0  # bumped by every change to a message (delta tokens are built on it)
+
+    def _tick(self) -> int:
+        self.seq += 1
+        return self.seq
 
     # -- users and mailboxes --------------------------------------------------------------------
 
@@ -256,7 +265,7 @@ class GraphStore:
             data["hasAttachments"] = bool(attachments)
             data["id"] = message_id
             participants, default = search_texts(data)
-            stored = Stored(data, attachments, participants, default)
+            stored = Stored(data, attachments, participants, default, self._tick())
             box.messages[message_id] = stored
             box.index(stored)
             return data
@@ -297,6 +306,8 @@ class GraphStore:
         with self.lock:
             stored = box.messages.pop(message_id)
             box.unindex(stored)
+            box.removed.append((self._tick(), stored.resource["parentFolderId"], message_id))
+            stored.seq = self._tick()
             new_id = new_message_id()
             stored.resource = {
                 **stored.resource,
@@ -314,6 +325,7 @@ class GraphStore:
         with self.lock:
             stored = box.messages.pop(message_id)
             box.unindex(stored)
+            box.removed.append((self._tick(), stored.resource["parentFolderId"], message_id))
             box.recoverable[message_id] = (to, stored)
 
     def recoverable_count(self) -> dict[str, int]:
