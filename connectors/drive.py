@@ -68,6 +68,7 @@ from connectors.drive_rows import (
     SheetRef,
     changed,
     clear_cells_request,
+    clear_row_request,
     column_letter,
     content_digest,
     delete_rows_requests,
@@ -374,7 +375,7 @@ class DriveConnector:
         meta = self._read_or_gone(
             self.client.spreadsheets.get(
                 spreadsheetId=spreadsheet_id,
-                fields="sheets.properties(sheetId,title)",
+                fields="sheets.properties(sheetId,title,gridProperties(rowCount,frozenRowCount))",
             ),
             spreadsheet_id,
             "metadata_reads",
@@ -652,6 +653,13 @@ class DriveConnector:
                 clears += [clear_cells_request(props["sheetId"], target.row, c) for c in columns]
                 cleared += [(target.row, c) for c in columns]
             done.append(target)
+        emptied = self._last_unfrozen(props, rows, deletes)
+        if emptied is not None:
+            # Sheets refuses to delete every row below the frozen ones ("Sorry, it is not
+            # possible to delete all non-frozen rows."): that one row is emptied instead.
+            deletes.discard(emptied)
+            clears.append(clear_row_request(props["sheetId"], emptied))
+            cleared += [(emptied, c) for c in range(len(rows[emptied - 1]))]
         # Clearing does not move rows, so it goes first; then deletions from the bottom up.
         requests = clears + delete_rows_requests(props["sheetId"], deletes)
         if requests:
@@ -666,10 +674,33 @@ class DriveConnector:
                 ),
             )
             results += [
-                ActionResult(record_id=t.action.record_id, outcome=outcome[0], detail=outcome[1])
+                ActionResult(
+                    record_id=t.action.record_id,
+                    outcome=outcome[0],
+                    detail=outcome[1]
+                    or (
+                        f"row {t.row} emptied, not deleted: Sheets keeps at least one row below "
+                        "the frozen ones, and it was the last"
+                        if t.row == emptied
+                        else None
+                    ),
+                )
                 for t in done
             ]
         return results
+
+    @staticmethod
+    def _last_unfrozen(
+        props: dict[str, Any], rows: list[list[Any]], deletes: set[int]
+    ) -> int | None:
+        """The row (1-based) to empty rather than delete when deleting ``deletes`` would leave
+        no row below the frozen ones, which Sheets refuses; None when the deletion may go."""
+        grid = props.get("gridProperties") or {}
+        row_count = int(grid.get("rowCount", len(rows)))
+        frozen = int(grid.get("frozenRowCount", 0))
+        if not deletes or row_count - len(deletes) > frozen:
+            return None
+        return max(deletes)
 
     def send_change(
         self,

@@ -64,6 +64,17 @@ def clear_cells_request(sheet_id: int, row: int, column: int) -> dict[str, Any]:
     }
 
 
+def clear_row_request(sheet_id: int, row: int) -> dict[str, Any]:
+    """A batchUpdate request emptying every cell of one row (``row`` 1-based)."""
+    return {
+        "repeatCell": {
+            "range": {"sheetId": sheet_id, "startRowIndex": row - 1, "endRowIndex": row},
+            "cell": {},
+            "fields": "userEnteredValue",
+        }
+    }
+
+
 def delete_rows_requests(sheet_id: int, rows: Iterable[int]) -> list[dict[str, Any]]:
     """batchUpdate requests deleting ``rows`` (1-based), the highest first: a deletion shifts
     the rows below it, never the ones above, so each index still names the row it was read as."""

@@ -27,9 +27,12 @@ Cell values are strings, numbers or booleans, as the Sheets API carries them.
 Optional, for shared drives and access: ``"shared_drives": [{"id": "0A-sales", "name": "Sales
 team", "members": {"someone@fjelltopp.example": "reader"}}]`` (a folder's or spreadsheet's
 ``parents`` may name a shared drive's id); ``"shared_with": {"e-mail": "reader"|"writer"|...}``
-on a folder or spreadsheet; ``"delegated_user_access": false`` to give the sandbox's delegated
-user only what the file says (by default it is given access as an admin would set it up:
-``grant``).
+on a folder or spreadsheet; on a sheet, ``"frozen_rows": 1``, ``"row_count": 3`` (the grid's
+rows; default 1000) and ``"protected": [{"startRowIndex": 0, "endRowIndex": 1, "editors":
+["e-mail"]}]`` (Sheets' GridRange members, end exclusive; only the editors may change those
+cells); ``"delegated_user_access": false`` to give the
+sandbox's delegated user only what the file says (by default it is given access as an admin
+would set it up: ``grant``).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from typing import Any
 from faker import Faker
 
 from sandbox.emulators.google import GoogleState
+from sandbox.emulators.google.state import ProtectedRange
 from sandbox.onprem_seed import (
     DEMO_PHONE,
     DEMO_SUBJECT,
@@ -105,12 +109,28 @@ def load_fixture(state: GoogleState, path: Path, grant_to: str | None = None) ->
             if not tab.get("title") or not isinstance(tab.get("values", []), list):
                 raise ValueError(f"{where}: every sheet needs a title and a values list")
             tabs[tab["title"]] = tab.get("values", [])
-        state.add_spreadsheet(
+        file_id = state.add_spreadsheet(
             sheet["name"], tabs, parents, id=sheet.get("id"), shared_with=sheet.get("shared_with")
         )
+        for tab, loaded in zip(sheet["sheets"], state.files[file_id].sheets, strict=True):
+            loaded.frozen_rows = int(tab.get("frozen_rows", 0))
+            if "row_count" in tab:  # a grid trimmed to its data (a new sheet has 1000 rows)
+                loaded.row_count = max(int(tab["row_count"]), len(loaded.rows))
+            loaded.protected = [_protected(p) for p in tab.get("protected", [])]
     if grant_to and data.get("delegated_user_access", True):
         grant(state, grant_to)
     return counts(state)
+
+
+def _protected(grid: dict[str, Any]) -> ProtectedRange:
+    """A ProtectedRange from its GridRange members (end indices exclusive) and ``editors``."""
+    return ProtectedRange(
+        start_row=int(grid.get("startRowIndex", 0)),
+        end_row=grid.get("endRowIndex"),
+        start_col=int(grid.get("startColumnIndex", 0)),
+        end_col=grid.get("endColumnIndex"),
+        editors=frozenset(e.lower() for e in grid.get("editors", [])),
+    )
 
 
 def grant(state: GoogleState, user: str) -> None:

@@ -14,7 +14,7 @@ from sandbox.emulators.google.auth import authorise
 from sandbox.emulators.google.errors import GoogleError, GoogleJSON, quota_exceeded
 from sandbox.emulators.google.fields import apply_fields, parse_fields
 from sandbox.emulators.google.params import bool_param, check_params, enum_param
-from sandbox.emulators.google.sheets_batch_update import apply
+from sandbox.emulators.google.sheets_batch_update import apply, protected_error
 from sandbox.emulators.google.sheets_values import read_window, resolve, write_window
 from sandbox.emulators.google.state import SPREADSHEET, DriveFile, GoogleState
 
@@ -94,6 +94,10 @@ def routes(state: GoogleState) -> list[Route]:
                 if ranges and sheet.title not in wanted:
                     continue
                 entry: dict[str, Any] = {"properties": sheet.properties(index)}
+                if sheet.protected:
+                    entry["protectedRanges"] = [
+                        p.resource(sheet.sheet_id, n) for n, p in enumerate(sheet.protected)
+                    ]
                 if grid:
                     rng = wanted.get(sheet.title) or resolve(file, sheet.title)[1]
                     r0, _, c0, _ = rng.bounded(sheet.row_count, sheet.column_count)
@@ -172,6 +176,18 @@ def routes(state: GoogleState) -> list[Route]:
         with state.lock:
             file = _spreadsheet(state, request.path_params["sid"], user, write=True)
             sheet, rng = resolve(file, text)
+            r0, c0 = rng.start_row or 0, rng.start_col or 0
+            values = body.get("values", [])
+            if major == "COLUMNS":
+                cells_at = [
+                    (r0 + i, c0 + j) for j, col in enumerate(values) for i in range(len(col))
+                ]
+            else:
+                cells_at = [
+                    (r0 + i, c0 + j) for i, row in enumerate(values) for j in range(len(row))
+                ]
+            if any(not sheet.may_edit(user, r, c) for r, c in cells_at):
+                raise protected_error()
             written, rows, cols, cells = write_window(
                 sheet, rng, body.get("values", []), major, input_option
             )
@@ -202,6 +218,8 @@ def routes(state: GoogleState) -> list[Route]:
             file = _spreadsheet(state, request.path_params["sid"], user, write=True)
             sheet, rng = resolve(file, text.removesuffix(":clear"))
             r0, r1, c0, c1 = rng.bounded(sheet.row_count, sheet.column_count)
+            if any(not sheet.may_edit(user, r, c) for r in range(r0, r1) for c in range(c0, c1)):
+                raise protected_error()
             for row in sheet.rows[r0:r1]:
                 for c in range(c0, min(c1, len(row))):
                     row[c] = ""
@@ -229,7 +247,7 @@ def routes(state: GoogleState) -> list[Route]:
             raise GoogleError(400, "Must specify at least one request.")
         with state.lock:
             file = _spreadsheet(state, request.path_params["sid"], user, write=True)
-            replies = apply(file, requests)
+            replies = apply(file, requests, user)
         return _respond(request, {"spreadsheetId": file.id, "replies": replies})
 
     prefix = "/v4/spreadsheets/{sid}"

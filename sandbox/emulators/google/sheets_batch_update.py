@@ -17,6 +17,19 @@ def _bad(index: int, message: str) -> GoogleError:
     return GoogleError(400, f"Invalid requests[{index}].{message}")
 
 
+# Sheets refuses a change to a protected range by anyone not among its editors with 400 and
+# this message, for cell edits and row deletions alike (as reported by its users, e.g. gspread
+# "APIError: [400]: You are trying to edit a protected cell or object").
+PROTECTED = (
+    "You are trying to edit a protected cell or object. Please contact the spreadsheet owner "
+    "to remove protection if you need to edit."
+)
+
+
+def protected_error() -> GoogleError:
+    return GoogleError(400, PROTECTED, reason="badRequest")
+
+
 def _sheet(sheets: list[Sheet], sheet_id: Any, index: int, kind: str) -> Sheet:
     for sheet in sheets:
         if sheet.sheet_id == (sheet_id or 0):
@@ -37,7 +50,9 @@ def _cell_value(cell: dict[str, Any], fields: str, index: int) -> Any:
     return ""
 
 
-def _set(sheet: Sheet, row: int, col: int, value: Any) -> None:
+def _set(sheet: Sheet, row: int, col: int, value: Any, user: str) -> None:
+    if not sheet.may_edit(user, row, col):
+        raise protected_error()
     while len(sheet.rows) <= row:
         sheet.rows.append([])
     cells = sheet.rows[row]
@@ -46,7 +61,7 @@ def _set(sheet: Sheet, row: int, col: int, value: Any) -> None:
     cells[col] = value
 
 
-def _delete_dimension(sheets: list[Sheet], body: dict[str, Any], index: int) -> None:
+def _delete_dimension(sheets: list[Sheet], body: dict[str, Any], index: int, user: str) -> None:
     rng = body.get("range") or {}
     sheet = _sheet(sheets, rng.get("sheetId"), index, "deleteDimension")
     start, end = rng.get("startIndex", 0), rng.get("endIndex")
@@ -55,8 +70,14 @@ def _delete_dimension(sheets: list[Sheet], body: dict[str, Any], index: int) -> 
     if dimension not in ("ROWS", "COLUMNS") or end is None or not 0 <= start < end <= limit:
         raise _bad(index, f"deleteDimension: Invalid range {rng}")
     if dimension == "ROWS":
-        if end - start >= sheet.row_count:
-            raise _bad(index, "deleteDimension: You can't delete all the rows on the sheet.")
+        # Sheets keeps at least one row below the frozen ones ("Sorry, it is not possible to
+        # delete all non-frozen rows.", as Apps Script and API users meet it).
+        if sheet.row_count - (end - start) <= sheet.frozen_rows:
+            raise _bad(
+                index, "deleteDimension: Sorry, it is not possible to delete all non-frozen rows."
+            )
+        if any(not sheet.may_edit(user, r) for r in range(start, end)):
+            raise protected_error()
         del sheet.rows[start:end]
         sheet.row_count -= end - start
     else:
@@ -67,7 +88,7 @@ def _delete_dimension(sheets: list[Sheet], body: dict[str, Any], index: int) -> 
         sheet.column_count -= end - start
 
 
-def _insert_dimension(sheets: list[Sheet], body: dict[str, Any], index: int) -> None:
+def _insert_dimension(sheets: list[Sheet], body: dict[str, Any], index: int, user: str) -> None:
     rng = body.get("range") or {}
     sheet = _sheet(sheets, rng.get("sheetId"), index, "insertDimension")
     start, end = rng.get("startIndex", 0), rng.get("endIndex")
@@ -78,7 +99,7 @@ def _insert_dimension(sheets: list[Sheet], body: dict[str, Any], index: int) -> 
     sheet.row_count += end - start
 
 
-def _update_cells(sheets: list[Sheet], body: dict[str, Any], index: int) -> None:
+def _update_cells(sheets: list[Sheet], body: dict[str, Any], index: int, user: str) -> None:
     fields = body.get("fields")
     if not fields:
         raise _bad(index, "updateCells: fields is required")
@@ -94,10 +115,10 @@ def _update_cells(sheets: list[Sheet], body: dict[str, Any], index: int) -> None
         for j, cell in enumerate(row.get("values", [])):
             if r0 + i >= sheet.row_count or c0 + j >= sheet.column_count:
                 raise _bad(index, "updateCells: range exceeds grid limits")
-            _set(sheet, r0 + i, c0 + j, _cell_value(cell, fields, index))
+            _set(sheet, r0 + i, c0 + j, _cell_value(cell, fields, index), user)
 
 
-def _repeat_cell(sheets: list[Sheet], body: dict[str, Any], index: int) -> None:
+def _repeat_cell(sheets: list[Sheet], body: dict[str, Any], index: int, user: str) -> None:
     rng = body.get("range") or {}
     sheet = _sheet(sheets, rng.get("sheetId"), index, "repeatCell")
     fields = body.get("fields")
@@ -113,7 +134,7 @@ def _repeat_cell(sheets: list[Sheet], body: dict[str, Any], index: int) -> None:
             # Clearing cells that were never written is a no-op: do not grow the rows.
             if value == "" and (r >= len(sheet.rows) or c >= len(sheet.rows[r])):
                 continue
-            _set(sheet, r, c, value)
+            _set(sheet, r, c, value, user)
 
 
 HANDLERS = {
@@ -124,8 +145,9 @@ HANDLERS = {
 }
 
 
-def apply(file: DriveFile, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Apply every request to a copy, then swap it in: all or nothing."""
+def apply(file: DriveFile, requests: list[dict[str, Any]], user: str) -> list[dict[str, Any]]:
+    """Apply every request (as ``user``, for protected ranges) to a copy, then swap it in: all
+    or nothing."""
     sheets = copy.deepcopy(file.sheets)
     for index, request in enumerate(requests):
         if not isinstance(request, dict) or len(request) != 1:
@@ -140,7 +162,7 @@ def apply(file: DriveFile, requests: list[dict[str, Any]]) -> list[dict[str, Any
                 if kind not in _KNOWN_BUT_UNSUPPORTED
                 else f"Invalid requests[{index}].{kind}: not supported by this emulator",
             )
-        handler(sheets, body or {}, index)
+        handler(sheets, body or {}, index, user)
     file.sheets = sheets
     file.touched()
     return [{} for _ in requests]

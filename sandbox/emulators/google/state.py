@@ -31,24 +31,65 @@ def now_rfc3339() -> str:
 
 
 @dataclass
+class ProtectedRange:
+    """A Sheets ProtectedRange: a grid range (end indices exclusive, None: to the edge) only its
+    editors may change (https://developers.google.com/sheets/api/reference/rest/v4/spreadsheets/sheets#protectedrange)."""
+
+    start_row: int = 0
+    end_row: int | None = None
+    start_col: int = 0
+    end_col: int | None = None
+    editors: frozenset[str] = frozenset()  # e-mails, lower case
+
+    def covers(self, row: int, col: int | None = None) -> bool:
+        """Whether the cell (or, with ``col`` None, any cell of the row) is protected."""
+        in_rows = self.start_row <= row and (self.end_row is None or row < self.end_row)
+        if col is None:
+            return in_rows
+        return in_rows and self.start_col <= col and (self.end_col is None or col < self.end_col)
+
+    def resource(self, sheet_id: int, index: int) -> dict[str, Any]:
+        grid: dict[str, Any] = {"sheetId": sheet_id, "startRowIndex": self.start_row}
+        if self.end_row is not None:
+            grid["endRowIndex"] = self.end_row
+        grid["startColumnIndex"] = self.start_col
+        if self.end_col is not None:
+            grid["endColumnIndex"] = self.end_col
+        return {
+            "protectedRangeId": index + 1,
+            "range": grid,
+            "editors": {"users": sorted(self.editors)},
+        }
+
+
+@dataclass
 class Sheet:
     sheet_id: int
     title: str
     rows: list[list[Any]]
     row_count: int = DEFAULT_ROWS
     column_count: int = DEFAULT_COLS
+    frozen_rows: int = 0
+    protected: list[ProtectedRange] = field(default_factory=list)
+
+    def may_edit(self, user: str, row: int, col: int | None = None) -> bool:
+        """Whether ``user`` may change the cell (or, ``col`` None, delete the row)."""
+        return not any(p.covers(row, col) and user.lower() not in p.editors for p in self.protected)
 
     def __post_init__(self) -> None:
         self.row_count = max(self.row_count, len(self.rows))
         self.column_count = max(self.column_count, max((len(r) for r in self.rows), default=0))
 
     def properties(self, index: int) -> dict[str, Any]:
+        grid: dict[str, Any] = {"rowCount": self.row_count, "columnCount": self.column_count}
+        if self.frozen_rows:
+            grid["frozenRowCount"] = self.frozen_rows
         return {
             "sheetId": self.sheet_id,
             "title": self.title,
             "index": index,
             "sheetType": "GRID",
-            "gridProperties": {"rowCount": self.row_count, "columnCount": self.column_count},
+            "gridProperties": grid,
         }
 
 
