@@ -15,11 +15,14 @@ the same message in several mailboxes gives records with one id, which the merge
 each copy names its mailbox and folder in ``fields["locations"]``.
 
 Erasure deletes every copy of a planned message (``permanentDelete`` or a move to Deleted
-Items), 20 per JSON ``$batch``, reading each item's status; a 404 ``ErrorItemNotFound`` means
-already gone. Copies in a folder under a legal hold are kept and reported. The copies come from
-the discovery this connector just ran or, for a plan made earlier, from ``$filter`` lookups by
-internetMessageId in every mailbox (10 ids to a filter, 20 filters to a ``$batch``). Rectifying
-or redacting a sent message is not applicable: such actions are reported as skipped, with why.
+Items), 20 per JSON ``$batch`` (the body built here, item URLs relative to the version root),
+reading each item's status; a 404 ``ErrorItemNotFound`` means already gone. Exchange keeps a
+permanently deleted item in Recoverable Items (Purges) for the mailbox's deleted-item retention,
+indefinitely under a hold: each result's ``remains`` says so, and what finishes it. Copies in
+a folder under a legal hold are kept and reported. The copies come from the discovery this
+connector just ran or, for a plan made earlier, from ``$filter`` lookups by internetMessageId in
+every mailbox (10 ids to a filter, 20 filters to a ``$batch``). Rectifying or redacting a sent
+message is not applicable: such actions are reported as skipped, with why.
 
 Throttling: at most 4 requests in flight per mailbox; 429/503/504 retried by the SDK honouring
 ``Retry-After``, 500/502 retried here; a source that keeps failing raises ``SourceUnavailable``
@@ -39,6 +42,10 @@ the app away from other mailboxes, name them in the mapping and restrict the app
 Online with an application access policy (``New-ApplicationAccessPolicy -AppId <client id>
 -PolicyScopeGroupId <mail-enabled security group holding those mailboxes> -AccessRight
 RestrictAccess``; check with ``Test-ApplicationAccessPolicy``).
+
+Mail that names the subject only as ``sender`` or ``replyTo`` (not covered by KQL's
+``participants``) is found through the participant index (``connectors.mail_index``) when the
+mapping keeps one (``matching.participant_index``).
 
 The retention sweep (``sweep``) applies the mapping's ``retention`` rules: old mail is listed
 folder by folder with a date ``$filter`` and deleted as erasure deletes
@@ -797,8 +804,8 @@ class MailConnector:
         """What Exchange still keeps of the copies just deleted, and what finishes it."""
         if not deleted:
             return None
-        mailboxes = ", ".join(sorted({c.mailbox for c in deleted}))
         if self.mapping.erasure.mode == ErasureMode.PERMANENT_DELETE:
+            mailboxes = ", ".join(sorted({c.mailbox for c in deleted}))
             # https://learn.microsoft.com/graph/api/message-permanentdelete: into the Purges
             # folder of Recoverable Items, removed after a set period unless a hold is set.
             return (
@@ -808,12 +815,24 @@ class MailConnector:
                 "compliance administrator purges them sooner; kept indefinitely while the "
                 "mailbox is under a hold"
             )
-        return (
-            f"{len(deleted)} copy/copies in Deleted Items of {mailboxes}: they leave it when "
-            "Deleted Items is emptied (by the user, a retention policy or the retention sweep), "
-            "then stay in Recoverable Items for the deleted-item retention (indefinitely under "
-            "a hold)"
-        )
+        # A DELETE moves to Deleted Items; from Deleted Items, into Recoverable Items
+        # (https://learn.microsoft.com/graph/api/message-delete).
+        moved = [c for c in deleted if c.folder != "Deleted Items"]
+        said = []
+        if moved:
+            where = ", ".join(sorted({c.mailbox for c in moved}))
+            said.append(
+                f"{len(moved)} copy/copies in Deleted Items of {where}: they leave it when "
+                "Deleted Items is emptied (by the user, a retention policy or the retention "
+                "sweep), then stay in Recoverable Items for the deleted-item retention"
+            )
+        if len(moved) < len(deleted):
+            where = ", ".join(sorted({c.mailbox for c in deleted if c not in moved}))
+            said.append(
+                f"{len(deleted) - len(moved)} copy/copies in Recoverable Items of {where} "
+                "until the deleted-item retention ends (14 days by default, at most 30)"
+            )
+        return "; ".join(said) + " (indefinitely while the mailbox is under a hold)"
 
     def _verb(self) -> str:
         if self.mapping.erasure.mode == ErasureMode.PERMANENT_DELETE:

@@ -79,6 +79,13 @@ def test_delete_mode_says_deleted_items(graph):
     assert result.outcome == Outcome.DONE
     assert result.remains.startswith(f"1 copy/copies in Deleted Items of {SUPPORT}")
     assert emulator(graph)["recoverable_items"] == {}
+    # Deleted again from Deleted Items: now in Recoverable Items (Deletions), and said so.
+    again = graph.connector(erasure={"mode": "delete"}, matching__mentions=False)
+    moved = [r for r in discover(again, "al@example.com") if "sup-al-1" in str(r.native_id)]
+    [second] = again.erase(plan_for(moved)).results
+    assert second.outcome == Outcome.DONE
+    assert second.remains.startswith(f"1 copy/copies in Recoverable Items of {SUPPORT}")
+    assert emulator(graph)["recoverable_items"] == {"Deletions": 1}
 
 
 def test_mailbox_less_users_are_skipped_and_named(graph):
