@@ -1,7 +1,8 @@
 """Seed data for the Jira emulator: generated service desk requests, or a ``jira.json`` fixture.
 
 Generated data (``generate``): one service desk (project ``SUP``) with a few hundred customer
-requests from Faker customers, answered by a handful of agents. The demo subject
+requests from Faker customers, answered by a handful of agents. One agent and one customer in
+five hide their address in their profile (Jira leaves ``emailAddress`` out). The demo subject
 (``DEMO_SUBJECT``, Kari Nordmann) reports some requests, is a request participant on others,
 comments on others and is mentioned in others (by address and by ``[~accountid:…]``); the
 look-alike addresses of the on-prem seed (``LOOK_ALIKES``) have accounts and requests of their
@@ -136,16 +137,18 @@ def generate_large(store: JiraStore, *, requests: int = 50_000, seed: int = 11) 
 
 def _people(store: JiraStore, rng: random.Random, fake: Faker, customers: int) -> None:
     store.add_user(account_id(rng, False), SANDBOX_EMAIL, "Sandbox Admin")
-    for _ in range(5):
+    for n in range(5):
         name = fake.name()
         email = f"{name.split()[0].lower()}.{rng.randrange(100)}@fjelltopp.example"
-        store.add_user(account_id(rng, False), email, name)
+        # As on a real site, some people hide their address in their profile.
+        store.add_user(account_id(rng, False), email, name, email_visible=n != 4)
     desk = store.add_servicedesk(DESK_ID, PROJECT, "Fjelltopp Customer Support")
     for n in range(customers):
         user = store.add_user(
             account_id(rng, True),
             f"customer{n}.{fake.user_name()}@{fake.free_email_domain()}",
             fake.name(),
+            email_visible=n % 5 != 0,
         )
         desk.customers.append(user.account_id)
     store.credentials = (SANDBOX_EMAIL, SANDBOX_TOKEN)
