@@ -86,6 +86,10 @@ from dsrflow.request import RequestType, Subject
 
 FOLDER = "application/vnd.google-apps.folder"
 SPREADSHEET = "application/vnd.google-apps.spreadsheet"
+# Rights whose plans change cells: the delegated user must be able to edit what is mapped.
+WRITING_RIGHTS = frozenset(
+    {RequestType.ERASURE, RequestType.RECTIFICATION, RequestType.CONSENT_WITHDRAWAL}
+)
 
 
 def q_string(value: str) -> str:
@@ -149,8 +153,10 @@ class DriveConnector:
     def preflight(self, right: RequestType) -> list[str]:
         """A token for the scopes the connector asks for (with domain-wide delegation, Google
         refuses it unless the Admin console grants the service account every one of them), then
-        every mapped folder and spreadsheet readable. Reads and writes use the same scopes, so
-        ``right`` asks nothing more of Google than discovery does."""
+        every mapped folder and spreadsheet readable. Reads and writes use the same scopes, but
+        a right that changes cells also needs the delegated user to be an editor of what is
+        mapped (Drive's ``capabilities.canEdit``): a reader would see every write refused only
+        after the officer approved the plan."""
         http = httplib2.Http(timeout=self.source.timeout_s)
         try:
             self.client.credentials.refresh(google_auth_httplib2.Request(http))
@@ -171,16 +177,45 @@ class DriveConnector:
             if not readable:
                 problems.append(f"{where} folders.{index}: no folder {folder} readable here")
         try:
-            self._named_folder_ids()
-            for _ in self._named(set()):
-                pass
+            named = self._named_folder_ids()
+            sheets = [file_id for file_id, _ in self._named(set())]
         except SourceUnavailable as exc:
             problems.append(f"{where}: {exc.reason}")
+            return problems
+        if right in WRITING_RIGHTS and not problems:
+            folders = [f for _, f in by_id] + named
+            problems += [
+                f"{where}: {self._who()} may read but not edit {what} {file_id}, so "
+                f"{right.value} would fail there: share it with them as an editor"
+                for what, ids in (("folder", folders), ("spreadsheet", sheets))
+                for file_id in self._not_editable(ids)
+            ]
         return problems
 
+    def _who(self) -> str:
+        return self.source.delegated_user or "the service account"
+
+    def _not_editable(self, ids: list[str]) -> list[str]:
+        """Those of ``ids`` Drive says the delegated user cannot edit (``capabilities.canEdit``)."""
+        ids = list(dict.fromkeys(ids))
+        refused: list[str] = []
+        for start in range(0, len(ids), 100):
+            chunk = ids[start : start + 100]
+            calls = [
+                self.client.files.get(
+                    fileId=f, fields="id,capabilities(canEdit)", supportsAllDrives=True
+                )
+                for f in chunk
+            ]
+            for file_id, (found, error) in zip(chunk, self.client.batch(calls), strict=True):
+                if error is not None or not (found.get("capabilities") or {}).get("canEdit"):
+                    refused.append(file_id)
+        return refused
+
     def _as_whom(self) -> str:
-        who = self.source.delegated_user or "the service account"
-        return f" (as {who}: is it shared with that user, or are they a member of its drive?)"
+        return (
+            f" (as {self._who()}: is it shared with that user, or are they a member of its drive?)"
+        )
 
     def _readable_folders(self, ids: list[str]) -> list[bool]:
         """Whether each folder id is one the delegated user can read: Drive answers 404 for a

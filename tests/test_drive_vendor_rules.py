@@ -317,3 +317,29 @@ def test_domain_wide_delegation_grants_only_the_scopes_the_admin_listed(google):
     state.delegations.clear()  # delegation switched off in the Admin console
     with pytest.raises(RefreshError, match="unauthorized_client"):
         _delegated(google, SCOPES).refresh(request)
+
+
+def test_a_right_that_writes_needs_an_editor(tmp_path):
+    # The officer is given only read access to the Sales folder.
+    fixtures = _with_team_drive(tmp_path, delegated_user_access=False)
+    data = json.loads((fixtures / "drive.json").read_text())
+    for folder in data["folders"]:
+        if not folder.get("parents"):  # top-level folders of My Drive
+            folder["shared_with"] = {DELEGATED_USER: "writer"}
+    sales = next(f for f in data["folders"] if f["id"] == "fld-sales")
+    sales["shared_with"] = {DELEGATED_USER: "reader"}
+    data["shared_drives"][0]["members"] = {DELEGATED_USER: "fileOrganizer"}
+    (fixtures / "drive.json").write_text(json.dumps(data))
+    part = start_drive(SandboxContext(directory=tmp_path, fixtures=fixtures))
+    try:
+        source = DriveSource.model_validate(part.sources["drive"])
+        mapping = _only_folders(source, tmp_path, [{"id": "fld-analytics"}, {"id": "fld-sales"}])
+        drive = connector(source, mapping)
+        assert drive.preflight(RequestType.ACCESS) == []
+        for right in (RequestType.ERASURE, RequestType.RECTIFICATION):
+            problems = drive.preflight(right)
+            assert len(problems) == 1
+            assert f"{DELEGATED_USER} may read but not edit folder fld-sales" in problems[0]
+            assert right.value in problems[0]
+    finally:
+        part.stop()

@@ -104,6 +104,14 @@ def _selection(request: Request, known: dict[str, set[str] | None]) -> Any:
     return selection
 
 
+def _as_seen_by(state: GoogleState, user: str, file: DriveFile, base: str) -> dict[str, Any]:
+    """The File resource with ``capabilities`` for the caller: ``canEdit``, "Whether the
+    current user can edit this file" (File reference), i.e. a writer role or above."""
+    item = file.resource(base)
+    item["capabilities"] = {"canEdit": state.can_write(user, file)}
+    return item
+
+
 def routes(state: GoogleState) -> list[Route]:
     def user_reads(request: Request) -> str:
         """The user the caller acts for, once their token and quota allow the read."""
@@ -194,7 +202,7 @@ def routes(state: GoogleState) -> list[Route]:
             matching = _order(matching, order_by)
             page = matching[offset : offset + page_size]
             base = str(request.base_url).rstrip("/")
-            items = [f.resource(base) for f in page]
+            items = [_as_seen_by(state, user, f, base) for f in page]
         body: dict[str, Any] = {"kind": "drive#fileList", "incompleteSearch": incomplete}
         if offset + page_size < len(matching):
             body["nextPageToken"] = _page_token(offset + page_size, fingerprint)
@@ -217,7 +225,7 @@ def routes(state: GoogleState) -> list[Route]:
                 raise GoogleError(
                     404, f"File not found: {file_id}.", reason="notFound", location="fileId"
                 )
-            item = file.resource(str(request.base_url).rstrip("/"))
+            item = _as_seen_by(state, user, file, str(request.base_url).rstrip("/"))
         if selection is None:
             return GoogleJSON({k: item[k] for k in DEFAULT_FILE_FIELDS})
         return GoogleJSON(apply_fields(item, selection))

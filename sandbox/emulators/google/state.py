@@ -173,6 +173,7 @@ FILE_MEMBERS = {
     "version",
     "webViewLink",
     "driveId",
+    "capabilities",
     "description",
     "owners",
     "size",
