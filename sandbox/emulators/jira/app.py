@@ -108,11 +108,13 @@ class Renderer:
         self.base = base.rstrip("/")
 
     def user(self, account_id: str | None, *, customer_list: bool = False) -> dict[str, Any] | None:
-        """Jira's user shape. ``emailAddress`` follows the user's profile visibility; in a
-        service desk's customer list a portal-only customer's address is shown to agents
-        (portal-only accounts have no Atlassian profile to hide it in). The emulator's reading
-        of the references; where Atlassian shows a hidden address to whom is not fully
-        documented."""
+        """Jira's user shape. ``emailAddress`` follows the user's profile visibility (User:
+        "Depending on the user's privacy setting, this may be returned as null"); in a
+        service desk's customer list a portal-only customer's address is shown to agents.
+        Service Management's UserDTO says the same of a customer's privacy settings; the
+        emulator reads them as an Atlassian account's profile visibility, which portal-only
+        accounts do not have. That reading is the emulator's: Atlassian does not document
+        who sees a portal-only customer's address where."""
         if account_id is None:
             return None
         user = self.store.users.get(account_id) or User(account_id, None, "Former user", False)
