@@ -250,6 +250,11 @@ def _run_change(
     console.print(f"{result.request_id}: [bold]{result.status}[/]; plan {result.plan}")
     for source, counts in result.executed.items():
         console.print(f"  {source}: {counts}")
+    for source, count in result.remains.items():
+        console.print(
+            f"  {source}: {count} still kept by the vendor; the receipt says where, and the "
+            "step that finishes each"
+        )
     if result.status == "awaiting_approval":
         console.print(
             "the plan waits for an officer; see it in the plan file, then: "

@@ -52,6 +52,12 @@ class ChangeResult(BaseModel):
     status: str
     plan: dict[str, int]
     executed: dict[str, dict[str, int]] = Field(default_factory=dict)
+    remains: dict[str, int] = Field(
+        default_factory=dict,
+        description="per source, how many done actions left something at the vendor (a mail "
+        "in Recoverable Items, an issue's history, an account): the receipt says each, and the "
+        "step that finishes it",
+    )
     receipt: str | None = None
 
 
@@ -91,6 +97,10 @@ def after_hold(action: PlannedAction) -> PlannedAction | None:
 
 def outcome_counts(report: ExecutionReport) -> dict[str, int]:
     return {outcome.value: report.count(outcome) for outcome in Outcome}
+
+
+def remains_count(report: ExecutionReport) -> int:
+    return sum(r.remains is not None for r in report.results)
 
 
 def plan_path(directory: Path, request_id: str) -> Path:
@@ -217,7 +227,13 @@ def execute_plan(
         )
         if interrupted:
             report = credit_interrupted(report)
-        ledger.record(request.id, "executed", source=name, **outcome_counts(report))
+        ledger.record(
+            request.id,
+            "executed",
+            source=name,
+            remains=remains_count(report),
+            **outcome_counts(report),
+        )
         reports.append(report)
     return reports
 
@@ -358,6 +374,7 @@ def run_change(
             status="completed",
             plan=plan_counts(plan),
             executed={r.source: outcome_counts(r) for r in reports},
+            remains={r.source: n for r in reports if (n := remains_count(r))},
             receipt=str(json_path),
         )
     except Exception as exc:

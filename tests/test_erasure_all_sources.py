@@ -34,6 +34,7 @@ from connectors.jira import JiraConnector
 from connectors.jira_client import JiraClient
 from connectors.mail import MailConnector
 from dsrflow.config import Config, load_config
+from dsrflow.ledger import Ledger
 from dsrflow.mapping.drive import header_key
 from dsrflow.plan import Action, PlannedAction
 from dsrflow.records import Record
@@ -116,6 +117,21 @@ def test_the_erasure_completes_with_a_plan_in_every_source(erased: Erased) -> No
         assert counts["failed"] == counts["skipped"] == 0, source
         assert counts["done"] + counts["already_done"] == len(changing), source
     assert erased.before != erased.after
+
+
+def test_what_the_vendors_still_keep_is_counted_as_the_receipt_lists_it(erased: Erased) -> None:
+    # Mail's permanentDelete leaves Recoverable Items; Jira's anonymised issues keep their
+    # history and a deleted site user's Atlassian account stays: counted, never hidden.
+    receipt = json.loads(Path(erased.result.receipt or "").read_text())
+    listed = Counter(line["source"] for line in receipt["changed"] if line["remains"])
+    assert listed["mail"] > 0 and listed["jira"] > 0, listed
+    assert erased.result.remains == dict(listed)
+    ledger = Ledger.from_config(erased.config)
+    try:
+        executed = [e.details for e in ledger.entries("DSR-2026-0801") if e.event == "executed"]
+    finally:
+        ledger.close()
+    assert {e["source"]: e["remains"] for e in executed if e["remains"]} == dict(listed)
 
 
 # SQL ------------------------------------------------------------------------------------------
