@@ -303,11 +303,15 @@ class MailConnector:
             yield from self.mapping.mailboxes.addresses
             return
         users = self.graph.client.users
-        config = RequestConfiguration(query_parameters=_UsersQuery(select=["id", "mail"], top=999))
+        config = RequestConfiguration(
+            query_parameters=_UsersQuery(select=["id", "mail", "userPrincipalName"], top=999)
+        )
         for user in self.items(None, "users", users, users.to_get_request_information(config)):
-            # A user without a mail address has no Exchange mailbox to search.
+            # A user without a mail address has no Exchange mailbox to search. The mailbox is
+            # addressed by userPrincipalName (/users/{id | userPrincipalName}): a guest's
+            # ``mail`` is their address elsewhere, which Graph does not resolve.
             if user.get("mail"):
-                yield user["mail"]
+                yield user.get("userPrincipalName") or user["mail"]
 
     def items(
         self, mailbox: str | None, kind: str, builder: Any, request: Any

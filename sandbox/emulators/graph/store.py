@@ -90,6 +90,7 @@ class Mailbox:
     # False: a directory user without an Exchange Online mailbox (a guest, or a hybrid user
     # whose mailbox is on premises): Graph's mail routes answer 404 MailboxNotEnabledForRESTAPI.
     mail_enabled: bool = True
+    mail: str | None = None  # the user's mail attribute when not the UPN (a guest's own address)
     # Recoverable Items (the dumpster): message id -> (subfolder, message). No Graph message
     # list shows it; permanentDelete puts an item in Purges, a delete from Deleted Items in
     # Deletions (https://learn.microsoft.com/graph/api/message-permanentdelete).
@@ -190,13 +191,17 @@ class GraphStore:
             self.mailboxes[user_id] = box
             return box
 
-    def add_user_without_mailbox(self, address: str, user_type: str = "Guest") -> Mailbox:
+    def add_user_without_mailbox(
+        self, address: str, user_type: str = "Guest", mail: str | None = None
+    ) -> Mailbox:
         """A user the directory lists (with a ``mail`` address) who has no Exchange Online
-        mailbox: a guest, or (``user_type="Member"``) a hybrid user hosted on premises."""
+        mailbox: a guest (``address``: the ``…#EXT#@tenant`` UPN, ``mail``: their own address),
+        or (``user_type="Member"``) a hybrid user whose mailbox is on premises."""
         with self.lock:
             box = self.add_mailbox(address)
             box.mail_enabled = False
             box.user_type = user_type
+            box.mail = mail
             return box
 
     def mailbox(self, key: str) -> Mailbox | None:
@@ -213,7 +218,7 @@ class GraphStore:
                 {
                     "id": b.user_id,
                     "displayName": b.display_name,
-                    "mail": b.address,
+                    "mail": b.mail or b.address,
                     "userPrincipalName": b.address,
                     "userType": b.user_type,
                 }
