@@ -98,6 +98,8 @@ def test_emulator_delta_rounds_report_new_and_removed_mail(graph):
 
 def test_sender_and_reply_to_found_through_the_index(graph, tmp_path):
     add_hidden_mail(graph)
+    # A user without an Exchange Online mailbox: no folders to index, skipped and named.
+    graph.store.add_user_without_mailbox("onprem@fjelltopp.example", user_type="Member")
     path = tmp_path / "index" / "participants.sqlite"
     plain = graph.connector(matching__mentions=False)
     assert not ids(plain.discover(Subject.from_raw(["kari@example.com"])))  # KQL cannot see them
@@ -105,6 +107,7 @@ def test_sender_and_reply_to_found_through_the_index(graph, tmp_path):
     records = list(indexed.discover(Subject.from_raw(["kari@example.com"])))
     assert ids(records) == {"<hidden-sender@example.com>", "<hidden-reply-to@example.com>"}
     assert {r.reached_via for r in records} == {"named as sender or reply-to (participant index)"}
+    assert list(indexed.unsearchable) == ["onprem@fjelltopp.example"]
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert b"kari@example.com" not in path.read_bytes()  # keyed hashes, not addresses
     # A second request reads only what changed since: one new message, no full scan.
