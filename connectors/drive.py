@@ -63,6 +63,7 @@ from connectors.base import Capability, SourceUnavailable, SweepResult
 from connectors.drive_client import SCOPES, GoogleClient
 from connectors.drive_retention import DriveRetention
 from connectors.drive_rows import (
+    EMPTIED,
     Matcher,
     SheetReader,
     SheetRef,
@@ -74,6 +75,7 @@ from connectors.drive_rows import (
     delete_rows_requests,
     headers_of,
     holds,
+    last_unfrozen,
     trimmed,
 )
 from connectors.writes import AmbiguousWrite
@@ -688,7 +690,7 @@ class DriveConnector:
                 clears += [clear_cells_request(props["sheetId"], target.row, c) for c in columns]
                 cleared += [(target.row, c) for c in columns]
             done.append(target)
-        emptied = self._last_unfrozen(props, rows, deletes)
+        emptied = last_unfrozen(props, rows, deletes)
         if emptied is not None:
             # Sheets refuses to delete every row below the frozen ones ("Sorry, it is not
             # possible to delete all non-frozen rows."): that one row is emptied instead.
@@ -712,30 +714,11 @@ class DriveConnector:
                 ActionResult(
                     record_id=t.action.record_id,
                     outcome=outcome[0],
-                    detail=outcome[1]
-                    or (
-                        f"row {t.row} emptied, not deleted: Sheets keeps at least one row below "
-                        "the frozen ones, and it was the last"
-                        if t.row == emptied
-                        else None
-                    ),
+                    detail=outcome[1] or (EMPTIED.format(row=t.row) if t.row == emptied else None),
                 )
                 for t in done
             ]
         return results
-
-    @staticmethod
-    def _last_unfrozen(
-        props: dict[str, Any], rows: list[list[Any]], deletes: set[int]
-    ) -> int | None:
-        """The row (1-based) to empty rather than delete when deleting ``deletes`` would leave
-        no row below the frozen ones, which Sheets refuses; None when the deletion may go."""
-        grid = props.get("gridProperties") or {}
-        row_count = int(grid.get("rowCount", len(rows)))
-        frozen = int(grid.get("frozenRowCount", 0))
-        if not deletes or row_count - len(deletes) > frozen:
-            return None
-        return max(deletes)
 
     def send_change(
         self,

@@ -42,12 +42,15 @@ from dateutil import parser as date_parser
 
 from connectors.base import SourceUnavailable, SweepResult
 from connectors.drive_rows import (
+    EMPTIED,
     SheetRef,
     changed,
     clear_cells_request,
+    clear_row_request,
     delete_rows_requests,
     headers_of,
     holds,
+    last_unfrozen,
 )
 from dsrflow.mapping.drive import Layout, header_key
 from dsrflow.plan import Outcome
@@ -299,11 +302,16 @@ class DriveRetention:
             if layout is None or layout.retention is None:
                 continue  # no rule for this sheet: its rows stay
             ref = SheetRef(file_id, name, props["sheetId"], props["title"])
-            results.append(self._sheet(ref, headers, layout, rows))
+            results.append(self._sheet(ref, headers, layout, rows, props))
         return results
 
     def _sheet(
-        self, ref: SheetRef, headers: list[str], layout: Layout, rows: list[list[Any]]
+        self,
+        ref: SheetRef,
+        headers: list[str],
+        layout: Layout,
+        rows: list[list[Any]],
+        props: dict[str, Any] | None = None,
     ) -> SweepResult:
         assert layout.retention is not None
         cutoff = self.now - layout.retention.max_age.as_delta()
@@ -322,8 +330,23 @@ class DriveRetention:
         result.protected = picked.protected
         result.notes += notes_of(picked, layout.retention.counts_from)
         if picked.rows and not self.dry_run:
+            numbers, after, requests = picked.rows, None, []
+            emptied = (
+                last_unfrozen(props or {}, rows, numbers) if sweep.action == "delete_rows" else None
+            )
+            if emptied is not None:
+                # Sheets refuses to delete every row below the frozen ones: that one is emptied.
+                numbers = [n for n in numbers if n != emptied]
+                requests = [clear_row_request(ref.sheet_id, emptied)]
+                cells = {(emptied, c): "" for c in range(len(rows[emptied - 1]))}
+                after = changed(rows, cells, deletes=numbers)
+                result.notes.append(EMPTIED.format(row=emptied))
             self._write(
-                ref, rows, sweep.after(rows, picked.rows), sweep.requests(rows, picked.rows), result
+                ref,
+                rows,
+                after if after is not None else sweep.after(rows, numbers),
+                requests + sweep.requests(rows, numbers),
+                result,
             )
         return result
 

@@ -75,6 +75,28 @@ def clear_row_request(sheet_id: int, row: int) -> dict[str, Any]:
     }
 
 
+def last_unfrozen(
+    props: dict[str, Any], rows: Sequence[Sequence[Any]], deletes: Iterable[int]
+) -> int | None:
+    """The row (1-based) to empty rather than delete when deleting ``deletes`` would leave no
+    row below the frozen ones (``props``: the sheet's properties with ``gridProperties``),
+    which Sheets refuses ("Sorry, it is not possible to delete all non-frozen rows."); None
+    when the deletion may go as it is."""
+    deletes = set(deletes)
+    grid = props.get("gridProperties") or {}
+    row_count = int(grid.get("rowCount", len(rows)))
+    frozen = int(grid.get("frozenRowCount", 0))
+    if not deletes or row_count - len(deletes) > frozen:
+        return None
+    return max(deletes)
+
+
+EMPTIED = (
+    "row {row} emptied, not deleted: Sheets keeps at least one row below the frozen ones, and "
+    "it was the last"
+)
+
+
 def delete_rows_requests(sheet_id: int, rows: Iterable[int]) -> list[dict[str, Any]]:
     """batchUpdate requests deleting ``rows`` (1-based), the highest first: a deletion shifts
     the rows below it, never the ones above, so each index still names the row it was read as."""

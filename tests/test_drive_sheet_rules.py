@@ -17,7 +17,7 @@ from sandbox.drive_part import start_drive
 from sandbox.emulators.google.state import ProtectedRange
 from sandbox.runtime import SandboxContext
 from tests.conftest import FIXTURES
-from tests.test_drive_connector import connector, kari
+from tests.test_drive_connector import NOW, connector, kari
 from tests.test_google_emulator import google  # noqa: F401 - fixture
 
 KARI = "kari.nordmann@example.com"
@@ -167,5 +167,21 @@ def test_her_row_in_a_protected_range_fails_and_says_so(tmp_path):
         assert report.results[0].outcome == Outcome.FAILED
         assert report.results[0].detail == "HTTP 400 badRequest"
         assert _values(source)[2] == ROW  # nothing changed
+    finally:
+        part.stop()
+
+
+def test_the_sweep_empties_the_last_unfrozen_row_too(tmp_path):
+    old = [["2022-01-0" + str(n), f"user{n}@example.com", "X", "login", "1"] for n in (1, 2)]
+    part = _sandbox_with(
+        tmp_path, {"title": "Events", "values": [HEADER, *old], "frozen_rows": 1, "row_count": 3}
+    )
+    try:
+        source = DriveSource.model_validate(part.sources["drive"])
+        results = connector(source).sweep(NOW)
+        swept = next(r for r in results if r.table == "Usage export 2026-Q4/Events")
+        assert swept.rows == 2
+        assert "row 3 emptied, not deleted" in " ".join(swept.notes)
+        assert _values(source) == [HEADER]
     finally:
         part.stop()
