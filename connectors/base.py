@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
+from dsrflow.errors import DsrflowError
 from dsrflow.plan import ExecutionReport, PlannedAction
 from dsrflow.records import Record
 from dsrflow.request import Subject
@@ -21,7 +22,7 @@ class Capability(StrEnum):
     SWEEP = "sweep"
 
 
-class SourceUnavailable(RuntimeError):
+class SourceUnavailable(DsrflowError, RuntimeError):
     """A source that cannot be reached or keeps failing: the request must not pass as complete."""
 
     def __init__(self, source: str, reason: str) -> None:

@@ -17,6 +17,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from dsrflow.errors import DsrflowError
 from dsrflow.secrets import SecretRef
 
 HMAC_KEY_ENV = "DSRFLOW_HMAC_KEY"
@@ -25,7 +26,7 @@ HMAC_STRATEGY = "hmac_sha256"
 HOW_TO_SET = f"set masking_key in the config file, or {HMAC_KEY_ENV}"
 
 
-class MaskingKeyMissing(LookupError):
+class MaskingKeyMissing(DsrflowError, LookupError):
     """No key for ``hmac_sha256`` masking; the message says which settings were looked at."""
 
 

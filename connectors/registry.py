@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from connectors.base import Connector
-from dsrflow.config import Source
+from dsrflow.config import ConfigError, Source
 from dsrflow.mapping import BaseMapping
 
 
@@ -17,7 +17,7 @@ def open_connector(
         from dsrflow.mapping.sql import SqlMapping
 
         if not isinstance(mapping, SqlMapping):
-            raise ValueError(f"source {name!r} is kind sql but its mapping is {mapping.kind!r}")
+            raise ConfigError(f"source {name!r} is kind sql but its mapping is {mapping.kind!r}")
 
         return SqlConnector(
             name,
@@ -34,20 +34,20 @@ def open_connector(
         from dsrflow.mapping.jira import JiraMapping
 
         if not isinstance(mapping, JiraMapping):
-            raise ValueError(f"source {name!r} is kind jira but its mapping is {mapping.kind!r}")
+            raise ConfigError(f"source {name!r} is kind jira but its mapping is {mapping.kind!r}")
         return JiraConnector(name, mapping, source)
     if source.kind == "drive":
         from connectors.drive import DriveConnector
         from dsrflow.mapping.drive import DriveMapping
 
         if not isinstance(mapping, DriveMapping):
-            raise ValueError(f"source {name!r} is kind drive but its mapping is {mapping.kind!r}")
+            raise ConfigError(f"source {name!r} is kind drive but its mapping is {mapping.kind!r}")
         return DriveConnector(name, mapping, source, phone_region=phone_region)
     if source.kind == "mail":
         from connectors.mail import MailConnector
         from dsrflow.mapping.mail import MailMapping
 
         if not isinstance(mapping, MailMapping):
-            raise ValueError(f"source {name!r} is kind mail but its mapping is {mapping.kind!r}")
+            raise ConfigError(f"source {name!r} is kind mail but its mapping is {mapping.kind!r}")
         return MailConnector(name, mapping, source)
-    raise ValueError(f"source {name!r}: no connector for kind {source.kind!r}")
+    raise ConfigError(f"source {name!r}: no connector for kind {source.kind!r}")

@@ -16,8 +16,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dsrflow.config import ConfigError, load_config
-from dsrflow.identifiers import IdentifierError
+from dsrflow.config import load_config
+from dsrflow.errors import DsrflowError
 from dsrflow.mapping import MappingError, load_mapping, mapping_json_schema_text
 from dsrflow.request import new_request_id
 
@@ -50,22 +50,24 @@ ConfigOption = Annotated[
 
 
 def _friendly(action: Callable[[], T]) -> T:
-    """Run ``action``; known errors become one clear message and exit status 2."""
-    from connectors.base import SourceUnavailable
-    from dsrflow.local_prefect import PrefectUnavailable
-
+    """Run ``action``; an error a person can act on (``DsrflowError``) becomes one clear line
+    and exit status 2. Anything else is a bug: its traceback stays."""
     try:
         return action()
-    except (
-        IdentifierError,
-        MappingError,
-        ConfigError,
-        SourceUnavailable,
-        PrefectUnavailable,
-        LookupError,
-        ValueError,
-    ) as exc:
+    except DsrflowError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _validated(what: str, build: Callable[[], T]) -> T:
+    """Build a model from what the officer typed: a refusal is one line naming ``what``."""
+    from pydantic import ValidationError
+
+    try:
+        return _friendly(build)
+    except ValidationError as exc:
+        problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+        err.print(f"[bold red]error:[/] {what}: {problems}", highlight=False)
         raise typer.Exit(2) from None
 
 
@@ -126,7 +128,8 @@ def _open_request(
             highlight=False,
         )
         raise typer.Exit(2)
-    request = _friendly(
+    request = _validated(
+        "request",
         lambda: DataSubjectRequest(
             id=request_id or new_request_id(),
             type=RequestType(request_type),
@@ -134,9 +137,9 @@ def _open_request(
                 subject, phone or [], None, loaded.phone_region, jira_accounts=jira_accounts or []
             ),
             received_at=received_at or dt.datetime.now(dt.UTC),
-        )
+        ),
     )
-    ledger = Ledger.from_config(loaded)
+    ledger = _friendly(lambda: Ledger.from_config(loaded))
     try:
         while request_id is None and ledger.request_row(request.id) is not None:
             request = request.model_copy(update={"id": new_request_id()})  # a generated id is new
@@ -523,7 +526,7 @@ def approve(
     """Approve the plan of a request that waits: at a terminal, or paused in a Prefect run."""
     from flows.approval import Approval
 
-    decision = _friendly(lambda: Approval(approved=True, officer=officer, note=note))
+    decision = _validated("approval", lambda: Approval(approved=True, officer=officer, note=note))
     _decide(request_id, config, decision, out, stack_dir)
 
 
@@ -538,7 +541,9 @@ def reject(
     """Reject the plan of a waiting request; nothing is changed and the request is closed."""
     from flows.approval import Approval
 
-    decision = _friendly(lambda: Approval(approved=False, officer=officer, note=reason))
+    decision = _validated(
+        "rejection", lambda: Approval(approved=False, officer=officer, note=reason)
+    )
     _decide(request_id, config, decision, None, stack_dir)
 
 

@@ -16,11 +16,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dsrflow.errors import DsrflowError
 from dsrflow.mapping import BaseMapping, MappingError, load_mapping
-from dsrflow.secrets import SecretRef
+from dsrflow.secrets import SecretRef, SecretUnavailable
 
 
-class ConfigError(ValueError):
+class ConfigError(DsrflowError, ValueError):
     """The config file is missing or wrong; the message names the file and the key."""
 
 
@@ -280,7 +281,7 @@ class Config(_Strict):
             return None
         key = self.ledger_key.resolve()
         if not key:
-            raise LookupError(f"the ledger key ({self.ledger_key.describe()}) is empty")
+            raise SecretUnavailable(f"the ledger key ({self.ledger_key.describe()}) is empty")
         return key.encode("utf-8")
 
     def load_mappings(self) -> dict[str, BaseMapping]:

@@ -45,8 +45,10 @@ from email_validator import EmailNotValidError, validate_email
 from idna import IDNAError, uts46_remap
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
+from dsrflow.errors import DsrflowError
 
-class IdentifierError(ValueError):
+
+class IdentifierError(DsrflowError, ValueError):
     """An identifier that cannot be used: says which one and why."""
 
 

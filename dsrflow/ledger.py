@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from dsrflow.errors import DsrflowError
 from dsrflow.identifiers import Identifier
 from dsrflow.ledger_state import StateProblem, compare, replay, row_change, table_state
 from dsrflow.plan import PlannedAction
@@ -101,8 +102,12 @@ _WRITE = "dsrflow_ledger_write"
 _ANCHOR = re.compile(r"^(\d+):([0-9a-f]{64})$")
 
 
-class LedgerError(ValueError):
+class LedgerError(DsrflowError, ValueError):
     """The ledger cannot be opened or written; the message names it (no password)."""
+
+
+class UnknownRequest(LedgerError, LookupError):
+    """The ledger has no such request (or no longer the subject's identifiers for it)."""
 
 
 class Status(StrEnum):
@@ -177,7 +182,7 @@ def parse_anchor(text: str) -> tuple[int, str]:
     """``SEQ:HASH`` as ``dsr ledger head`` prints it."""
     match = _ANCHOR.match(text.strip())
     if not match:
-        raise ValueError(
+        raise LedgerError(
             f"a chain head must be SEQ:HASH as `dsr ledger head` prints it "
             f"(e.g. 42:{'ab' * 32}), not {text!r}"
         )
@@ -301,18 +306,18 @@ class Ledger:
         excessive) or withdrawn by the subject; the last two need the reason, which the
         ledger keeps."""
         if status not in CLOSED:
-            raise ValueError(
+            raise LedgerError(
                 f"a request is closed as completed, rejected or withdrawn, not {status.value}"
             )
         reason = (reason or "").strip() or None
         if status in NEEDS_REASON and not reason:
-            raise ValueError(f"closing {request_id} as {status.value} needs a reason")
+            raise LedgerError(f"closing {request_id} as {status.value} needs a reason")
         with self._writing() as conn:
             row = self._request(conn, request_id)
             if row is None:
-                raise LookupError(f"no request {request_id} in the ledger")
+                raise UnknownRequest(f"no request {request_id} in the ledger")
             if row["status"] in CLOSED:
-                raise ValueError(f"{request_id} is already closed ({row['status']})")
+                raise LedgerError(f"{request_id} is already closed ({row['status']})")
             change = self._update(
                 conn,
                 requests_table,
@@ -344,16 +349,16 @@ class Ledger:
         with self._writing() as conn:
             row = self._request(conn, request_id)
             if row is None:
-                raise LookupError(f"no request {request_id} in the ledger")
+                raise UnknownRequest(f"no request {request_id} in the ledger")
             if row["status"] in CLOSED:
-                raise ValueError(f"{request_id} is closed ({row['status']}); nothing to extend")
+                raise LedgerError(f"{request_id} is closed ({row['status']}); nothing to extend")
             if row["extended_due_at"] is not None:
-                raise ValueError(
+                raise LedgerError(
                     f"{request_id} was already extended to {row['extended_due_at']}; "
                     "Art. 12(3) allows one extension of at most two months"
                 )
             if today > row["due_at"]:
-                raise ValueError(
+                raise LedgerError(
                     f"{request_id} was due {row['due_at']}: an extension must be decided and "
                     "told to the subject within the first month"
                 )
@@ -426,7 +431,7 @@ class Ledger:
                 .limit(1)
             ).scalar_one_or_none()
         if actor is None:
-            raise LookupError(f"no request {request_id} in the ledger")
+            raise UnknownRequest(f"no request {request_id} in the ledger")
         return str(actor)
 
     @staticmethod
@@ -445,7 +450,7 @@ class Ledger:
             return None
         subject = json.loads(row["subject"])
         if subject.get("forgotten"):
-            raise LookupError(
+            raise UnknownRequest(
                 f"{request_id} belongs to a subject whose data was erased: the ledger keeps "
                 "only keyed hashes of the identifiers; open a new request"
             )
@@ -851,13 +856,13 @@ def _anchor_problems(rows: list[Any], head: tuple[int, str]) -> list[ChainProble
 def _check_same_request(row: Mapping[str, Any], request: DataSubjectRequest) -> None:
     """One id names one request of one subject (no identifiers in the message: it is logged)."""
     if row["type"] != request.type.value:
-        raise ValueError(
+        raise LedgerError(
             f"request {request.id} is already in the ledger with type {row['type']}, not "
             f"{request.type.value}: use a new request id"
         )
     stored = json.loads(row["subject"])
     if stored.get("forgotten"):
-        raise ValueError(
+        raise LedgerError(
             f"request {request.id} belongs to a subject whose data was erased: use a new request id"
         )
     if (
@@ -865,7 +870,7 @@ def _check_same_request(row: Mapping[str, Any], request: DataSubjectRequest) -> 
         or set(stored["phones"]) != set(request.subject.phones)
         or set(_others(stored)) != {str(i) for i in request.subject.others}
     ):
-        raise ValueError(
+        raise LedgerError(
             f"request {request.id} is already in the ledger for another subject: "
             "use a new request id"
         )

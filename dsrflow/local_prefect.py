@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from dsrflow.errors import DsrflowError
+
 # Prefect's own setting; dsrflow's default when the user sets none (seconds).
 STARTUP_TIMEOUT_ENV = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
 DEFAULT_STARTUP_TIMEOUT = 300
@@ -27,7 +29,7 @@ DEFAULT_STARTUP_TIMEOUT = 300
 QUIET = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
 
 
-class PrefectUnavailable(RuntimeError):
+class PrefectUnavailable(DsrflowError, RuntimeError):
     """Prefect's server could not be reached or started; the message names what to change."""
 
 

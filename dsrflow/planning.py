@@ -7,6 +7,7 @@ import hashlib
 from collections import Counter
 from collections.abc import Iterable
 
+from dsrflow.errors import DsrflowError
 from dsrflow.identifiers import normalise_email, normalise_phone
 from dsrflow.mapping import BaseMapping
 from dsrflow.mapping.common import CATEGORY_PATTERN
@@ -58,6 +59,10 @@ CORRECTABLE = {
 }
 
 
+class CorrectionError(DsrflowError, ValueError):
+    """A rectification's correction that is not ``field=value`` of a correctable field."""
+
+
 def parse_corrections(pairs: Iterable[str], phone_region: str = "NO") -> dict[str, str]:
     """``["email=new@example.com", "name=Kari N."]`` -> category -> validated new value."""
     corrections: dict[str, str] = {}
@@ -65,19 +70,19 @@ def parse_corrections(pairs: Iterable[str], phone_region: str = "NO") -> dict[st
         field, sep, value = pair.partition("=")
         field, value = field.strip(), value.strip()
         if not sep or not field or not value:
-            raise ValueError(f"correction {pair!r} must look like field=value")
+            raise CorrectionError(f"correction {pair!r} must look like field=value")
         category = CORRECTABLE.get(field, field)
         if category == "user.contact.email":
             value = normalise_email(value)
         elif category == "user.contact.phone":
             value = normalise_phone(value, phone_region)
         elif not CATEGORY_PATTERN.match(category):
-            raise ValueError(
+            raise CorrectionError(
                 f"cannot correct {field!r}: use {', '.join(CORRECTABLE)} or a data category"
             )
         corrections[category] = value
     if not corrections:
-        raise ValueError("a rectification needs at least one correction (field=value)")
+        raise CorrectionError("a rectification needs at least one correction (field=value)")
     return corrections
 
 

@@ -8,6 +8,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from dsrflow.errors import DsrflowError
+
+
+class SecretUnavailable(DsrflowError, LookupError):
+    """A secret that is not set, not readable, or readable by others; names where it was looked."""
+
 
 class SecretRef(BaseModel):
     """Where a secret lives: ``{env: NAME}``, ``{file: PATH}`` or ``{prefect_secret: block}``."""
@@ -36,19 +42,23 @@ class SecretRef(BaseModel):
         if self.env:
             value = os.environ.get(self.env)
             if not value:
-                raise LookupError(f"the {self.describe()} is not set")
+                raise SecretUnavailable(f"the {self.describe()} is not set")
             return value
         if self.file:
             try:
                 if self.file.stat().st_mode & 0o077:
-                    raise LookupError(f"the {self.describe()} is readable by others; chmod 600")
+                    raise SecretUnavailable(
+                        f"the {self.describe()} is readable by others; chmod 600"
+                    )
                 return self.file.read_text(encoding="utf-8").strip()
             except OSError as exc:
-                raise LookupError(f"the {self.describe()} cannot be read: {exc.strerror}") from exc
+                raise SecretUnavailable(
+                    f"the {self.describe()} cannot be read: {exc.strerror}"
+                ) from exc
         # Only here does dsrflow reach for Prefect outside the flows: blocks live in its API.
         from prefect.blocks.system import Secret
 
         try:
             return str(Secret.load(self.prefect_secret).get())
         except ValueError as exc:
-            raise LookupError(f"the {self.describe()} cannot be loaded: {exc}") from exc
+            raise SecretUnavailable(f"the {self.describe()} cannot be loaded: {exc}") from exc

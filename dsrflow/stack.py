@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+from dsrflow.errors import DsrflowError
 from dsrflow.export import write_private
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,8 +37,12 @@ AUTH_FILE = "api-auth-string"  # user:password for the Prefect API, mode 0600
 MARK = "DSRFLOW_STACK"
 
 
-class StackError(RuntimeError):
+class StackError(DsrflowError, RuntimeError):
     """A part of the stack did not come up."""
+
+
+class StackNotFound(StackError, LookupError):
+    """No stack (or no credential of it) where one was named."""
 
 
 class StackAlreadyRunning(StackError):
@@ -75,7 +80,7 @@ def credential(directory: Path) -> str:
     path = directory / AUTH_FILE
     if path.exists():
         if path.stat().st_mode & 0o077:
-            raise LookupError(f"the stack's credential {path} is readable by others; chmod 600")
+            raise StackNotFound(f"the stack's credential {path} is readable by others; chmod 600")
         return path.read_text(encoding="utf-8").strip()
     value = f"dsrflow:{secrets.token_urlsafe(32)}"
     write_private(path, value.encode("utf-8"))
@@ -88,10 +93,10 @@ def client_environment(directory: Path = DEFAULT_DIRECTORY) -> dict[str, str]:
     directory = directory.resolve()
     state_path = directory / STATE_FILE
     if not state_path.exists():
-        raise LookupError(f"no stack is running in {directory}; start one with `dsr stack up`")
+        raise StackNotFound(f"no stack is running in {directory}; start one with `dsr stack up`")
     state = json.loads(state_path.read_text(encoding="utf-8"))
     if not (directory / AUTH_FILE).exists():
-        raise LookupError(f"the stack in {directory} has no credential file {AUTH_FILE}")
+        raise StackNotFound(f"the stack in {directory} has no credential file {AUTH_FILE}")
     return {"PREFECT_API_URL": state["api_url"], "PREFECT_API_AUTH_STRING": credential(directory)}
 
 

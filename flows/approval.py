@@ -21,6 +21,7 @@ from prefect.input import RunInput
 from pydantic import Field
 
 from dsrflow.config import ApprovalPolicy
+from dsrflow.errors import DsrflowError
 from dsrflow.ledger import Ledger, Status
 from dsrflow.request import DataSubjectRequest
 
@@ -55,7 +56,7 @@ def at_terminal(approver: str | None = None, note: str | None = None) -> Iterato
         _terminal.reset(token)
 
 
-class FourEyesError(ValueError):
+class FourEyesError(DsrflowError, ValueError):
     """The config asks for a second person and the approver is the one who opened it."""
 
 

@@ -23,6 +23,7 @@ from connectors import open_connector
 from dsrflow.config import Config
 from dsrflow.copies import Removed, earlier_copies
 from dsrflow.copies import remove as remove_copies
+from dsrflow.errors import DsrflowError
 from dsrflow.export import write_private
 from dsrflow.ledger import Ledger, Status
 from dsrflow.mapping import BaseMapping
@@ -61,7 +62,7 @@ class ChangeResult(BaseModel):
     receipt: str | None = None
 
 
-class IncompleteError(RuntimeError):
+class IncompleteError(DsrflowError, RuntimeError):
     """Execution or verification left something undone; the request stays open."""
 
 
@@ -115,7 +116,7 @@ def approved_plan(ledger: Ledger, path: Path, request_id: str) -> Approved | Non
     plan = [PlannedAction.model_validate(a) for a in json.loads(path.read_text("utf-8"))]
     digest = plan_digest(plan)
     if digest != approvals[-1].details.get("plan_sha256"):
-        raise RuntimeError(f"{path} differs from the plan that was approved; refusing to resume")
+        raise IncompleteError(f"{path} differs from the plan that was approved; refusing to resume")
     return Approved(plan=plan, digest=digest, officer=approvals[-1].actor)
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from prefect import get_run_logger
 
 from dsrflow.config import Config
+from dsrflow.errors import DsrflowError
 from dsrflow.identifiers import Identifier
 from dsrflow.mapping import BaseMapping
 from dsrflow.records import Record
@@ -15,6 +16,10 @@ from dsrflow.request import Subject
 from flows.tasks import discover_source
 
 MAX_EXPANSION_ROUNDS = 5
+
+
+class ExpansionError(DsrflowError):
+    """Discovery kept finding new identifiers: a mapping's ``expands_identity`` runs away."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,7 @@ def discover_everywhere(
             len(expanded.identifiers) - len(subject.identifiers),
         )
         subject = expanded
-    raise RuntimeError(
+    raise ExpansionError(
         f"identities kept growing after {MAX_EXPANSION_ROUNDS} rounds of discovery; "
         "check the expands_identity entries of the mappings"
     )

@@ -23,11 +23,7 @@ from typing import Any, ParamSpec, TypeVar
 from prefect import get_run_logger
 from prefect.states import Failed
 
-from connectors.base import SourceUnavailable
-from dsrflow.config import ConfigError
-from dsrflow.identifiers import IdentifierError
-from dsrflow.ledger import LedgerError
-from dsrflow.mapping import MappingError
+from dsrflow.errors import DsrflowError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -38,15 +34,7 @@ _ADDRESS = re.compile(r"[^\s<>()\[\],;:\"'@\\/?&=]+(?:@|%40)+[^\s<>()\[\],;:\"'@
 # request id (DSR-2026-70000005).
 _PHONE = re.compile(r"(?<![\w-])\+?\d(?:[\d \t\-/.()\u2009\u202f\u2013]*\d){5,}")
 # Errors a person causes or meets: one line. Anything else is a bug: its traceback, scrubbed.
-EXPECTED = (
-    SourceUnavailable,
-    ConfigError,
-    IdentifierError,
-    LedgerError,
-    MappingError,
-    LookupError,
-    ValueError,
-)
+EXPECTED = DsrflowError
 
 
 def scrub(text: str) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 from prefect import flow
 
 from dsrflow.config import Config, load_config
-from dsrflow.ledger import Ledger, Status
+from dsrflow.ledger import Ledger, LedgerError, Status, UnknownRequest
 from dsrflow.request import RequestType
 from flows.approval import Approval, check_four_eyes
 from flows.changes import ChangeResult, Verifier, approved_plan, plan_path, run_change
@@ -43,11 +43,11 @@ def waiting(ledger: Ledger, request_id: str) -> Waiting:
     """The request's wait for approval, as the ledger last recorded it."""
     statuses = [e for e in ledger.entries(request_id) if e.event.startswith("status:")]
     if not statuses:
-        raise LookupError(f"no request {request_id} in the ledger")
+        raise UnknownRequest(f"no request {request_id} in the ledger")
     last = statuses[-1]
     if last.event != f"status:{Status.AWAITING_APPROVAL.value}":
         status = last.event.removeprefix("status:")
-        raise ValueError(f"{request_id} is not awaiting approval (its status is {status})")
+        raise LedgerError(f"{request_id} is not awaiting approval (its status is {status})")
     return Waiting(
         plan_sha256=last.details["plan_sha256"],
         where=last.details.get("waiting", "prefect"),
@@ -103,9 +103,9 @@ def approved_request(
     try:
         request = ledger.request(request_id)
         if request is None:
-            raise LookupError(f"no request {request_id} in the ledger")
+            raise UnknownRequest(f"no request {request_id} in the ledger")
         if approved_plan(ledger, plan_path(directory, request_id), request_id) is None:
-            raise LookupError(
+            raise UnknownRequest(
                 f"{request_id} has no approved plan in {directory}; give --out where it was planned"
             )
     finally:

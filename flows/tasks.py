@@ -18,7 +18,7 @@ from prefect.cache_policies import NO_CACHE
 from connectors import open_connector
 from dsrflow.config import Config, load_config
 from dsrflow.export import ExportFiles, build_export, write_export
-from dsrflow.ledger import Ledger
+from dsrflow.ledger import Ledger, UnknownRequest
 from dsrflow.mapping import BaseMapping
 from dsrflow.merge import merge, records_frame, summary
 from dsrflow.preflight import preflight
@@ -83,7 +83,7 @@ def _request_and_config(
     try:
         known = ledger.request(request_id)
         if known is None and given is None:
-            raise LookupError(
+            raise UnknownRequest(
                 f"{request_id} is not in the ledger; give the subject's identifiers to open it"
             )
         asked = DataSubjectRequest(

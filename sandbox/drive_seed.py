@@ -45,6 +45,7 @@ from typing import Any
 
 from faker import Faker
 
+from sandbox import FixtureError
 from sandbox.emulators.google import GoogleState
 from sandbox.emulators.google.state import ProtectedRange
 from sandbox.onprem_seed import (
@@ -76,18 +77,18 @@ def load_fixture(state: GoogleState, path: Path, grant_to: str | None = None) ->
     known = {"folders", "spreadsheets", "shared_drives", "delegated_user_access"}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ValueError(f"{path}: unknown keys {unknown}; known: {', '.join(sorted(known))}")
+        raise FixtureError(f"{path}: unknown keys {unknown}; known: {', '.join(sorted(known))}")
     folder_ids = set()
     for i, drive in enumerate(data.get("shared_drives", [])):
         if not drive.get("id") or not drive.get("name"):
-            raise ValueError(f"{path}: shared_drives[{i}] needs id and name")
+            raise FixtureError(f"{path}: shared_drives[{i}] needs id and name")
         folder_ids.add(state.add_shared_drive(drive["name"], drive.get("members"), id=drive["id"]))
     for i, folder in enumerate(data.get("folders", [])):
         if not folder.get("id") or not folder.get("name"):
-            raise ValueError(f"{path}: folders[{i}] needs id and name")
+            raise FixtureError(f"{path}: folders[{i}] needs id and name")
         missing = [p for p in folder.get("parents", []) if p not in folder_ids]
         if missing:
-            raise ValueError(f"{path}: folders[{i}]: parents {missing} come later or not at all")
+            raise FixtureError(f"{path}: folders[{i}]: parents {missing} come later or not at all")
         folder_ids.add(
             state.add_folder(
                 folder["name"],
@@ -99,15 +100,15 @@ def load_fixture(state: GoogleState, path: Path, grant_to: str | None = None) ->
     for i, sheet in enumerate(data.get("spreadsheets", [])):
         where = f"{path}: spreadsheets[{i}]"
         if not sheet.get("name") or not sheet.get("sheets"):
-            raise ValueError(f"{where} needs name and sheets")
+            raise FixtureError(f"{where} needs name and sheets")
         parents = sheet.get("parents") or ["root"]
         missing = [p for p in parents if p != "root" and p not in folder_ids]
         if missing:
-            raise ValueError(f"{where}: parents {missing} are not among the folders")
+            raise FixtureError(f"{where}: parents {missing} are not among the folders")
         tabs = {}
         for tab in sheet["sheets"]:
             if not tab.get("title") or not isinstance(tab.get("values", []), list):
-                raise ValueError(f"{where}: every sheet needs a title and a values list")
+                raise FixtureError(f"{where}: every sheet needs a title and a values list")
             tabs[tab["title"]] = tab.get("values", [])
         file_id = state.add_spreadsheet(
             sheet["name"], tabs, parents, id=sheet.get("id"), shared_with=sheet.get("shared_with")

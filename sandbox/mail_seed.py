@@ -31,6 +31,7 @@ from typing import Any
 
 from faker import Faker
 
+from sandbox import FixtureError
 from sandbox.emulators.graph.store import GraphStore
 from sandbox.onprem_seed import DEMO_SUBJECT, DEMO_SUBJECT_STORED_AS, LOOK_ALIKES
 
@@ -58,10 +59,10 @@ def load_fixture(store: GraphStore, path: Path) -> dict[str, int]:
     """Load ``mail.json`` into the store; messages per mailbox."""
     data = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict) or set(data) != {"mailboxes"}:
-        raise ValueError(f'{path}: expected {{"mailboxes": {{"<address>": [message, ...]}}}}')
+        raise FixtureError(f'{path}: expected {{"mailboxes": {{"<address>": [message, ...]}}}}')
     mailboxes = data["mailboxes"]
     if not isinstance(mailboxes, dict) or not all(isinstance(v, list) for v in mailboxes.values()):
-        raise ValueError(f"{path}: mailboxes must map an address to a list of messages")
+        raise FixtureError(f"{path}: mailboxes must map an address to a list of messages")
     return store.load(mailboxes)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from faker import Faker
 
+from sandbox import FixtureError
 from sandbox.onprem_schema import LOAD_ORDER, metadata
 
 DEMO_SUBJECT = "kari.nordmann@example.com"
@@ -42,7 +43,7 @@ def load_fixture(engine: sa.Engine, path: Path) -> dict[str, int]:
     data = json.loads(path.read_text(encoding="utf-8"))
     unknown = sorted(set(data) - set(LOAD_ORDER))
     if unknown:
-        raise ValueError(f"{path}: unknown tables {unknown}; known: {LOAD_ORDER}")
+        raise FixtureError(f"{path}: unknown tables {unknown}; known: {LOAD_ORDER}")
     counts: dict[str, int] = {}
     with engine.begin() as conn:
         for name in LOAD_ORDER:
@@ -59,7 +60,7 @@ def _typed(table: sa.Table, row: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in row.items():
         if key not in table.c:
-            raise ValueError(f"table {table.name} has no column {key!r}")
+            raise FixtureError(f"table {table.name} has no column {key!r}")
         column_type = table.c[key].type
         if isinstance(value, str) and isinstance(column_type, sa.DateTime):
             value = dt.datetime.fromisoformat(value.replace("Z", "+00:00")).replace(tzinfo=None)

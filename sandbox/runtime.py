@@ -23,7 +23,7 @@ import sqlalchemy as sa
 import yaml
 
 from dsrflow.export import write_private
-from sandbox import onprem_seed
+from sandbox import FixtureError, onprem_seed
 from sandbox.drive_part import start_drive
 from sandbox.emulators.faults import FaultSettings
 from sandbox.jira_part import start_jira
@@ -168,7 +168,7 @@ def start(
 ) -> RunningSandbox:
     """Start every part in ``directory`` and write the config; stop the parts when done."""
     if fixtures and not fixtures.is_dir():
-        raise ValueError(f"fixtures directory {fixtures} does not exist")
+        raise FixtureError(f"fixtures directory {fixtures} does not exist")
     directory.mkdir(parents=True, exist_ok=True)
     context = SandboxContext(
         directory=directory.resolve(),

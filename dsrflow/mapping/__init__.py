@@ -13,6 +13,7 @@ from typing import Annotated, Any, Union
 import yaml
 from pydantic import Field, TypeAdapter, ValidationError
 
+from dsrflow.errors import DsrflowError
 from dsrflow.mapping.common import BaseMapping
 from dsrflow.mapping.drive import DriveMapping
 from dsrflow.mapping.jira import JiraMapping
@@ -33,7 +34,7 @@ Mapping = Annotated[
 _ADAPTER: TypeAdapter[BaseMapping] = TypeAdapter(Mapping)
 
 
-class MappingError(ValueError):
+class MappingError(DsrflowError, ValueError):
     """A mapping that cannot be used. ``problems`` holds one line per thing that is wrong."""
 
     def __init__(self, path: Path, problems: list[str]) -> None:
