@@ -1,16 +1,83 @@
-"""Serving an emulator's ASGI app on 127.0.0.1 from a background thread (uvicorn)."""
+"""Serving an emulator's ASGI app on 127.0.0.1 from a background thread (uvicorn).
+
+Every exchange an emulator serves can be handed to ``OBSERVERS`` (the tests register a check
+of each answer against the vendor's published schema: tests/support/vendor_schemas/).
+"""
 
 from __future__ import annotations
 
 import socket
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
 
 import uvicorn
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sandbox.emulators.faults import with_connection_abort
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One request an emulator answered, as the client saw it."""
+
+    emulator: str
+    method: str
+    path: str
+    query: str
+    request_body: bytes
+    status: int
+    content_type: str
+    body: bytes
+
+
+OBSERVERS: list[Callable[[Exchange], None]] = []
+
+
+def observed(app: ASGIApp, emulator: str) -> ASGIApp:
+    """The app, handing each complete exchange to every observer (none: no cost but a check)."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not OBSERVERS:
+            await app(scope, receive, send)
+            return
+        asked: list[bytes] = []
+        chunks: list[bytes] = []
+        status, content_type = 0, ""
+
+        async def receiving() -> Message:
+            message = await receive()
+            asked.append(message.get("body", b""))
+            return message
+
+        async def sending(message: Message) -> None:
+            nonlocal status, content_type
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = dict(message.get("headers") or [])
+                content_type = headers.get(b"content-type", b"").decode("latin-1")
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body"):
+                    exchange = Exchange(
+                        emulator=emulator,
+                        method=scope["method"],
+                        path=scope["path"],
+                        query=scope.get("query_string", b"").decode("latin-1"),
+                        request_body=b"".join(asked),
+                        status=status,
+                        content_type=content_type,
+                        body=b"".join(chunks),
+                    )
+                    for observer in OBSERVERS:
+                        observer(exchange)
+            await send(message)
+
+        await app(scope, receiving, sending)
+
+    return wrapped
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -29,7 +96,7 @@ class EmulatorServer:
         self.host = host
         self.port = port or free_port(host)
         config = uvicorn.Config(
-            with_connection_abort(app),
+            with_connection_abort(observed(app, name)),
             host=host,
             port=self.port,
             log_level="warning",
