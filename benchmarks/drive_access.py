@@ -48,10 +48,10 @@ from pathlib import Path
 import httpx
 import psutil
 
-from connectors.drive import DriveConnector
-from dsrflow.config import DriveSource
+from connectors.drive.connector import DriveConnector
+from connectors.drive.mapping import DriveMapping
+from connectors.drive.settings import DriveSource
 from dsrflow.mapping import load_mapping
-from dsrflow.mapping.drive import DriveMapping
 from dsrflow.request import Subject
 from sandbox.onprem_seed import DEMO_SUBJECT
 

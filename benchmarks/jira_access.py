@@ -27,10 +27,10 @@ from pathlib import Path
 
 import httpx
 
-from connectors.jira import JiraConnector
-from dsrflow.config import JiraSource
+from connectors.jira.connector import JiraConnector
+from connectors.jira.mapping import JiraMapping
+from connectors.jira.settings import JiraSource
 from dsrflow.mapping import load_mapping
-from dsrflow.mapping.jira import JiraMapping
 from dsrflow.request import Subject
 from sandbox import jira_seed
 from sandbox.emulators.faults import Faults, FaultSettings

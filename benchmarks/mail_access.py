@@ -75,8 +75,8 @@ def _reset(url: str) -> None:
 
 
 def _connector(url: str, page_size: int) -> Any:
-    from connectors.mail import MailConnector
-    from dsrflow.config import MailSource
+    from connectors.mail.connector import MailConnector
+    from connectors.mail.settings import MailSource
     from dsrflow.mapping import load_mapping
 
     mapping = load_mapping(REPO / "mappings" / "mail.yaml")

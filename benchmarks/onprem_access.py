@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from rich.console import Console
 from rich.table import Table
 
-from connectors.sql import SqlConnector
+from connectors.sql.connector import SqlConnector
 from dsrflow.identifiers import mask_email
 from dsrflow.mapping import load_mapping
 from dsrflow.request import Subject

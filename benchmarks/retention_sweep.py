@@ -71,8 +71,8 @@ def run_baseline(url: str) -> dict[str, float]:
 
 def run_sweep(url: str, batch_rows: int | None) -> dict[str, float]:
     # Imported here: the baseline's process stays without them.
-    from connectors.sql import SqlConnector
-    from connectors.sql_retention import DEFAULT_BATCH_ROWS
+    from connectors.sql.connector import SqlConnector
+    from connectors.sql.retention import DEFAULT_BATCH_ROWS
     from dsrflow.mapping import load_mapping
 
     connector = SqlConnector("onprem", load_mapping(MAPPING), url)

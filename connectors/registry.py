@@ -1,53 +1,75 @@
-"""From a configured source to its connector."""
+"""The kinds of source, found by name: ``connectors.<name>`` is a package whose ``KIND`` says
+what its settings and mapping look like and how to open its connector (as SQLAlchemy finds a
+dialect). Adding a kind is one package and one line in ``NAMES``; the config's and the
+mappings' unions and their JSON Schemas are built from this table."""
 
 from __future__ import annotations
 
-from connectors.base import Connector
-from dsrflow.config import ConfigError, Source
-from dsrflow.mapping import BaseMapping
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Annotated, Any, Union
+
+from pydantic import Field
+
+from dsrflow.errors import ConfigError
+
+if TYPE_CHECKING:
+    from connectors.base import Connector
+    from connectors.settings import SourceSettings
+    from dsrflow.mapping.common import BaseMapping
+
+NAMES = (
+    "sql",
+    "drive",
+    "jira",
+    "mail",
+)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of source. ``open`` imports the SDK only when a connector is opened, so that
+    reading a config or a mapping stays light."""
+
+    name: str
+    settings: type[SourceSettings]
+    mapping: type[BaseMapping]
+    open: Callable[[str, Any, Any, str], Connector]
+
+
+@cache
+def kinds() -> dict[str, Kind]:
+    return {name: importlib.import_module(f"connectors.{name}").KIND for name in NAMES}
+
+
+def kind(name: str) -> Kind:
+    known = kinds()
+    if name not in known:
+        raise ConfigError(f"no kind of source {name!r}; known: {', '.join(known)}")
+    return known[name]
+
+
+def source_union() -> Any:
+    """Every kind's settings, told apart by ``kind`` (the config's ``sources`` entries)."""
+    members = tuple(k.settings for k in kinds().values())
+    return Annotated[Union[members], Field(discriminator="kind")]  # noqa: UP007
+
+
+def mapping_union() -> Any:
+    """Every kind's mapping, told apart by ``kind``."""
+    members = tuple(k.mapping for k in kinds().values())
+    return Annotated[Union[members], Field(discriminator="kind")]  # noqa: UP007
 
 
 def open_connector(
-    name: str, source: Source, mapping: BaseMapping, phone_region: str = "NO"
+    name: str, source: SourceSettings, mapping: BaseMapping, phone_region: str = "NO"
 ) -> Connector:
     """Open the connector for one source; checks the mapping against the live source."""
-    if source.kind == "sql":
-        from connectors.masking import MaskingKey
-        from connectors.sql import SqlConnector
-        from dsrflow.mapping.sql import SqlMapping
-
-        if not isinstance(mapping, SqlMapping):
-            raise ConfigError(f"source {name!r} is kind sql but its mapping is {mapping.kind!r}")
-
-        return SqlConnector(
-            name,
-            mapping,
-            source.database_url(),
-            batch_size=source.batch_size,
-            timezone=source.timezone,
-            phone_region=phone_region,
-            mapping_path=source.mapping,
-            masking_key=MaskingKey(source.masking_key),
+    known = kind(source.kind)
+    if not isinstance(mapping, known.mapping):
+        raise ConfigError(
+            f"source {name!r} is kind {source.kind} but its mapping is {mapping.kind!r}"
         )
-    if source.kind == "jira":
-        from connectors.jira import JiraConnector
-        from dsrflow.mapping.jira import JiraMapping
-
-        if not isinstance(mapping, JiraMapping):
-            raise ConfigError(f"source {name!r} is kind jira but its mapping is {mapping.kind!r}")
-        return JiraConnector(name, mapping, source)
-    if source.kind == "drive":
-        from connectors.drive import DriveConnector
-        from dsrflow.mapping.drive import DriveMapping
-
-        if not isinstance(mapping, DriveMapping):
-            raise ConfigError(f"source {name!r} is kind drive but its mapping is {mapping.kind!r}")
-        return DriveConnector(name, mapping, source, phone_region=phone_region)
-    if source.kind == "mail":
-        from connectors.mail import MailConnector
-        from dsrflow.mapping.mail import MailMapping
-
-        if not isinstance(mapping, MailMapping):
-            raise ConfigError(f"source {name!r} is kind mail but its mapping is {mapping.kind!r}")
-        return MailConnector(name, mapping, source)
-    raise ConfigError(f"source {name!r}: no connector for kind {source.kind!r}")
+    return known.open(name, source, mapping, phone_region)

@@ -8,21 +8,17 @@ secrets (API tokens, the masking key) are references: ``{env: NAME}``, ``{file: 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from dsrflow.errors import DsrflowError
+from connectors.registry import source_union
+from dsrflow.errors import ConfigError
 from dsrflow.mapping import BaseMapping, MappingError, load_mapping
 from dsrflow.secrets import SecretRef, SecretUnavailable
-
-
-class ConfigError(DsrflowError, ValueError):
-    """The config file is missing or wrong; the message names the file and the key."""
 
 
 class _Strict(BaseModel):
@@ -59,155 +55,7 @@ class Controller(_Strict):
     )
 
 
-class SqlSource(_Strict):
-    kind: Literal["sql"]
-    mapping: Path
-    url: str | None = Field(default=None, description="SQLAlchemy URL; prefer url_env for secrets")
-    url_env: str | None = Field(default=None, description="environment variable with the URL")
-    batch_size: int = Field(default=500, ge=1, le=10_000, description="keys per IN-list query")
-    timezone: str = Field(default="UTC", description="zone of naive timestamps in this database")
-    masking_key: SecretRef | None = Field(
-        default=None,
-        description="key of hmac_sha256 masking for this database; default: the config's "
-        "masking_key, else the environment variable DSRFLOW_HMAC_KEY",
-    )
-
-    @model_validator(mode="after")
-    def _one_url(self) -> SqlSource:
-        if bool(self.url) == bool(self.url_env):
-            raise ValueError("give exactly one of url and url_env")
-        return self
-
-    def database_url(self) -> str:
-        if self.url:
-            return self.url
-        assert self.url_env is not None
-        value = os.environ.get(self.url_env)
-        if not value:
-            raise ConfigError(f"environment variable {self.url_env} (the database URL) is not set")
-        return value
-
-
-class MailSource(_Strict):
-    """Office 365 mail through Microsoft Graph, app-only (client credentials)."""
-
-    kind: Literal["mail"]
-    mapping: Path
-    tenant_id: str | None = Field(default=None, description="Entra ID tenant (directory) id")
-    client_id: str | None = Field(default=None, description="the app registration's client id")
-    client_secret: SecretRef | None = Field(
-        default=None, description="the app's client secret: {env: NAME} or {prefect_secret: block}"
-    )
-    base_url: str | None = Field(
-        default=None,
-        description="Graph base URL override, e.g. the sandbox emulator http://127.0.0.1:PORT/v1.0",
-    )
-    page_size: int = Field(default=250, ge=1, le=1000, description="$top of each search page")
-    max_retries: int = Field(
-        default=3, ge=0, le=10, description="retries of a throttled or failing request"
-    )
-    timeout_s: float = Field(default=60, gt=0, description="per request")
-
-    @model_validator(mode="after")
-    def _credentials(self) -> MailSource:
-        given = [self.tenant_id, self.client_id, self.client_secret]
-        if any(given) and not all(given):
-            raise ValueError("give all of tenant_id, client_id and client_secret, or none")
-        if not any(given) and not _is_loopback(self.base_url):
-            raise ValueError(
-                "without tenant_id, client_id and client_secret only a loopback base_url "
-                "(the sandbox emulator) can be used"
-            )
-        return self
-
-
-def _is_loopback(url: str | None) -> bool:
-    from urllib.parse import urlsplit
-
-    return bool(url) and urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
-
-
-class JiraSource(_Strict):
-    """A Jira site (Cloud: e-mail + API token; Data Center: personal access token)."""
-
-    kind: Literal["jira"]
-    mapping: Path
-    url: str = Field(
-        description="the site, e.g. https://acme.atlassian.net, or the sandbox emulator's URL"
-    )
-    deployment: Literal["cloud", "data_center"] = Field(
-        default="cloud", description="what the site is; decides authentication"
-    )
-    email: str | None = Field(default=None, description="Cloud: the account of the API token")
-    api_token: SecretRef | None = Field(
-        default=None, description="Cloud: API token, {env: NAME} or {prefect_secret: block}"
-    )
-    personal_access_token: SecretRef | None = Field(
-        default=None, description="Data Center: personal access token, {env: NAME} or Secret block"
-    )
-    page_size: int = Field(default=100, ge=1, le=100, description="issues per search page")
-    max_retries: int = Field(
-        default=3, ge=0, le=10, description="retries of a throttled or failing request"
-    )
-    max_retry_wait_s: float = Field(
-        default=60, gt=0, description="longest Retry-After honoured before giving up"
-    )
-    timeout_s: float = Field(default=60, gt=0, description="per request")
-
-    @model_validator(mode="after")
-    def _credentials(self) -> JiraSource:
-        if self.deployment == "cloud" and not (self.email and self.api_token):
-            raise ValueError("a Jira Cloud site needs email and api_token")
-        if self.deployment == "data_center" and not self.personal_access_token:
-            raise ValueError("a Jira Data Center site needs personal_access_token")
-        return self
-
-
-class DriveSource(_Strict):
-    """Google Drive spreadsheets through a service account with domain-wide delegation."""
-
-    kind: Literal["drive"]
-    mapping: Path
-    credentials_file: Path | None = Field(
-        default=None, description="the service account's JSON key file"
-    )
-    credentials: SecretRef | None = Field(
-        default=None,
-        description="the JSON key itself: {env: NAME} or {prefect_secret: block}",
-    )
-    delegated_user: str | None = Field(
-        default=None,
-        description="the Workspace user the service account acts as (domain-wide delegation)",
-    )
-    api_url: str | None = Field(
-        default=None,
-        description="base URL of the Drive/Sheets API, e.g. the sandbox emulator; none: Google",
-    )
-    page_size: int = Field(default=1000, ge=1, le=1000, description="files per Drive list page")
-    workers: int = Field(default=8, ge=1, le=64, description="spreadsheets read at the same time")
-    max_retries: int = Field(
-        default=5, ge=0, le=10, description="retries of a 429/5xx, with exponential backoff"
-    )
-    backoff_s: float = Field(default=1.0, gt=0, description="first backoff; doubles each retry")
-    max_backoff_s: float = Field(default=32.0, gt=0, description="longest single backoff")
-    timeout_s: float = Field(default=60, gt=0, description="per request")
-
-    @model_validator(mode="after")
-    def _one_key(self) -> DriveSource:
-        if bool(self.credentials_file) == bool(self.credentials):
-            raise ValueError("give exactly one of credentials_file and credentials")
-        return self
-
-
-Source = Annotated[
-    Union[  # noqa: UP007 - one line per kind, so that adding one is a one-line change
-        SqlSource,
-        DriveSource,
-        JiraSource,
-        MailSource,
-    ],
-    Field(discriminator="kind"),
-]
+Source = source_union()
 
 
 class ApprovalPolicy(_Strict):
@@ -304,7 +152,8 @@ class Config(_Strict):
 
 
 def _with_masking_key(source: Any, key: SecretRef | None) -> Any:
-    if isinstance(source, SqlSource) and source.masking_key is None and key is not None:
+    # A source whose settings take a masking key (SQL) gets the config's unless it names one.
+    if "masking_key" in type(source).model_fields and source.masking_key is None and key:
         return source.model_copy(update={"masking_key": key})
     return source
 

@@ -8,3 +8,7 @@ from __future__ import annotations
 
 class DsrflowError(Exception):
     """An error whose message says what is wrong and what to do; no traceback needed."""
+
+
+class ConfigError(DsrflowError, ValueError):
+    """The config file is missing or wrong; the message names the file and the key."""

@@ -16,7 +16,7 @@ import pytest
 
 import sandbox.drive_part as drive_part
 from connectors.base import SourceUnavailable
-from dsrflow.config import DriveSource
+from connectors.drive.settings import DriveSource
 from dsrflow.plan import Action, Outcome, PlannedAction
 from sandbox.drive_part import start_drive
 from sandbox.emulators.faults import FaultSettings

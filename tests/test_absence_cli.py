@@ -178,7 +178,7 @@ def test_an_erasure_whose_re_read_gets_a_404_is_not_complete_and_changes_nothing
     plan deletes rows of, while Drive still lists it: never "already done"."""
     import httpx
 
-    from dsrflow.config import DriveSource
+    from connectors.drive.settings import DriveSource
     from tests.test_drive_connector import sheet_values
     from tests.test_write_faults_drive import USAGE
 

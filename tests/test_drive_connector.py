@@ -17,12 +17,12 @@ from google.oauth2 import service_account
 from googleapiclient.discovery import build
 
 from connectors.base import Capability, SourceUnavailable
-from connectors.drive import DriveConnector, q_string
-from connectors.drive_client import SCOPES, GoogleClient
+from connectors.drive.client import SCOPES, GoogleClient
+from connectors.drive.connector import DriveConnector, q_string
+from connectors.drive.mapping import DriveMapping
+from connectors.drive.settings import DriveSource
 from connectors.registry import open_connector
-from dsrflow.config import DriveSource
 from dsrflow.mapping import MappingError, load_mapping, parse_mapping
-from dsrflow.mapping.drive import DriveMapping
 from dsrflow.plan import Action, Outcome
 from dsrflow.request import Subject
 from sandbox.drive_part import DELEGATED_USER, start_drive

@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from connectors.base import Capability, SourceUnavailable, SweepingConnector
-from connectors.drive_retention import age_of, readings
-from dsrflow.config import DriveSource
+from connectors.drive.retention import age_of, readings
+from connectors.drive.settings import DriveSource
 from dsrflow.mapping import MappingError, mapping_json_schema, parse_mapping
 from dsrflow.request import Subject
 from sandbox.drive_part import start_drive

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from googleapiclient.errors import HttpError
 
-from dsrflow.config import DriveSource
+from connectors.drive.settings import DriveSource
 from dsrflow.mapping import parse_mapping
 from dsrflow.plan import Outcome
 from sandbox.drive_part import start_drive

@@ -15,8 +15,8 @@ from google.auth.exceptions import RefreshError
 from googleapiclient.errors import HttpError
 
 from connectors.base import SourceUnavailable
-from connectors.drive_client import SCOPES
-from dsrflow.config import DriveSource
+from connectors.drive.client import SCOPES
+from connectors.drive.settings import DriveSource
 from dsrflow.mapping import parse_mapping
 from dsrflow.request import RequestType
 from sandbox.drive_part import DELEGATED_USER, start_drive

@@ -28,14 +28,15 @@ from typing import Any
 
 import pytest
 
-from connectors import jira_accounts, open_connector
-from connectors.drive import DriveConnector
-from connectors.jira import JiraConnector
-from connectors.jira_client import JiraClient
-from connectors.mail import MailConnector
+from connectors import open_connector
+from connectors.drive.connector import DriveConnector
+from connectors.drive.mapping import header_key
+from connectors.jira import accounts as jira_accounts
+from connectors.jira.client import JiraClient
+from connectors.jira.connector import JiraConnector
+from connectors.mail.connector import MailConnector
 from dsrflow.config import Config, load_config
 from dsrflow.ledger import Ledger
-from dsrflow.mapping.drive import header_key
 from dsrflow.plan import Action, PlannedAction
 from dsrflow.records import Record
 from dsrflow.request import Subject

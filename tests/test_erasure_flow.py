@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.sql import SqlConnector
+from connectors.sql.connector import SqlConnector
 from dsrflow.config import load_config
 from dsrflow.ledger import Ledger
 from flows.approval import at_terminal

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.sql import SqlConnector
+from connectors.sql.connector import SqlConnector
 from dsrflow.mapping import load_mapping, parse_mapping
 from dsrflow.request import Subject
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.mail_graph import batch_body
+from connectors.mail.client import batch_body
 from tests.support.graph import running_graph
 
 SUPPORT = "support@fjelltopp.example"

@@ -12,10 +12,10 @@ import httpx
 import pytest
 
 from connectors.base import SourceUnavailable
-from connectors.mail import MailConnector
-from connectors.mail_graph import SANDBOX_TOKEN, StaticTokenCredential
-from dsrflow.config import MailSource
-from dsrflow.mapping.mail import MailMapping
+from connectors.mail.client import SANDBOX_TOKEN, StaticTokenCredential
+from connectors.mail.connector import MailConnector
+from connectors.mail.mapping import MailMapping
+from connectors.mail.settings import MailSource
 from dsrflow.plan import Action, Outcome, PlannedAction
 from dsrflow.request import Subject
 from sandbox.emulators.graph.permissions import token_roles

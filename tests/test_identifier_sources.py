@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from connectors.sql import SqlConnector
+from connectors.sql.connector import SqlConnector
 from dsrflow.mapping import MappingError, load_mapping, parse_mapping
 from dsrflow.request import Subject
 from tests.conftest import ONPREM_MAPPING, load_sandbox_fixture
@@ -166,9 +166,9 @@ SHEET_HEADERS = ["Signed up", "Name", "Email", "Phone", "Company", "Product"]
 
 
 def test_drive_agrees_with_the_table(tmp_path):
-    from connectors.drive import DriveConnector
-    from connectors.drive_client import GoogleClient
-    from dsrflow.config import DriveSource
+    from connectors.drive.client import GoogleClient
+    from connectors.drive.connector import DriveConnector
+    from connectors.drive.settings import DriveSource
     from sandbox.drive_part import start_drive
     from sandbox.runtime import SandboxContext
 

@@ -12,14 +12,14 @@ import httpx
 import pytest
 from jira import JIRAError
 
-from connectors import jira_accounts
 from connectors.base import SourceUnavailable
-from connectors.jira import JiraConnector, jql_string, jql_text
-from connectors.jira_client import JiraClient
+from connectors.jira import accounts as jira_accounts
+from connectors.jira.client import JiraClient
+from connectors.jira.connector import JiraConnector, jql_string, jql_text
+from connectors.jira.mapping import JiraMapping
+from connectors.jira.settings import JiraSource
 from connectors.registry import open_connector
-from dsrflow.config import JiraSource
 from dsrflow.mapping import MappingError, load_mapping, parse_mapping
-from dsrflow.mapping.jira import JiraMapping
 from dsrflow.plan import Action, Outcome, PlannedAction
 from dsrflow.records import Record
 from dsrflow.request import Subject

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from connectors import jira_accounts, jira_history
+from connectors.jira import accounts as jira_accounts
+from connectors.jira import history as jira_history
 from dsrflow.plan import Outcome
 from sandbox import jira_seed
 from tests.test_jira_connector import (

@@ -196,7 +196,7 @@ def test_mapping_refuses_other_counts_and_actions() -> None:
 
 
 def test_jql_date_is_before_the_cutoff_in_every_zone(site: Site) -> None:
-    from connectors.jira_retention import JiraRetention
+    from connectors.jira.retention import JiraRetention
 
     connector = site.connector()
     rule = connector.mapping.retention[0]

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from connectors.jira import JiraConnector
+from connectors.jira.connector import JiraConnector
 from dsrflow.plan import Action, Outcome, PlannedAction
 from dsrflow.records import Record
 from sandbox import jira_seed

@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 import sqlalchemy as sa
 
-from connectors.sql import SqlConnector
+from connectors.sql.connector import SqlConnector
 from dsrflow.mapping import load_mapping
 from dsrflow.request import Subject
 from sandbox.large import (

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from connectors.base import SourceUnavailable
-from connectors.mail_match import Matcher, body_text, graph_search_value, search_expression
-from dsrflow.config import MailSource
+from connectors.mail.match import Matcher, body_text, graph_search_value, search_expression
+from connectors.mail.settings import MailSource
 from dsrflow.mapping import MappingError, parse_mapping
 from dsrflow.merge import merge, records_frame
 from dsrflow.plan import Action, Outcome, PlannedAction

@@ -9,7 +9,7 @@ import stat
 import httpx
 import pytest
 
-from connectors.mail_index import ParticipantIndex
+from connectors.mail.index import ParticipantIndex
 from dsrflow.plan import Action, Outcome, PlannedAction
 from dsrflow.request import Subject
 from tests.support.graph import running_graph

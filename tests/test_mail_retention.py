@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from connectors.base import SourceUnavailable, SweepingConnector
+from connectors.mail.mapping import MailMapping
 from dsrflow.mapping import MappingError, parse_mapping
-from dsrflow.mapping.mail import MailMapping
 from dsrflow.request import Subject
 from sandbox.emulators.faults import FaultSettings
 from tests.support.graph import BASE_MAPPING, Graph, running_graph

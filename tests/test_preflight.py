@@ -19,10 +19,11 @@ import sqlalchemy as sa
 import yaml
 from prefect.logging import disable_run_logger
 
-from connectors.mail import MailConnector
-from connectors.mail_graph import StaticTokenCredential
+from connectors.mail.client import StaticTokenCredential
+from connectors.mail.connector import MailConnector
+from connectors.mail.settings import MailSource
 from connectors.masking import MaskingKey, mask
-from dsrflow.config import ConfigError, MailSource, load_config
+from dsrflow.config import ConfigError, load_config
 from dsrflow.mapping import load_mapping
 from dsrflow.preflight import PreflightError, preflight
 from dsrflow.request import RequestType

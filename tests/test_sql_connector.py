@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from connectors.base import SourceUnavailable
-from connectors.sql import SqlConnector
+from connectors.sql.connector import SqlConnector
 from dsrflow.mapping import MappingError, load_mapping, parse_mapping
 from dsrflow.request import Subject
 from tests.conftest import ONPREM_MAPPING

@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
-from connectors.sql import SqlConnector
+from connectors.sql.connector import SqlConnector
 from dsrflow.mapping import load_mapping
 from dsrflow.plan import Action, Outcome
 from dsrflow.planning import build_erasure_plan, plan_counts, plan_table

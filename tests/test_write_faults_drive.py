@@ -13,7 +13,7 @@ import datetime as dt
 import httpx
 import pytest
 
-from dsrflow.config import DriveSource
+from connectors.drive.settings import DriveSource
 from dsrflow.plan import Action, Outcome
 from sandbox.drive_part import start_drive
 from sandbox.runtime import SandboxContext

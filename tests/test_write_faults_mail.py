@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dsrflow.config import MailSource
+from connectors.mail.settings import MailSource
 from dsrflow.plan import Outcome
 from sandbox.emulators.faults import FaultSettings
 from tests.support.graph import running_graph

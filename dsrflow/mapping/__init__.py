@@ -7,31 +7,24 @@ is wrong, before any source is read.
 from __future__ import annotations
 
 import json
+from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import Any
 
 import yaml
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from dsrflow.errors import DsrflowError
 from dsrflow.mapping.common import BaseMapping
-from dsrflow.mapping.drive import DriveMapping
-from dsrflow.mapping.jira import JiraMapping
-from dsrflow.mapping.mail import MailMapping
-from dsrflow.mapping.sql import SqlMapping
 
-# One member per kind of source, told apart by `kind`. Add a kind: its module here and in the
-# union, a source settings class in dsrflow/config.py, a branch in connectors/registry.py.
-Mapping = Annotated[
-    Union[  # noqa: UP007 - one line per kind, so that adding one is a one-line change
-        SqlMapping,
-        DriveMapping,
-        JiraMapping,
-        MailMapping,
-    ],
-    Field(discriminator="kind"),
-]
-_ADAPTER: TypeAdapter[BaseMapping] = TypeAdapter(Mapping)
+
+@cache
+def _adapter() -> TypeAdapter[BaseMapping]:
+    """Every kind's mapping, told apart by ``kind`` (connectors/registry.py). Built on first
+    use: the kinds' packages import this package's ``common``."""
+    from connectors.registry import mapping_union
+
+    return TypeAdapter(mapping_union())
 
 
 class MappingError(DsrflowError, ValueError):
@@ -88,7 +81,7 @@ def parse_mapping(text: str, path: Path) -> BaseMapping:
     if not isinstance(data, dict):
         raise MappingError(path, ["(top level): a mapping must be a YAML object with a kind"])
     try:
-        return _ADAPTER.validate_python(data)
+        return _adapter().validate_python(data)
     except ValidationError as exc:
         raise MappingError(
             path, [_describe(e, root, data.get("kind")) for e in exc.errors()]
@@ -105,7 +98,7 @@ def load_mapping(path: str | Path) -> BaseMapping:
 
 
 def mapping_json_schema() -> dict[str, Any]:
-    schema = _ADAPTER.json_schema()
+    schema = _adapter().json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "dsrflow mapping"
     return schema
@@ -117,9 +110,7 @@ def mapping_json_schema_text() -> str:
 
 __all__ = [
     "BaseMapping",
-    "Mapping",
     "MappingError",
-    "SqlMapping",
     "load_mapping",
     "parse_mapping",
 ]

@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import yaml
 
-from connectors.mail import MailConnector
-from dsrflow.config import MailSource
-from dsrflow.mapping.mail import MailMapping
+from connectors.mail.connector import MailConnector
+from connectors.mail.mapping import MailMapping
+from connectors.mail.settings import MailSource
 from sandbox import mail_seed
 from sandbox.emulators.faults import Faults, FaultSettings
 from sandbox.emulators.graph import GraphStore, create_app

@@ -24,7 +24,11 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from dsrflow.config import Config, DriveSource, JiraSource, MailSource, SqlSource
+from connectors.drive.settings import DriveSource
+from connectors.jira.settings import JiraSource
+from connectors.mail.settings import MailSource
+from connectors.sql.settings import SqlSource
+from dsrflow.config import Config
 
 Snapshot = dict[str, Any]
 
@@ -124,7 +128,7 @@ def drive_snapshot(name: str, source: DriveSource) -> Snapshot:
 
     File ids are made up at seeding: parents are given by name, ids and links are left out.
     """
-    from connectors.drive_client import GoogleClient
+    from connectors.drive.client import GoogleClient
 
     client = GoogleClient(name, source)
     members = "id,name,mimeType,parents,trashed,starred,createdTime,modifiedTime,version"

@@ -40,7 +40,7 @@ it is sent again (at most ``max_retries`` times); anything else means someone ch
 meanwhile, and the action FAILS with nothing sent again. Sending a row deletion again blindly
 would delete the rows that moved up into the deleted rows' places: other people's.
 
-The retention sweep (``sweep``) lives in ``connectors/drive_retention.py``.
+The retention sweep (``sweep``) lives in ``connectors/drive/retention.py``.
 
 Nothing about cell contents is logged; ``self.stats`` and ``self.client.stats`` hold counts.
 """
@@ -60,9 +60,10 @@ from google.auth.exceptions import RefreshError, TransportError
 from googleapiclient.errors import HttpError
 
 from connectors.base import Capability, SourceUnavailable, SweepResult
-from connectors.drive_client import SCOPES, GoogleClient
-from connectors.drive_retention import DriveRetention
-from connectors.drive_rows import (
+from connectors.drive.client import SCOPES, GoogleClient
+from connectors.drive.mapping import DriveMapping, Layout, header_key
+from connectors.drive.retention import DriveRetention
+from connectors.drive.rows import (
     EMPTIED,
     Matcher,
     SheetReader,
@@ -78,10 +79,9 @@ from connectors.drive_rows import (
     last_unfrozen,
     trimmed,
 )
+from connectors.drive.settings import DriveSource
 from connectors.writes import AmbiguousWrite
-from dsrflow.config import DriveSource
 from dsrflow.identifiers import email_spellings
-from dsrflow.mapping.drive import DriveMapping, Layout, header_key
 from dsrflow.plan import Action, ActionResult, ExecutionReport, Outcome, PlannedAction
 from dsrflow.records import Record
 from dsrflow.request import RequestType, Subject
@@ -509,7 +509,7 @@ class DriveConnector:
         protected: Sequence[Record] = (),
         min_group_size: int | None = None,
     ) -> list[SweepResult]:
-        """Apply the layouts' retention rules as of ``now`` (connectors/drive_retention.py);
+        """Apply the layouts' retention rules as of ``now`` (connectors/drive/retention.py);
         the rows of ``protected`` records stay. Sheets are not aggregated: no group size."""
         return DriveRetention(self, now, dry_run=dry_run, protected=protected).sweep()
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from connectors.base import SourceUnavailable
-from connectors.jira_client import JiraClient
+from connectors.jira.client import JiraClient
 from dsrflow.identifiers import email_key
 
 CUSTOMER = "customer"  # Jira Cloud's accountType of a portal-only customer

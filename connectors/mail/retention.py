@@ -37,12 +37,12 @@ from msgraph.generated.users.item.mail_folders.mail_folders_request_builder impo
 )
 
 from connectors.base import SourceUnavailable, SweepResult
-from connectors.mail import Copy
-from dsrflow.mapping.mail import ErasureMode, MailRetentionRule
+from connectors.mail.connector import Copy
+from connectors.mail.mapping import ErasureMode, MailRetentionRule
 from dsrflow.records import Record
 
 if TYPE_CHECKING:
-    from connectors.mail import MailConnector
+    from connectors.mail.connector import MailConnector
 
 _FoldersQuery = MailFoldersRequestBuilder.MailFoldersRequestBuilderGetQueryParameters
 _ChildrenQuery = ChildFoldersRequestBuilder.ChildFoldersRequestBuilderGetQueryParameters

@@ -16,8 +16,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from connectors.jira_client import JiraClient
-from connectors.jira_text import Person, mentions
+from connectors.jira.client import JiraClient
+from connectors.jira.text import Person, mentions
 
 _ID_SEPARATORS = re.compile(r"[\s,\[\]]+")
 PAGE = 100  # Get changelogs: at most 100 entries a page

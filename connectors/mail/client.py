@@ -42,8 +42,8 @@ from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph_core import GraphClientFactory
 
 from connectors.base import SourceUnavailable
+from connectors.mail.settings import MailSource
 from connectors.writes import AmbiguousWrite
-from dsrflow.config import MailSource
 
 T = TypeVar("T")
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"

@@ -20,6 +20,7 @@ from typing import Any
 
 from dateutil import parser as date_parser
 
+from connectors.drive.mapping import Layout, emails_in
 from dsrflow.identifiers import (
     PHONE_SEPARATORS,
     IdentifierKind,
@@ -27,7 +28,6 @@ from dsrflow.identifiers import (
     phone_spellings,
     search_form,
 )
-from dsrflow.mapping.drive import Layout, emails_in
 from dsrflow.records import Record, to_utc_iso
 from dsrflow.request import Subject
 

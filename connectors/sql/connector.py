@@ -29,7 +29,8 @@ from sqlalchemy.engine import Connection
 
 from connectors.base import Capability, SourceUnavailable, SweepResult
 from connectors.masking import HMAC_STRATEGY, MaskingKey, mask
-from connectors.sql_retention import DEFAULT_BATCH_ROWS, SqlRetention
+from connectors.sql.mapping import Direction, RowErasure, SqlMapping
+from connectors.sql.retention import DEFAULT_BATCH_ROWS, SqlRetention
 from dsrflow.identifiers import (
     PHONE_SEPARATORS,
     Identifier,
@@ -38,8 +39,7 @@ from dsrflow.identifiers import (
     normalise_found,
     spellings,
 )
-from dsrflow.mapping import MappingError, SqlMapping
-from dsrflow.mapping.sql import Direction, RowErasure
+from dsrflow.mapping import MappingError
 from dsrflow.plan import Action, ActionResult, ExecutionReport, Outcome, PlannedAction
 from dsrflow.records import Record, portable_value, to_utc_iso
 from dsrflow.request import RequestType, Subject
@@ -407,7 +407,7 @@ class SqlConnector:
         min_group_size: int | None = None,
         batch_rows: int = DEFAULT_BATCH_ROWS,
     ) -> list[SweepResult]:
-        """Apply the mapping's retention rules (see connectors/sql_retention.py); the rows of
+        """Apply the mapping's retention rules (see connectors/sql/retention.py); the rows of
         ``protected`` records stay."""
         retention = SqlRetention(self.engine, self.mapping, self.tables, batch_rows=batch_rows)
         try:

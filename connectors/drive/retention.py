@@ -41,7 +41,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from dateutil import parser as date_parser
 
 from connectors.base import SourceUnavailable, SweepResult
-from connectors.drive_rows import (
+from connectors.drive.mapping import Layout, header_key
+from connectors.drive.rows import (
     EMPTIED,
     SheetRef,
     changed,
@@ -52,13 +53,12 @@ from connectors.drive_rows import (
     holds,
     last_unfrozen,
 )
-from dsrflow.mapping.drive import Layout, header_key
 from dsrflow.plan import Outcome
 from dsrflow.records import Record, to_utc_iso
 from dsrflow.request import Subject
 
 if TYPE_CHECKING:
-    from connectors.drive import DriveConnector
+    from connectors.drive.connector import DriveConnector
 
 SERIAL_EPOCH = dt.datetime(1899, 12, 30, tzinfo=dt.UTC)  # day 0 of Sheets' date serials
 MAX_SERIAL = 2958465  # 9999-12-31

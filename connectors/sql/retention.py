@@ -36,8 +36,8 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
 from connectors.base import SweepResult
+from connectors.sql.mapping import SqlMapping
 from dsrflow.mapping.common import GROUP_SOURCE, Aggregation
-from dsrflow.mapping.sql import SqlMapping
 
 Key = tuple[Any, ...]
 

@@ -44,8 +44,8 @@ from googleapiclient.errors import HttpError
 from googleapiclient.http import BatchHttpRequest
 
 from connectors.base import SourceUnavailable
+from connectors.drive.settings import DriveSource
 from connectors.writes import AmbiguousWrite
-from dsrflow.config import DriveSource
 
 # What a real Workspace must grant the service account (Admin console > Security > API
 # controls > Domain-wide delegation): reading Drive (listing, full-text search) and reading

@@ -39,11 +39,11 @@ from msgraph.generated.users.item.mail_folders.mail_folders_request_builder impo
 )
 
 from connectors.base import SourceUnavailable
-from connectors.mail_match import fold_plus
+from connectors.mail.match import fold_plus
 from dsrflow.identifiers import email_key
 
 if TYPE_CHECKING:
-    from connectors.mail import MailConnector
+    from connectors.mail.connector import MailConnector
 
 INDEXED_FIELDS = ("sender", "replyTo")
 _SCHEMA = """
@@ -136,7 +136,7 @@ class ParticipantIndex:
         """Every folder id of a mailbox, child folders included (None: no mailbox)."""
         from kiota_abstractions.api_error import APIError
 
-        from connectors.mail_graph import error_code_of
+        from connectors.mail.client import error_code_of
 
         user = connector.graph.client.users.by_user_id(mailbox)
         top = RequestConfiguration(

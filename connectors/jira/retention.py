@@ -23,7 +23,7 @@ mapping's legal hold, stay. A dry run changes nothing and counts what would go.
 A request with subtasks goes with them (``deleteSubtasks=true``: Jira refuses the delete
 otherwise) only when every subtask is expired too; else it stays until they are, and the
 result's notes count it. An anonymised request's change history keeps the old values (no API
-removes them: ``connectors.jira_history``): the notes count those requests and name the step.
+removes them: ``connectors.jira.history``): the notes count those requests and name the step.
 """
 
 from __future__ import annotations
@@ -32,16 +32,16 @@ import datetime as dt
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from connectors import jira_history
 from connectors.base import SweepResult
-from connectors.jira import _Known, _subtask_keys, account_of, jql_string
-from connectors.jira_text import Person, emails_in, mentions_in
+from connectors.jira import history as jira_history
+from connectors.jira.connector import _Known, _subtask_keys, account_of, jql_string
+from connectors.jira.mapping import JiraRetentionRule
+from connectors.jira.text import Person, emails_in, mentions_in
 from dsrflow.identifiers import try_normalise_email
-from dsrflow.mapping.jira import JiraRetentionRule
 from dsrflow.records import Record
 
 if TYPE_CHECKING:
-    from connectors.jira import JiraConnector
+    from connectors.jira.connector import JiraConnector
 
 # The furthest any time zone is behind UTC (-12:00): a JQL date taken this much before the
 # cutoff is before it in every zone.

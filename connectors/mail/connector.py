@@ -5,8 +5,8 @@ Discovery, per mailbox (the mapping's list, or every user of the tenant via ``GE
 1. one ``$search`` for all of the subject's addresses (``participants:"…"``, and the bare address
    for mentions in subject or body when the mapping asks), followed page by page through
    ``@odata.nextLink``: a page at a time in memory (requests built by msgraph-sdk's request
-   builders and sent through its adapter, pages read as Graph JSON: ``connectors.mail_graph``);
-2. every hit confirmed exactly (``connectors.mail_match``): Exchange's search is fuzzy;
+   builders and sent through its adapter, pages read as Graph JSON: ``connectors.mail.client``);
+2. every hit confirmed exactly (``connectors.mail.match``): Exchange's search is fuzzy;
 3. attachments listed (names, types, sizes; content up to a cap if asked) for confirmed hits only,
    at most 4 requests in flight per mailbox.
 
@@ -44,12 +44,12 @@ Online with an application access policy (``New-ApplicationAccessPolicy -AppId <
 RestrictAccess``; check with ``Test-ApplicationAccessPolicy``).
 
 Mail that names the subject only as ``sender`` or ``replyTo`` (not covered by KQL's
-``participants``) is found through the participant index (``connectors.mail_index``) when the
+``participants``) is found through the participant index (``connectors.mail.index``) when the
 mapping keeps one (``matching.participant_index``).
 
 The retention sweep (``sweep``) applies the mapping's ``retention`` rules: old mail is listed
 folder by folder with a date ``$filter`` and deleted as erasure deletes
-(``connectors.mail_retention``).
+(``connectors.mail.retention``).
 
 Nothing about contents is logged: counts only, in ``self.stats``.
 """
@@ -84,7 +84,7 @@ from msgraph.generated.users.item.messages.messages_request_builder import Messa
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 
 from connectors.base import Capability, SourceUnavailable, SweepResult
-from connectors.mail_graph import (
+from connectors.mail.client import (
     GRAPH_SCOPE,
     BatchAnswer,
     GraphSession,
@@ -94,8 +94,9 @@ from connectors.mail_graph import (
     message_dict,
     retry_after_of,
 )
-from connectors.mail_index import ParticipantIndex
-from connectors.mail_match import (
+from connectors.mail.index import ParticipantIndex
+from connectors.mail.mapping import ErasureMode, MailMapping, PlusAddressing, RecordPart
+from connectors.mail.match import (
     PARTICIPANT_FIELDS,
     Matcher,
     body_text,
@@ -103,10 +104,9 @@ from connectors.mail_match import (
     participants,
     search_expression,
 )
+from connectors.mail.settings import MailSource
 from connectors.writes import AmbiguousWrite
-from dsrflow.config import MailSource
 from dsrflow.identifiers import mask_email
-from dsrflow.mapping.mail import ErasureMode, MailMapping, PlusAddressing, RecordPart
 from dsrflow.plan import Action, ActionResult, ExecutionReport, Outcome, PlannedAction
 from dsrflow.records import Record
 from dsrflow.request import RequestType, Subject
@@ -240,7 +240,7 @@ class MailConnector:
 
     @property
     def index(self) -> ParticipantIndex | None:
-        """The sender/replyTo index, if the mapping keeps one (``connectors.mail_index``)."""
+        """The sender/replyTo index, if the mapping keeps one (``connectors.mail.index``)."""
         path = self.mapping.matching.participant_index
         if path and self._index is None:
             self._index = ParticipantIndex(Path(path).expanduser())
@@ -1068,10 +1068,10 @@ class MailConnector:
         protected: Sequence[Record] = (),
         min_group_size: int | None = None,
     ) -> list[SweepResult]:
-        """The mapping's retention rules as of ``now`` (``connectors.mail_retention``); mail is
+        """The mapping's retention rules as of ``now`` (``connectors.mail.retention``); mail is
         deleted, never aggregated, so ``min_group_size`` has nothing to act on."""
         # Imported here: mail_retention builds on this module.
-        from connectors.mail_retention import MailRetention
+        from connectors.mail.retention import MailRetention
 
         results = MailRetention(self).sweep(now, dry_run=dry_run, protected=protected)
         if self.index is not None and not dry_run:

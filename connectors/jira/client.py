@@ -24,7 +24,7 @@ import requests
 from jira import JIRA, JIRAError
 
 from connectors.base import SourceUnavailable
-from dsrflow.config import JiraSource
+from connectors.jira.settings import JiraSource
 
 T = TypeVar("T")
 RETRYABLE = {429, 500, 502, 503, 504}

@@ -7,7 +7,7 @@ Service Management customer records in each mapped service desk. Jira Cloud hide
 where the user's profile visibility says so, and its user search is empty without Browse users
 and groups: an account found by the address whose address is hidden, or a search that cannot
 look, makes the source incomplete, loudly, with the step the officer takes
-(``connectors.jira_accounts``). A hidden address is never taken as "not the subject".
+(``connectors.jira.accounts``). A hidden address is never taken as "not the subject".
 
 Discovery is one JQL search, paged (Cloud: ``nextPageToken`` alone, as ``isLast`` is optional
 and pages may be shorter than asked; Data Center: ``startAt``) and streamed page by page::
@@ -30,17 +30,17 @@ Erasure (``erase``) follows the plan: anonymise (pseudonym in summary, descripti
 fields and comments; out of the participants; reporter replaced) or delete; the subject's own
 comments are deleted, because Jira cannot change a comment's author; customers are removed from
 the service desk, and then their own portal-only customer account is deleted from Jira's users
-(``connectors.jira_accounts``; agents' accounts are kept, and the plan says so). Customers come
+(``connectors.jira.accounts``; agents' accounts are kept, and the plan says so). Customers come
 last, so that a rerun after a crash still finds the account that the other steps need. Records
 under the mapping's legal hold are skipped with the reason and date. Every step reads the
 current state first, so a second run changes nothing. An issue is deleted with its subtasks
 (``deleteSubtasks=true``) only where they are the subject's alone; others' subtasks make it
 shared. Results say what Jira still keeps (``ActionResult.remains``): an anonymised issue's
-change history holds the old values (``connectors.jira_history``), and a deleted customer
-account lives on at Atlassian (``connectors.jira_accounts``).
+change history holds the old values (``connectors.jira.history``), and a deleted customer
+account lives on at Atlassian (``connectors.jira.accounts``).
 
 The retention sweep (``sweep``) deletes or anonymises requests resolved longer ago than the
-mapping's ``retention`` rules allow (``connectors.jira_retention``).
+mapping's ``retention`` rules allow (``connectors.jira.retention``).
 """
 
 from __future__ import annotations
@@ -50,20 +50,21 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from connectors import jira_accounts, jira_history
 from connectors.base import Capability, SweepResult
-from connectors.jira_client import JiraClient, JiraRequestError
-from connectors.jira_text import (
+from connectors.jira import accounts as jira_accounts
+from connectors.jira import history as jira_history
+from connectors.jira.client import JiraClient, JiraRequestError
+from connectors.jira.mapping import ErasureMode, JiraMapping
+from connectors.jira.settings import JiraSource
+from connectors.jira.text import (
     OTHER_PERSON,
     Person,
     mask_others,
     mentions,
     pseudonymise,
 )
-from dsrflow.config import JiraSource
 from dsrflow.identifiers import email_key, email_spellings
 from dsrflow.mapping import MappingError
-from dsrflow.mapping.jira import ErasureMode, JiraMapping
 from dsrflow.plan import Action, ActionResult, ExecutionReport, Outcome, PlannedAction
 from dsrflow.records import Record, native_id_text
 from dsrflow.request import RequestType, Subject
@@ -957,10 +958,10 @@ class JiraConnector:
         protected: Sequence[Record] = (),
         min_group_size: int | None = None,
     ) -> list[SweepResult]:
-        """The mapping's retention rules as of ``now`` (``connectors.jira_retention``); requests
+        """The mapping's retention rules as of ``now`` (``connectors.jira.retention``); requests
         are deleted or anonymised, never aggregated, so ``min_group_size`` does not apply."""
         # Imported here: jira_retention builds on this module.
-        from connectors.jira_retention import JiraRetention
+        from connectors.jira.retention import JiraRetention
 
         return JiraRetention(self).sweep(now, dry_run=dry_run, protected=protected)
 

@@ -1,0 +1,26 @@
+"""Google Drive spreadsheets through Drive v3 and Sheets v4 (google-api-python-client).
+
+``settings`` (the config entry), ``mapping`` (the declarative mapping), ``connector``; the SDK is
+imported only when a connector is opened."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from connectors.drive.mapping import DriveMapping
+from connectors.drive.settings import DriveSource
+from connectors.registry import Kind
+
+if TYPE_CHECKING:
+    from connectors.base import Connector
+
+
+def open_connector(
+    name: str, source: DriveSource, mapping: DriveMapping, phone_region: str
+) -> Connector:
+    from connectors.drive.connector import DriveConnector
+
+    return DriveConnector(name, mapping, source, phone_region=phone_region)
+
+
+KIND = Kind(name="drive", settings=DriveSource, mapping=DriveMapping, open=open_connector)

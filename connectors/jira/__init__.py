@@ -1,0 +1,26 @@
+"""A Jira Service Management desk through the `jira` client (Cloud or Data Center).
+
+``settings`` (the config entry), ``mapping`` (the declarative mapping), ``connector``; the SDK is
+imported only when a connector is opened."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from connectors.jira.mapping import JiraMapping
+from connectors.jira.settings import JiraSource
+from connectors.registry import Kind
+
+if TYPE_CHECKING:
+    from connectors.base import Connector
+
+
+def open_connector(
+    name: str, source: JiraSource, mapping: JiraMapping, phone_region: str
+) -> Connector:
+    from connectors.jira.connector import JiraConnector
+
+    return JiraConnector(name, mapping, source)
+
+
+KIND = Kind(name="jira", settings=JiraSource, mapping=JiraMapping, open=open_connector)

@@ -1,0 +1,36 @@
+"""SQL databases through SQLAlchemy (SQLite, PostgreSQL, …): tables mapped declaratively.
+
+``settings`` (the config entry), ``mapping`` (the declarative mapping), ``connector``; the SDK is
+imported only when a connector is opened."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from connectors.registry import Kind
+from connectors.sql.mapping import SqlMapping
+from connectors.sql.settings import SqlSource
+
+if TYPE_CHECKING:
+    from connectors.base import Connector
+
+
+def open_connector(
+    name: str, source: SqlSource, mapping: SqlMapping, phone_region: str
+) -> Connector:
+    from connectors.masking import MaskingKey
+    from connectors.sql.connector import SqlConnector
+
+    return SqlConnector(
+        name,
+        mapping,
+        source.database_url(),
+        batch_size=source.batch_size,
+        timezone=source.timezone,
+        phone_region=phone_region,
+        mapping_path=source.mapping,
+        masking_key=MaskingKey(source.masking_key),
+    )
+
+
+KIND = Kind(name="sql", settings=SqlSource, mapping=SqlMapping, open=open_connector)
