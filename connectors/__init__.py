@@ -1,15 +1,32 @@
-"""Connectors: one module per kind of source system, all behind ``connectors.base.Connector``.
+"""Connectors: one package per kind of source (``connectors/<kind>/``: settings, mapping,
+client, connector, retention), found by name through ``connectors.registry``; each implements
+the protocols of ``connectors.base`` for the rights it serves.
 
 Connectors never import Prefect, so they can be tested and reused on their own.
 """
 
-from connectors.base import Capability, Connector, ErasingConnector, SourceUnavailable
+from connectors.base import (
+    Capability,
+    Connector,
+    Discovering,
+    Erasing,
+    Rectifying,
+    Restricting,
+    SourceUnavailable,
+    Sweeping,
+    capabilities,
+)
 from connectors.registry import open_connector
 
 __all__ = [
     "Capability",
     "Connector",
-    "ErasingConnector",
+    "Discovering",
+    "Erasing",
+    "Rectifying",
+    "Restricting",
     "SourceUnavailable",
+    "Sweeping",
+    "capabilities",
     "open_connector",
 ]

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Protocol, Self, runtime_checkable
 
 from dsrflow.errors import DsrflowError
 from dsrflow.plan import ExecutionReport, PlannedAction
@@ -33,23 +33,48 @@ class SourceUnavailable(DsrflowError, RuntimeError):
 
 @runtime_checkable
 class Connector(Protocol):
-    """Every connector discovers; the ones whose ``capabilities`` say so also erase, rectify
-    and restrict (``ErasingConnector``)."""
+    """What every connector is: a named source, open until closed (a context manager). What
+    it can do is which of the protocols below it implements, one per right; a delete-only API
+    (an analytics user-deletion endpoint) implements ``Erasing`` without ``Discovering``."""
 
     name: str
-    capabilities: frozenset[Capability]
-
-    def discover(self, subject: Subject) -> Iterator[Record]:
-        """Stream every record of the subject; never the whole source in memory."""
-        ...
 
     def close(self) -> None: ...
 
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
 
 @runtime_checkable
-class ErasingConnector(Connector, Protocol):
-    def erase(self, actions: Sequence[PlannedAction]) -> ExecutionReport:
-        """Carry out delete/redact actions of a plan, idempotently: a second run is a no-op."""
+class Discovering(Connector, Protocol):
+    def discover(self, subject: Subject) -> Iterator[Record]:
+        """Stream every record of the subject; never the whole source in memory. Where the
+        source cannot be fully searched, raise ``SourceUnavailable`` (or report what was not
+        searched): a missing answer is never "nothing there"."""
+        ...
+
+
+@runtime_checkable
+class Erasing(Connector, Protocol):
+    def erase(self, actions: Sequence[PlannedAction], subject: Subject) -> ExecutionReport:
+        """Carry out the delete/redact actions of an approved plan, idempotently: a second run
+        finds them done. A write is never blindly resent (connectors/writes.py)."""
+        ...
+
+
+@runtime_checkable
+class Rectifying(Connector, Protocol):
+    def rectify(self, actions: Sequence[PlannedAction], subject: Subject) -> ExecutionReport:
+        """Write the plan's corrections and read each one back."""
+        ...
+
+
+@runtime_checkable
+class Restricting(Connector, Protocol):
+    def restrict(self, actions: Sequence[PlannedAction], subject: Subject) -> ExecutionReport:
+        """Mark the records so that no flow processes them (a source without a mark leaves it
+        to the ledger's restriction list: it does not implement this)."""
         ...
 
 
@@ -70,7 +95,7 @@ class SweepResult:
 
 
 @runtime_checkable
-class SweepingConnector(Connector, Protocol):
+class Sweeping(Connector, Protocol):
     def sweep(
         self,
         now: dt.datetime,
@@ -81,5 +106,33 @@ class SweepingConnector(Connector, Protocol):
     ) -> list[SweepResult]:
         """Apply the mapping's retention rules as of ``now``. ``protected`` are records of
         restricted subjects (found by ``discover``): they are stored, not processed, so they
-        stay. ``dry_run`` counts what would go and changes nothing."""
+        stay. ``dry_run`` counts what would go and changes nothing. ``min_group_size``
+        overrides the k of the mapping's aggregations (kinds without aggregation have none)."""
         ...
+
+
+PROTOCOLS: dict[Capability, type] = {
+    Capability.DISCOVER: Discovering,
+    Capability.ERASE: Erasing,
+    Capability.RECTIFY: Rectifying,
+    Capability.RESTRICT: Restricting,
+    Capability.SWEEP: Sweeping,
+}
+
+
+def capabilities(connector: object) -> frozenset[Capability]:
+    """What a connector can do: the protocols it implements."""
+    return frozenset(c for c, protocol in PROTOCOLS.items() if isinstance(connector, protocol))
+
+
+class Closing:
+    """The context-manager half of ``Connector``: ``with open_connector(...) as c:``."""
+
+    def close(self) -> None:
+        """Release what the connector holds (clients, connections); idempotent."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

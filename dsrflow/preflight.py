@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from connectors import open_connector
-from connectors.base import Capability, Connector, SourceUnavailable
+from connectors.base import Capability, Connector, SourceUnavailable, capabilities
 from dsrflow.config import Config, ConfigError
 from dsrflow.mapping import BaseMapping, MappingError, load_mapping
 from dsrflow.request import RequestType
@@ -143,7 +143,7 @@ def _check_right(
     connector: Connector, mapping: BaseMapping, kind: str, right: RequestType
 ) -> Iterator[str]:
     needed = _NEEDED.get(right)
-    if needed and _plans(mapping, right) and needed not in connector.capabilities:
+    if needed and _plans(mapping, right) and needed not in capabilities(connector):
         yield f"a {kind} source cannot {needed.value}, which {right.value} needs"
     check = getattr(connector, "preflight", None)
     if check is not None:

@@ -15,7 +15,7 @@ from prefect.artifacts import create_table_artifact
 from pydantic import BaseModel
 
 from connectors import open_connector
-from connectors.base import SweepingConnector
+from connectors.base import Sweeping
 from dsrflow.config import Config, load_config
 from dsrflow.copies import expired_exports
 from dsrflow.copies import remove as remove_copies
@@ -48,7 +48,7 @@ def sweep_source(
 ) -> list[dict[str, object]] | None:
     connector = open_connector(name, config.sources[name], mapping, config.phone_region)
     try:
-        if not isinstance(connector, SweepingConnector):
+        if not isinstance(connector, Sweeping):
             return None
         # Restricted subjects' records are stored, not processed: found first, then left alone.
         protected = [record for subject in restricted for record in connector.discover(subject)]

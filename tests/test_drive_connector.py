@@ -16,7 +16,7 @@ import yaml
 from google.oauth2 import service_account
 from googleapiclient.discovery import build
 
-from connectors.base import Capability, SourceUnavailable
+from connectors.base import Capability, SourceUnavailable, capabilities
 from connectors.drive.client import SCOPES, GoogleClient
 from connectors.drive.connector import DriveConnector, q_string
 from connectors.drive.mapping import DriveMapping
@@ -82,7 +82,7 @@ def sheet_values(source: DriveSource, spreadsheet_id: str, title: str):
 
 def test_discovery_finds_exactly_the_subjects_rows(sandbox):
     drive = open_connector("drive", sandbox, load_mapping(sandbox.mapping))
-    assert Capability.ERASE in drive.capabilities
+    assert Capability.ERASE in capabilities(drive)
     records = list(drive.discover(kari()))
     assert where(records) == [
         ("Account notes / Notes", 2),  # free text, generic scan, other casing

@@ -16,7 +16,7 @@ import httpx
 import pytest
 import yaml
 
-from connectors.base import Capability, SourceUnavailable, SweepingConnector
+from connectors.base import Capability, SourceUnavailable, Sweeping, capabilities
 from connectors.drive.retention import age_of, readings
 from connectors.drive.settings import DriveSource
 from dsrflow.mapping import MappingError, mapping_json_schema, parse_mapping
@@ -130,8 +130,8 @@ def expected_after(before):
 
 def test_old_rows_go_and_every_other_row_stays(sandbox):
     drive = connector(sandbox)
-    assert Capability.SWEEP in drive.capabilities
-    assert isinstance(drive, SweepingConnector)
+    assert Capability.SWEEP in capabilities(drive)
+    assert isinstance(drive, Sweeping)
     before = everything(sandbox)
     results = by_table(drive.sweep(NOW, protected=restricted_records(drive)))
 

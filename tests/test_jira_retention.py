@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.base import SourceUnavailable, SweepingConnector
+from connectors.base import SourceUnavailable, Sweeping
 from dsrflow.mapping import MappingError
 from dsrflow.request import Subject
 from sandbox import jira_seed
@@ -77,7 +77,7 @@ def restricted(connector) -> list:
 def test_expired_requests_go_the_rest_stay(site: Site) -> None:
     before = keys(site)
     connector = site.connector(page_size=3)
-    assert isinstance(connector, SweepingConnector)
+    assert isinstance(connector, Sweeping)
     [result] = connector.sweep(NOW)
     assert (result.table, result.rule, result.cutoff) == (
         "SUP",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from connectors.base import SourceUnavailable, SweepingConnector
+from connectors.base import SourceUnavailable, Sweeping
 from connectors.mail.mapping import MailMapping
 from dsrflow.mapping import MappingError, parse_mapping
 from dsrflow.request import Subject
@@ -104,7 +104,7 @@ def test_the_mapping_declares_the_rules():
 def test_old_mail_goes_young_mail_and_the_fixture_stay(graph):
     before = graph.names()
     connector = graph.connector(page_size=3)
-    assert isinstance(connector, SweepingConnector)
+    assert isinstance(connector, Sweeping)
     results = connector.sweep(NOW)
     assert graph.names() == before - OLD_ONES
     # Every fixture message is from 2025-2026: all of them stay.

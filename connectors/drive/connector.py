@@ -59,7 +59,7 @@ import httplib2
 from google.auth.exceptions import RefreshError, TransportError
 from googleapiclient.errors import HttpError
 
-from connectors.base import Capability, SourceUnavailable, SweepResult
+from connectors.base import Capability, Closing, SourceUnavailable, SweepResult
 from connectors.drive.client import SCOPES, GoogleClient
 from connectors.drive.mapping import DriveMapping, Layout, header_key
 from connectors.drive.retention import DriveRetention
@@ -123,7 +123,7 @@ class _Target:
     digests: set[str]
 
 
-class DriveConnector:
+class DriveConnector(Closing):
     """Finds, erases and rectifies a subject's rows in Google Sheets, and sweeps out rows past
     their retention, as the mapping says."""
 

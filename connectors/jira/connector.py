@@ -50,7 +50,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from connectors.base import Capability, SweepResult
+from connectors.base import Capability, Closing, SweepResult
 from connectors.jira import accounts as jira_accounts
 from connectors.jira import history as jira_history
 from connectors.jira.client import JiraClient, JiraRequestError
@@ -147,7 +147,7 @@ class _Known:
     customers: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)
 
 
-class JiraConnector:
+class JiraConnector(Closing):
     """Finds, erases, rectifies and restricts a subject's data in a Jira service desk."""
 
     capabilities = frozenset(

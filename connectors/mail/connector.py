@@ -83,7 +83,7 @@ from msgraph.generated.users.item.messages.item.message_item_request_builder imp
 from msgraph.generated.users.item.messages.messages_request_builder import MessagesRequestBuilder
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 
-from connectors.base import Capability, SourceUnavailable, SweepResult
+from connectors.base import Capability, Closing, SourceUnavailable, SweepResult
 from connectors.mail.client import (
     GRAPH_SCOPE,
     BatchAnswer,
@@ -207,7 +207,7 @@ class Copy:
     sent: str | None
 
 
-class MailConnector:
+class MailConnector(Closing):
     """Finds and erases a subject's mail in Exchange Online, as its mapping describes it."""
 
     capabilities = frozenset({Capability.DISCOVER, Capability.ERASE, Capability.SWEEP})

@@ -27,7 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from connectors.base import Capability, SourceUnavailable, SweepResult
+from connectors.base import Capability, Closing, SourceUnavailable, SweepResult
 from connectors.masking import HMAC_STRATEGY, MaskingKey, mask
 from connectors.sql.mapping import Direction, RowErasure, SqlMapping
 from connectors.sql.retention import DEFAULT_BATCH_ROWS, SqlRetention
@@ -83,7 +83,7 @@ class _Found:
     matched: set[str] = field(default_factory=set)
 
 
-class SqlConnector:
+class SqlConnector(Closing):
     """Finds a subject's rows in one SQL database, as its mapping describes it."""
 
     capabilities = frozenset(
