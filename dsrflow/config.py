@@ -9,13 +9,14 @@ secrets (API tokens, the masking key) are references: ``{env: NAME}``, ``{file: 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connectors.registry import source_union
+from connectors.settings import SourceSettings
 from dsrflow.errors import ConfigError
 from dsrflow.mapping import BaseMapping, MappingError, load_mapping
 from dsrflow.secrets import SecretRef, SecretUnavailable
@@ -55,7 +56,10 @@ class Controller(_Strict):
     )
 
 
-Source = source_union()
+if TYPE_CHECKING:
+    Source = SourceSettings
+else:  # every kind's settings, told apart by ``kind`` (connectors/registry.py)
+    Source = source_union()
 
 
 class ApprovalPolicy(_Strict):
