@@ -75,9 +75,11 @@ def run_sweep(url: str, batch_rows: int | None) -> dict[str, float]:
     from connectors.sql.retention import DEFAULT_BATCH_ROWS
     from dsrflow.mapping import load_mapping
 
-    connector = SqlConnector("onprem", load_mapping(MAPPING), url)
+    connector = SqlConnector(
+        "onprem", load_mapping(MAPPING), url, sweep_batch_rows=batch_rows or DEFAULT_BATCH_ROWS
+    )
     started = time.perf_counter()
-    results = connector.sweep(NOW, batch_rows=batch_rows or DEFAULT_BATCH_ROWS)
+    results = connector.sweep(NOW)
     elapsed = time.perf_counter() - started
     connector.close()
     events = next(r for r in results if r.table == "usage_events")

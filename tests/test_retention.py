@@ -81,15 +81,15 @@ def pending(url):
     return n
 
 
-def connector(url):
-    return SqlConnector("onprem", load_mapping(ONPREM_MAPPING), url)
+def connector(url, **options):
+    return SqlConnector("onprem", load_mapping(ONPREM_MAPPING), url, **options)
 
 
 def test_old_events_are_aggregated_k_anonymously_then_deleted(events_db):
     url, rows = events_db
-    c = connector(url)
+    c = connector(url, sweep_batch_rows=300)
     (result, reports_rule) = [
-        r for r in c.sweep(NOW, batch_rows=300) if r.table in ("usage_events", "config_reports")
+        r for r in c.sweep(NOW) if r.table in ("usage_events", "config_reports")
     ]
     c.close()
     expected, suppressed = expected_aggregates(rows, k=5)
@@ -115,8 +115,8 @@ def test_a_table_without_an_integer_key_is_swept_in_keyset_pages(events_db):
     mapping = load_mapping(ONPREM_MAPPING)
     events = mapping.tables["usage_events"]
     mapping.tables["usage_events"] = events.model_copy(update={"primary_key": ["license_id", "id"]})
-    c = SqlConnector("onprem", mapping, url)
-    result = next(r for r in c.sweep(NOW, batch_rows=300) if r.table == "usage_events")
+    c = SqlConnector("onprem", mapping, url, sweep_batch_rows=300)
+    result = next(r for r in c.sweep(NOW) if r.table == "usage_events")
     c.close()
     old = {r["id"] for r in rows if r["occurred_at"] < CUTOFF}
     expected, suppressed = expected_aggregates(rows, k=5)
@@ -159,13 +159,13 @@ def test_crash_mid_sweep_loses_nothing_and_doubles_nothing(events_db, statement,
                 raise RuntimeError("power cut")
 
     sa.event.listen(sa.Engine, "before_cursor_execute", power_cut)
-    c = connector(url)
+    c = connector(url, sweep_batch_rows=300)
     try:
         with pytest.raises(RuntimeError, match="power cut"):
-            c.sweep(NOW, batch_rows=300)
+            c.sweep(NOW)
     finally:
         sa.event.remove(sa.Engine, "before_cursor_execute", power_cut)
-    c.sweep(NOW, batch_rows=300)
+    c.sweep(NOW)
     c.close()
     expected, _ = expected_aggregates(rows, k=5)
     daily, ids = state(url)

@@ -5,6 +5,7 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
+from connectors.base import Capability, capabilities
 from connectors.sql.connector import SqlConnector
 from dsrflow.mapping import load_mapping
 from dsrflow.plan import Action, Outcome
@@ -34,6 +35,14 @@ def snapshot(url):
 def plan_for(connector, email):
     records = list(connector.discover(Subject.from_raw([email])))
     return build_erasure_plan(records, {"onprem": connector.mapping}, TODAY)
+
+
+def erasable(plan):
+    """The actions the flows hand to ``erase`` (flows/changes.py): a KEEP stays with the plan."""
+    return [a for a in plan if a.action in (Action.DELETE, Action.REDACT)]
+
+
+AL = Subject.from_raw(["al@example.com"])
 
 
 def by_record(plan):
@@ -75,7 +84,7 @@ def test_erasure_changes_exactly_the_plan_and_is_idempotent(sandbox_url):
     before = snapshot(sandbox_url)
     connector = SqlConnector("onprem", load_mapping(ONPREM_MAPPING), sandbox_url)
     plan = plan_for(connector, "al@example.com")
-    report = connector.erase(plan)
+    report = connector.erase(erasable(plan), AL)
     assert report.complete
     assert report.count(Outcome.DONE) == 7
     after = snapshot(sandbox_url)
@@ -100,7 +109,7 @@ def test_erasure_changes_exactly_the_plan_and_is_idempotent(sandbox_url):
 
     # Discovering again finds nothing of the subject; a second run changes nothing.
     assert list(connector.discover(Subject.from_raw(["al@example.com"]))) == []
-    again = connector.erase(plan)
+    again = connector.erase(erasable(plan), AL)
     assert again.complete
     assert again.count(Outcome.DONE) == 0
     assert snapshot(sandbox_url) == after
@@ -113,6 +122,27 @@ def test_missing_hmac_key_stops_before_changing_anything(sandbox_url, monkeypatc
     plan = plan_for(connector, "al@example.com")  # deletes come first in execution order
     before = snapshot(sandbox_url)
     with pytest.raises(LookupError, match="DSRFLOW_HMAC_KEY"):
-        connector.erase(plan)
+        connector.erase(erasable(plan), AL)
     connector.close()
+    assert snapshot(sandbox_url) == before
+
+
+def test_a_sql_source_can_do_every_right(sandbox_url):
+    connector = SqlConnector("onprem", load_mapping(ONPREM_MAPPING), sandbox_url)
+    connector.close()
+    assert capabilities(connector) == set(Capability)
+
+
+def test_actions_a_method_does_not_carry_out_are_answered_not_dropped(sandbox_url):
+    connector = SqlConnector("onprem", load_mapping(ONPREM_MAPPING), sandbox_url)
+    plan = plan_for(connector, "al@example.com")
+    before = snapshot(sandbox_url)
+    kept = next(a for a in plan if a.action == Action.KEEP)
+    other = kept.model_copy(update={"action": Action.RECTIFY, "fields": {"name": "X"}})
+    report = connector.erase([kept, other], AL)
+    connector.close()
+    assert [(r.record_id, r.outcome, r.detail) for r in report.results] == [
+        (kept.record_id, Outcome.SKIPPED, f"kept: {kept.reason}"),
+        (other.record_id, Outcome.FAILED, "cannot rectify here"),
+    ]
     assert snapshot(sandbox_url) == before

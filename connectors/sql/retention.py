@@ -27,7 +27,7 @@ Aggregates never describe fewer than k events: a group smaller than k is folded 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -36,10 +36,10 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
 from connectors.base import SweepResult
-from connectors.sql.mapping import SqlMapping
+from connectors.sql.client import SqlClient
+from connectors.sql.operations import Key, MappedTables
 from dsrflow.mapping.common import GROUP_SOURCE, Aggregation
-
-Key = tuple[Any, ...]
+from dsrflow.records import Record
 
 # Keys per transaction: large enough that a batch's fixed costs (the join's hash table, the
 # commit) stay small next to its rows (1.47x the baseline at 500,000 on PostgreSQL, 1.20x at a
@@ -68,15 +68,10 @@ class SqlRetention:
     """The retention rules of one SQL mapping, applied to its database."""
 
     def __init__(
-        self,
-        engine: sa.Engine,
-        mapping: SqlMapping,
-        tables: dict[str, sa.Table],
-        *,
-        batch_rows: int = DEFAULT_BATCH_ROWS,
+        self, client: SqlClient, tables: MappedTables, *, batch_rows: int = DEFAULT_BATCH_ROWS
     ) -> None:
-        self.engine = engine
-        self.mapping = mapping
+        self.client = client
+        self.mapping = tables.mapping
         self.tables = tables
         self.batch_rows = batch_rows
 
@@ -85,16 +80,27 @@ class SqlRetention:
         now: dt.datetime,
         *,
         dry_run: bool = False,
-        protected: dict[str, set[Key]] | None = None,
+        protected: Sequence[Record] = (),
         min_group_size: int | None = None,
     ) -> list[SweepResult]:
-        """Apply every retention rule; ``protected`` rows (restricted subjects) are left alone."""
+        """Apply every retention rule; the rows of ``protected`` records (restricted subjects)
+        are left alone."""
+        with self.client.reachable():
+            return self._sweep(now, dry_run, self.tables.keys_of(protected), min_group_size)
+
+    def _sweep(
+        self,
+        now: dt.datetime,
+        dry_run: bool,
+        protected: dict[str, set[Key]],
+        min_group_size: int | None,
+    ) -> list[SweepResult]:
         results = []
         for name, spec in self.mapping.tables.items():
             if spec.retention is None:
                 continue
             cutoff = now.astimezone(dt.UTC).replace(tzinfo=None) - spec.retention.max_age.as_delta()
-            keep = (protected or {}).get(name, set())
+            keep = protected.get(name, set())
             result = SweepResult(
                 table=name,
                 rule="delete",
@@ -122,11 +128,11 @@ class SqlRetention:
     def _delete(self, name: str, old: ColumnElement[bool], result: SweepResult) -> None:
         table = self.tables[name]
         if result.dry_run:
-            with self.engine.connect() as conn:
+            with self.client.connect() as conn:
                 result.rows = conn.execute(sa.select(sa.func.count()).where(old)).scalar_one()
             return
         for batch in self._batches(name, old):
-            with self.engine.begin() as conn:
+            with self.client.begin() as conn:
                 deleted = conn.execute(sa.delete(table).where(batch)).rowcount
             result.rows += deleted
             result.batches += bool(deleted)
@@ -138,27 +144,25 @@ class SqlRetention:
         old: ColumnElement[bool],
         result: SweepResult,
     ) -> None:
-        target = sa.Table(
-            aggregate.into, sa.MetaData(), autoload_with=self.engine, schema=self.mapping.db_schema
-        )
+        target = self.client.load_table(aggregate.into, self.mapping.db_schema)
         expressions, source = self._group_sources(name, aggregate)
         counts = sa.select(*expressions, sa.func.count().label("n")).select_from(source)
         if result.dry_run:  # what the fold would make of the old rows, computed in place
             grouped = counts.where(old).group_by(*expressions).subquery("grouped")
-            with self.engine.connect() as conn:
+            with self.client.connect() as conn:
                 result.rows, result.groups, result.suppressed = self._tally(
                     conn, grouped, aggregate
                 )
             return
         staging = self._staging(target, aggregate)
         for batch in self._batches(name, old):
-            with self.engine.begin() as conn:
+            with self.client.begin() as conn:
                 deleted = self._stage_and_delete(
                     conn, name, staging, counts.where(batch).group_by(*expressions), batch
                 )
             result.rows += deleted
             result.batches += bool(deleted)
-        with self.engine.begin() as conn:
+        with self.client.begin() as conn:
             self._fold(conn, staging, target, aggregate, result)
 
     def _stage_and_delete(
@@ -188,8 +192,7 @@ class SqlRetention:
         """Ranges of the primary key, in key order, none holding more than ``batch_rows`` rows
         that match ``where``. Each is found just before it is used, after the previous batch
         was committed."""
-        table = self.tables[name]
-        columns = [table.c[c] for c in self.mapping.tables[name].primary_key]
+        columns = self.tables.primary_key(name)
         if len(columns) == 1 and columns[0].type.python_type is int:
             yield from self._integer_ranges(columns[0], where)
         else:
@@ -200,7 +203,7 @@ class SqlRetention:
     ) -> Iterator[ColumnElement[bool]]:
         """Stretches of ``batch_rows`` consecutive key values: found by arithmetic, where
         counting would read the table once more."""
-        with self.engine.connect() as conn:
+        with self.client.connect() as conn:
             low, high = conn.execute(sa.select(sa.func.min(key), sa.func.max(key))).one()
         if low is None:
             return
@@ -228,7 +231,7 @@ class SqlRetention:
                 .offset(self.batch_rows - 1)
                 .limit(1)
             )
-            with self.engine.connect() as conn:
+            with self.client.connect() as conn:
                 upper = conn.execute(last).first()
             if upper is None:
                 yield sa.and_(where, after)
@@ -239,7 +242,7 @@ class SqlRetention:
     def _not_protected(self, name: str, keep: set[Key]) -> ColumnElement[bool]:
         if not keep:
             return sa.true()
-        pk = [self.tables[name].c[c] for c in self.mapping.tables[name].primary_key]
+        pk = self.tables.primary_key(name)
         if len(pk) == 1:
             return pk[0].not_in([k[0] for k in keep])
         return sa.tuple_(*pk).not_in(list(keep))
@@ -254,7 +257,7 @@ class SqlRetention:
         table = self.tables[name]
         source: Any = table
         joined: set[str] = set()
-        expressions = []
+        expressions: list[ColumnElement[Any]] = []
         for target, text in aggregate.group_by.items():
             match = GROUP_SOURCE.match(text)
             assert match is not None  # validated with the mapping
@@ -284,7 +287,7 @@ class SqlRetention:
             sa.Column("n", sa.BigInteger, nullable=False),
             schema=self.mapping.db_schema,
         )
-        staging.create(self.engine, checkfirst=True)
+        self.client.create_missing(staging)
         return staging
 
     def _buckets(self, grouped: sa.Subquery, aggregate: Aggregation) -> sa.Subquery:
@@ -343,7 +346,8 @@ class SqlRetention:
             buckets.c.n >= aggregate.min_group_size
         )
         dialect = conn.dialect.name
-        insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(dialect)
+        # Both dialects' INSERT offer on_conflict_do_update, each its own class.
+        insert: Any = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(dialect)
         if insert is None:
             raise NotImplementedError(f"aggregation upsert on {dialect} is not supported yet")
         statement = insert(target).from_select([*keys, aggregate.count_column], kept)
