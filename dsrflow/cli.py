@@ -10,7 +10,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, cast
 
 import typer
 from rich.console import Console
@@ -392,14 +392,14 @@ def withdraw_consent(
         dry_run,
         jira_accounts=jira_account,
     )
-    from flows.other_rights import consent_withdrawal
+    from flows.other_rights import Purpose, consent_withdrawal
 
     _run_change(
         opened,
         config,
         lambda: consent_withdrawal(
             request_id=opened,
-            purpose=purpose,  # type: ignore[arg-type]
+            purpose=cast(Purpose, purpose),  # checked against the purposes above
             config_path=str(config) if config else None,
             out_dir=str(out) if out else None,
             dry_run=dry_run,

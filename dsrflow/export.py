@@ -31,7 +31,7 @@ from dsrflow.export_model import (
     SummaryRow,
 )
 from dsrflow.mapping import BaseMapping
-from dsrflow.merge import summary
+from dsrflow.merge import rows, summary
 from dsrflow.request import DataSubjectRequest
 
 RIGHTS = [
@@ -50,7 +50,7 @@ def _information(
     """Art. 15(1) from the mappings, limited to the categories actually found."""
     found: dict[str, set[str]] = defaultdict(set)  # category -> sources
     origins: set[tuple[str, str, str]] = set()
-    for row in frame.itertuples():
+    for row in rows(frame):
         for category in set(row.categories.values()):
             found[category].add(row.source)
         origins.add((row.source, row.location, mappings[row.source].collected_from(row.location)))
@@ -84,7 +84,7 @@ def _information(
 
 def _records_by_category(frame: pd.DataFrame) -> dict[str, dict[str, list[RecordPart]]]:
     grouped: dict[str, dict[str, list[RecordPart]]] = defaultdict(lambda: defaultdict(list))
-    for row in frame.itertuples():
+    for row in rows(frame):
         by_category: dict[str, dict[str, Any]] = defaultdict(dict)
         for name, value in row.fields.items():
             by_category[row.categories.get(name, "system.operations")][name] = value
@@ -130,7 +130,7 @@ def build_export(
             "other_identifiers": [str(i) for i in request.subject.others],
         },
         information=_information(config, mappings, frame),
-        summary=[SummaryRow(**r) for r in counts.to_dict("records")],
+        summary=[SummaryRow.model_validate(r) for r in counts.to_dict("records")],
         total_records=len(frame),
         records=_records_by_category(frame),
         not_searched=not_searched or {},

@@ -22,7 +22,7 @@ import hmac
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -226,7 +226,7 @@ class Ledger:
                 metadata.create_all(conn)
                 self._upgrade(conn)
         except (OSError, sa.exc.OperationalError) as exc:
-            reason = getattr(exc, "orig", None) or exc.strerror or exc
+            reason = getattr(exc, "orig", None) or getattr(exc, "strerror", None) or exc
             shown = sa_url.render_as_string(hide_password=True)
             raise LedgerError(
                 f"the ledger {shown} (ledger_url) cannot be opened for writing: {reason}"
@@ -271,9 +271,9 @@ class Ledger:
                     "closed_at": None,
                     "closed_reason": None,
                 }
-                change = self._insert(conn, requests_table, {"id": request.id, **values})
+                inserted = self._insert(conn, requests_table, {"id": request.id, **values})
                 details = {"type": request.type.value, **({"draft": True} if draft else {})}
-                self._append(conn, request.id, actor, "received", details, [change])
+                self._append(conn, request.id, actor, "received", details, [inserted])
                 return
             _check_same_request(row, request)
             if row["status"] == Status.DRAFT.value and not draft:
@@ -329,7 +329,7 @@ class Ledger:
             self._append(conn, request_id, actor, f"status:{status.value}", {}, [change])
 
     def record(
-        self, request_id: str | None, event: str, actor: str = "dsrflow", **details: Any
+        self, request_id: str | None, event: str, *, actor: str = "dsrflow", **details: Any
     ) -> None:
         """Append one audit entry (counts and references only, never record contents)."""
         with self._writing() as conn:
@@ -435,7 +435,7 @@ class Ledger:
         return str(actor)
 
     @staticmethod
-    def _request(conn: sa.Connection, request_id: str) -> Mapping[str, Any] | None:
+    def _request(conn: sa.Connection, request_id: str) -> sa.RowMapping | None:
         return (
             conn.execute(sa.select(requests_table).where(requests_table.c.id == request_id))
             .mappings()
@@ -685,7 +685,9 @@ class Ledger:
         key = values.get(key_column.name)
         result = conn.execute(table.insert().values(**values))
         if key is None:
-            key = result.inserted_primary_key[0]
+            inserted = result.inserted_primary_key
+            assert inserted is not None  # a single-row insert
+            key = inserted[0]
         rest = {c: v for c, v in values.items() if c != key_column.name}
         return row_change(table.name, "insert", key, rest)
 
@@ -810,7 +812,7 @@ class Ledger:
         problems += compare(chain, tables)
         return problems
 
-    def _chain_problems(self, rows: list[Any]) -> Iterator[ChainProblem]:
+    def _chain_problems(self, rows: Sequence[Any]) -> Iterator[ChainProblem]:
         prev = GENESIS
         expected_seq = 1
         for row in rows:
@@ -840,7 +842,7 @@ class Ledger:
             expected_seq = row.seq + 1
 
 
-def _anchor_problems(rows: list[Any], head: tuple[int, str]) -> list[ChainProblem]:
+def _anchor_problems(rows: Sequence[Any], head: tuple[int, str]) -> list[ChainProblem]:
     seq, hash_ = head
     if seq == 0:
         return []
@@ -853,7 +855,7 @@ def _anchor_problems(rows: list[Any], head: tuple[int, str]) -> list[ChainProble
     return []
 
 
-def _check_same_request(row: Mapping[str, Any], request: DataSubjectRequest) -> None:
+def _check_same_request(row: sa.RowMapping, request: DataSubjectRequest) -> None:
     """One id names one request of one subject (no identifiers in the message: it is logged)."""
     if row["type"] != request.type.value:
         raise LedgerError(

@@ -58,7 +58,7 @@ def row_change(table: str, op: str, key: Any, values: Mapping[str, Any]) -> dict
     }
 
 
-def table_state(table: str, rows: Iterable[Mapping[str, Any]]) -> dict[Any, dict[str, Any]]:
+def table_state(table: str, rows: Iterable[Mapping[Any, Any]]) -> dict[Any, dict[str, Any]]:
     """Rows of a table in the form the chain records them, by key."""
     key = KEYS[table]
     return {

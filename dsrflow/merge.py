@@ -8,7 +8,8 @@ provenance kept.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import pandas as pd
 
@@ -103,6 +104,12 @@ def summary(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def rows(frame: pd.DataFrame) -> Iterator[Any]:
+    """The frame's rows as named tuples. Its columns hold what a Record holds (dicts, tuples):
+    pandas' stubs type every cell as a scalar, so the rows are ``Any`` to the type checker."""
+    return frame.itertuples()
+
+
 def fold_records(records: Iterable[Record]) -> list[Record]:
     """The records with duplicates folded (as ``merge`` does), as Records again: what plans are
     built from, so that one message in two mailboxes is one action."""
@@ -120,5 +127,5 @@ def fold_records(records: Iterable[Record]) -> list[Record]:
             shared=bool(row.shared),
             shared_with=tuple(sorted(row.shared_with)),
         )
-        for row in frame.itertuples()
+        for row in rows(frame)
     ]

@@ -89,7 +89,8 @@ def build_receipt(
     copies: Removed | None = None,
 ) -> Receipt:
     results = {r.record_id: r for report in reports for r in report.results}
-    changed, kept = [], []
+    changed: list[ReceiptLine] = []
+    kept: list[ReceiptLine] = []
     for action in plan:
         result = results.get(action.record_id)
         line = ReceiptLine(

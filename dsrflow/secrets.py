@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import cast
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -58,7 +59,11 @@ class SecretRef(BaseModel):
         # Only here does dsrflow reach for Prefect outside the flows: blocks live in its API.
         from prefect.blocks.system import Secret
 
+        assert self.prefect_secret is not None  # exactly one of the three is set
         try:
-            return str(Secret.load(self.prefect_secret).get())
+            # Outside an event loop (settings are resolved before a flow starts) Prefect's
+            # load is synchronous: it returns the block, not a coroutine.
+            secret = cast(Secret, Secret.load(self.prefect_secret))
+            return str(secret.get())
         except ValueError as exc:
             raise SecretUnavailable(f"the {self.describe()} cannot be loaded: {exc}") from exc

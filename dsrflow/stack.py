@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from uuid import UUID
 
 import httpx
 import psutil
@@ -296,7 +297,7 @@ def _mark_crashed(directory: Path, run_ids: set[str]) -> None:
     try:
         with connected(directory), get_client(sync_client=True) as client:
             for run_id in run_ids:
-                state = client.read_flow_run(run_id).state
+                state = client.read_flow_run(UUID(run_id)).state
                 if state is None or not state.is_final():
                     message = "its process was stopped by `dsr stack down`; start it again"
                     client.set_flow_run_state(run_id, Crashed(message=message), force=True)

@@ -14,9 +14,11 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
 from connectors import open_connector
@@ -35,7 +37,7 @@ from dsrflow.records import Record
 from dsrflow.request import DataSubjectRequest, RequestType, Subject
 from flows.approval import obtain_approval
 from flows.discovery import discover_everywhere
-from flows.tasks import PRIVATE, check_sources, restriction_notice
+from flows.tasks import check_sources, restriction_notice
 
 # Which connector method carries out which actions.
 METHODS: dict[Action, str] = {
@@ -120,7 +122,7 @@ def approved_plan(ledger: Ledger, path: Path, request_id: str) -> Approved | Non
     return Approved(plan=plan, digest=digest, officer=approvals[-1].actor)
 
 
-@task(name="plan", **PRIVATE)
+@task(name="plan", persist_result=False, cache_policy=NO_CACHE)
 def make_plan(
     request: DataSubjectRequest,
     records: list[Record],
@@ -156,11 +158,12 @@ def store_plan(
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     write_private(path, json.dumps([a.model_dump(mode="json") for a in plan]).encode("utf-8"))
     digest = plan_digest(plan)
-    ledger.record(request.id, "planned", plan_sha256=digest, **plan_counts(plan))
+    counts: dict[str, Any] = plan_counts(plan)  # one per action, in the entry's details
+    ledger.record(request.id, "planned", plan_sha256=digest, **counts)
     return digest
 
 
-@task(name="execute", **PRIVATE)
+@task(name="execute", persist_result=False, cache_policy=NO_CACHE)
 def execute_actions(
     name: str,
     config: Config,
@@ -228,13 +231,8 @@ def execute_plan(
         )
         if interrupted:
             report = credit_interrupted(report)
-        ledger.record(
-            request.id,
-            "executed",
-            source=name,
-            remains=remains_count(report),
-            **outcome_counts(report),
-        )
+        counts: dict[str, Any] = {**outcome_counts(report), "remains": remains_count(report)}
+        ledger.record(request.id, "executed", source=name, **counts)
         reports.append(report)
     return reports
 

@@ -31,6 +31,8 @@ from flows.discovery import discover_everywhere
 from flows.private import private_run
 from flows.tasks import forget_parameters, request_and_config
 
+Purpose = Literal["analytics", "config_collection", "all"]
+
 
 def deleted_residue(
     request: DataSubjectRequest,
@@ -87,7 +89,7 @@ def rectification_request(
 @private_run
 def consent_withdrawal(
     request_id: str,
-    purpose: Literal["analytics", "config_collection", "all"],
+    purpose: Purpose,
     subject_emails: list[str] | None = None,
     subject_phones: list[str] | None = None,
     received_at: dt.datetime | None = None,
@@ -106,7 +108,7 @@ def consent_withdrawal(
         config_path,
         draft=dry_run,
     )
-    purposes = set(CONSENT_PURPOSES) if purpose == "all" else {purpose}
+    purposes: set[str] = set(CONSENT_PURPOSES) if purpose == "all" else {purpose}
     now = dt.datetime.now(dt.UTC)
     if not dry_run:
         # Art. 7(3): the withdrawal counts from now, whatever the officer decides later.

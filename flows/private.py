@@ -18,7 +18,7 @@ import re
 import traceback
 import typing
 from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 from prefect import get_run_logger
 from prefect.states import Failed
@@ -89,7 +89,7 @@ def private_run(fn: Callable[P, R]) -> Callable[P, R]:
             # The caller in this process gets ``exc`` back from the state; the API only the
             # message (to_state_create drops data that was not persisted).
             failed: Any = Failed(message=one_line(exc), data=exc)
-            return failed  # type: ignore[no-any-return]
+            return cast(R, failed)
 
     # Prefect builds the run form from the annotations; resolve them in fn's own module.
     run.__annotations__ = typing.get_type_hints(fn)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from uuid import UUID
 
 from prefect import flow
 
@@ -59,7 +60,7 @@ def resume_paused(flow_run_id: str, decision: Approval) -> None:
     """Answer a paused run's Resume form through Prefect's API."""
     from prefect.flow_runs import resume_flow_run
 
-    resume_flow_run(flow_run_id, run_input=decision.model_dump())
+    resume_flow_run(UUID(flow_run_id), run_input=decision.model_dump())
 
 
 def record_decision(config: Config, request_id: str, decision: Approval) -> Waiting:

@@ -12,20 +12,21 @@ import datetime as dt
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
-from connectors import open_connector
-from connectors.base import Sweeping
+from connectors import Discovering, SourceUnavailable, Sweeping, open_connector
 from dsrflow.config import Config, load_config
 from dsrflow.copies import expired_exports
 from dsrflow.copies import remove as remove_copies
 from dsrflow.ledger import Ledger
 from dsrflow.mapping import BaseMapping
 from dsrflow.plan import Outcome
+from dsrflow.records import Record
 from dsrflow.request import Subject
 from flows.changes import execute_actions
 from flows.private import private_run
-from flows.tasks import PRIVATE, check_sources
+from flows.tasks import check_sources
 
 
 class SweepSummary(BaseModel):
@@ -36,7 +37,7 @@ class SweepSummary(BaseModel):
     exports_removed: int = 0
 
 
-@task(name="sweep-source", **PRIVATE)
+@task(name="sweep-source", persist_result=False, cache_policy=NO_CACHE)
 def sweep_source(
     name: str,
     config: Config,
@@ -46,17 +47,20 @@ def sweep_source(
     dry_run: bool,
     min_group_size: int | None,
 ) -> list[dict[str, object]] | None:
-    connector = open_connector(name, config.sources[name], mapping, config.phone_region)
-    try:
+    with open_connector(name, config.sources[name], mapping, config.phone_region) as connector:
         if not isinstance(connector, Sweeping):
             return None
         # Restricted subjects' records are stored, not processed: found first, then left alone.
-        protected = [record for subject in restricted for record in connector.discover(subject)]
+        protected: list[Record] = []
+        if restricted and isinstance(connector, Discovering):
+            protected = [r for subject in restricted for r in connector.discover(subject)]
+        elif restricted:
+            raise SourceUnavailable(
+                name, "restricted subjects' records cannot be found to be kept out of the sweep"
+            )
         results = connector.sweep(
             now, dry_run=dry_run, protected=protected, min_group_size=min_group_size
         )
-    finally:
-        connector.close()
     rows = [{"source": name, **dataclasses.asdict(r)} for r in results]
     for row in rows:
         row.pop("notes", None)

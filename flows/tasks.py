@@ -15,7 +15,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from connectors import open_connector
+from connectors import Discovering, open_connector
 from dsrflow.config import Config, load_config
 from dsrflow.export import ExportFiles, build_export, write_export
 from dsrflow.ledger import Ledger, UnknownRequest
@@ -24,8 +24,6 @@ from dsrflow.merge import merge, records_frame, summary
 from dsrflow.preflight import preflight
 from dsrflow.records import Record
 from dsrflow.request import DataSubjectRequest, RequestType, Subject
-
-PRIVATE = {"persist_result": False, "cache_policy": NO_CACHE}
 
 
 def restriction_notice(ledger: Ledger, request: DataSubjectRequest) -> str | None:
@@ -125,7 +123,7 @@ def forget_parameters(names: tuple[str, ...], blank: object = None) -> None:
     get_run_logger().info("%s moved out of the run's parameters", ", ".join(names))
 
 
-@task(name="check-sources", **PRIVATE)
+@task(name="check-sources", persist_result=False, cache_policy=NO_CACHE)
 def check_sources(config: Config, right: RequestType | None = None) -> dict[str, BaseMapping]:
     """Before reading any data: every mapping valid and matching its live source, every source
     reachable, and everything ``right`` needs to execute in place (dsrflow.preflight); one
@@ -146,14 +144,13 @@ class Found:
     not_searched: list[str]
 
 
-@task(name="discover", retries=0, **PRIVATE)
+@task(name="discover", retries=0, persist_result=False, cache_policy=NO_CACHE)
 def discover_source(name: str, config: Config, mapping: BaseMapping, subject: Subject) -> Found:
-    connector = open_connector(name, config.sources[name], mapping, config.phone_region)
-    try:
+    with open_connector(name, config.sources[name], mapping, config.phone_region) as connector:
+        if not isinstance(connector, Discovering):  # a delete-only API: said, not "nothing"
+            return Found([], [f"{name}: its API cannot look a person up, it can only erase"])
         records = list(connector.discover(subject))
         not_searched = list(getattr(connector, "not_searched", []))
-    finally:
-        connector.close()
     shared = sum(r.shared for r in records)
     get_run_logger().info(
         "%s: %d record(s), %d shared with others, %d place(s) not searched",
@@ -165,14 +162,14 @@ def discover_source(name: str, config: Config, mapping: BaseMapping, subject: Su
     return Found(records, not_searched)
 
 
-@task(name="merge", **PRIVATE)
+@task(name="merge", persist_result=False, cache_policy=NO_CACHE)
 def merge_records(records: list[Record]) -> pd.DataFrame:
     frame = merge(records_frame(records))
     get_run_logger().info("merged %d record(s) into %d", len(records), len(frame))
     return frame
 
 
-@task(name="write-export", **PRIVATE)
+@task(name="write-export", persist_result=False, cache_policy=NO_CACHE)
 def write_access_export(
     request: DataSubjectRequest,
     config: Config,
@@ -187,14 +184,14 @@ def write_access_export(
     return files
 
 
-@task(name="publish-summary", **PRIVATE)
+@task(name="publish-summary", persist_result=False, cache_policy=NO_CACHE)
 def publish_summary(request: DataSubjectRequest, frame: pd.DataFrame) -> None:
     """An artifact for the officer: counts per source, the subject masked."""
     counts = summary(frame)
     key = f"access-{request.id.lower()}"
     create_table_artifact(
         key=key,
-        table=counts.to_dict("records"),
+        table=[{str(k): v for k, v in row.items()} for row in counts.to_dict("records")],
         description=f"{request.id}: records found per source and location",
     )
     masked = ", ".join(request.subject.masked())

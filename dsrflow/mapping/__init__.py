@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 from pydantic import TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails
 
 from dsrflow.errors import DsrflowError
 from dsrflow.mapping.common import BaseMapping
@@ -53,7 +54,7 @@ def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
     return line
 
 
-def _describe(error: dict[str, Any], root: yaml.Node | None, kind: object) -> str:
+def _describe(error: ErrorDetails, root: yaml.Node | None, kind: object) -> str:
     # Drop the discriminator tag pydantic puts first ("sql") so the path matches the file.
     loc = tuple(error["loc"])
     if loc and loc[0] == kind:
