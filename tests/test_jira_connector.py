@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ import httpx
 import pytest
 from jira import JIRAError
 
-from connectors.base import SourceUnavailable
+from connectors.base import Capability, SourceUnavailable, capabilities
 from connectors.jira import accounts as jira_accounts
 from connectors.jira.client import JiraClient
 from connectors.jira.connector import JiraConnector, jql_string, jql_text
@@ -98,6 +99,12 @@ def subject(*emails: str, accounts: tuple[str, ...] = ()) -> Subject:
     return base.model_copy(
         update={"others": tuple(Identifier(kind="jira_account_id", value=a) for a in accounts)}
     )
+
+
+def plan_erasure(connector: JiraConnector, records: list[Record]) -> list[PlannedAction]:
+    """The mapping's plan for the records, in their order (what the erasure flow plans)."""
+    today = dt.datetime.now(dt.UTC).date()
+    return [connector.mapping.plan_erasure(r, today) for r in records]
 
 
 def summary(records: list[Record]) -> set[tuple[str, str, tuple[str, ...]]]:
@@ -282,9 +289,9 @@ def test_data_center_pages_with_start_at_and_a_personal_access_token(
 def test_anonymise_leaves_no_trace_and_keeps_other_peoples_text(site: Site) -> None:
     connector = site.connector()
     records = list(connector.discover(subject(AL)))
-    plan = connector.plan_erasure(records)
+    plan = plan_erasure(connector, records)
     assert {a.action for a in plan} == {Action.DELETE, Action.REDACT}
-    report = connector.erase(plan)
+    report = connector.erase(plan, subject(AL))
     assert report.complete, report.results
     assert report.count(Outcome.DONE) >= 6
 
@@ -322,12 +329,12 @@ def test_anonymise_leaves_no_trace_and_keeps_other_peoples_text(site: Site) -> N
 def test_delete_mode_deletes_only_requests_nobody_else_took_part_in(site: Site) -> None:
     connector = site.connector(mapping_with(erasure={"mode": "delete_unshared"}))
     records = list(connector.discover(subject(AL)))
-    plan = connector.plan_erasure(records)
+    plan = plan_erasure(connector, records)
     deletes = {
         a.native_id.get("key") for a in plan if a.action == Action.DELETE and a.location == "issues"
     }
     assert deletes == {"SUP-8"}
-    assert connector.erase(plan).complete
+    assert connector.erase(plan, subject(AL)).complete
     assert "SUP-8" not in site.store.issues
     assert "SUP-1" in site.store.issues  # others took part: anonymised, kept
     assert list(site.connector().discover(subject(AL))) == []
@@ -336,8 +343,10 @@ def test_delete_mode_deletes_only_requests_nobody_else_took_part_in(site: Site) 
 def test_a_delete_is_refused_when_others_take_part(site: Site) -> None:
     connector = site.connector()
     records = [r for r in connector.discover(subject(AL)) if r.native_id == {"key": "SUP-1"}]
-    plan = [a.model_copy(update={"action": Action.DELETE}) for a in connector.plan_erasure(records)]
-    report = connector.erase(plan)
+    plan = [
+        a.model_copy(update={"action": Action.DELETE}) for a in plan_erasure(connector, records)
+    ]
+    report = connector.erase(plan, subject(AL))
     assert [(r.outcome, r.detail) for r in report.results] == [
         (Outcome.SKIPPED, "others take part in this issue: anonymise it instead")
     ]
@@ -353,7 +362,7 @@ def test_legal_hold_keeps_records_and_says_until_when(site: Site) -> None:
     }
     connector = site.connector(mapping_with(legal_hold=hold))
     records = list(connector.discover(subject(AL)))
-    plan = connector.plan_erasure(records)
+    plan = plan_erasure(connector, records)
     kept = {
         a.native_id.get("key") or a.native_id.get("issue"): a
         for a in plan
@@ -368,7 +377,7 @@ def test_legal_hold_keeps_records_and_says_until_when(site: Site) -> None:
         for a in plan
         if a.native_id == {"key": "SUP-1"}
     ]
-    result = connector.erase(forced).results[0]
+    result = connector.erase(forced, subject(AL)).results[0]
     assert (result.outcome, result.detail) == (
         Outcome.SKIPPED,
         "kept: Bookkeeping Act §13 until 2031-12-31",
@@ -381,11 +390,13 @@ def test_restriction_labels_issues_and_discovery_reports_it(site: Site) -> None:
     records = list(connector.discover(subject(AL)))
     plan = [
         a.model_copy(update={"action": Action.RESTRICT})
-        for a in connector.plan_erasure(records)
+        for a in plan_erasure(connector, records)
         if a.location == "issues"
     ]
-    assert connector.restrict(plan).complete
-    assert {r.outcome for r in connector.restrict(plan).results} == {Outcome.ALREADY_DONE}
+    assert connector.restrict(plan, subject(AL)).complete
+    assert {r.outcome for r in connector.restrict(plan, subject(AL)).results} == {
+        Outcome.ALREADY_DONE
+    }
     again = [r for r in site.connector().discover(subject(AL)) if r.location == "issues"]
     assert again and all(r.fields["restricted"] for r in again)
     assert site.store.issues["SUP-1"].fields["labels"] == ["gdpr-restricted"]
@@ -398,11 +409,11 @@ def test_restricting_a_customer_account_is_the_ledgers_not_a_skip(site: Site) ->
     records = list(connector.discover(subject(AL)))
     plan = [
         a.model_copy(update={"action": Action.RESTRICT})
-        for a in connector.plan_erasure(records)
+        for a in plan_erasure(connector, records)
         if a.location == "customers"
     ]
     assert plan
-    report = connector.restrict(plan)
+    report = connector.restrict(plan, subject(AL))
     assert report.complete
     assert {(r.outcome, r.detail) for r in report.results} == {
         (Outcome.DONE, "restricted in the ledger only: Jira has no mark for a customer")
@@ -412,13 +423,41 @@ def test_restricting_a_customer_account_is_the_ledgers_not_a_skip(site: Site) ->
 def test_rectification_is_read_back(site: Site) -> None:
     connector = site.connector()
     records = [r for r in connector.discover(subject(AL)) if r.native_id == {"key": "SUP-8"}]
-    action = connector.plan_erasure(records)[0].model_copy(
+    action = plan_erasure(connector, records)[0].model_copy(
         update={"action": Action.RECTIFY, "fields": {"summary": "Private question (corrected)"}}
     )
-    assert connector.rectify([action]).complete
+    assert connector.rectify([action], subject(AL)).complete
     assert site.store.issues["SUP-8"].fields["summary"] == "Private question (corrected)"
     bad = action.model_copy(update={"fields": {"status": "Closed"}})
-    assert connector.rectify([bad]).results[0].outcome == Outcome.FAILED
+    assert connector.rectify([bad], subject(AL)).results[0].outcome == Outcome.FAILED
+
+
+def test_the_connector_can_do_every_right(site: Site) -> None:
+    assert capabilities(site.connector()) == {
+        Capability.DISCOVER,
+        Capability.ERASE,
+        Capability.RECTIFY,
+        Capability.RESTRICT,
+        Capability.SWEEP,
+    }
+
+
+def test_actions_a_method_does_not_do_are_skipped_or_failed_never_dropped(site: Site) -> None:
+    connector = site.connector()
+    records = [r for r in connector.discover(subject(AL)) if r.native_id == {"key": "SUP-8"}]
+    (action,) = plan_erasure(connector, records)
+    keep = action.model_copy(update={"action": Action.KEEP, "reason": "Bookkeeping Act §13"})
+    for method in (connector.erase, connector.rectify, connector.restrict):
+        (kept,) = method([keep], subject(AL)).results
+        assert (kept.outcome, kept.detail) == (Outcome.SKIPPED, "kept: Bookkeeping Act §13")
+    restrict = action.model_copy(update={"action": Action.RESTRICT})
+    (erased,) = connector.erase([restrict], subject(AL)).results
+    assert (erased.outcome, erased.detail) == (Outcome.FAILED, "cannot restrict here")
+    (rectified,) = connector.rectify([action], subject(AL)).results
+    assert (rectified.outcome, rectified.detail) == (Outcome.FAILED, "cannot redact here")
+    (restricted,) = connector.restrict([action], subject(AL)).results
+    assert (restricted.outcome, restricted.detail) == (Outcome.FAILED, "cannot redact here")
+    assert site.store.issues["SUP-8"].fields["labels"] == []
 
 
 # -- the subject's customer account ------------------------------------------------------------
@@ -438,11 +477,11 @@ def users_found(site: Site, email: str) -> list[str]:
 def test_the_subjects_portal_customer_account_is_deleted_after_erasure(site: Site) -> None:
     site.store.users["u-al"].account_type = "customer"
     connector = site.connector()
-    plan = connector.plan_erasure(list(connector.discover(subject(AL))))
+    plan = plan_erasure(connector, list(connector.discover(subject(AL))))
     action = customer_action(plan)
     assert (action.action, action.reason) == (Action.DELETE, jira_accounts.DELETED)
 
-    report = connector.erase(plan)
+    report = connector.erase(plan, subject(AL))
     assert report.complete, report.results
     assert "u-al" not in site.store.users
     assert users_found(site, AL) == ["u-evil"]  # the search's prefix near miss, not hers
@@ -479,11 +518,11 @@ def test_an_agent_account_or_a_switched_off_mapping_keeps_the_account(
     records = list(connector.discover(subject(AL)))
     (customer,) = [r for r in records if r.location == "customers"]
     assert customer.fields["account_type"] == ("customer" if changes else "atlassian")
-    action = customer_action(connector.plan_erasure(records))
+    action = customer_action(plan_erasure(connector, records))
     assert action.action == Action.DELETE
     assert action.reason == f"removed from the service desk; the account is kept: {why}"
 
-    report = connector.erase(connector.plan_erasure(records))
+    report = connector.erase(plan_erasure(connector, records), subject(AL))
     assert report.complete
     result = next(r for r in report.results if r.record_id == action.record_id)
     assert (result.outcome, result.detail) == (Outcome.DONE, f"the account is kept: {why}")
@@ -497,7 +536,7 @@ def test_a_crash_before_the_account_is_deleted_resumes_with_the_deletion(
 ) -> None:
     site.store.users["u-al"].account_type = "customer"
     connector = site.connector()
-    plan = connector.plan_erasure(list(connector.discover(subject(AL))))
+    plan = plan_erasure(connector, list(connector.discover(subject(AL))))
     call = JiraClient.call
 
     def power_cut(self: JiraClient, what: str, fn: Any, **kwargs: Any) -> Any:
@@ -508,7 +547,7 @@ def test_a_crash_before_the_account_is_deleted_resumes_with_the_deletion(
     with monkeypatch.context() as patch:
         patch.setattr(JiraClient, "call", power_cut)
         with pytest.raises(KeyboardInterrupt):
-            connector.erase(plan)
+            connector.erase(plan, subject(AL))
     # Every other step ran first: only the account is left.
     assert "u-al" not in site.store.servicedesks["1"].customers
     assert site.store.issues["SUP-1"].fields["reporter"] is None
@@ -541,7 +580,7 @@ def test_data_center_deletes_a_customer_by_user_name_and_keeps_a_licensed_user(
         (customer,) = [r for r in records if r.location == "customers"]
         # Data Center has no accountType: a user without application roles is portal-only.
         assert customer.fields["account_type"] == ("customer" if kind == "customer" else "licensed")
-        report = connector.erase(connector.plan_erasure(records))
+        report = connector.erase(plan_erasure(connector, records), subject(AL))
         assert report.complete, report.results
         assert ("u-al" in store.users) is (kind != "customer")
         stats = httpx.get(f"{dc.url}/_emulator/stats").json()["requests"]

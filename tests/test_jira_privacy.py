@@ -18,6 +18,7 @@ from tests.test_jira_connector import (
     TOKEN_ENV,
     Site,
     fixture_store,
+    plan_erasure,
     start_site,
     subject,
     summary,
@@ -80,8 +81,8 @@ def test_a_hidden_customer_account_is_still_deleted_on_the_customer_lists_word(
     al.account_type = "customer"
     al.email_visible = False
     connector = site.connector()
-    plan = connector.plan_erasure(list(connector.discover(subject(AL))))
-    report = connector.erase(plan)
+    plan = plan_erasure(connector, list(connector.discover(subject(AL))))
+    report = connector.erase(plan, subject(AL))
     assert report.complete, report.results
     assert "u-al" not in site.store.users
 

@@ -17,6 +17,7 @@ from tests.test_jira_connector import (
     Site,
     fixture_store,
     mapping_with,
+    plan_erasure,
     start_site,
     subject,
 )
@@ -36,8 +37,8 @@ def test_an_anonymised_issue_says_its_history_keeps_the_old_values_and_the_step(
     site: Site,
 ) -> None:
     connector = site.connector()
-    plan = connector.plan_erasure(list(connector.discover(subject(AL))))
-    report = connector.erase(plan)
+    plan = plan_erasure(connector, list(connector.discover(subject(AL))))
+    report = connector.erase(plan, subject(AL))
     assert report.complete
     remains = {r.record_id: r.remains for r in report.results if r.outcome == Outcome.DONE}
     sup1 = remains["jira:issues:key=SUP-1"]
@@ -53,8 +54,8 @@ def test_an_anonymised_issue_says_its_history_keeps_the_old_values_and_the_step(
 
 def test_an_issue_deleted_whole_claims_no_history(site: Site) -> None:
     connector = site.connector(mapping_with(erasure={"mode": "delete_unshared"}))
-    plan = connector.plan_erasure(list(connector.discover(subject(AL))))
-    report = connector.erase(plan)
+    plan = plan_erasure(connector, list(connector.discover(subject(AL))))
+    report = connector.erase(plan, subject(AL))
     (sup8,) = [r for r in report.results if r.record_id == "jira:issues:key=SUP-8"]
     assert (sup8.outcome, sup8.remains) == (Outcome.DONE, None)
 
@@ -64,8 +65,8 @@ def test_a_deleted_customer_account_remains_at_atlassian_and_the_result_says_so(
 ) -> None:
     site.store.users["u-al"].account_type = "customer"
     connector = site.connector()
-    plan = connector.plan_erasure(list(connector.discover(subject(AL))))
-    report = connector.erase(plan)
+    plan = plan_erasure(connector, list(connector.discover(subject(AL))))
+    report = connector.erase(plan, subject(AL))
     (customer,) = [r for r in report.results if ":customers:" in r.record_id]
     assert customer.outcome == Outcome.DONE
     assert customer.remains == jira_accounts.ACCOUNT_REMAINS

@@ -18,6 +18,7 @@ from tests.test_jira_connector import (
     Site,
     fixture_store,
     mapping_with,
+    plan_erasure,
     start_site,
     subject,
 )
@@ -38,7 +39,7 @@ def site(monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
 def _plan_for(site: Site, key: str) -> tuple[JiraConnector, list[PlannedAction], list[Record]]:
     connector = site.connector(mapping_with(**DELETE_UNSHARED))
     records = [r for r in connector.discover(subject(AL)) if r.native_id == {"key": key}]
-    return connector, connector.plan_erasure(records), records
+    return connector, plan_erasure(connector, records), records
 
 
 def test_an_agents_subtask_makes_the_issue_shared_so_it_is_anonymised_not_deleted(
@@ -50,7 +51,7 @@ def test_an_agents_subtask_makes_the_issue_shared_so_it_is_anonymised_not_delete
     connector, plan, records = _plan_for(site, "SUP-8")
     assert [r.shared_with for r in records] == [("subtasks",)]
     assert [a.action for a in plan] == [Action.REDACT]
-    assert connector.erase(plan).complete
+    assert connector.erase(plan, subject(AL)).complete
     assert "SUP-8" in site.store.issues and "SUP-50" in site.store.issues
 
 
@@ -60,7 +61,7 @@ def test_the_subjects_own_subtasks_go_with_the_issue_and_the_result_says_so(site
     )
     connector, plan, _ = _plan_for(site, "SUP-8")
     assert [a.action for a in plan] == [Action.DELETE]
-    report = connector.erase(plan)
+    report = connector.erase(plan, subject(AL))
     assert [(r.outcome, r.detail) for r in report.results] == [
         (Outcome.DONE, "deleted with its 1 subtask(s), the subject's")
     ]
@@ -73,7 +74,7 @@ def test_a_subtask_of_someone_else_added_after_planning_refuses_the_delete(site:
     site.store.add_issue(
         "SUP-52", {"summary": "Agent task", "reporter": "u-agent", "parent": "SUP-8"}
     )
-    report = connector.erase(plan)
+    report = connector.erase(plan, subject(AL))
     assert [r.outcome for r in report.results] == [Outcome.SKIPPED]
     assert "1 of its 1 subtask(s)" in (report.results[0].detail or "")
     assert not report.complete

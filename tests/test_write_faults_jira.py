@@ -23,6 +23,7 @@ from tests.test_jira_connector import (
     Site,
     fixture_store,
     mapping_with,
+    plan_erasure,
     start_site,
     subject,
 )
@@ -66,7 +67,9 @@ def state(site: Site):
 def erase_al(site: Site, mapping=None):
     # Retries allowed: the old client sent a write again after a reset, which shows here.
     connector = site.connector(mapping, max_retries=2)
-    return connector.erase(connector.plan_erasure(list(connector.discover(subject(AL)))))
+    return connector.erase(
+        plan_erasure(connector, list(connector.discover(subject(AL)))), subject(AL)
+    )
 
 
 @pytest.mark.parametrize(("what", "path", "method"), WRITES, ids=[w[0] for w in WRITES])
@@ -105,10 +108,10 @@ def test_a_reset_after_a_rectification_is_confirmed_by_reading_the_fields(sites)
     faulty, _ = sites
     connector = faulty.connector(max_retries=2)
     records = [r for r in connector.discover(subject(AL)) if r.native_id == {"key": "SUP-8"}]
-    action = connector.plan_erasure(records)[0].model_copy(
+    action = plan_erasure(connector, records)[0].model_copy(
         update={"action": Action.RECTIFY, "fields": {"summary": "Private question (corrected)"}}
     )
     faulty.set_faults(after_apply_path=r"^/rest/api/2/issue/SUP-8$", after_apply_count=1)
-    assert connector.rectify([action]).complete
+    assert connector.rectify([action], subject(AL)).complete
     assert writes(faulty) == {"PUT issue/{key}": 1}
     assert faulty.store.issues["SUP-8"].fields["summary"] == "Private question (corrected)"

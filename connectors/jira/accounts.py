@@ -22,11 +22,13 @@ Neither is an absence: the source is incomplete, and the errors below say what t
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connectors.base import SourceUnavailable
-from connectors.jira.client import JiraClient
 from dsrflow.identifiers import email_key
+
+if TYPE_CHECKING:  # the mapping plans with this module's texts without loading the SDK
+    from connectors.jira.client import JiraClient
 
 CUSTOMER = "customer"  # Jira Cloud's accountType of a portal-only customer
 LICENSED = "licensed"  # a Data Center user with an application role (an agent)

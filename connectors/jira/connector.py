@@ -50,11 +50,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from connectors.base import Capability, Closing, SweepResult
+from connectors.base import Closing, SweepResult
 from connectors.jira import accounts as jira_accounts
 from connectors.jira import history as jira_history
 from connectors.jira.client import JiraClient, JiraRequestError
-from connectors.jira.mapping import ErasureMode, JiraMapping
+from connectors.jira.mapping import JiraMapping
 from connectors.jira.settings import JiraSource
 from connectors.jira.text import (
     OTHER_PERSON,
@@ -66,7 +66,7 @@ from connectors.jira.text import (
 from dsrflow.identifiers import email_key, email_spellings
 from dsrflow.mapping import MappingError
 from dsrflow.plan import Action, ActionResult, ExecutionReport, Outcome, PlannedAction
-from dsrflow.records import Record, native_id_text
+from dsrflow.records import Record
 from dsrflow.request import RequestType, Subject
 
 ACCOUNT = "jira_account_id"
@@ -150,16 +150,6 @@ class _Known:
 class JiraConnector(Closing):
     """Finds, erases, rectifies and restricts a subject's data in a Jira service desk."""
 
-    capabilities = frozenset(
-        {
-            Capability.DISCOVER,
-            Capability.ERASE,
-            Capability.RECTIFY,
-            Capability.RESTRICT,
-            Capability.SWEEP,
-        }
-    )
-
     def __init__(
         self,
         name: str,
@@ -174,7 +164,6 @@ class JiraConnector(Closing):
         self.page_size = source.page_size
         self.client = client or JiraClient(name, source)
         self.stats = JiraStats()
-        self._known: _Known | None = None
         self._field_ids = self._resolve_fields()
 
     # -- set-up -----------------------------------------------------------------------------
@@ -276,8 +265,7 @@ class JiraConnector(Closing):
             account_ids=frozenset(accounts) | frozenset(known_ids),
             names=frozenset(u["displayName"] for u in accounts.values() if u.get("displayName")),
         )
-        self._known = _Known(person, account_emails, accounts, customers)
-        return self._known
+        return _Known(person, account_emails, accounts, customers)
 
     def _users_by_address(
         self, subject: Subject
@@ -640,97 +628,22 @@ class JiraConnector(Closing):
     def _masked(self, text: str | None, person: Person, names: list[str]) -> str | None:
         return mask_others(text, person, names) if self.mapping.mask_others else text
 
-    # -- planning ---------------------------------------------------------------------------
-
-    def hold_until(self, fields: dict[str, Any]) -> dt.date | None:
-        """The day the mapping's legal hold on an issue ends, or None without a hold."""
-        hold = self.mapping.legal_hold
-        raw = fields.get(hold.counts_from) if hold else None
-        if not hold or not raw:
-            return None
-        start = dt.datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
-        day = start.astimezone(dt.UTC).date() if start.tzinfo else start.date()
-        if hold.round_to_year_end:
-            day = dt.date(day.year, 12, 31)
-        return day + hold.duration.as_delta()
-
-    def plan_erasure(
-        self, records: Sequence[Record], today: dt.date | None = None
-    ) -> list[PlannedAction]:
-        """What erasure does to each record, by the mapping (the officer approves it)."""
-        today = today or dt.date.today()
-        actions = []
-        for record in records:
-            if record.source != self.name:
-                continue
-            base = {
-                "record_id": _record_id(record.source, record.location, record.native_id),
-                "source": record.source,
-                "location": record.location,
-                "native_id": record.native_id,
-            }
-            until = self.hold_until(record.fields) if record.location != "customers" else None
-            if until and until > today:
-                assert self.mapping.legal_hold
-                actions.append(
-                    PlannedAction(
-                        **base,
-                        action=Action.KEEP,
-                        reason=self.mapping.legal_hold.reason,
-                        keep_until=until,
-                    )
-                )
-            elif record.location == "customers":
-                reason = jira_accounts.planned_reason(
-                    record.fields.get("account_type"),
-                    self.mapping.erasure.delete_customer_accounts,
-                )
-                actions.append(PlannedAction(**base, action=Action.DELETE, reason=reason))
-            elif record.location == "comments":
-                own = "commenter" in record.fields.get("role", [])
-                actions.append(
-                    PlannedAction(
-                        **base,
-                        action=Action.DELETE if own else Action.REDACT,
-                        reason="the subject's own comment" if own else "pseudonymise mentions",
-                    )
-                )
-            elif (
-                self.mapping.erasure.mode == ErasureMode.DELETE_UNSHARED
-                and not record.shared
-                and "reporter" in record.fields.get("role", [])
-            ):
-                actions.append(
-                    PlannedAction(**base, action=Action.DELETE, reason="nobody else took part")
-                )
-            else:
-                actions.append(PlannedAction(**base, action=Action.REDACT, reason="anonymise"))
-        return actions
-
     # -- erasure ----------------------------------------------------------------------------
 
-    def erase(
-        self, actions: Sequence[PlannedAction], subject: Subject | None = None
-    ) -> ExecutionReport:
-        """Carry out DELETE/REDACT actions; KEEP and others are left alone. Idempotent.
-
-        The subject (to know what to pseudonymise) is the one given, else the one of the last
-        ``discover`` of this connector.
-        """
+    def erase(self, actions: Sequence[PlannedAction], subject: Subject) -> ExecutionReport:
+        """Carry out DELETE/REDACT actions (the subject says what to pseudonymise); a KEEP is
+        skipped with its reason, any other action fails. Idempotent."""
         report = ExecutionReport(source=self.name)
-        known = self.resolve(subject) if subject else self._known
-        if known is not None:
-            known = _with_planned_accounts(known, actions, self.name)
+        known = _with_planned_accounts(self.resolve(subject), actions, self.name)
         # Customers (and their accounts) last: the other steps find the subject by the account.
         for action in sorted(actions, key=lambda a: a.location == "customers"):
             if action.source != self.name:
                 continue
             if action.action not in (Action.DELETE, Action.REDACT):
+                report.results.append(not_carried_out(action))
                 continue
             remains: str | None = None
-            if known is None:
-                outcome, detail = Outcome.FAILED, "the connector needs the subject to erase"
-            elif action.location == "customers":
+            if action.location == "customers":
                 outcome, detail, remains = self._remove_customer(action, known)
             elif action.location == "issues":
                 outcome, detail, remains = self._erase_issue(action, known)
@@ -784,8 +697,9 @@ class JiraConnector(Closing):
         )
 
     def _held(self, fields: dict[str, Any]) -> str | None:
-        until = self.hold_until({k: jira_timestamp(fields.get(k)) for k in ("created", "updated")})
-        if until and until > dt.date.today():
+        times = {k: jira_timestamp(fields.get(k)) for k in ("created", "updated")}
+        until = self.mapping.hold_until(times)
+        if until and until > dt.datetime.now(dt.UTC).date():
             assert self.mapping.legal_hold
             return f"kept: {self.mapping.legal_hold.reason} until {until.isoformat()}"
         return None
@@ -967,12 +881,15 @@ class JiraConnector(Closing):
 
     # -- restriction and rectification ------------------------------------------------------
 
-    def restrict(self, actions: Sequence[PlannedAction]) -> ExecutionReport:
+    def restrict(self, actions: Sequence[PlannedAction], subject: Subject) -> ExecutionReport:
         """Label the issues of RESTRICT actions (a comment's issue for a comment)."""
         report = ExecutionReport(source=self.name)
         label = self.mapping.restriction_label
         for action in actions:
-            if action.source != self.name or action.action != Action.RESTRICT:
+            if action.source != self.name:
+                continue
+            if action.action != Action.RESTRICT:
+                report.results.append(not_carried_out(action))
                 continue
             key = action.native_id.get("key") or action.native_id.get("issue")
             if key is None:
@@ -1010,11 +927,14 @@ class JiraConnector(Closing):
             )
         return report
 
-    def rectify(self, actions: Sequence[PlannedAction]) -> ExecutionReport:
+    def rectify(self, actions: Sequence[PlannedAction], subject: Subject) -> ExecutionReport:
         """Set the named fields of issues (summary, description, custom fields) and read back."""
         report = ExecutionReport(source=self.name)
         for action in actions:
-            if action.source != self.name or action.action != Action.RECTIFY:
+            if action.source != self.name:
+                continue
+            if action.action != Action.RECTIFY:
+                report.results.append(not_carried_out(action))
                 continue
             if action.location != "issues":
                 report.results.append(
@@ -1108,5 +1028,14 @@ def _with_planned_accounts(known: _Known, actions: Sequence[PlannedAction], sour
     return _Known(person, known.account_emails, known.users, known.customers)
 
 
-def _record_id(source: str, location: str, native_id: dict[str, Any]) -> str:
-    return f"{source}:{location}:{native_id_text(native_id)}"
+def not_carried_out(action: PlannedAction) -> ActionResult:
+    """An action the method was handed but does not do: a KEEP is skipped with its reason,
+    anything else fails; never dropped in silence, never reported done."""
+    if action.action == Action.KEEP:
+        detail = f"kept: {action.reason or 'by the plan'}"
+        return ActionResult(record_id=action.record_id, outcome=Outcome.SKIPPED, detail=detail)
+    return ActionResult(
+        record_id=action.record_id,
+        outcome=Outcome.FAILED,
+        detail=f"cannot {action.action.value} here",
+    )

@@ -3,13 +3,24 @@ and restriction do there."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from dsrflow.mapping.common import BaseMapping, DataCategory, Duration, LegalHold, Strict
+from connectors.jira.accounts import planned_reason
+from dsrflow.mapping.common import (
+    BaseMapping,
+    DataCategory,
+    Duration,
+    LegalHold,
+    Strict,
+    plan_action,
+)
+from dsrflow.plan import Action, PlannedAction
+from dsrflow.records import Record
 
 CUSTOM_FIELD = re.compile(r"^customfield_\d+$")
 TEXT_FIELDS = ("summary", "description", "comments")
@@ -150,3 +161,40 @@ class JiraMapping(BaseMapping):
 
     def collected_from(self, location: str) -> str:
         return self.origin
+
+    def hold_until(self, fields: dict[str, Any]) -> dt.date | None:
+        """The day the legal hold on an issue with these fields (UTC ISO 8601 times) ends, or
+        None without a hold or without the date it counts from."""
+        hold = self.legal_hold
+        raw = fields.get(hold.counts_from) if hold else None
+        if not hold or not raw:
+            return None
+        start = dt.datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+        return hold.ends_on(start.astimezone(dt.UTC).date() if start.tzinfo else start.date())
+
+    def plan_erasure(self, record: Record, today: dt.date) -> PlannedAction:
+        """Issues and comments under the legal hold are kept until it ends; a customer is
+        removed (and their own portal-only account deleted); the subject's own comments are
+        deleted and others' pseudonymised; an issue is anonymised, or deleted where the mode
+        says so and nobody else took part."""
+        until = self.hold_until(record.fields) if record.location != "customers" else None
+        if until and until > today:
+            assert self.legal_hold
+            return plan_action(record, Action.KEEP, reason=self.legal_hold.reason, keep_until=until)
+        if record.location == "customers":
+            reason = planned_reason(
+                record.fields.get("account_type"), self.erasure.delete_customer_accounts
+            )
+            return plan_action(record, Action.DELETE, reason=reason)
+        roles = record.fields.get("role", [])
+        if record.location == "comments":
+            if "commenter" in roles:
+                return plan_action(record, Action.DELETE, reason="the subject's own comment")
+            return plan_action(record, Action.REDACT, reason="pseudonymise mentions")
+        if (
+            self.erasure.mode == ErasureMode.DELETE_UNSHARED
+            and not record.shared
+            and "reporter" in roles
+        ):
+            return plan_action(record, Action.DELETE, reason="nobody else took part")
+        return plan_action(record, Action.REDACT, reason="anonymise")
