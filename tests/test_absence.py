@@ -76,7 +76,7 @@ def test_a_404_on_the_re_read_before_erasing_never_reports_already_done(
     plan = usage_plan(drive)
     before = sheet_values(drive_sandbox, *USAGE)[1]
     not_found(drive_sandbox, path)
-    report = drive.erase(plan)
+    report = drive.erase(plan, kari())
     assert [r.outcome for r in report.results] == [Outcome.FAILED] * 2
     assert all(re.search(r"re-reading .*HTTP 404 .*still lists", r.detail) for r in report.results)
     assert not report.complete
@@ -91,7 +91,7 @@ def test_a_404_on_the_row_delete_itself_is_not_done_while_the_rows_remain(
     plan = usage_plan(drive)
     before = sheet_values(drive_sandbox, *USAGE)[1]
     not_found(drive_sandbox, rf"/v4/spreadsheets/{SPREADSHEET}:batchUpdate$")
-    report = drive.erase(plan)
+    report = drive.erase(plan, kari())
     assert [r.outcome for r in report.results] == [Outcome.FAILED] * 2
     assert all("still lists" in r.detail for r in report.results)
     faults(drive_sandbox)
@@ -119,7 +119,7 @@ def test_a_spreadsheet_deleted_between_discovery_and_erasure_is_already_done(dri
     plan = usage_plan(drive)
     with state.lock:
         del state.files[SPREADSHEET]  # deleted by its owner after the plan was made
-    report = drive.erase(plan)
+    report = drive.erase(plan, kari())
     assert [r.outcome for r in report.results] == [Outcome.ALREADY_DONE] * 2
     assert report.complete
 

@@ -51,6 +51,17 @@ def connector(source: DriveSource, mapping: DriveMapping | None = None, **settin
     return found
 
 
+def planned(drive, records, today=None):
+    """The mapping's erasure plan for ``records``, in their order (what the flows build)."""
+    today = today or dt.datetime.now(dt.UTC).date()
+    return [drive.mapping.plan_erasure(record, today) for record in records]
+
+
+def erasable(plan):
+    """The actions the flows hand to ``erase``: a KEEP stays where it is."""
+    return [a for a in plan if a.action != Action.KEEP]
+
+
 def kari(phones=(KARI_PHONE,)):
     return Subject.from_raw([KARI], list(phones))
 
@@ -206,7 +217,7 @@ def test_mapping_errors_name_the_path(tmp_path):
 def test_erasure_deletes_bottom_up_keeps_holds_and_is_idempotent(sandbox):
     drive = connector(sandbox)
     records = list(drive.discover(kari()))
-    plan = drive.plan_erasure(records, today=dt.date(2026, 11, 22))
+    plan = planned(drive, records, dt.date(2026, 11, 22))
     by_place = {(a.location, a.native_id["row"]): a for a in plan}
     assert by_place[("Renewals 2024 / Invoices", 2)].action == Action.KEEP
     assert by_place[("Renewals 2024 / Invoices", 2)].keep_until == dt.date(2029, 12, 31)
@@ -215,11 +226,12 @@ def test_erasure_deletes_bottom_up_keeps_holds_and_is_idempotent(sandbox):
     assert by_place[("Account notes / Notes", 3)].fields == {"Note": "clear"}
     assert by_place[("Usage export 2026-Q1 / Events", 2)].action == Action.DELETE
 
-    report = drive.erase(plan)
+    report = drive.erase(erasable(plan), kari())
     assert report.complete, report.results
-    kept = [r for r in report.results if r.detail and r.detail.startswith("kept")]
-    assert len(kept) == 1
-    assert "Bookkeeping Act" in kept[0].detail
+    [kept] = drive.erase([by_place[("Renewals 2024 / Invoices", 2)]], kari()).results
+    assert kept.outcome == Outcome.SKIPPED
+    assert kept.detail.startswith("kept: ")
+    assert "Bookkeeping Act" in kept.detail
 
     # Two of her rows with other people's rows between them: only hers went.
     _, usage = sheet_values(sandbox, "ss-usage-2026q1", "Events")
@@ -240,16 +252,15 @@ def test_erasure_deletes_bottom_up_keeps_holds_and_is_idempotent(sandbox):
     after = list(drive.discover(kari()))
     assert where(after) == [("Renewals 2024 / Invoices", 2)]  # what is kept on purpose
 
-    again = drive.erase(plan)
+    again = drive.erase(erasable(plan), kari())
     assert again.complete
-    assert again.count(Outcome.ALREADY_DONE) == len(plan) - 1
-    assert again.count(Outcome.DONE) == 1  # the hold, reported again
+    assert again.count(Outcome.ALREADY_DONE) == len(plan) - 1  # all but the hold
 
 
 def test_a_sheet_edited_after_planning_is_left_untouched(sandbox):
     drive = connector(sandbox)
     records = [r for r in drive.discover(kari()) if r.location.startswith("Usage")]
-    plan = drive.plan_erasure(records)
+    plan = planned(drive, records)
     assert [a.action for a in plan] == [Action.DELETE, Action.DELETE]
     # Someone inserts a row at the top: her rows move down by one.
     sheets, before = sheet_values(sandbox, "ss-usage-2026q1", "Events")
@@ -265,7 +276,7 @@ def test_a_sheet_edited_after_planning_is_left_untouched(sandbox):
             ]
         },
     ).execute()
-    report = drive.erase(plan)
+    report = drive.erase(plan, kari())
     assert not report.complete
     assert [r.outcome for r in report.results] == [Outcome.SKIPPED, Outcome.SKIPPED]
     assert "left untouched" in report.results[0].detail
@@ -277,27 +288,54 @@ def test_a_sheet_edited_after_planning_is_left_untouched(sandbox):
         ("Usage export 2026-Q1 / Events", 3),
         ("Usage export 2026-Q1 / Events", 6),
     ]
-    assert drive.erase(drive.plan_erasure(fresh)).complete
+    assert drive.erase(planned(drive, fresh), kari()).complete
 
 
 def test_rectification_is_read_back(sandbox):
     drive = connector(sandbox)
     record = next(r for r in drive.discover(kari()) if r.location.startswith("Webinar"))
-    [planned] = drive.plan_erasure([record])
-    action = planned.model_copy(
+    [erasure] = planned(drive, [record])
+    action = erasure.model_copy(
         update={
             "action": Action.RECTIFY,
             "fields": {"Name": "Kari Nordmann-Berg", "company": "Fjordsoft ASA"},
         }
     )
-    report = drive.rectify([action])
+    report = drive.rectify([action], kari())
     assert report.complete, report.results
     _, webinar = sheet_values(sandbox, "ss-webinar-2026-02", "Attendees")
     assert webinar[2][1:4] == ["Kari Nordmann-Berg", KARI.upper(), "Fjordsoft ASA"]
     missing = action.model_copy(update={"fields": {"Shoe size": "38"}})
-    [result] = drive.rectify([missing]).results
+    [result] = drive.rectify([missing], kari()).results
     assert result.outcome == Outcome.SKIPPED
     assert "Shoe size" in result.detail
+
+
+def test_what_a_drive_connector_can_do_follows_from_its_methods(sandbox):
+    assert capabilities(connector(sandbox)) == {
+        Capability.DISCOVER,
+        Capability.ERASE,
+        Capability.RECTIFY,
+        Capability.SWEEP,
+    }
+
+
+def test_actions_a_method_does_not_do_are_answered_never_dropped(sandbox):
+    drive = connector(sandbox)
+    records = list(drive.discover(kari()))
+    plan = {a.location: a for a in planned(drive, records, dt.date(2026, 11, 22))}
+    hold = plan["Renewals 2024 / Invoices"]
+    delete = plan["Usage export 2026-Q1 / Events"]
+    rectify = delete.model_copy(update={"action": Action.RECTIFY, "fields": {"Product": "X"}})
+    erased = drive.erase([hold, rectify], kari()).results
+    rectified = drive.rectify([hold, delete], kari()).results
+    for results in (erased, rectified):
+        assert results[0].outcome == Outcome.SKIPPED
+        assert results[0].detail.startswith("kept: ")
+        assert "Bookkeeping Act" in results[0].detail
+    assert (erased[1].outcome, erased[1].detail) == (Outcome.FAILED, "cannot rectify here")
+    assert (rectified[1].outcome, rectified[1].detail) == (Outcome.FAILED, "cannot delete here")
+    assert len(list(drive.discover(kari()))) == len(records)  # nothing changed
 
 
 # -- quotas and failures -------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from sandbox.drive_part import start_drive
 from sandbox.emulators.google.state import ProtectedRange
 from sandbox.runtime import SandboxContext
 from tests.conftest import FIXTURES
-from tests.test_drive_connector import NOW, connector, kari
+from tests.test_drive_connector import NOW, connector, kari, planned
 from tests.test_google_emulator import google  # noqa: F401 - fixture
 
 KARI = "kari.nordmann@example.com"
@@ -119,7 +119,7 @@ def _erase_kari(source, tmp_path):
     drive = connector(source, _only_rules(source, tmp_path))
     records = [r for r in drive.discover(kari()) if r.native_id["spreadsheet_id"] == "ss-rules"]
     assert len(records) == 1
-    return drive, drive.erase(drive.plan_erasure(records))
+    return drive, drive.erase(planned(drive, records), kari())
 
 
 def _values(source):

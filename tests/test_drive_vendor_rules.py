@@ -22,7 +22,12 @@ from dsrflow.request import RequestType
 from sandbox.drive_part import DELEGATED_USER, start_drive
 from sandbox.runtime import SandboxContext
 from tests.conftest import FIXTURES
-from tests.test_drive_connector import connector, kari, sandbox  # noqa: F401 - fixture
+from tests.test_drive_connector import (  # noqa: F401 - sandbox: a fixture
+    connector,
+    kari,
+    planned,
+    sandbox,
+)
 from tests.test_google_emulator import SHEET, google  # noqa: F401 - fixture
 
 KARI = "kari.nordmann@example.com"
@@ -98,7 +103,7 @@ def test_drive_quota_403_is_backed_off_and_read_again(sandbox, path):  # noqa: F
 def test_a_write_refused_for_quota_is_not_sent_again(sandbox):  # noqa: F811
     drive = connector(sandbox, max_retries=3)
     records = [r for r in drive.discover(kari()) if r.location.startswith("Usage export")]
-    plan = drive.plan_erasure(records)
+    plan = planned(drive, records)
     httpx.post(
         f"{sandbox.api_url}/_emulator/faults",
         json={
@@ -109,7 +114,7 @@ def test_a_write_refused_for_quota_is_not_sent_again(sandbox):  # noqa: F811
         },
     )
     httpx.post(f"{sandbox.api_url}/_emulator/reset-stats")
-    report = drive.erase(plan)
+    report = drive.erase(plan, kari())
     assert {r.outcome.value for r in report.results} == {"failed"}
     assert all("403 rateLimitExceeded" in (r.detail or "") for r in report.results)
     stats = httpx.get(f"{sandbox.api_url}/_emulator/stats").json()["requests"]

@@ -19,7 +19,7 @@ from sandbox.drive_part import start_drive
 from sandbox.runtime import SandboxContext
 from tests.conftest import FIXTURES
 from tests.support.snapshots import drive_snapshot
-from tests.test_drive_connector import KARI, connector, kari, sheet_values
+from tests.test_drive_connector import KARI, connector, erasable, kari, planned, sheet_values
 from tests.test_drive_retention import NOW, expected_after, restricted_records
 from tests.test_drive_retention import sandbox as retention_sandbox  # noqa: F401 - a fixture
 
@@ -61,7 +61,7 @@ def state(source: DriveSource):
 
 def usage_plan(drive):
     records = [r for r in drive.discover(kari()) if r.location.startswith("Usage")]
-    plan = drive.plan_erasure(records, today=dt.date(2026, 11, 22))
+    plan = planned(drive, records, dt.date(2026, 11, 22))
     assert [(a.action, a.native_id["row"]) for a in plan] == [
         (Action.DELETE, 2),
         (Action.DELETE, 5),
@@ -73,12 +73,12 @@ def test_a_reset_after_the_row_deletes_never_deletes_the_next_rows(sandboxes):
     """The issue's case: her rows 2 and 5 are deleted, the answer is lost; a resend by index
     would delete rows 2 and 5 again, which by then are akari's and kari+support's."""
     faulty, reference = sandboxes
-    connector(reference).erase(usage_plan(connector(reference)))
+    connector(reference).erase(usage_plan(connector(reference)), kari())
 
     drive = connector(faulty)
     plan = usage_plan(drive)
     faults(faulty, **RESET_BATCH_UPDATE)
-    report = drive.erase(plan)
+    report = drive.erase(plan, kari())
 
     _, rows = sheet_values(faulty, *USAGE)
     assert [row[1] for row in rows] == [
@@ -101,12 +101,13 @@ def test_a_whole_erasure_with_a_reset_after_its_first_write_ends_as_an_uninterru
 ):
     faulty, reference = sandboxes
     ref = connector(reference)
-    assert ref.erase(ref.plan_erasure(list(ref.discover(kari())), dt.date(2026, 11, 22))).complete
+    ref_plan = planned(ref, list(ref.discover(kari())), dt.date(2026, 11, 22))
+    assert ref.erase(erasable(ref_plan), kari()).complete
 
     drive = connector(faulty)
-    plan = drive.plan_erasure(list(drive.discover(kari())), dt.date(2026, 11, 22))
+    plan = erasable(planned(drive, list(drive.discover(kari())), dt.date(2026, 11, 22)))
     faults(faulty, **RESET_BATCH_UPDATE)
-    report = drive.erase(plan)
+    report = drive.erase(plan, kari())
 
     assert report.complete, report.results
     assert state(faulty) == state(reference)
@@ -115,11 +116,11 @@ def test_a_whole_erasure_with_a_reset_after_its_first_write_ends_as_an_uninterru
 
 def test_a_503_after_the_write_was_applied_is_confirmed_not_resent(sandboxes):
     faulty, reference = sandboxes
-    connector(reference).erase(usage_plan(connector(reference)))
+    connector(reference).erase(usage_plan(connector(reference)), kari())
     drive = connector(faulty)
     plan = usage_plan(drive)
     faults(faulty, **RESET_BATCH_UPDATE, after_apply_status=503)
-    report = drive.erase(plan)
+    report = drive.erase(plan, kari())
     assert report.complete, report.results
     assert all("HTTP 503" in (r.detail or "") for r in report.results)
     assert stats(faulty)["spreadsheets.batchUpdate"] == 1
@@ -129,11 +130,11 @@ def test_a_503_after_the_write_was_applied_is_confirmed_not_resent(sandboxes):
 def test_a_write_refused_before_it_ran_is_sent_again(sandboxes):
     """A 503 that did not apply the write leaves the sheet as it was: that is sent again."""
     faulty, reference = sandboxes
-    connector(reference).erase(usage_plan(connector(reference)))
+    connector(reference).erase(usage_plan(connector(reference)), kari())
     drive = connector(faulty)
     plan = usage_plan(drive)
     faults(faulty, fail_path=r":batchUpdate$", fail_status=503, fail_count=1)
-    report = drive.erase(plan)
+    report = drive.erase(plan, kari())
     assert report.complete, report.results
     assert stats(faulty)["spreadsheets.batchUpdate"] == 2
     assert len(drive.sleeps) == 1  # backed off before sending it again
@@ -149,7 +150,7 @@ def test_a_row_that_changed_since_planning_is_not_deleted(sandboxes):
     sheets.spreadsheets().values().update(
         spreadsheetId=USAGE[0], range="'Events'!E5", valueInputOption="RAW", body={"values": [[7]]}
     ).execute()
-    report = drive.erase(plan)
+    report = drive.erase(plan, kari())
     by_row = {r.record_id: r for r in report.results}
     row5 = by_row[next(a.record_id for a in plan if a.native_id["row"] == 5)]
     assert row5.outcome == Outcome.SKIPPED
@@ -168,11 +169,11 @@ def test_a_reset_after_a_rectified_cell_is_confirmed_by_reading_the_cell(sandbox
     def rectify(source: DriveSource, fault: dict | None = None):
         drive = connector(source)
         record = next(r for r in drive.discover(kari()) if r.location.startswith("Webinar"))
-        [planned] = drive.plan_erasure([record])
-        action = planned.model_copy(update={"action": Action.RECTIFY, "fields": fields})
+        [erasure] = planned(drive, [record])
+        action = erasure.model_copy(update={"action": Action.RECTIFY, "fields": fields})
         if fault:
             faults(source, **fault)
-        return drive.rectify([action])
+        return drive.rectify([action], kari())
 
     assert rectify(reference).complete
     # values.update is a PUT on the cell's range; the read-back GET on the same path is not hit.

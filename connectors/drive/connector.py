@@ -59,7 +59,7 @@ import httplib2
 from google.auth.exceptions import RefreshError, TransportError
 from googleapiclient.errors import HttpError
 
-from connectors.base import Capability, Closing, SourceUnavailable, SweepResult
+from connectors.base import Closing, SourceUnavailable, SweepResult
 from connectors.drive.client import SCOPES, GoogleClient
 from connectors.drive.mapping import DriveMapping, Layout, header_key
 from connectors.drive.retention import DriveRetention
@@ -126,10 +126,6 @@ class _Target:
 class DriveConnector(Closing):
     """Finds, erases and rectifies a subject's rows in Google Sheets, and sweeps out rows past
     their retention, as the mapping says."""
-
-    capabilities = frozenset(
-        {Capability.DISCOVER, Capability.ERASE, Capability.RECTIFY, Capability.SWEEP}
-    )
 
     def __init__(
         self,
@@ -513,55 +509,27 @@ class DriveConnector(Closing):
         the rows of ``protected`` records stay. Sheets are not aggregated: no group size."""
         return DriveRetention(self, now, dry_run=dry_run, protected=protected).sweep()
 
-    # -- planning -----------------------------------------------------------------------------
-
-    def plan_erasure(
-        self, records: Sequence[Record], today: dt.date | None = None
-    ) -> list[PlannedAction]:
-        """The mapping's plan for these records (``DriveMapping.plan_erasure``)."""
-        today = today or dt.date.today()
-        return [self.mapping.plan_erasure(record, today) for record in records]
-
     # -- erasure and rectification ------------------------------------------------------------
 
-    def erase(self, actions: Sequence[PlannedAction]) -> ExecutionReport:
-        report = ExecutionReport(source=self.name)
-        changing = []
-        for action in actions:
-            if action.action == Action.KEEP:
-                until = f" until {action.keep_until}" if action.keep_until else ""
-                report.results.append(
-                    ActionResult(
-                        record_id=action.record_id,
-                        outcome=Outcome.DONE,
-                        detail=f"kept: {action.reason or 'on purpose'}{until}",
-                    )
-                )
-            elif action.action in (Action.DELETE, Action.REDACT):
-                changing.append(action)
-            else:
-                report.results.append(
-                    ActionResult(
-                        record_id=action.record_id,
-                        outcome=Outcome.FAILED,
-                        detail=f"{action.action.value} is not an erasure action",
-                    )
-                )
-        for sheet_actions in self._by_sheet(changing).values():
-            report.results += self._change_sheet_or_fail(sheet_actions, self._erase_sheet)
-        return report
+    def erase(self, actions: Sequence[PlannedAction], subject: Subject) -> ExecutionReport:
+        """Delete or clear the planned rows; the guard re-reads each sheet first (the plan's
+        fingerprints say whose rows they are, so ``subject`` is not needed here)."""
+        return self._carry_out(actions, (Action.DELETE, Action.REDACT), self._erase_sheet)
 
-    def rectify(self, actions: Sequence[PlannedAction]) -> ExecutionReport:
+    def rectify(self, actions: Sequence[PlannedAction], subject: Subject) -> ExecutionReport:
         """Set the named cells (header -> new value) of each row; verified by reading back."""
+        return self._carry_out(actions, (Action.RECTIFY,), self._rectify_sheet)
+
+    def _carry_out(
+        self, actions: Sequence[PlannedAction], wanted: tuple[Action, ...], change: Any
+    ) -> ExecutionReport:
+        """``change`` the sheets of the ``wanted`` actions; every other action is answered
+        (``not_carried_out``), never dropped."""
         report = ExecutionReport(source=self.name)
-        wanted = [a for a in actions if a.action == Action.RECTIFY]
-        report.results += [
-            ActionResult(record_id=a.record_id, outcome=Outcome.FAILED, detail="not rectify")
-            for a in actions
-            if a.action != Action.RECTIFY
-        ]
-        for sheet_actions in self._by_sheet(wanted).values():
-            report.results += self._change_sheet_or_fail(sheet_actions, self._rectify_sheet)
+        mine = [a for a in actions if a.action in wanted]
+        report.results += [not_carried_out(a) for a in actions if a.action not in wanted]
+        for sheet_actions in self._by_sheet(mine).values():
+            report.results += self._change_sheet_or_fail(sheet_actions, change)
         return report
 
     @staticmethod
@@ -661,7 +629,7 @@ class DriveConnector(Closing):
         layout: Layout,
         targets: list[_Target],
     ) -> list[ActionResult]:
-        today = dt.date.today()
+        today = dt.datetime.now(dt.UTC).date()
         results: list[ActionResult] = []
         clears: list[dict[str, Any]] = []
         cleared: list[tuple[int, int]] = []
@@ -837,6 +805,22 @@ class DriveConnector(Closing):
             if str(now.get(header_key(f), "")) != ("" if v is None else str(v))
         ]
         return f"read back differs in {', '.join(wrong)}" if wrong else None
+
+
+def not_carried_out(action: PlannedAction) -> ActionResult:
+    """The answer to an action a method does not do: a KEEP is skipped on purpose, anything
+    else fails; never dropped, never DONE."""
+    if action.action == Action.KEEP:
+        return ActionResult(
+            record_id=action.record_id,
+            outcome=Outcome.SKIPPED,
+            detail=f"kept: {action.reason or 'on purpose'}",
+        )
+    return ActionResult(
+        record_id=action.record_id,
+        outcome=Outcome.FAILED,
+        detail=f"cannot {action.action.value} here",
+    )
 
 
 def _reason(exc: HttpError) -> str | None:
