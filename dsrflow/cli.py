@@ -809,13 +809,10 @@ def ledger_verify(
     from dsrflow.ledger import parse_anchor
 
     anchor = _friendly(lambda: parse_anchor(head)) if head else None
-    ledger = _ledger(config)
-    try:
+    with _ledger(config) as ledger:
         problems = ledger.verify(head=anchor)
         count = sum(1 for _ in ledger.entries())
         keyed = ledger.key is not None
-    finally:
-        ledger.close()
     if problems:
         err.print(f"[bold red]tampered:[/] {problems[0]}", highlight=False)
         for problem in problems[1:]:
@@ -832,11 +829,8 @@ def ledger_verify(
 @ledger_app.command("head")
 def ledger_head(config: ConfigOption = None) -> None:
     """Print the chain head as SEQ:HASH: keep it elsewhere for `dsr ledger verify --head`."""
-    ledger = _ledger(config)
-    try:
+    with _ledger(config) as ledger:
         anchor = ledger.anchor()
-    finally:
-        ledger.close()
     console.print(anchor, highlight=False)
 
 
@@ -848,11 +842,8 @@ def list_requests(
     config: ConfigOption = None,
 ) -> None:
     """Open requests with their due dates and days left, overdue first."""
-    ledger = _ledger(config)
-    try:
+    with _ledger(config) as ledger:
         rows = ledger.open_requests(include_closed=all_)
-    finally:
-        ledger.close()
     table = Table(title="All requests" if all_ else "Open requests")
     for column in ("request", "type", "status", "due", "days left"):
         table.add_column(column)
@@ -883,11 +874,8 @@ def close_request(
     from dsrflow.ledger import Status
 
     status = Status.WITHDRAWN if withdrawn else Status.COMPLETED
-    ledger = _ledger(config)
-    try:
+    with _ledger(config) as ledger:
         _friendly(lambda: ledger.close_request(request_id, status, officer, reason=reason))
-    finally:
-        ledger.close()
     console.print(f"{request_id}: closed ({status.value})")
 
 
@@ -903,11 +891,8 @@ def extend(
     from dsrflow.request import Extension
 
     extension = _friendly(lambda: Extension(months=months, reason=reason))
-    ledger = _ledger(config)
-    try:
+    with _ledger(config) as ledger:
         due = _friendly(lambda: ledger.extend(request_id, extension, officer))
-    finally:
-        ledger.close()
     console.print(
         f"{request_id}: now due {due.isoformat()}. Tell the subject, with the reason, "
         "before the first month ends."

@@ -16,11 +16,8 @@ from flows.private import private_run
 def deadline_report(config_path: str | None = None) -> int:
     """Publish the open requests; returns how many are overdue."""
     config = load_config(config_path)
-    ledger = Ledger.from_config(config)
-    try:
+    with Ledger.from_config(config) as ledger:
         rows = ledger.open_requests()
-    finally:
-        ledger.close()
     table = [
         {
             "request": r["id"],

@@ -112,14 +112,11 @@ def consent_withdrawal(
     now = dt.datetime.now(dt.UTC)
     if not dry_run:
         # Art. 7(3): the withdrawal counts from now, whatever the officer decides later.
-        ledger = Ledger.from_config(config)
-        try:
+        with Ledger.from_config(config) as ledger:
             ledger.open_request(request)
             ledger.record(
                 request.id, "consent_withdrawn", purposes=sorted(purposes), at=now.isoformat()
             )
-        finally:
-            ledger.close()
     return run_change(
         request,
         config,
@@ -156,16 +153,13 @@ def restriction_request(
         received_at,
         config_path,
     )
-    ledger = Ledger.from_config(config)
-    try:
+    with Ledger.from_config(config) as ledger:
         ledger.open_request(request)
         if lift:
             lifted = ledger.lift_restriction(request.subject, request.id, officer or "officer")
             ledger.set_status(request.id, Status.COMPLETED, lifted=lifted)
             return ChangeResult(request_id=request.id, status="lifted", plan={})
         ledger.add_restriction(request.subject, request.id, officer or "officer")
-    finally:
-        ledger.close()
     return run_change(
         request,
         config,

@@ -66,8 +66,7 @@ def resume_paused(flow_run_id: str, decision: Approval) -> None:
 def record_decision(config: Config, request_id: str, decision: Approval) -> Waiting:
     """For a request waiting at a terminal: check and record the decision in the ledger (a
     rejection closes the request). Returns the wait that was answered."""
-    ledger = Ledger.from_config(config)
-    try:
+    with Ledger.from_config(config) as ledger:
         wait = waiting(ledger, request_id)
         if wait.where != "terminal":
             return wait
@@ -88,8 +87,6 @@ def record_decision(config: Config, request_id: str, decision: Approval) -> Wait
                 request_id, Status.REJECTED, decision.officer, reason=decision.note or "rejected"
             )
         return wait
-    finally:
-        ledger.close()
 
 
 @flow(name="approved-request", flow_run_name="{request_id}", persist_result=False)
@@ -100,8 +97,7 @@ def approved_request(
     """Carry out the plan an officer approved with ``dsr approve``; verify; receipt."""
     config = load_config(config_path)
     directory = Path(out_dir) if out_dir else config.output_dir
-    ledger = Ledger.from_config(config)
-    try:
+    with Ledger.from_config(config) as ledger:
         request = ledger.request(request_id)
         if request is None:
             raise UnknownRequest(f"no request {request_id} in the ledger")
@@ -109,8 +105,6 @@ def approved_request(
             raise UnknownRequest(
                 f"{request_id} has no approved plan in {directory}; give --out where it was planned"
             )
-    finally:
-        ledger.close()
     return run_change(
         request,
         config,

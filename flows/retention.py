@@ -86,8 +86,7 @@ def retention_sweep(
     ``min_group_size`` overrides the mappings' k."""
     config = load_config(config_path)
     mappings = check_sources(config)
-    ledger = Ledger.from_config(config)
-    try:
+    with Ledger.from_config(config) as ledger:
         restricted = _restricted_subjects(ledger)
         now = as_of or dt.datetime.now(dt.UTC)
         results: list[dict[str, object]] = []
@@ -116,8 +115,6 @@ def retention_sweep(
             holds_ended=holds_ended,
             exports_removed=exports,
         )
-    finally:
-        ledger.close()
     return SweepSummary(
         dry_run=dry_run,
         results=results,

@@ -77,8 +77,7 @@ def _request_and_config(
 ) -> tuple[DataSubjectRequest, Config]:
     config = load_config(config_path)
     given = Subject.from_raw(emails, phones or [], None, config.phone_region) if emails else None
-    ledger = Ledger.from_config(config)
-    try:
+    with Ledger.from_config(config) as ledger:
         known = ledger.request(request_id)
         if known is None and given is None:
             raise UnknownRequest(
@@ -93,8 +92,6 @@ def _request_and_config(
         # The ledger refuses an id of another subject or type; a dry run's request is a draft.
         ledger.open_request(asked, draft=draft)
         request = ledger.request(request_id) or asked
-    finally:
-        ledger.close()
     return request, config
 
 
