@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from connectors.sql.connector import SqlConnector
+from connectors.sql.row_changes import RowChanges
 from dsrflow.config import load_config
 from dsrflow.ledger import Ledger
 from flows.approval import at_terminal
@@ -164,7 +165,7 @@ def test_crash_at_every_step_then_rerun_ends_like_an_uninterrupted_run(box, tmp_
     erase(reference_config, "DSR-2026-0110", approved_by="Ingrid")
     expected = snapshot(f"sqlite:///{reference_db}")
 
-    original = SqlConnector._execute
+    original = RowChanges._execute
     for crash_after in range(7):  # the plan has 7 actions that change data
         database = url.removeprefix("sqlite:///")
         shutil.copy(pristine, database)
@@ -177,10 +178,10 @@ def test_crash_at_every_step_then_rerun_ends_like_an_uninterrupted_run(box, tmp_
             calls["n"] += 1
             return original(self, action)
 
-        monkeypatch.setattr(SqlConnector, "_execute", crashing)
+        monkeypatch.setattr(RowChanges, "_execute", crashing)
         with pytest.raises(BaseException, match="power cut"):
             erase(config, request_id, approved_by="Ingrid")
-        monkeypatch.setattr(SqlConnector, "_execute", original)
+        monkeypatch.setattr(RowChanges, "_execute", original)
         result = erase(config, request_id)  # no approval needed: the approved plan resumes
         assert result.status == "completed", crash_after
         # What the interrupted attempt did is this request's work: done, not already_done.
