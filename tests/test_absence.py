@@ -18,6 +18,7 @@ import sandbox.drive_part as drive_part
 from connectors.base import SourceUnavailable
 from connectors.drive.settings import DriveSource
 from dsrflow.plan import Action, Outcome, PlannedAction
+from dsrflow.request import Subject
 from sandbox.drive_part import start_drive
 from sandbox.emulators.faults import FaultSettings
 from sandbox.emulators.google.state import GoogleState
@@ -165,13 +166,13 @@ def test_a_mailbox_404_on_the_message_to_erase_is_not_its_absence(mail_graph):  
         fail_code="MailboxNotEnabledForRESTAPI",
     )
     with pytest.raises(SourceUnavailable, match="HTTP 404 MailboxNotEnabledForRESTAPI"):
-        mail_graph.connector().erase([draft_action()])
+        mail_graph.connector().erase([draft_action()], Subject.from_raw(["sal@example.com"]))
     assert "sup-sal" in mail_graph.store.mailbox(SUPPORT).messages
 
 
 def test_error_item_not_found_for_the_message_to_erase_is_already_done(mail_graph):  # noqa: F811
     mail_graph.store.remove(mail_graph.store.mailbox(SUPPORT), "sup-sal")
-    report = mail_graph.connector().erase([draft_action()])
+    report = mail_graph.connector().erase([draft_action()], Subject.from_raw(["sal@example.com"]))
     assert [r.outcome for r in report.results] == [Outcome.ALREADY_DONE]
 
 
@@ -184,7 +185,7 @@ def test_a_mailbox_404_on_a_batched_delete_fails_the_action(mail_graph):  # noqa
         fail_count=1000,
         fail_code="MailboxNotEnabledForRESTAPI",
     )
-    report = connector.erase(plan_for(records))
+    report = connector.erase(plan_for(records), Subject.from_raw(["al@example.com"]))
     assert [r.outcome for r in report.results] == [Outcome.FAILED]
     assert not report.complete
 
@@ -235,8 +236,8 @@ def html_404():
 
 def test_only_jiras_own_404_for_one_item_is_its_absence(jira_site, html_404):  # noqa: F811
     jira = jira_site.connector()
-    assert jira._read_issue("SUP-404") is None  # Jira: "Issue does not exist ..."
-    assert jira._read_issue("SUP-1") is not None
+    assert jira.issues.read_issue("SUP-404") is None  # Jira: "Issue does not exist ..."
+    assert jira.issues.read_issue("SUP-1") is not None
     # A 404 that is not Jira's answer (a proxy's page) says nothing about the item.
     with pytest.raises(SourceUnavailable, match="HTTP 404"):
         jira.client.call(

@@ -34,7 +34,9 @@ from connectors.drive.mapping import header_key
 from connectors.jira import accounts as jira_accounts
 from connectors.jira.client import JiraClient
 from connectors.jira.connector import JiraConnector
+from connectors.jira.erasure import Eraser
 from connectors.mail.connector import MailConnector
+from connectors.mail.operations import MailOperations
 from dsrflow.config import Config, load_config
 from dsrflow.ledger import Ledger
 from dsrflow.plan import Action, PlannedAction
@@ -635,7 +637,7 @@ class Crash:
         self.step()
 
 
-JIRA_ACTIONS = ("_remove_customer", "_erase_issue", "_erase_comment")
+JIRA_ACTIONS = ("remove_customer", "erase_issue", "erase_comment")  # of Eraser
 JIRA_WRITES = ("removing", "deleting", "anonymising")  # the ``what`` of JiraClient's writes
 
 
@@ -645,9 +647,9 @@ def inject(patch: pytest.MonkeyPatch, source: str, step: str, crash: Crash) -> N
     write request."""
     if source == "mail":
         connector: type = MailConnector
-        delete = MailConnector._delete
+        delete = MailOperations.delete
 
-        def one_copy_at_a_time(self: MailConnector, copies: list[Any]) -> list[int]:
+        def one_copy_at_a_time(self: MailOperations, copies: list[Any]) -> list[int]:
             statuses = []
             for item in copies:  # (record id, copy): one DELETE request per copy
                 crash.step()
@@ -655,7 +657,7 @@ def inject(patch: pytest.MonkeyPatch, source: str, step: str, crash: Crash) -> N
                 crash.done.append((item[0],))
             return statuses
 
-        patch.setattr(MailConnector, "_delete", one_copy_at_a_time)
+        patch.setattr(MailOperations, "delete", one_copy_at_a_time)
     elif source == "drive":
         connector = DriveConnector
         change = DriveConnector._change_sheet
@@ -670,30 +672,30 @@ def inject(patch: pytest.MonkeyPatch, source: str, step: str, crash: Crash) -> N
     elif step == "actions":
         connector = JiraConnector
         for name in JIRA_ACTIONS:
-            method = getattr(JiraConnector, name)
+            method = getattr(Eraser, name)
 
             def one_action(
-                self: JiraConnector, action: PlannedAction, known: Any, method: Any = method
+                self: Eraser, action: PlannedAction, known: Any, method: Any = method
             ) -> Any:
                 crash.step()
                 outcome = method(self, action, known)
                 crash.done.append((action.record_id,))
                 return outcome
 
-            patch.setattr(JiraConnector, name, one_action)
+            patch.setattr(Eraser, name, one_action)
     else:  # Jira, every write: an action's PUT, participant removal, comment deletions...
         connector = JiraConnector
         current: list[str] = []
         for name in JIRA_ACTIONS:
-            method = getattr(JiraConnector, name)
+            method = getattr(Eraser, name)
 
             def remember(
-                self: JiraConnector, action: PlannedAction, known: Any, method: Any = method
+                self: Eraser, action: PlannedAction, known: Any, method: Any = method
             ) -> Any:
                 current[:] = [action.record_id]
                 return method(self, action, known)
 
-            patch.setattr(JiraConnector, name, remember)
+            patch.setattr(Eraser, name, remember)
         call = JiraClient.call
 
         def one_write(self: JiraClient, what: str, fn: Any, **kwargs: Any) -> Any:

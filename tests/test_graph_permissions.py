@@ -103,7 +103,7 @@ def test_a_read_only_app_finds_but_cannot_erase(graph):
         )
         for r in {r.record_id: r for r in records}.values()
     ]
-    report = reader.erase(actions)
+    report = reader.erase(actions, Subject.from_raw(["al@example.com"]))
     assert report.count(Outcome.FAILED) >= 1
     assert not report.complete
     assert all("403" in r.detail for r in report.results if r.outcome == Outcome.FAILED)

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import yaml
 
-from connectors.base import SourceUnavailable
+from connectors.base import Capability, SourceUnavailable, capabilities
 from connectors.mail.match import Matcher, body_text, graph_search_value, search_expression
 from connectors.mail.settings import MailSource
 from dsrflow.mapping import MappingError, parse_mapping
@@ -28,6 +28,8 @@ PRIVACY = "privacy@fjelltopp.example"
 # What the fixture holds for al@example.com: as a participant, and as a mention only.
 AL_PARTICIPANT = {"sup-al-1", "sup-case", "quote-1", "sup-contract", "sal-bcc"}
 AL_MENTION = {"sup-mention"}
+AL = Subject.from_raw(["al@example.com"])
+SAL = Subject.from_raw(["sal@example.com"])
 
 
 @pytest.fixture(scope="module")
@@ -270,7 +272,7 @@ def test_erasure_then_discovery_finds_only_what_is_held(graph):
     records = discover(connector, "al@example.com")
     actions = plan_for(records)
     before = graph.store.count()
-    report = connector.erase(actions)
+    report = connector.erase(actions, AL)
     outcomes = {
         a.native_id["internetMessageId"]: r.outcome
         for a, r in zip(actions, report.results, strict=True)
@@ -311,7 +313,7 @@ def test_a_hold_applies_in_a_child_folder_too(graph):
         r for r in records if r.native_id == {"internetMessageId": "<nested@example.com>"}
     )
     assert nested.fields["folder"] == "Contracts"
-    report = connector.erase(plan_for([nested]))
+    report = connector.erase(plan_for([nested]), AL)
     assert report.results[0].outcome == Outcome.SKIPPED
     assert "until 2029-12-01" in report.results[0].detail
 
@@ -319,11 +321,11 @@ def test_a_hold_applies_in_a_child_folder_too(graph):
 def test_a_second_erasure_is_a_no_op(graph):
     records = discover(graph.connector(), "al@example.com")
     actions = plan_for(records)
-    graph.connector().erase(actions)
+    graph.connector().erase(actions, AL)
     count = graph.store.count()
     graph.reset_stats()
     second = graph.connector()  # a fresh connector: copies are looked up by internetMessageId
-    report = second.erase(actions)
+    report = second.erase(actions, AL)
     outcomes = {r.record_id: r.outcome for r in report.results}
     assert outcomes.pop("mail:messages:internetMessageId=<sup-contract@mail.example.com>") == (
         Outcome.SKIPPED
@@ -339,7 +341,7 @@ def test_erasure_by_a_fresh_connector_looks_the_copies_up(graph):
     quote = [a for a in actions if a.native_id == {"internetMessageId": "<quote-1@example.com>"}]
     graph.reset_stats()
     fresh = graph.connector()
-    report = fresh.erase(quote)
+    report = fresh.erase(quote, AL)
     assert [r.outcome for r in report.results] == [Outcome.DONE]
     assert report.results[0].detail == "2 copy/copies permanently deleted"
     # Folder names (one $batch), one $filter per mailbox (3, in one $batch), then one $batch
@@ -355,7 +357,7 @@ def test_404_of_an_item_gone_since_discovery_counts_as_already_done(graph):
     records = discover(connector, "al@example.com")
     box = graph.store.mailbox(SALES)
     graph.store.remove(box, "sal-bcc")  # deleted by someone else after discovery
-    report = connector.erase(plan_for([r for r in records if "sal-bcc" in str(r.native_id)]))
+    report = connector.erase(plan_for([r for r in records if "sal-bcc" in str(r.native_id)]), AL)
     assert [r.outcome for r in report.results] == [Outcome.ALREADY_DONE]
 
 
@@ -367,9 +369,9 @@ def test_erasure_by_mailbox_and_id_for_messages_without_an_internet_message_id(g
         native_id={"mailbox": SUPPORT, "id": "sup-sal"},
         action=Action.DELETE,
     )
-    first = graph.connector().erase([action])
+    first = graph.connector().erase([action], SAL)
     assert [r.outcome for r in first.results] == [Outcome.DONE]
-    second = graph.connector().erase([action])
+    second = graph.connector().erase([action], SAL)
     assert [r.outcome for r in second.results] == [Outcome.ALREADY_DONE]
     assert "sup-sal" not in graph.store.mailbox(SUPPORT).messages
 
@@ -377,7 +379,7 @@ def test_erasure_by_mailbox_and_id_for_messages_without_an_internet_message_id(g
 def test_delete_mode_moves_to_deleted_items(graph):
     connector = graph.connector(erasure={"mode": "delete"}, matching__mentions=False)
     records = discover(connector, "al@example.com")
-    report = connector.erase(plan_for([r for r in records if "sup-al-1" in str(r.native_id)]))
+    report = connector.erase(plan_for([r for r in records if "sup-al-1" in str(r.native_id)]), AL)
     assert [r.outcome for r in report.results] == [Outcome.DONE]
     assert "moved to Deleted Items" in report.results[0].detail
     found = discover(graph.connector(matching__mentions=False), "al@example.com")
@@ -394,7 +396,7 @@ def test_erasure_in_batches_of_twenty(graph):
     connector = graph.connector()
     actions = plan_for(discover(connector, "bulk@example.com"))
     assert len(actions) == 45
-    report = connector.erase(actions)
+    report = connector.erase(actions, Subject.from_raw(["bulk@example.com"]))
     assert report.complete
     assert connector.stats.erase_batches == 3
     assert discover(graph.connector(), "bulk@example.com") == []
@@ -404,20 +406,32 @@ def test_throttled_batch_items_are_sent_again(graph):
     connector = graph.connector(matching__mentions=False)
     actions = plan_for(discover(connector, "al@example.com"))
     graph.faults.settings = FaultSettings(throttle_every=4, retry_after_s=0)
-    report = connector.erase(actions)
+    report = connector.erase(actions, AL)
     graph.faults.settings = FaultSettings()
     assert report.count(Outcome.DONE) == 4
     assert report.count(Outcome.SKIPPED) == 1
     assert connector.stats.erase_batches >= 2
 
 
-def test_rectification_and_redaction_are_not_applicable(graph):
+def test_actions_erase_does_not_carry_out_fail_and_a_keep_is_skipped(graph):
+    # Issue 14's contract for every kind: never silently dropped, never DONE.
     connector = graph.connector(matching__mentions=False)
     records = discover(connector, "al@example.com")
-    report = connector.erase(plan_for(records[:1], Action.RECTIFY))
-    assert report.results[0].outcome == Outcome.SKIPPED
-    assert "not applicable to mail" in report.results[0].detail
+    report = connector.erase(plan_for(records[:1], Action.RECTIFY), AL)
+    assert report.results[0].outcome == Outcome.FAILED
+    assert report.results[0].detail == "cannot rectify here"
+    kept = plan_for(records[:1], Action.KEEP)[0].model_copy(update={"reason": "a contract"})
+    [result] = connector.erase([kept], AL).results
+    assert (result.outcome, result.detail) == (Outcome.SKIPPED, "kept: a contract")
     assert connector.stats.erase_batches == 0
+
+
+def test_capabilities_are_discover_erase_and_sweep(graph):
+    assert capabilities(graph.connector()) == {
+        Capability.DISCOVER,
+        Capability.ERASE,
+        Capability.SWEEP,
+    }
 
 
 # -- matching and escaping, without a server ---------------------------------------------------
@@ -538,7 +552,7 @@ def test_the_plan_from_the_mapping_names_the_mailboxes_to_look_in(graph):
     assert len(quote.hints["mailboxes"]) == 2  # the same message in two mailboxes: one action
     graph.reset_stats()
     fresh = graph.connector()
-    report = fresh.erase([quote])
+    report = fresh.erase([quote], AL)
     assert [r.outcome for r in report.results] == [Outcome.DONE]
     assert report.results[0].detail == "2 copy/copies permanently deleted"
     assert fresh.stats.lookups == 2  # only the two hinted mailboxes, not all three

@@ -142,7 +142,7 @@ def test_erasure_removes_the_mail_and_its_index_entries(graph, tmp_path):
         )
         for r in records
     ]
-    report = connector.erase(actions)
+    report = connector.erase(actions, Subject.from_raw(["kari@example.com"]))
     assert {r.outcome for r in report.results} == {Outcome.DONE}
     index = ParticipantIndex(path)
     try:

@@ -15,6 +15,7 @@ SUPPORT = "support@fjelltopp.example"
 SALES = "sales@fjelltopp.example"
 GUEST = "al_example.com#EXT#@fjelltopp.example"
 HYBRID = "onprem@fjelltopp.example"
+AL = Subject.from_raw(["al@example.com"])
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,7 @@ def emulator(graph):
 def test_permanent_delete_leaves_purges_and_the_result_says_so(graph):
     connector = graph.connector(matching__mentions=False)
     records = [r for r in discover(connector, "al@example.com") if "quote-1" in str(r.native_id)]
-    report = connector.erase(plan_for(records))
+    report = connector.erase(plan_for(records), AL)
     [result] = report.results
     assert result.outcome == Outcome.DONE
     # Both copies are out of every folder but still in the mailboxes' Recoverable Items.
@@ -67,7 +68,7 @@ def test_permanent_delete_leaves_purges_and_the_result_says_so(graph):
     again = discover(graph.connector(matching__mentions=False), "al@example.com")
     assert not [r for r in again if "quote-1" in str(r.native_id)]
     # A second run has nothing left to delete and claims no remains of its own.
-    [second] = graph.connector(matching__mentions=False).erase(plan_for(records)).results
+    [second] = graph.connector(matching__mentions=False).erase(plan_for(records), AL).results
     assert second.outcome == Outcome.ALREADY_DONE
     assert second.remains is None
 
@@ -75,14 +76,14 @@ def test_permanent_delete_leaves_purges_and_the_result_says_so(graph):
 def test_delete_mode_says_deleted_items(graph):
     connector = graph.connector(erasure={"mode": "delete"}, matching__mentions=False)
     records = [r for r in discover(connector, "al@example.com") if "sup-al-1" in str(r.native_id)]
-    [result] = connector.erase(plan_for(records)).results
+    [result] = connector.erase(plan_for(records), AL).results
     assert result.outcome == Outcome.DONE
     assert result.remains.startswith(f"1 copy/copies in Deleted Items of {SUPPORT}")
     assert emulator(graph)["recoverable_items"] == {}
     # Deleted again from Deleted Items: now in Recoverable Items (Deletions), and said so.
     again = graph.connector(erasure={"mode": "delete"}, matching__mentions=False)
     moved = [r for r in discover(again, "al@example.com") if "sup-al-1" in str(r.native_id)]
-    [second] = again.erase(plan_for(moved)).results
+    [second] = again.erase(plan_for(moved), AL).results
     assert second.outcome == Outcome.DONE
     assert second.remains.startswith(f"1 copy/copies in Recoverable Items of {SUPPORT}")
     assert emulator(graph)["recoverable_items"] == {"Deletions": 1}
@@ -109,7 +110,7 @@ def test_mailbox_less_users_are_skipped_and_named(graph):
     assert connector.not_searched == [note]
     # An erasure by a fresh connector looks in every mailbox, skips the two, and says so.
     fresh = graph.connector(matching__mentions=False)
-    report = fresh.erase(plan_for(records))
+    report = fresh.erase(plan_for(records), AL)
     assert {r.outcome for r in report.results} == {Outcome.DONE, Outcome.SKIPPED}
     for result in report.results:
         assert result.remains is not None

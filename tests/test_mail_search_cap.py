@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from connectors.base import SourceUnavailable
-from connectors.mail.connector import received_within, split_day
+from connectors.mail.discovery import received_within, split_day
 from dsrflow.request import Subject
 from tests.support.graph import running_graph
 

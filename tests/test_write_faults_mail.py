@@ -18,7 +18,7 @@ from dsrflow.plan import Outcome
 from sandbox.emulators.faults import FaultSettings
 from tests.support.graph import running_graph
 from tests.support.snapshots import mail_snapshot
-from tests.test_mail_connector import discover, plan_for
+from tests.test_mail_connector import AL, discover, plan_for
 
 HELD = "sup-contract"  # under the Contracts hold: kept, reported SKIPPED
 # Only the erasure's $batch: its items are DELETE or POST …/permanentDelete; lookups are GETs.
@@ -60,7 +60,7 @@ def state(graph):
 
 def erase_al(graph, **mapping):
     connector = graph.connector(matching__mentions=False, **mapping)
-    report = connector.erase(plan_for(discover(connector, "al@example.com")))
+    report = connector.erase(plan_for(discover(connector, "al@example.com")), AL)
     return connector, report
 
 
@@ -110,7 +110,7 @@ def test_a_batch_refused_before_it_ran_is_sent_again(graphs):
     faulty.faults.settings = FaultSettings(
         fail_path=r"^/v1\.0/\$batch$", fail_status=502, fail_count=1
     )
-    report = connector.erase(actions)
+    report = connector.erase(actions, AL)
 
     assert state(faulty) == state(reference)
     assert connector.stats.erase_batches == 2

@@ -30,7 +30,9 @@ from urllib.parse import urlsplit
 
 import httpx
 from azure.core.credentials import AccessToken
+from azure.core.exceptions import AzureError
 from kiota_abstractions.api_error import APIError
+from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_abstractions.method import Method
 from kiota_abstractions.request_information import RequestInformation
 from kiota_authentication_azure.azure_identity_authentication_provider import (
@@ -39,6 +41,29 @@ from kiota_authentication_azure.azure_identity_authentication_provider import (
 from kiota_http.middleware.options import RetryHandlerOption
 from msgraph import GraphRequestAdapter, GraphServiceClient
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph.generated.users.item.mail_folders.item.child_folders.child_folders_request_builder import (  # noqa: E501
+    ChildFoldersRequestBuilder,
+)
+from msgraph.generated.users.item.mail_folders.item.mail_folder_item_request_builder import (
+    MailFolderItemRequestBuilder,
+)
+from msgraph.generated.users.item.mail_folders.item.messages.delta.delta_request_builder import (
+    DeltaRequestBuilder,
+)
+from msgraph.generated.users.item.mail_folders.item.messages.messages_request_builder import (
+    MessagesRequestBuilder as FolderMessagesRequestBuilder,
+)
+from msgraph.generated.users.item.mail_folders.mail_folders_request_builder import (
+    MailFoldersRequestBuilder,
+)
+from msgraph.generated.users.item.messages.item.attachments.attachments_request_builder import (
+    AttachmentsRequestBuilder,
+)
+from msgraph.generated.users.item.messages.item.message_item_request_builder import (
+    MessageItemRequestBuilder,
+)
+from msgraph.generated.users.item.messages.messages_request_builder import MessagesRequestBuilder
+from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 from msgraph_core import GraphClientFactory
 
 from connectors.base import SourceUnavailable
@@ -49,6 +74,46 @@ T = TypeVar("T")
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 MAILBOX_CONCURRENCY = 4
 RETRIED_HERE = {500, 502}  # the SDK retries 429, 503 and 504 itself
+Request = RequestInformation  # a request built here, sent by ``GraphSession``: opaque elsewhere
+
+# The SDK's query-parameter classes, by shorter names.
+_UsersQuery = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters
+_FoldersQuery = MailFoldersRequestBuilder.MailFoldersRequestBuilderGetQueryParameters
+_FolderQuery = MailFolderItemRequestBuilder.MailFolderItemRequestBuilderGetQueryParameters
+_ChildrenQuery = ChildFoldersRequestBuilder.ChildFoldersRequestBuilderGetQueryParameters
+_MessagesQuery = MessagesRequestBuilder.MessagesRequestBuilderGetQueryParameters
+_FolderMessagesQuery = FolderMessagesRequestBuilder.MessagesRequestBuilderGetQueryParameters
+_MessageQuery = MessageItemRequestBuilder.MessageItemRequestBuilderGetQueryParameters
+_AttachmentsQuery = AttachmentsRequestBuilder.AttachmentsRequestBuilderGetQueryParameters
+_DeltaQuery = DeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters
+
+
+class GraphError(Exception):
+    """A request Graph answered with an error: its status and Graph error code (the SDK's
+    ``APIError``, read here so that no caller handles SDK exceptions)."""
+
+    def __init__(self, status: int | None, code: str | None) -> None:
+        self.status = status
+        self.code = code
+        super().__init__(self.describe())
+
+    @classmethod
+    def of(cls, exc: APIError) -> GraphError:
+        return cls(exc.response_status_code, error_code_of(exc))
+
+    def describe(self) -> str:
+        """Status and Graph error code; never the request's query."""
+        return f"HTTP {self.status}" + (f" {self.code}" if self.code else "")
+
+    @property
+    def item_not_found(self) -> bool:
+        """Exchange's own not-found for the exact item: a confirmed absence (a 404 such as
+        MailboxNotEnabledForRESTAPI or ErrorInvalidUser says nothing about the message)."""
+        return self.status == 404 and self.code == "ErrorItemNotFound"
+
+
+class NoToken(Exception):
+    """The identity platform gave the app no token; the first line of why."""
 
 
 def _jwt_part(value: dict[str, Any]) -> str:
@@ -129,6 +194,7 @@ class GraphSession:
         self._semaphores: dict[str, asyncio.Semaphore] = {}
         self.credential = credential or self._credential(settings)
         self.client = self.loop.run_until_complete(self._build_client())
+        self.requests = GraphRequests(self.client)
 
     @staticmethod
     def _credential(settings: MailSource) -> Any:
@@ -229,13 +295,16 @@ class GraphSession:
         is rebuilt for every object), which would dominate discovery; the JSON is already in
         Graph's documented shape.
         """
-        adapter = self.client.request_adapter
-        raw = await self.call(
-            mailbox,
-            kind,
-            lambda: adapter.send_primitive_async(request, "bytes", {"XXX": ODataError}),
-        )
+        raw = await self.call(mailbox, kind, lambda: self._send(request))
         return json.loads(raw) if raw else {}
+
+    async def _send(self, request: RequestInformation) -> bytes | None:
+        """One request through the SDK's adapter, its answer as bytes (errors as ODataError)."""
+        adapter: Any = self.client.request_adapter  # typed by kiota as answering nothing
+        raw: bytes | None = await adapter.send_primitive_async(
+            request, "bytes", {"XXX": ODataError}
+        )
+        return raw
 
     async def batch(
         self, requests: list[RequestInformation], kind: str, *, write: bool = False
@@ -253,14 +322,8 @@ class GraphSession:
         if write:
             # The SDK would send a $batch again on 503/504, which may follow an applied write.
             post.add_request_options([RetryHandlerOption(should_retry=False)])
-        adapter = self.client.request_adapter
         self.stats.batches += 1
-        raw = await self.call(
-            None,
-            kind,
-            lambda: adapter.send_primitive_async(post, "bytes", {"XXX": ODataError}),
-            write=write,
-        )
+        raw = await self.call(None, kind, lambda: self._send(post), write=write)
         payload = json.loads(raw or b"{}")
         by_id = {str(r.get("id")): r for r in payload.get("responses") or []}
         answers = []
@@ -272,6 +335,42 @@ class GraphSession:
                 )
             )
         return answers
+
+    # -- synchronous steps, the SDK's errors read as GraphError ------------------------------------
+
+    def fetch(self, mailbox: str | None, kind: str, request: Request) -> dict[str, Any]:
+        """``get_json`` run to completion."""
+        try:
+            return self.run(self.get_json(mailbox, kind, request))
+        except APIError as exc:
+            raise GraphError.of(exc) from exc
+
+    async def fetch_async(self, mailbox: str | None, kind: str, request: Request) -> dict[str, Any]:
+        """``get_json`` for steps that run several requests at once (``asyncio.gather``)."""
+        try:
+            return await self.get_json(mailbox, kind, request)
+        except APIError as exc:
+            raise GraphError.of(exc) from exc
+
+    def send_batch(
+        self, requests: list[Request], kind: str, *, write: bool = False
+    ) -> list[BatchAnswer]:
+        """``batch`` run to completion; a refusal of the ``$batch`` itself is a GraphError."""
+        try:
+            return self.run(self.batch(requests, kind, write=write))
+        except APIError as exc:
+            raise GraphError.of(exc) from exc
+
+    def sleep(self, seconds: float) -> None:
+        self.run(asyncio.sleep(seconds))
+
+    def app_token(self) -> str:
+        """The app's access token for Graph (its ``roles`` are its application permissions)."""
+        try:
+            return self.run(self.credential.get_token(GRAPH_SCOPE)).token
+        except AzureError as exc:
+            text = str(exc).strip()
+            raise NoToken(text.splitlines()[0] if text else type(exc).__name__) from exc
 
     def close(self) -> None:
         if self.loop.is_closed():
@@ -287,6 +386,91 @@ class GraphSession:
         finally:
             self.loop.run_until_complete(self.loop.shutdown_asyncgens())
             self.loop.close()
+
+
+class GraphRequests:
+    """Every request the connector sends, built by msgraph-sdk's request builders (the URLs,
+    query parameters and headers Graph documents); ``GraphSession`` sends them."""
+
+    def __init__(self, client: GraphServiceClient) -> None:
+        self.users = client.users
+
+    def url(self, link: str) -> Request:
+        """A GET of a link Graph gave (``@odata.nextLink``, ``@odata.deltaLink``)."""
+        return self.users.with_url(link).to_get_request_information()
+
+    def list_users(self, select: list[str], top: int) -> Request:
+        config = RequestConfiguration(query_parameters=_UsersQuery(select=select, top=top))
+        return self.users.to_get_request_information(config)
+
+    def folders(self, mailbox: str, select: list[str], top: int) -> Request:
+        """The mailbox's top-level folders."""
+        config = RequestConfiguration(query_parameters=_FoldersQuery(select=select, top=top))
+        return self.users.by_user_id(mailbox).mail_folders.to_get_request_information(config)
+
+    def child_folders(self, mailbox: str, folder_id: str, select: list[str], top: int) -> Request:
+        folder = self.users.by_user_id(mailbox).mail_folders.by_mail_folder_id(folder_id)
+        config = RequestConfiguration(query_parameters=_ChildrenQuery(select=select, top=top))
+        return folder.child_folders.to_get_request_information(config)
+
+    def folder(self, mailbox: str, folder_id: str, select: list[str] | None = None) -> Request:
+        """One folder, by id or well-known name (``deleteditems``)."""
+        folder = self.users.by_user_id(mailbox).mail_folders.by_mail_folder_id(folder_id)
+        if select is None:
+            return folder.to_get_request_information()
+        config = RequestConfiguration(query_parameters=_FolderQuery(select=select))
+        return folder.to_get_request_information(config)
+
+    def search(self, mailbox: str, search: str, select: list[str], top: int) -> Request:
+        """A ``$search`` over the mailbox's messages (``search`` as Graph wants it)."""
+        query = _MessagesQuery(search=search, select=select, top=top)
+        messages = self.users.by_user_id(mailbox).messages
+        return messages.to_get_request_information(RequestConfiguration(query_parameters=query))
+
+    def filter_messages(self, mailbox: str, clause: str, select: list[str], top: int) -> Request:
+        """A ``$filter`` over all of the mailbox's messages."""
+        query = _MessagesQuery(filter=clause, select=select, top=top)
+        messages = self.users.by_user_id(mailbox).messages
+        return messages.to_get_request_information(RequestConfiguration(query_parameters=query))
+
+    def folder_messages(
+        self,
+        mailbox: str,
+        folder_id: str,
+        clause: str,
+        select: list[str],
+        top: int,
+        skip: int | None,
+    ) -> Request:
+        """A ``$filter`` over one folder's messages, from position ``skip``."""
+        folder = self.users.by_user_id(mailbox).mail_folders.by_mail_folder_id(folder_id)
+        query = _FolderMessagesQuery(filter=clause, select=select, top=top, skip=skip)
+        config = RequestConfiguration(query_parameters=query)
+        return folder.messages.to_get_request_information(config)
+
+    def message(self, mailbox: str, message_id: str, select: list[str]) -> Request:
+        item = self.users.by_user_id(mailbox).messages.by_message_id(message_id)
+        config = RequestConfiguration(query_parameters=_MessageQuery(select=select))
+        return item.to_get_request_information(config)
+
+    def attachments(self, mailbox: str, message_id: str, select: list[str] | None) -> Request:
+        """A message's attachments (``select`` None: with their content)."""
+        item = self.users.by_user_id(mailbox).messages.by_message_id(message_id)
+        config = RequestConfiguration(query_parameters=_AttachmentsQuery(select=select))
+        return item.attachments.to_get_request_information(config)
+
+    def delete(self, mailbox: str, message_id: str, *, permanent: bool) -> Request:
+        """``permanentDelete`` (into Recoverable Items' Purges) or a DELETE (to Deleted Items)."""
+        item = self.users.by_user_id(mailbox).messages.by_message_id(message_id)
+        if permanent:
+            return item.permanent_delete.to_post_request_information()
+        return item.to_delete_request_information()
+
+    def delta(self, mailbox: str, folder_id: str, select: list[str]) -> Request:
+        """The first page of a folder's first delta round (later rounds follow its links)."""
+        folder = self.users.by_user_id(mailbox).mail_folders.by_mail_folder_id(folder_id)
+        config = RequestConfiguration(query_parameters=_DeltaQuery(select=select))
+        return folder.messages.delta.to_get_request_information(config)
 
 
 def error_code_of(exc: APIError) -> str | None:
@@ -305,7 +489,7 @@ def describe_error(exc: APIError) -> str:
 def retry_after_of(headers: dict[str, Any] | None) -> float:
     for key, value in (headers or {}).items():
         if key.lower() == "retry-after":
-            text = value[0] if isinstance(value, list | tuple | set) else value
+            text = next(iter(value)) if isinstance(value, list | tuple | set) else value
             try:
                 return max(0.0, float(str(text)))
             except ValueError:
@@ -334,6 +518,8 @@ def batch_body(requests: list[RequestInformation], base_url: str) -> dict[str, A
                 raise ValueError("a batch item outside Graph's version root")
             path = path.removeprefix(root)
         url = path + (f"?{parts.query}" if parts.query else "")
+        if info.http_method is None:
+            raise ValueError("a batch item without an HTTP method")
         item: dict[str, Any] = {"id": str(number), "method": info.http_method.value, "url": url}
         headers = {k: ", ".join(sorted(v)) for k, v in info.headers.get_all().items()}
         if info.content:

@@ -23,27 +23,15 @@ import os
 import secrets
 import sqlite3
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from kiota_abstractions.base_request_configuration import RequestConfiguration
-from msgraph.generated.users.item.mail_folders.item.child_folders.child_folders_request_builder import (  # noqa: E501
-    ChildFoldersRequestBuilder,
-)
-from msgraph.generated.users.item.mail_folders.item.messages.delta.delta_request_builder import (
-    DeltaRequestBuilder,
-)
-from msgraph.generated.users.item.mail_folders.mail_folders_request_builder import (
-    MailFoldersRequestBuilder,
-)
+from typing import Any
 
 from connectors.base import SourceUnavailable
+from connectors.mail.client import GraphError
 from connectors.mail.match import fold_plus
+from connectors.mail.operations import MailOperations
 from dsrflow.identifiers import email_key
-
-if TYPE_CHECKING:
-    from connectors.mail.connector import MailConnector
 
 INDEXED_FIELDS = ("sender", "replyTo")
 _SCHEMA = """
@@ -120,91 +108,48 @@ class ParticipantIndex:
 
     # -- keeping it current -----------------------------------------------------------------------
 
-    def sync(self, connector: MailConnector) -> int:
+    def sync(self, ops: MailOperations) -> int:
         """One delta round over every folder of every mailbox; the number of changes applied.
-        A mailbox without Exchange Online mailbox is skipped (``connector.unsearchable``)."""
+        A mailbox without Exchange Online mailbox is skipped (``ops.unsearchable``)."""
         changes = 0
-        for mailbox in connector.mailboxes():
-            folders = self._folders(connector, mailbox)
+        for mailbox in ops.mailboxes():
+            folders = self._folders(ops, mailbox)
             if folders is None:
                 continue
             for folder_id in folders:
-                changes += self._sync_folder(connector, mailbox, folder_id)
+                changes += self._sync_folder(ops, mailbox, folder_id)
         return changes
 
-    def _folders(self, connector: MailConnector, mailbox: str) -> list[str] | None:
+    @staticmethod
+    def _folders(ops: MailOperations, mailbox: str) -> list[str] | None:
         """Every folder id of a mailbox, child folders included (None: no mailbox)."""
-        from kiota_abstractions.api_error import APIError
-
-        from connectors.mail.client import error_code_of
-
-        user = connector.graph.client.users.by_user_id(mailbox)
-        top = RequestConfiguration(
-            query_parameters=MailFoldersRequestBuilder.MailFoldersRequestBuilderGetQueryParameters(
-                select=["id", "childFolderCount"], top=250
-            )
-        )
+        select = ["id", "childFolderCount"]
         try:
-            first = connector.graph.run(
-                connector.graph.get_json(
-                    mailbox, "index", user.mail_folders.to_get_request_information(top)
-                )
-            )
-        except APIError as exc:
-            if connector._note_unsearchable(mailbox, exc.response_status_code, error_code_of(exc)):
+            first = ops.graph.fetch(mailbox, "index", ops.requests.folders(mailbox, select, 250))
+        except GraphError as exc:
+            if ops.note_unsearchable(mailbox, exc.status, exc.code):
                 return None
-            raise connector._unavailable(mailbox, exc) from exc
-        pending = list(self._pages(connector, mailbox, user.mail_folders, first))
+            raise ops.unavailable(mailbox, exc) from exc
+        pending = list(ops.pages_of(mailbox, "index", first))
         ids = []
-        children = RequestConfiguration(
-            query_parameters=ChildFoldersRequestBuilder.ChildFoldersRequestBuilderGetQueryParameters(
-                select=["id", "childFolderCount"], top=250
-            )
-        )
         while pending:
             folder = pending.pop()
             ids.append(folder["id"])
             if folder.get("childFolderCount"):
-                builder = user.mail_folders.by_mail_folder_id(folder["id"]).child_folders
-                page = connector._get(
-                    mailbox, "index", builder.to_get_request_information(children)
-                )
-                pending += self._pages(connector, mailbox, builder, page)
+                children = ops.requests.child_folders(mailbox, folder["id"], select, 250)
+                pending += ops.items(mailbox, "index", children)
         return ids
 
-    @staticmethod
-    def _pages(
-        connector: MailConnector, mailbox: str, builder: Any, page: dict[str, Any]
-    ) -> Iterator[dict[str, Any]]:
-        while True:
-            yield from page.get("value") or []
-            link = page.get("@odata.nextLink")
-            if not link:
-                return
-            page = connector._get(
-                mailbox, "index", builder.with_url(link).to_get_request_information()
-            )
-
-    def _sync_folder(self, connector: MailConnector, mailbox: str, folder_id: str) -> int:
-        messages = (
-            connector.graph.client.users.by_user_id(mailbox)
-            .mail_folders.by_mail_folder_id(folder_id)
-            .messages.delta
-        )
+    def _sync_folder(self, ops: MailOperations, mailbox: str, folder_id: str) -> int:
         row = self.db.execute(
             "SELECT delta_link FROM rounds WHERE mailbox = ? AND folder_id = ?",
             (mailbox, folder_id),
         ).fetchone()
         if row is None:
-            config = RequestConfiguration(
-                query_parameters=DeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters(
-                    select=["id", *INDEXED_FIELDS]
-                )
-            )
-            request = messages.to_get_request_information(config)
+            request = ops.requests.delta(mailbox, folder_id, ["id", *INDEXED_FIELDS])
         else:
-            request = messages.with_url(row[0]).to_get_request_information()
-        page = connector._get(mailbox, "index", request)
+            request = ops.requests.url(row[0])
+        page = ops.get(mailbox, "index", request)
         changes = 0
         while True:
             for item in page.get("value") or []:
@@ -231,8 +176,6 @@ class ParticipantIndex:
             if not link:
                 self.db.rollback()
                 raise SourceUnavailable(
-                    connector.name, f"mailbox {mailbox}: a delta round ended without a deltaLink"
+                    ops.name, f"mailbox {mailbox}: a delta round ended without a deltaLink"
                 )
-            page = connector._get(
-                mailbox, "index", messages.with_url(link).to_get_request_information()
-            )
+            page = ops.get(mailbox, "index", ops.requests.url(link))

@@ -23,30 +23,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-from kiota_abstractions.base_request_configuration import RequestConfiguration
-from msgraph.generated.users.item.mail_folders.item.child_folders.child_folders_request_builder import (  # noqa: E501
-    ChildFoldersRequestBuilder,
-)
-from msgraph.generated.users.item.mail_folders.item.messages.messages_request_builder import (
-    MessagesRequestBuilder,
-)
-from msgraph.generated.users.item.mail_folders.mail_folders_request_builder import (
-    MailFoldersRequestBuilder,
-)
+from typing import Any
 
 from connectors.base import SourceUnavailable, SweepResult
-from connectors.mail.connector import Copy
-from connectors.mail.mapping import ErasureMode, MailRetentionRule
+from connectors.mail.mapping import ErasureMode, MailMapping, MailRetentionRule
+from connectors.mail.operations import Copy, MailOperations
 from dsrflow.records import Record
 
-if TYPE_CHECKING:
-    from connectors.mail.connector import MailConnector
-
-_FoldersQuery = MailFoldersRequestBuilder.MailFoldersRequestBuilderGetQueryParameters
-_ChildrenQuery = ChildFoldersRequestBuilder.ChildFoldersRequestBuilderGetQueryParameters
-_FolderMessagesQuery = MessagesRequestBuilder.MessagesRequestBuilderGetQueryParameters
 _FOLDER_SELECT = ["id", "displayName", "childFolderCount"]
 _MESSAGE_SELECT = ["id", "internetMessageId"]
 _GONE = 404  # with ErrorItemNotFound: deleted meanwhile, nothing to count
@@ -98,21 +81,21 @@ class Protected:
 
 
 class MailRetention:
-    """One sweep of a ``MailConnector``'s mapping; uses the connector's session and deletes."""
+    """One sweep of a mail mapping's retention rules, over the source's operations (its
+    mailboxes, listings and deletes)."""
 
-    def __init__(self, connector: MailConnector) -> None:
-        self.connector = connector
-        self.mapping = connector.mapping
-        self.graph = connector.graph
+    def __init__(self, ops: MailOperations, mapping: MailMapping) -> None:
+        self.ops = ops
+        self.mapping = mapping
 
     def sweep(
         self, now: dt.datetime, *, dry_run: bool = False, protected: Sequence[Record] = ()
     ) -> list[SweepResult]:
         if not self.mapping.retention:
             return []
-        keep = Protected(self.connector.name, protected)
+        keep = Protected(self.ops.name, protected)
         results: dict[tuple[int, str], SweepResult] = {}
-        for mailbox in self.connector.mailboxes():
+        for mailbox in self.ops.mailboxes():
             for folder in self._ordered(mailbox, list(self._folders(mailbox))):
                 plan = self._plan(folder.name, now)
                 if plan is None:
@@ -162,31 +145,22 @@ class MailRetention:
 
     def _folders(self, mailbox: str) -> Iterator[MailFolder]:
         """Every folder of the mailbox, children after their parent."""
-        folders = self.graph.client.users.by_user_id(mailbox).mail_folders
-        config = RequestConfiguration(
-            query_parameters=_FoldersQuery(select=_FOLDER_SELECT, top=250)
-        )
-        info = folders.to_get_request_information(config)
-        pending = list(self.connector.items(mailbox, "folders", folders, info))
+        requests = self.ops.requests
+        top = requests.folders(mailbox, _FOLDER_SELECT, 250)
+        pending = list(self.ops.items(mailbox, "folders", top))
         while pending:
             raw = pending.pop(0)
             yield MailFolder(mailbox, raw["id"], raw.get("displayName") or "")
             if raw.get("childFolderCount"):
-                children = folders.by_mail_folder_id(raw["id"]).child_folders
-                config = RequestConfiguration(
-                    query_parameters=_ChildrenQuery(select=_FOLDER_SELECT, top=250)
-                )
-                info = children.to_get_request_information(config)
-                pending[0:0] = list(self.connector.items(mailbox, "folders", children, info))
+                children = requests.child_folders(mailbox, raw["id"], _FOLDER_SELECT, 250)
+                pending[0:0] = list(self.ops.items(mailbox, "folders", children))
 
     def _ordered(self, mailbox: str, folders: list[MailFolder]) -> list[MailFolder]:
         """Deleted Items first in delete mode: what this sweep moves there waits for the next."""
         if self.mapping.erasure.mode != ErasureMode.DELETE:
             return folders
-        deleted = self.graph.client.users.by_user_id(mailbox).mail_folders.by_mail_folder_id(
-            "deleteditems"
-        )
-        found = self.connector._get(mailbox, "folders", deleted.to_get_request_information())
+        deleted = self.ops.requests.folder(mailbox, "deleteditems")
+        found = self.ops.get(mailbox, "folders", deleted)
         return sorted(folders, key=lambda f: f.id != found.get("id"))
 
     # -- messages -----------------------------------------------------------------------------
@@ -220,20 +194,16 @@ class MailRetention:
                 return
 
     def _page(self, folder: MailFolder, clause: str, skip: int) -> dict[str, Any]:
-        messages = (
-            self.graph.client.users.by_user_id(folder.mailbox)
-            .mail_folders.by_mail_folder_id(folder.id)
-            .messages
+        request = self.ops.requests.folder_messages(
+            folder.mailbox,
+            folder.id,
+            clause,
+            _MESSAGE_SELECT,
+            self.ops.settings.page_size,
+            skip or None,
         )
-        query = _FolderMessagesQuery(
-            filter=clause,
-            select=_MESSAGE_SELECT,
-            top=self.connector.settings.page_size,
-            skip=skip or None,
-        )
-        info = messages.to_get_request_information(RequestConfiguration(query_parameters=query))
-        self.connector.stats.pages += 1
-        return self.connector._get(folder.mailbox, "retention", info)
+        self.ops.stats.pages += 1
+        return self.ops.get(folder.mailbox, "retention", request)
 
     def _delete(self, folder: MailFolder, messages: list[dict[str, Any]]) -> int:
         """Delete one page's messages as erasure does; how many went. Anything refused for
@@ -243,12 +213,12 @@ class MailRetention:
             ("retention", Copy(folder.mailbox, m["id"], folder.name, None, None)) for m in messages
         ]
         gone = 0
-        for status in self.connector._delete(copies):
+        for status in self.ops.delete(copies):
             if status in (200, 204):
                 gone += 1
             elif status != _GONE:
                 raise SourceUnavailable(
-                    self.connector.name,
+                    self.ops.name,
                     f"mailbox {folder.mailbox}: deleting expired messages in {folder.name} "
                     f"failed with HTTP {status}",
                 )
