@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,7 +61,7 @@ class SqlClient:
     def connect(self) -> Connection:
         return self.engine.connect()
 
-    def begin(self) -> Any:
+    def begin(self) -> AbstractContextManager[Connection]:
         """A connection in a transaction that commits when the block ends (rolls back on error)."""
         return self.engine.begin()
 
