@@ -1,7 +1,9 @@
 """SQL databases through SQLAlchemy (SQLite, PostgreSQL, …): tables mapped declaratively.
 
-``settings`` (the config entry), ``mapping`` (the declarative mapping), ``connector``; the SDK is
-imported only when a connector is opened."""
+``settings`` (the config entry), ``mapping`` (the declarative mapping and its plans),
+``connector`` (the facade), over ``client`` (the engine) and ``operations`` (the mapped tables);
+one module per right: ``discovery``, ``row_changes``, ``retention``, ``preflight``. SQLAlchemy
+is imported only when a connector is opened."""
 
 from __future__ import annotations
 
