@@ -7,9 +7,15 @@ import sqlalchemy as sa
 
 from connectors.base import Capability, capabilities
 from connectors.sql.connector import SqlConnector
+from connectors.sql.mapping import RestrictionMark
 from dsrflow.mapping import load_mapping
 from dsrflow.plan import Action, Outcome
-from dsrflow.planning import build_erasure_plan, plan_counts, plan_table
+from dsrflow.planning import (
+    build_erasure_plan,
+    build_restriction_plan,
+    plan_counts,
+    plan_table,
+)
 from dsrflow.request import Subject
 from tests.conftest import ONPREM_MAPPING
 
@@ -146,3 +152,38 @@ def test_actions_a_method_does_not_carry_out_are_answered_not_dropped(sandbox_ur
         (other.record_id, Outcome.FAILED, "cannot rectify here"),
     ]
     assert snapshot(sandbox_url) == before
+
+
+def test_restriction_marks_rows_where_the_mapping_says_how_and_says_ledger_only_elsewhere(
+    sandbox_url,
+):
+    engine = sa.create_engine(sandbox_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE contacts ADD COLUMN restricted BOOLEAN DEFAULT FALSE"))
+    engine.dispose()
+    mapping = load_mapping(ONPREM_MAPPING)
+    contacts = mapping.tables["contacts"]
+    mapping.tables["contacts"] = contacts.model_copy(
+        update={"restriction": RestrictionMark(column="restricted")}
+    )
+    connector = SqlConnector("onprem", mapping, sandbox_url)
+    plan = build_restriction_plan(connector.discover(AL))
+    report = connector.restrict(plan, AL)
+    again = connector.restrict(plan, AL)
+    connector.close()
+    outcomes = {r.record_id: (r.outcome, r.detail) for r in report.results}
+    assert set(outcomes) == {a.record_id for a in plan}
+    for action in plan:
+        outcome, detail = outcomes[action.record_id]
+        assert outcome == Outcome.DONE
+        if action.location == "contacts":
+            assert detail == "restrict ['restricted']"
+        else:
+            assert detail.startswith("restricted in the ledger only: table ")
+    assert {r.outcome for r in again.results if r.record_id.startswith("onprem:contacts:")} == {
+        Outcome.ALREADY_DONE
+    }
+    marked = snapshot(sandbox_url)["contacts"]
+    assert {k for k, row in marked.items() if row["restricted"]} == {
+        a.native_id["id"] for a in plan if a.location == "contacts"
+    }

@@ -61,15 +61,27 @@ class RowChanges:
         return self._run(todo, [a for a in actions if a.action != Action.RECTIFY])
 
     def restrict(self, actions: Sequence[PlannedAction]) -> ExecutionReport:
-        """Mark rows restricted where the mapping says how; elsewhere the ledger alone holds it."""
-        todo = []
+        """Mark rows restricted where the mapping says how; elsewhere the ledger alone holds it
+        (said so, as the flows say it of a source without marks)."""
+        todo, ledger_only = [], []
         for action in actions:
             if action.action != Action.RESTRICT:
                 continue
             mark = self.mapping.tables[action.location].restriction
-            if mark is not None:
+            if mark is None:
+                ledger_only.append(
+                    ActionResult(
+                        record_id=action.record_id,
+                        outcome=Outcome.DONE,
+                        detail=f"restricted in the ledger only: table {action.location} has "
+                        "no restriction mark in the mapping",
+                    )
+                )
+            else:
                 todo.append(action.model_copy(update={"fields": {mark.column: mark.value}}))
-        return self._run(todo, [a for a in actions if a.action != Action.RESTRICT])
+        report = self._run(todo, [a for a in actions if a.action != Action.RESTRICT])
+        report.results += ledger_only
+        return report
 
     def _run(
         self, actions: Sequence[PlannedAction], refused: Sequence[PlannedAction]
