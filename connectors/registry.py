@@ -70,6 +70,6 @@ def open_connector(
     known = kind(source.kind)
     if not isinstance(mapping, known.mapping):
         raise ConfigError(
-            f"source {name!r} is kind {source.kind} but its mapping is {mapping.kind!r}"
+            f"source {name!r} is kind {source.kind} but its mapping is {mapping.kind_name()!r}"
         )
     return known.open(name, source, mapping, phone_region)
