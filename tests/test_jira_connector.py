@@ -16,8 +16,9 @@ from jira import JIRAError
 from connectors.base import Capability, SourceUnavailable, capabilities
 from connectors.jira import accounts as jira_accounts
 from connectors.jira.client import JiraClient
-from connectors.jira.connector import JiraConnector, jql_string, jql_text
+from connectors.jira.connector import JiraConnector
 from connectors.jira.mapping import JiraMapping
+from connectors.jira.operations import jql_string, jql_text
 from connectors.jira.settings import JiraSource
 from connectors.registry import open_connector
 from dsrflow.mapping import MappingError, load_mapping, parse_mapping

@@ -196,12 +196,12 @@ def test_mapping_refuses_other_counts_and_actions() -> None:
 
 
 def test_jql_date_is_before_the_cutoff_in_every_zone(site: Site) -> None:
-    from connectors.jira.retention import JiraRetention
+    from connectors.jira.retention import expired_jql
 
     connector = site.connector()
     rule = connector.mapping.retention[0]
     cutoff = dt.datetime(2023, 11, 22, 11, 0, tzinfo=dt.UTC)
-    jql = JiraRetention(connector).jql("SUP", rule, cutoff, "SUP-9")
+    jql = expired_jql("SUP", rule, cutoff, "SUP-9")
     assert jql == 'project = "SUP" AND resolved < "2023/11/21" AND key > "SUP-9" ORDER BY key ASC'
 
 

@@ -83,11 +83,8 @@ def read_user(client: JiraClient, account: str) -> dict[str, Any] | None:
     params = {_id_param(client): account}
     if not client.is_cloud:
         params["expand"] = "applicationRoles"
-    return client.call(
-        "reading a user",
-        lambda: client.jira._get_json("user", params=params),
-        missing_ok=True,
-    )
+    user: dict[str, Any] | None = client.get_json("reading a user", "user", params, missing_ok=True)
+    return user
 
 
 def account_type(client: JiraClient, user: dict[str, Any], account: str) -> str:
@@ -137,12 +134,10 @@ def delete_own_account(
         return False, "the account is kept: its address is not the subject's"
     if account_type(client, user, account) != CUSTOMER:
         return False, f"the account is kept: {AGENT_KEPT}"
-    client.call(
+    client.delete_resource(
         "deleting a customer account",
-        lambda: client.jira._session.delete(
-            client.jira._get_url("user"), params={_id_param(client): account}
-        ),
-        missing_ok=True,
+        "user",
+        {_id_param(client): account},
         confirm=lambda: read_user(client, account) is None,
     )
     return True, None

@@ -134,9 +134,85 @@ class JiraClient:
             attempt += 1
             self.sleep(min(wait, self.max_wait))
 
-    def get(self, what: str, path: str, params: dict[str, Any] | None = None) -> Any:
-        """GET a JSON resource by absolute path (e.g. /rest/servicedeskapi/servicedesk)."""
-        return self.call(what, lambda: self.jira._session.get(self.url(path), params=params).json())
+    # -- reads ------------------------------------------------------------------------------
+
+    def get(
+        self,
+        what: str,
+        path: str,
+        params: dict[str, Any] | None = None,
+        *,
+        experimental: bool = False,
+    ) -> Any:
+        """GET a JSON resource by absolute path (e.g. /rest/servicedeskapi/servicedesk);
+        ``experimental`` opts in to Service Management's experimental routes."""
+        headers = {"X-ExperimentalApi": "opt-in"} if experimental else {}
+        return self.call(
+            what,
+            lambda: self.jira._session.get(self.url(path), params=params, headers=headers).json(),
+        )
+
+    def get_json(
+        self,
+        what: str,
+        api_path: str,
+        params: dict[str, Any] | None = None,
+        *,
+        missing_ok: bool = False,
+    ) -> Any:
+        """GET a platform resource (e.g. ``issue/SUP-1``); ``missing_ok`` as for ``call``."""
+        return self.call(
+            what, lambda: self.jira._get_json(api_path, params=params), missing_ok=missing_ok
+        )
+
+    def fields_by_name(self) -> dict[str, str]:
+        """Field ids by their JQL clause name (``/field``; the SDK caches it for its searches)."""
+        fields: dict[str, str] = self.call("reading the fields", lambda: self.jira._fields_cache)
+        return fields
+
+    def my_permissions(self, project: str | None, keys: str) -> dict[str, Any] | None:
+        """Get my permissions (in ``project``, or global); None for a project Jira does not
+        know or the account cannot see."""
+        answer: dict[str, Any] | None = self.call(
+            "reading the account's permissions",
+            lambda: self.jira.my_permissions(projectKey=project, permissions=keys),
+            missing_ok=True,
+        )
+        return answer
+
+    def search_page(
+        self,
+        what: str,
+        jql: str,
+        fields: list[str],
+        *,
+        page_size: int,
+        token: str | None = None,
+        start: int = 0,
+    ) -> dict[str, Any]:
+        """One page of a JQL search: Cloud's enhanced search (by ``token``), or Data
+        Center's (by ``start``)."""
+        if self.is_cloud:
+            page = self.call(
+                what,
+                lambda: self.jira.enhanced_search_issues(
+                    jql,
+                    nextPageToken=token,
+                    maxResults=page_size,
+                    fields=list(fields),
+                    json_result=True,
+                ),
+            )
+        else:
+            page = self.call(
+                what,
+                lambda: self.jira.search_issues(
+                    jql, startAt=start, maxResults=page_size, fields=list(fields), json_result=True
+                ),
+            )
+        return dict(page)
+
+    # -- writes (each with its ``confirm``: see the module's docstring) ---------------------
 
     def put(
         self, what: str, api_path: str, body: dict[str, Any], confirm: Callable[[], bool]
@@ -159,6 +235,34 @@ class JiraClient:
             ),
             confirm=confirm,
         )
+
+    def delete_resource(
+        self,
+        what: str,
+        api_path: str,
+        params: dict[str, str] | None,
+        confirm: Callable[[], bool],
+    ) -> bool:
+        """DELETE a platform resource (an issue, a user); whether it was still there (Jira's
+        own 404: already gone). ``confirm``: whether it is gone, read again."""
+        url = self.jira._get_url(api_path)
+        answer = self.call(
+            what,
+            lambda: self.jira._session.delete(url, params=params),
+            missing_ok=True,
+            confirm=confirm,
+        )
+        return answer is not None
+
+    def delete_comment(self, what: str, key: str, cid: str, confirm: Callable[[], bool]) -> None:
+        self.call(
+            what, lambda: self.jira.comment(key, cid).delete(), missing_ok=True, confirm=confirm
+        )
+
+    def update_comment(
+        self, what: str, key: str, cid: str, body: str, confirm: Callable[[], bool]
+    ) -> None:
+        self.call(what, lambda: self.jira.comment(key, cid).update(body=body), confirm=confirm)
 
     def close(self) -> None:
         self.jira.close()

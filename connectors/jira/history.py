@@ -31,22 +31,20 @@ def entries(client: JiraClient, key: str) -> Iterator[dict[str, Any]]:
     """Every changelog entry of the issue: Cloud pages Get changelogs (``startAt``, ``total``,
     ``isLast``); Data Center has only ``expand=changelog``. A missing issue has none."""
     if not client.is_cloud:
-        issue = client.call(
+        issue = client.get_json(
             "reading an issue's history",
-            lambda: client.jira._get_json(
-                f"issue/{key}", params={"expand": "changelog", "fields": "summary"}
-            ),
+            f"issue/{key}",
+            {"expand": "changelog", "fields": "summary"},
             missing_ok=True,
         )
         yield from ((issue or {}).get("changelog") or {}).get("histories") or []
         return
     start = 0
     while True:
-        page = client.call(
+        page = client.get_json(
             "reading an issue's history",
-            lambda s=start: client.jira._get_json(
-                f"issue/{key}/changelog", params={"startAt": s, "maxResults": PAGE}
-            ),
+            f"issue/{key}/changelog",
+            {"startAt": start, "maxResults": PAGE},
             missing_ok=True,
         )
         values = list((page or {}).get("values") or [])

@@ -30,18 +30,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from connectors.base import SweepResult
 from connectors.jira import history as jira_history
-from connectors.jira.connector import _Known, _subtask_keys, account_of, jql_string
-from connectors.jira.mapping import JiraRetentionRule
+from connectors.jira.mapping import JiraMapping, JiraRetentionRule
+from connectors.jira.operations import Issues, account_of, jql_string, subtask_keys
 from connectors.jira.text import Person, emails_in, mentions_in
 from dsrflow.identifiers import try_normalise_email
 from dsrflow.records import Record
-
-if TYPE_CHECKING:
-    from connectors.jira.connector import JiraConnector
 
 # The furthest any time zone is behind UTC (-12:00): a JQL date taken this much before the
 # cutoff is before it in every zone.
@@ -67,17 +64,31 @@ def resolved_at(fields: dict[str, Any]) -> dt.datetime | None:
     return dt.datetime.strptime(str(raw), "%Y-%m-%dT%H:%M:%S.%f%z")
 
 
-class JiraRetention:
-    """One sweep of a ``JiraConnector``'s mapping, through the connector's searches and writes."""
+def expired_jql(
+    project: str, rule: JiraRetentionRule, cutoff: dt.datetime, after: str | None
+) -> str:
+    """The search for the project's requests the rule may take, after the key ``after``."""
+    day = (cutoff.astimezone(dt.UTC) - _ZONE_MARGIN).strftime("%Y/%m/%d")
+    clauses = [f"project = {jql_string(project)}", f'resolved < "{day}"']
+    if rule.statuses:
+        clauses.append(f"status in ({', '.join(jql_string(s) for s in rule.statuses)})")
+    if after:
+        clauses.append(f"key > {jql_string(after)}")
+    return " AND ".join(clauses) + " ORDER BY key ASC"
 
-    def __init__(self, connector: JiraConnector) -> None:
-        self.connector = connector
-        self.mapping = connector.mapping
+
+class JiraRetention:
+    """One sweep of a mapping's retention rules, through the site's issue operations."""
+
+    def __init__(self, source_name: str, issues: Issues, mapping: JiraMapping) -> None:
+        self.name = source_name
+        self.issues = issues
+        self.mapping = mapping
 
     def sweep(
         self, now: dt.datetime, *, dry_run: bool = False, protected: Sequence[Record] = ()
     ) -> list[SweepResult]:
-        keep = protected_keys(self.connector.name, protected)
+        keep = protected_keys(self.name, protected)
         results = []
         for rule in self.mapping.retention:
             cutoff = now - rule.max_age.as_delta()
@@ -91,17 +102,6 @@ class JiraRetention:
                 self._sweep_project(project, rule, cutoff, keep, result, dry_run)
                 results.append(result)
         return results
-
-    def jql(
-        self, project: str, rule: JiraRetentionRule, cutoff: dt.datetime, after: str | None
-    ) -> str:
-        day = (cutoff.astimezone(dt.UTC) - _ZONE_MARGIN).strftime("%Y/%m/%d")
-        clauses = [f"project = {jql_string(project)}", f'resolved < "{day}"']
-        if rule.statuses:
-            clauses.append(f"status in ({', '.join(jql_string(s) for s in rule.statuses)})")
-        if after:
-            clauses.append(f"key > {jql_string(after)}")
-        return " AND ".join(clauses) + " ORDER BY key ASC"
 
     def _sweep_project(
         self,
@@ -117,7 +117,7 @@ class JiraRetention:
             live, expired = self._subtasks(issue, cutoff) if rule.action == "delete" else ([], [])
             if issue["key"] in keep:
                 result.protected += 1
-            elif self.connector._held(issue["fields"]):
+            elif self.issues.held(issue["fields"]):
                 held += 1
             elif live:
                 waiting += 1
@@ -144,26 +144,20 @@ class JiraRetention:
 
     def _subtasks(self, issue: dict[str, Any], cutoff: dt.datetime) -> tuple[list[str], list[str]]:
         """The issue's subtasks, read afresh: (not resolved before ``cutoff``, expired)."""
-        live, expired = [], []
-        client = self.connector.client
-        for key in _subtask_keys(issue["fields"]):
-            sub = client.call(
-                "reading a subtask",
-                lambda k=key: client.jira._get_json(
-                    f"issue/{k}", params={"fields": "resolutiondate"}
-                ),
-                missing_ok=True,
-            )
-            moment = resolved_at(sub["fields"]) if sub else None
+        live: list[str] = []
+        expired: list[str] = []
+        for key in subtask_keys(issue["fields"]):
+            sub = self.issues.read_issue(key, "resolutiondate", doing="reading a subtask")
             if sub is None:
                 continue
+            moment = resolved_at(sub["fields"])
             (live if moment is None or moment >= cutoff else expired).append(key)
         return live, expired
 
     def _has_history(self, issue: dict[str, Any]) -> bool:
         """Whether the anonymised request's history still names anyone who was in it."""
-        person = self._people(issue, self.connector._all_comments(issue))
-        found, _ = jira_history.traces(self.connector.client, issue["key"], person)
+        person = self._people(issue, self.issues.all_comments(issue))
+        found, _ = jira_history.traces(self.issues.client, issue["key"], person)
         return found > 0
 
     def _expired(
@@ -172,7 +166,7 @@ class JiraRetention:
         """Issues resolved before ``cutoff``, a page at a time, by key."""
         after: str | None = None
         while True:
-            issues = self._page(self.jql(project, rule, cutoff, after))
+            issues = self._page(expired_jql(project, rule, cutoff, after))
             result.batches += 1
             if not issues:
                 return
@@ -185,8 +179,8 @@ class JiraRetention:
 
     def _page(self, jql: str) -> list[dict[str, Any]]:
         """The first page of a search: each page is a search of its own (``key >``)."""
-        fields = [*self.connector._search_fields(), "resolutiondate"]
-        page = self.connector.search_page(jql, fields, doing="searching expired requests")
+        fields = [*self.issues.search_fields(), "resolutiondate"]
+        page = self.issues.search_page(jql, fields, doing="searching expired requests")
         return list(page["issues"])
 
     # -- what happens to an expired request -------------------------------------------------
@@ -196,22 +190,19 @@ class JiraRetention:
         key = issue["key"]
         if rule.action == "delete":
             # Every subtask is expired too (``_subtasks``): they go with it.
-            subtasks = bool(_subtask_keys(issue["fields"]))
-            return self.connector.delete_issue(
-                key, "deleting an expired request", subtasks=subtasks
-            )
-        comments = self.connector._all_comments(issue)
-        everyone = self._people(issue, comments)
-        return self.connector._anonymise_issue(issue, comments, _Known(everyone))
+            subtasks = bool(subtask_keys(issue["fields"]))
+            return self.issues.delete_issue(key, "deleting an expired request", subtasks=subtasks)
+        comments = self.issues.all_comments(issue)
+        return self.issues.anonymise_issue(issue, comments, self._people(issue, comments))
 
     def _people(self, issue: dict[str, Any], comments: list[dict[str, Any]]) -> Person:
         """Everyone who appears in the request: as a user (reporter, participant, commenter) or
         written in its texts (addresses, mentions)."""
         f = issue["fields"]
-        users = [f.get("reporter"), *(f.get(self.connector._field_ids["participants"]) or [])]
+        users = [f.get("reporter"), *(f.get(self.issues.field_ids["participants"]) or [])]
         users += [c.get("author") for c in comments]
         texts = [f.get("summary"), f.get("description"), *[c.get("body") for c in comments]]
-        texts += [f.get(m) for m in self.mapping.match_in if m.startswith("customfield_")]
+        texts += [f.get(m) for m in self.issues.custom_text_fields()]
         texts = [t for t in texts if isinstance(t, str)]
         accounts = {a for a in map(account_of, users) if a}
         accounts |= set().union(*(mentions_in(t) for t in texts))
