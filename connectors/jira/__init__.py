@@ -1,6 +1,11 @@
 """A Jira Service Management desk through the `jira` client (Cloud or Data Center).
 
-``settings`` (the config entry), ``mapping`` (the declarative mapping), ``connector``; the SDK is
+``settings`` (the config entry), ``mapping`` (the declarative mapping and its erasure plan),
+``connector`` (the facade), over ``client`` (the one module touching the SDK) and ``operations``
+(issues and comments: what every right shares); ``subject`` (the subject's accounts), ``desks``
+(service desks and customers), ``accounts`` (a customer's own account), one module per right:
+``discovery``, ``erasure``, ``rectification`` (and restriction), ``retention``, ``permissions``
+(preflight); ``text`` (people in texts), ``history`` (what the changelog keeps). The SDK is
 imported only when a connector is opened."""
 
 from __future__ import annotations
