@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 
@@ -43,6 +44,4 @@ class MailSource(SourceSettings):
 
 
 def _is_loopback(url: str | None) -> bool:
-    from urllib.parse import urlsplit
-
     return bool(url) and urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
