@@ -2,7 +2,8 @@
 metadata): each route's body is parsed into its model as the SDK parses it; a property the
 model does not know (it lands in ``additional_data``) or a value the model cannot read (the SDK
 silently drops it: it is missing when the parsed object is written back) is reported. OData
-annotations (``@odata.*``) are allowed anywhere, as OData JSON format 4.01 §4.5 allows them.
+annotations (``@odata.*``) are allowed anywhere, as OData JSON format 4.01 §4.5 allows them, and
+so is ``@removed`` on an item of a delta answer (https://learn.microsoft.com/graph/delta-query-overview).
 Errors: Graph's error resource (``ODataError``, https://learn.microsoft.com/graph/errors)."""
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ ROUTES: list[tuple[str, re.Pattern[str], Model | None]] = [
     ),
     (
         "GET",
-        re.compile(rf"/users/{_ID}(/mailFolders/{_ID})?/messages/delta"),
+        re.compile(rf"/users/{_ID}(/mailFolders/{_ID})?/messages/delta(\(\))?"),
         DeltaGetResponse,
     ),
     (
@@ -122,6 +123,10 @@ def _against(model: Model, body: Any, what: str) -> list[str]:
     return problems
 
 
+def _annotation(key: str) -> bool:
+    return key.startswith("@odata.") or key == "@removed"
+
+
 def _unknown(value: Any, at: str) -> list[str]:
     if isinstance(value, list):
         return [p for i, v in enumerate(value) for p in _unknown(v, f"{at}/{i}")]
@@ -130,7 +135,7 @@ def _unknown(value: Any, at: str) -> list[str]:
     found = [
         f"{at}/{key}"
         for key in (getattr(value, "additional_data", None) or {})
-        if not key.startswith("@odata.")
+        if not _annotation(key)
     ]
     for name, child in vars(value).items():
         if name != "additional_data" and isinstance(child, Parsable | list):
@@ -146,7 +151,7 @@ def _dropped(given: Any, written: Any, at: str) -> list[str]:
         return [
             p
             for key, value in given.items()
-            if value is not None and not key.startswith("@odata.")
+            if value is not None and not _annotation(key)
             for p in (
                 _dropped(value, written[key], f"{at}/{key}") if key in written else [f"{at}/{key}"]
             )
