@@ -130,7 +130,7 @@ def test_a_spreadsheet_deleted_between_listing_and_reading_is_counted_as_gone(
 ):
     source, state = drive_with_state
     drive = connector(source)
-    listed = drive.spreadsheets
+    listed = drive.listing.spreadsheets
 
     def then_deleted(subject):
         for file_id, name in listed(subject):
@@ -139,7 +139,7 @@ def test_a_spreadsheet_deleted_between_listing_and_reading_is_counted_as_gone(
                     del state.files[SPREADSHEET]
             yield file_id, name
 
-    monkeypatch.setattr(drive, "spreadsheets", then_deleted)
+    monkeypatch.setattr(drive.listing, "spreadsheets", then_deleted)
     records = list(drive.discover(kari()))
     assert drive.stats.vanished == 1
     assert not any(r.native_id["spreadsheet_id"] == SPREADSHEET for r in records)

@@ -7,8 +7,10 @@ Every test starts the sandbox's Drive part on ``tests/fixtures/drive/drive.json`
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import json
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,7 +20,8 @@ from googleapiclient.discovery import build
 
 from connectors.base import Capability, SourceUnavailable, capabilities
 from connectors.drive.client import SCOPES, GoogleClient
-from connectors.drive.connector import DriveConnector, q_string
+from connectors.drive.connector import DriveConnector
+from connectors.drive.listing import q_string
 from connectors.drive.mapping import DriveMapping
 from connectors.drive.settings import DriveSource
 from connectors.registry import open_connector
@@ -309,6 +312,19 @@ def test_rectification_is_read_back(sandbox):
     [result] = drive.rectify([missing], kari()).results
     assert result.outcome == Outcome.SKIPPED
     assert "Shoe size" in result.detail
+
+
+SDK = ("google", "googleapiclient", "google_auth_httplib2", "httplib2")
+
+
+def test_only_the_client_touches_the_sdk():
+    package = Path(__file__).resolve().parents[1] / "connectors" / "drive"
+    for module in package.glob("*.py"):
+        tree = ast.parse(module.read_text(encoding="utf-8"))
+        imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        imported |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        sdk = {name for name in imported if name.split(".")[0] in SDK}
+        assert not sdk or module.name == "client.py", (module.name, sdk)
 
 
 def test_what_a_drive_connector_can_do_follows_from_its_methods(sandbox):

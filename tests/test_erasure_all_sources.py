@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 from connectors import open_connector
+from connectors.drive.changes import SheetChanges
 from connectors.drive.connector import DriveConnector
 from connectors.drive.mapping import header_key
 from connectors.jira import accounts as jira_accounts
@@ -660,15 +661,15 @@ def inject(patch: pytest.MonkeyPatch, source: str, step: str, crash: Crash) -> N
         patch.setattr(MailOperations, "delete", one_copy_at_a_time)
     elif source == "drive":
         connector = DriveConnector
-        change = DriveConnector._change_sheet
+        change = SheetChanges.change_sheet
 
-        def one_sheet(self: DriveConnector, actions: list[PlannedAction], how: Any) -> Any:
+        def one_sheet(self: SheetChanges, actions: list[PlannedAction], how: Any) -> Any:
             crash.step()  # one batchUpdate per sheet
             results = change(self, actions, how)
             crash.done.append(tuple(a.record_id for a in actions))
             return results
 
-        patch.setattr(DriveConnector, "_change_sheet", one_sheet)
+        patch.setattr(SheetChanges, "change_sheet", one_sheet)
     elif step == "actions":
         connector = JiraConnector
         for name in JIRA_ACTIONS:

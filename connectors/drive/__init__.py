@@ -1,7 +1,8 @@
 """Google Drive spreadsheets through Drive v3 and Sheets v4 (google-api-python-client).
 
-``settings`` (the config entry), ``mapping`` (the declarative mapping), ``connector``; the SDK is
-imported only when a connector is opened."""
+``settings`` (the config entry), ``mapping`` (the declarative mapping), ``connector`` (a facade
+over the parts its docstring lists; ``client`` is the one module that touches the SDK). The SDK
+is imported only when a connector is opened."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The Google API plumbing of the Drive connector: credentials, services, retries.
+"""The Google API plumbing of the Drive connector: credentials, services, retries. The one
+module of the package that touches google-api-python-client, google-auth and httplib2: the
+others build requests with its methods (``get_file``, ``list_files``, ``batch_update``, ...),
+send them with ``call``/``write``/``batch`` and see a refusal as ``Refused``.
 
 * Credentials: a service-account key (a file, or the JSON in a SecretRef) with domain-wide
   delegation to ``delegated_user``. google-auth signs a JWT and trades it at the key's
@@ -58,6 +61,45 @@ RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
 # Drive refuses over-quota requests with 403 as well as 429, told apart from a refusal by the
 # reason ("Resolve errors": https://developers.google.com/drive/api/guides/handle-errors).
 QUOTA_REASONS = frozenset({"userRateLimitExceeded", "rateLimitExceeded"})
+
+
+FOLDER = "application/vnd.google-apps.folder"
+SPREADSHEET = "application/vnd.google-apps.spreadsheet"
+
+Request = Any  # a request built by one of GoogleClient's methods, not yet sent
+
+
+def a1_sheet(title: str) -> str:
+    """A sheet title in A1 notation: always quoted, inner quotes doubled."""
+    return "'" + title.replace("'", "''") + "'"
+
+
+class Refused(Exception):
+    """Google answered a request with an error: its HTTP status and Google's reason code
+    (``notFound``, ``forbidden``, ...); ``line`` says it in one line, never with the message,
+    which may quote a range or a query."""
+
+    def __init__(self, status: int, reason: str | None, http_reason: str) -> None:
+        self.status = status
+        self.reason = reason
+        self.line = f"HTTP {status} {reason or http_reason}"
+        super().__init__(self.line)
+
+    @classmethod
+    def of(cls, error: HttpError) -> Refused:
+        details = error.error_details if isinstance(error.error_details, list) else []
+        reason = next(
+            (str(d["reason"]) for d in details if isinstance(d, dict) and d.get("reason")), None
+        )
+        return cls(error.status_code, reason, error.reason)
+
+
+@dataclass(frozen=True)
+class TokenProblem:
+    """Why no token came: Google refused it (``refused``), or could not be reached."""
+
+    refused: bool
+    detail: str
 
 
 def retried(error: HttpError) -> bool:
@@ -188,8 +230,78 @@ class GoogleClient:
             setattr(self.stats, field, getattr(self.stats, field) + 1)
             self.stats.requests += 1
 
-    def call(self, request: Any, kind: str) -> Any:
-        """``request.execute()`` with bounded exponential backoff on 429/5xx and drops."""
+    # -- requests -----------------------------------------------------------------------------
+
+    def get_file(self, file_id: str, fields: str) -> Request:
+        return self.files.get(fileId=file_id, fields=fields, supportsAllDrives=True)
+
+    def list_files(self, q: str, page_token: str | None, *, ordered: bool = True) -> Request:
+        """One page of the files ``q`` finds, in My Drive and in every shared drive the user is
+        a member of; by name unless ``ordered`` is false (Drive refuses ``orderBy`` on a
+        ``fullText`` query: its results come by relevance).
+
+        Shared-drive items come only with ``supportsAllDrives``, ``includeItemsFromAllDrives``
+        and a ``corpora`` that spans them (https://developers.google.com/drive/api/guides/
+        enable-shareddrives)."""
+        order = {"orderBy": "name"} if ordered else {}
+        return self.files.list(
+            q=q,
+            pageSize=self.source.page_size,
+            pageToken=page_token,
+            fields="nextPageToken,incompleteSearch,files(id,name,mimeType)",
+            corpora="allDrives",
+            supportsAllDrives=True,
+            includeItemsFromAllDrives=True,
+            **order,
+        )
+
+    def sheet_properties(self, spreadsheet_id: str) -> Request:
+        return self.spreadsheets.get(
+            spreadsheetId=spreadsheet_id,
+            fields="sheets.properties(sheetId,title,gridProperties(rowCount,frozenRowCount))",
+        )
+
+    def sheet_values(self, spreadsheet_id: str, titles: list[str]) -> Request:
+        """Every value of the sheets ``titles``, as Sheets renders them, in one request."""
+        return self.values.batchGet(
+            spreadsheetId=spreadsheet_id,
+            ranges=[a1_sheet(t) for t in titles],
+            majorDimension="ROWS",
+            valueRenderOption="FORMATTED_VALUE",
+        )
+
+    def row_values(self, spreadsheet_id: str, title: str, row: int) -> Request:
+        return self.values.get(spreadsheetId=spreadsheet_id, range=f"{a1_sheet(title)}!{row}:{row}")
+
+    def update_cell(self, spreadsheet_id: str, cell: str, value: Any) -> Request:
+        return self.values.update(
+            spreadsheetId=spreadsheet_id,
+            range=cell,
+            valueInputOption="RAW",
+            body={"values": [["" if value is None else value]]},
+        )
+
+    def batch_update(self, spreadsheet_id: str, requests: list[dict[str, Any]]) -> Request:
+        return self.spreadsheets.batchUpdate(
+            spreadsheetId=spreadsheet_id, body={"requests": requests}
+        )
+
+    def token_problem(self) -> TokenProblem | None:
+        """Ask for a token now; None when one came."""
+        http = httplib2.Http(timeout=self.source.timeout_s)
+        try:
+            self.credentials.refresh(google_auth_httplib2.Request(http))
+        except RefreshError as exc:
+            return TokenProblem(refused=True, detail=str(exc.args[0]))
+        except (TransportError, OSError, httplib2.HttpLib2Error) as exc:
+            return TokenProblem(refused=False, detail=type(exc).__name__)
+        return None
+
+    # -- sending -------------------------------------------------------------------------------
+
+    def call(self, request: Request, kind: str) -> Any:
+        """``request.execute()`` with bounded exponential backoff on 429/5xx and drops; any
+        other error status raises ``Refused``."""
         attempt = 0
         while True:
             self.count(kind)
@@ -197,7 +309,7 @@ class GoogleClient:
                 return request.execute(http=self.http())
             except HttpError as exc:
                 if not retried(exc):
-                    raise
+                    raise Refused.of(exc) from exc
                 problem = f"HTTP {exc.status_code} {exc.reason}"
             except RefreshError as exc:
                 raise SourceUnavailable(self.name, f"token refused: {exc.args[0]}") from exc
@@ -211,7 +323,7 @@ class GoogleClient:
             self.backoff(attempt)
             attempt += 1
 
-    def write(self, request: Any) -> Any:
+    def write(self, request: Request) -> Any:
         """Send a write once (again only after a 429, which means it did not run).
 
         A lost answer (connection failure, timeout, 5xx) raises ``AmbiguousWrite``: the write
@@ -226,7 +338,7 @@ class GoogleClient:
                 if exc.status_code in RETRIED_STATUSES - {429}:
                     raise AmbiguousWrite(f"HTTP {exc.status_code} {exc.reason}") from None
                 if exc.status_code != 429:
-                    raise
+                    raise Refused.of(exc) from exc
                 if attempt >= self.source.max_retries:
                     raise SourceUnavailable(
                         self.name, f"writes throttled (HTTP 429), still after {attempt} retries"
@@ -245,12 +357,12 @@ class GoogleClient:
         # Full jitter: many workers throttled together do not come back together.
         self._sleep(random.uniform(ceiling / 2, ceiling))  # noqa: S311 - not cryptographic
 
-    def batch(self, requests: list[Any]) -> list[tuple[Any, HttpError | None]]:
+    def batch(self, requests: list[Request]) -> list[tuple[Any, Refused | None]]:
         """Drive calls in one multipart request (up to 100); answers in order.
 
         Calls that come back 429/5xx are sent again in a further batch, with backoff.
         """
-        answers: dict[int, tuple[Any, HttpError | None]] = {}
+        answers: dict[int, tuple[Any, Refused | None]] = {}
         pending = list(range(len(requests)))
         attempt = 0
         while pending:
@@ -268,7 +380,7 @@ class GoogleClient:
                 if error is not None and retried(error):
                     retry.append(i)
                 else:
-                    answers[i] = (response, error)
+                    answers[i] = (response, None if error is None else Refused.of(error))
             if retry and attempt >= self.source.max_retries:
                 statuses = sorted(
                     {

@@ -3,7 +3,7 @@ are deleted (or have their identifying cells emptied), as the mapping says.
 
 Which spreadsheets: those in the mapping's folders and the named ones (no full-text search:
 there is no subject). Only spreadsheets whose name fits a layout with a retention rule are read,
-one at a time, with the connector's own reads (``spreadsheets.get`` + one ``values.batchGet``);
+one at a time, with the reads discovery uses (``spreadsheets.get`` + one ``values.batchGet``);
 the first layout that fits a sheet decides, exactly as in discovery.
 
 Dates: the ``counts_from`` cell is read as Sheets renders it (FORMATTED_VALUE): ISO 8601 text,
@@ -24,7 +24,7 @@ Changes: one ``spreadsheets.batchUpdate`` per sheet, ``deleteDimension`` from th
 erasure, Sheets has no conditional write: the window between the read and the batchUpdate is
 one round trip. The batchUpdate is sent once; if its answer is lost, the sheet is read again and
 compared with what it held before and what the change makes of it
-(``DriveConnector.send_change``): never sent again blindly, which would delete the rows that
+(``Sheets.send_change``): never sent again blindly, which would delete the rows that
 moved up. A rerun finds nothing more to do: deleted rows are gone, cleared rows have no
 identifying cells left.
 """
@@ -36,29 +36,25 @@ import fnmatch
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from dateutil import parser as date_parser
 
 from connectors.base import SourceUnavailable, SweepResult
-from connectors.drive.mapping import Layout, header_key
-from connectors.drive.rows import (
+from connectors.drive.edits import (
     EMPTIED,
-    SheetRef,
     changed,
     clear_cells_request,
-    clear_row_request,
     delete_rows_requests,
-    headers_of,
-    holds,
-    last_unfrozen,
+    keep_last_unfrozen,
 )
+from connectors.drive.listing import Listing
+from connectors.drive.mapping import DriveMapping, Layout, header_key
+from connectors.drive.operations import MappedSheet, Sheets, mapped
+from connectors.drive.rows import SheetRef, holds
 from dsrflow.plan import Outcome
 from dsrflow.records import Record, to_utc_iso
 from dsrflow.request import Subject
-
-if TYPE_CHECKING:
-    from connectors.drive.connector import DriveConnector
 
 SERIAL_EPOCH = dt.datetime(1899, 12, 30, tzinfo=dt.UTC)  # day 0 of Sheets' date serials
 MAX_SERIAL = 2958465  # 9999-12-31
@@ -222,22 +218,37 @@ class SheetSweep:
             return any(_filled(_cell(row, c)) for c in self.personal)
         return any(_filled(v) for v in row)
 
-    def after(self, rows: Sequence[Sequence[Any]], numbers: list[int]) -> list[list[str]]:
-        """What the sheet holds once ``requests(rows, numbers)`` is applied."""
-        if self.action == "delete_rows":
-            return changed(rows, deletes=numbers)
-        return changed(rows, {(n, c): "" for n in numbers for c in self.personal})
-
-    def requests(self, rows: Sequence[Sequence[Any]], numbers: list[int]) -> list[dict[str, Any]]:
+    def change(
+        self, props: dict[str, Any], rows: Sequence[Sequence[Any]], numbers: list[int]
+    ) -> SheetChange:
+        """The batchUpdate requests that apply the rule to rows ``numbers`` (1-based)."""
         sheet_id = self.ref.sheet_id
         if self.action == "delete_rows":
-            return delete_rows_requests(sheet_id, numbers)
-        return [
-            clear_cells_request(sheet_id, n, c)
-            for n in numbers
-            for c in self.personal
-            if _filled(_cell(rows[n - 1], c))
-        ]
+            # Sheets refuses to delete every row below the frozen ones: that one is emptied.
+            last = keep_last_unfrozen(props, rows, numbers)
+            return SheetChange(
+                after=changed(rows, last.cells, deletes=last.deletes),
+                requests=list(last.requests) + delete_rows_requests(sheet_id, last.deletes),
+                emptied=last.emptied,
+            )
+        return SheetChange(
+            after=changed(rows, {(n, c): "" for n in numbers for c in self.personal}),
+            requests=[
+                clear_cells_request(sheet_id, n, c)
+                for n in numbers
+                for c in self.personal
+                if _filled(_cell(rows[n - 1], c))
+            ],
+        )
+
+
+@dataclass(frozen=True)
+class SheetChange:
+    """What one sheet's batchUpdate sends, and what the sheet holds once it is applied."""
+
+    after: list[list[str]]
+    requests: list[dict[str, Any]]
+    emptied: int | None = None  # the row emptied rather than deleted (``keep_last_unfrozen``)
 
 
 def notes_of(picked: Picked, column: str) -> list[str]:
@@ -257,21 +268,28 @@ def notes_of(picked: Picked, column: str) -> list[str]:
 
 
 class DriveRetention:
-    """The retention sweep of one Drive connector, as of ``now``."""
+    """The retention sweep of one Drive source, as of ``now``."""
 
     def __init__(
         self,
-        connector: DriveConnector,
+        mapping: DriveMapping,
+        listing: Listing,
+        sheets: Sheets,
         now: dt.datetime,
         *,
+        phone_region: str,
         dry_run: bool = False,
         protected: Sequence[Record] = (),
     ) -> None:
-        self.connector = connector
+        self.mapping = mapping
+        self.listing = listing
+        self.sheets = sheets
+        self.name = sheets.name
+        self.phone_region = phone_region
         self.now = _aware(now)
         self.dry_run = dry_run
-        self.protection = Protection.of(protected, connector.name)
-        self.layouts = [lay for lay in connector.mapping.layouts if lay.retention]
+        self.protection = Protection.of(protected, self.name)
+        self.layouts = [lay for lay in mapping.layouts if lay.retention]
 
     def sweep(self) -> list[SweepResult]:
         if not self.layouts:
@@ -285,35 +303,24 @@ class DriveRetention:
         """Spreadsheets a rule may apply to: a layout without a name pattern fits any."""
         globs = [lay.spreadsheet_name.casefold() for lay in self.layouts if lay.spreadsheet_name]
         anything = len(globs) < len(self.layouts)
-        for file_id, name in self.connector.spreadsheets(Subject(emails=())):
+        for file_id, name in self.listing.spreadsheets(Subject(emails=())):
             if anything or any(fnmatch.fnmatch(name.casefold(), glob) for glob in globs):
                 yield file_id, name
 
     def _spreadsheet(self, file_id: str, name: str) -> list[SweepResult]:
-        read = self.connector._sheet_values(file_id, "reading a spreadsheet for retention")
+        read = self.sheets.sheet_values(file_id, "reading a spreadsheet for retention")
         if read is None:
             return []  # gone since it was listed: nothing left to sweep
-        results = []
-        for props, rows in zip(*read, strict=True):
-            if not rows:
-                continue
-            headers = headers_of(rows[0])
-            layout = self.connector.mapping.layout_for(name, props["title"], headers)
-            if layout is None or layout.retention is None:
-                continue  # no rule for this sheet: its rows stay
-            ref = SheetRef(file_id, name, props["sheetId"], props["title"])
-            results.append(self._sheet(ref, headers, layout, rows, props))
-        return results
+        return [
+            self._sheet(sheet, sheet.layout)
+            for sheet in mapped(self.mapping, file_id, name, read)
+            # A sheet without a rule keeps its rows.
+            if sheet.layout is not None and sheet.layout.retention is not None
+        ]
 
-    def _sheet(
-        self,
-        ref: SheetRef,
-        headers: list[str],
-        layout: Layout,
-        rows: list[list[Any]],
-        props: dict[str, Any] | None = None,
-    ) -> SweepResult:
+    def _sheet(self, sheet: MappedSheet, layout: Layout) -> SweepResult:
         assert layout.retention is not None
+        ref = sheet.ref
         cutoff = self.now - layout.retention.max_age.as_delta()
         result = SweepResult(
             table=f"{ref.spreadsheet}/{ref.sheet}",
@@ -321,7 +328,8 @@ class DriveRetention:
             cutoff=to_utc_iso(cutoff),
             dry_run=self.dry_run,
         )
-        sweep = SheetSweep(ref, headers, layout, self.protection, self.connector.phone_region)
+        rows = sheet.rows
+        sweep = SheetSweep(ref, sheet.headers, layout, self.protection, self.phone_region)
         if sweep.date_column is None:
             result.notes.append(f"no column {layout.retention.counts_from!r}: nothing swept")
             return result
@@ -330,24 +338,10 @@ class DriveRetention:
         result.protected = picked.protected
         result.notes += notes_of(picked, layout.retention.counts_from)
         if picked.rows and not self.dry_run:
-            numbers, after, requests = picked.rows, None, []
-            emptied = (
-                last_unfrozen(props or {}, rows, numbers) if sweep.action == "delete_rows" else None
-            )
-            if emptied is not None:
-                # Sheets refuses to delete every row below the frozen ones: that one is emptied.
-                numbers = [n for n in numbers if n != emptied]
-                requests = [clear_row_request(ref.sheet_id, emptied)]
-                cells = {(emptied, c): "" for c in range(len(rows[emptied - 1]))}
-                after = changed(rows, cells, deletes=numbers)
-                result.notes.append(EMPTIED.format(row=emptied))
-            self._write(
-                ref,
-                rows,
-                after if after is not None else sweep.after(rows, numbers),
-                requests + sweep.requests(rows, numbers),
-                result,
-            )
+            change = sweep.change(sheet.props, rows, picked.rows)
+            if change.emptied is not None:
+                result.notes.append(EMPTIED.format(row=change.emptied))
+            self._write(ref, rows, change.after, change.requests, result)
         return result
 
     def _write(
@@ -358,17 +352,15 @@ class DriveRetention:
         requests: list[dict[str, Any]],
         result: SweepResult,
     ) -> None:
-        """One batchUpdate for the sheet, sent once (``DriveConnector.send_change``);
-        throttling raises SourceUnavailable, a change that cannot be confirmed fails loudly."""
-        client = self.connector.client
-        outcome, detail = self.connector.send_change(
+        """One batchUpdate for the sheet, sent once (``Sheets.send_change``); throttling
+        raises SourceUnavailable, a change that cannot be confirmed fails loudly."""
+        client = self.sheets.client
+        outcome, detail = self.sheets.send_change(
             ref.spreadsheet_id,
             ref.sheet_id,
             before,
             after,
-            lambda: client.spreadsheets.batchUpdate(
-                spreadsheetId=ref.spreadsheet_id, body={"requests": requests}
-            ),
+            lambda: client.batch_update(ref.spreadsheet_id, requests),
             "re-reading a sheet after an unanswered retention write",
         )
         if outcome == Outcome.ALREADY_DONE:
@@ -377,7 +369,7 @@ class DriveRetention:
             return
         if outcome != Outcome.DONE:
             raise SourceUnavailable(
-                self.connector.name,
+                self.name,
                 f"removing rows past their retention in {result.table}: {detail}",
             )
         result.batches = 1
