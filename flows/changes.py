@@ -9,7 +9,6 @@ after a crash resumes that plan instead of planning anew: actions already done a
 
 from __future__ import annotations
 
-import inspect
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
-from connectors import open_connector
+from connectors import Capability, Connector, Erasing, Rectifying, Restricting, open_connector
 from dsrflow.config import Config
 from dsrflow.copies import Removed, earlier_copies
 from dsrflow.copies import remove as remove_copies
@@ -39,12 +38,12 @@ from flows.approval import obtain_approval
 from flows.discovery import discover_everywhere
 from flows.tasks import check_sources, restriction_notice
 
-# Which connector method carries out which actions.
-METHODS: dict[Action, str] = {
-    Action.DELETE: "erase",
-    Action.REDACT: "erase",
-    Action.RECTIFY: "rectify",
-    Action.RESTRICT: "restrict",
+# Which right carries out which actions (connectors/base.py: one protocol per right).
+RIGHTS: dict[Action, Capability] = {
+    Action.DELETE: Capability.ERASE,
+    Action.REDACT: Capability.ERASE,
+    Action.RECTIFY: Capability.RECTIFY,
+    Action.RESTRICT: Capability.RESTRICT,
 }
 
 
@@ -171,43 +170,33 @@ def execute_actions(
     actions: list[PlannedAction],
     subject: Subject,
 ) -> ExecutionReport:
-    """Hand a source its actions, method by method; a source that cannot do one fails it."""
-    connector = open_connector(name, config.sources[name], mapping, config.phone_region)
+    """Hand a source its actions, right by right; a source that cannot do one fails it."""
     report = ExecutionReport(source=name)
-    try:
-        for method in sorted({METHODS[a.action] for a in actions if a.action in METHODS}):
-            batch = [a for a in actions if METHODS.get(a.action) == method]
-            run = getattr(connector, method, None)
-            if run is None and method == "restrict":
-                # A source that cannot mark records: the ledger's restriction list holds it.
-                report.results += [
-                    ActionResult(
-                        record_id=a.record_id,
-                        outcome=Outcome.DONE,
-                        detail="restricted in the ledger only",
-                    )
-                    for a in batch
-                ]
-                continue
-            if run is None:
-                report.results += [
-                    ActionResult(
-                        record_id=a.record_id, outcome=Outcome.FAILED, detail=f"cannot {method}"
-                    )
-                    for a in batch
-                ]
-                continue
-            # Sources whose changes need the subject (pseudonyms in text) take it as well.
-            part = run(batch, subject=subject) if _takes_subject(run) else run(batch)
-            report.results += part.results
-    finally:
-        connector.close()
+    with open_connector(name, config.sources[name], mapping, config.phone_region) as connector:
+        for right in (Capability.ERASE, Capability.RECTIFY, Capability.RESTRICT):
+            batch = [a for a in actions if RIGHTS.get(a.action) is right]
+            if batch:
+                report.results += carry_out(connector, right, batch, subject)
     get_run_logger().info("%s: %s", name, outcome_counts(report))
     return report
 
 
-def _takes_subject(method: Callable[..., object]) -> bool:
-    return "subject" in inspect.signature(method).parameters
+def carry_out(
+    connector: Connector, right: Capability, batch: list[PlannedAction], subject: Subject
+) -> list[ActionResult]:
+    """The connector's method for ``right``. A source without one: a restriction is held by
+    the ledger's restriction list; anything else fails, so the request is not complete."""
+    if right is Capability.ERASE and isinstance(connector, Erasing):
+        return connector.erase(batch, subject).results
+    if right is Capability.RECTIFY and isinstance(connector, Rectifying):
+        return connector.rectify(batch, subject).results
+    if right is Capability.RESTRICT and isinstance(connector, Restricting):
+        return connector.restrict(batch, subject).results
+    if right is Capability.RESTRICT:
+        outcome, detail = Outcome.DONE, "restricted in the ledger only"
+    else:
+        outcome, detail = Outcome.FAILED, f"cannot {right.value}"
+    return [ActionResult(record_id=a.record_id, outcome=outcome, detail=detail) for a in batch]
 
 
 def execute_plan(
@@ -223,7 +212,7 @@ def execute_plan(
     ledger.set_status(request.id, Status.IN_PROGRESS)
     reports = []
     for name in config.sources:
-        actions = [a for a in plan if a.source == name and a.action in METHODS]
+        actions = [a for a in plan if a.source == name and a.action in RIGHTS]
         if not actions:
             continue
         report = execute_actions.with_options(task_run_name=f"execute-{name}")(

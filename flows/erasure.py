@@ -12,42 +12,23 @@ from pathlib import Path
 
 from prefect import flow
 
-from connectors import open_connector
 from dsrflow.config import Config
 from dsrflow.mapping import BaseMapping
 from dsrflow.plan import Action, PlannedAction
 from dsrflow.planning import build_erasure_plan, record_ref
 from dsrflow.records import Record
 from dsrflow.request import DataSubjectRequest, RequestType
-from flows.changes import ChangeResult, Planner, run_change
+from flows.changes import ChangeResult, run_change
 from flows.discovery import discover_everywhere
 from flows.private import private_run
 from flows.tasks import request_and_config
 
 
-def _erasure_planner(config: Config) -> Planner:
-    """Plan with the mappings; a connector with a ``plan_erasure`` of its own plans its part."""
-
-    def plan(records: list[Record], mappings: dict[str, BaseMapping]) -> list[PlannedAction]:
-        today = dt.datetime.now(dt.UTC).date()
-        actions: list[PlannedAction] = []
-        for name in config.sources:
-            mine = [r for r in records if r.source == name]
-            connector = open_connector(
-                name, config.sources[name], mappings[name], config.phone_region
-            )
-            try:
-                own = getattr(connector, "plan_erasure", None)
-                actions += (
-                    own(mine, today)
-                    if own
-                    else build_erasure_plan(mine, {name: mappings[name]}, today)
-                )
-            finally:
-                connector.close()
-        return sorted(actions, key=lambda a: a.record_id)
-
-    return plan
+def _erasure_planner(
+    records: list[Record], mappings: dict[str, BaseMapping]
+) -> list[PlannedAction]:
+    """Every kind plans in its mapping (the officer can read why); no source is opened."""
+    return build_erasure_plan(records, mappings, dt.datetime.now(dt.UTC).date())
 
 
 @flow(name="erasure-request", flow_run_name="{request_id}", persist_result=False)
@@ -80,7 +61,7 @@ def erasure_request(
         request,
         config,
         Path(out_dir) if out_dir else config.output_dir,
-        _erasure_planner(config),
+        _erasure_planner,
         erasure_residue,
         gated=True,
         dry_run=dry_run,
