@@ -294,6 +294,25 @@ def test_a_sheet_edited_after_planning_is_left_untouched(sandbox):
     assert drive.erase(planned(drive, fresh), kari()).complete
 
 
+def test_a_column_renamed_after_planning_is_not_reported_cleared(sandbox):
+    drive = connector(sandbox)
+    record = next(r for r in drive.discover(kari()) if r.location.startswith("Webinar"))
+    [plan] = planned(drive, [record])
+    assert plan.action == Action.REDACT and "Name" in plan.fields
+    sheets, before = sheet_values(sandbox, "ss-webinar-2026-02", "Attendees")
+    sheets.spreadsheets().values().update(
+        spreadsheetId="ss-webinar-2026-02",
+        range="'Attendees'!B1",
+        valueInputOption="RAW",
+        body={"values": [["Full name"]]},
+    ).execute()
+    [result] = drive.erase([plan], kari()).results
+    assert result.outcome == Outcome.SKIPPED
+    assert "no column Name" in result.detail
+    _, after = sheet_values(sandbox, "ss-webinar-2026-02", "Attendees")
+    assert after[2] == before[2]  # her name is still there, and nothing says otherwise
+
+
 def test_rectification_is_read_back(sandbox):
     drive = connector(sandbox)
     record = next(r for r in drive.discover(kari()) if r.location.startswith("Webinar"))

@@ -58,6 +58,20 @@ def erase_sheet(sheets: Sheets, sheet: GuardedSheet, targets: list[Target]) -> l
         else:
             names = {header_key(f) for f in target.action.fields}
             columns = [c for c, h in enumerate(sheet.headers) if header_key(h) in names]
+            present = {header_key(sheet.headers[c]) for c in columns}
+            missing = sorted(f for f in target.action.fields if header_key(f) not in present)
+            if missing:
+                # A column renamed since planning may still hold what was to be cleared: done
+                # would be untrue, so the row is left for the officer.
+                results.append(
+                    ActionResult(
+                        record_id=target.action.record_id,
+                        outcome=Outcome.SKIPPED,
+                        detail=f"the sheet has no column {', '.join(missing)} any more: "
+                        "the row was left untouched",
+                    )
+                )
+                continue
             clears += [clear_cells_request(sheet_id, target.row, c) for c in columns]
             cleared += [(target.row, c) for c in columns]
         done.append(target)
