@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Protocol, Self, runtime_checkable
 
 from dsrflow.errors import DsrflowError
-from dsrflow.plan import ExecutionReport, PlannedAction
+from dsrflow.plan import Action, ActionResult, ExecutionReport, Outcome, PlannedAction
 from dsrflow.records import Record
 from dsrflow.request import Subject
 
@@ -29,6 +29,23 @@ class SourceUnavailable(DsrflowError, RuntimeError):
         self.source = source
         self.reason = reason
         super().__init__(f"source {source!r} is unavailable: {reason}")
+
+
+def not_carried_out(action: PlannedAction) -> ActionResult:
+    """The answer, the same in every kind, to an action handed to a method that does not do
+    it: a KEEP is skipped with its reason, anything else fails. Never dropped in silence,
+    never reported done."""
+    if action.action == Action.KEEP:
+        return ActionResult(
+            record_id=action.record_id,
+            outcome=Outcome.SKIPPED,
+            detail=f"kept: {action.reason or 'by the plan'}",
+        )
+    return ActionResult(
+        record_id=action.record_id,
+        outcome=Outcome.FAILED,
+        detail=f"cannot {action.action.value} here",
+    )
 
 
 @runtime_checkable

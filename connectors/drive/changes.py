@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.base import SourceUnavailable
+from connectors.base import SourceUnavailable, not_carried_out
 from connectors.drive.mapping import DriveMapping, Layout
 from connectors.drive.operations import Sheets
 from connectors.drive.rows import content_digest, headers_of, holds
@@ -47,22 +47,6 @@ class GuardedSheet:
 
 # What a right does to the rows that passed the guard: one result per target.
 Change = Callable[[Sheets, GuardedSheet, list[Target]], list[ActionResult]]
-
-
-def not_carried_out(action: PlannedAction) -> ActionResult:
-    """The answer to an action a method does not do: a KEEP is skipped on purpose, anything
-    else fails; never dropped, never DONE."""
-    if action.action == Action.KEEP:
-        return ActionResult(
-            record_id=action.record_id,
-            outcome=Outcome.SKIPPED,
-            detail=f"kept: {action.reason or 'on purpose'}",
-        )
-    return ActionResult(
-        record_id=action.record_id,
-        outcome=Outcome.FAILED,
-        detail=f"cannot {action.action.value} here",
-    )
 
 
 def all_of(actions: list[PlannedAction], outcome: Outcome, detail: str) -> list[ActionResult]:

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from connectors.base import not_carried_out
 from connectors.jira import accounts, desks, history
 from connectors.jira.mapping import JiraMapping
 from connectors.jira.operations import (
     Issues,
     account_of,
-    not_carried_out,
     shared_with,
     subtask_keys,
 )

@@ -16,7 +16,6 @@ from connectors.jira.client import JiraClient
 from connectors.jira.mapping import JiraMapping
 from connectors.jira.text import Person, pseudonymise
 from dsrflow.mapping import MappingError
-from dsrflow.plan import Action, ActionResult, Outcome, PlannedAction
 
 PARTICIPANTS = "Request participants"
 REQUEST_TYPE = "Customer Request Type"
@@ -70,19 +69,6 @@ def shared_with(
     if any(account_of(c.get("author")) not in person.account_ids for c in comments):
         shared.append("comments.author")
     return tuple(shared)
-
-
-def not_carried_out(action: PlannedAction) -> ActionResult:
-    """An action the method was handed but does not do: a KEEP is skipped with its reason,
-    anything else fails; never dropped in silence, never reported done."""
-    if action.action == Action.KEEP:
-        detail = f"kept: {action.reason or 'by the plan'}"
-        return ActionResult(record_id=action.record_id, outcome=Outcome.SKIPPED, detail=detail)
-    return ActionResult(
-        record_id=action.record_id,
-        outcome=Outcome.FAILED,
-        detail=f"cannot {action.action.value} here",
-    )
 
 
 @dataclass

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from connectors.base import not_carried_out
 from connectors.jira.client import JiraRequestError
-from connectors.jira.operations import Issues, not_carried_out
+from connectors.jira.operations import Issues
 from dsrflow.plan import Action, ActionResult, ExecutionReport, Outcome, PlannedAction
 
 

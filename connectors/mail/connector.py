@@ -38,11 +38,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from connectors.base import Closing, SweepResult
+from connectors.base import Closing, SweepResult, not_carried_out
 from connectors.mail import preflight
 from connectors.mail.client import GraphSession
 from connectors.mail.discovery import MailDiscovery
-from connectors.mail.erasure import MailErasure, not_carried_out
+from connectors.mail.erasure import MailErasure
 from connectors.mail.index import ParticipantIndex
 from connectors.mail.mapping import MailMapping
 from connectors.mail.operations import MailOperations

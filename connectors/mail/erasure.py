@@ -20,27 +20,11 @@ from connectors.base import SourceUnavailable
 from connectors.mail.client import GraphError, chunks, message_dict
 from connectors.mail.mapping import ErasureMode
 from connectors.mail.operations import BATCH_SIZE, Copy, MailOperations
-from dsrflow.plan import Action, ActionResult, Outcome, PlannedAction
+from dsrflow.plan import ActionResult, Outcome, PlannedAction
 
 LOOKUP_IDS_PER_FILTER = 10
 _LOOKUP_SELECT = ["id", "internetMessageId", "parentFolderId", "receivedDateTime", "sentDateTime"]
 _COPY_SELECT = ["id", "parentFolderId", "receivedDateTime", "sentDateTime"]
-
-
-def not_carried_out(action: PlannedAction) -> ActionResult:
-    """The answer to an action a method does not carry out: a KEEP is skipped with its reason,
-    anything else fails (never silently dropped, never done)."""
-    if action.action == Action.KEEP:
-        return ActionResult(
-            record_id=action.record_id,
-            outcome=Outcome.SKIPPED,
-            detail=f"kept: {action.reason or 'by the plan'}",
-        )
-    return ActionResult(
-        record_id=action.record_id,
-        outcome=Outcome.FAILED,
-        detail=f"cannot {action.action.value} here",
-    )
 
 
 class MailErasure:

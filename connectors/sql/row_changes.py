@@ -12,25 +12,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from connectors.base import not_carried_out
 from connectors.masking import HMAC_STRATEGY, MaskingKey, mask
 from connectors.sql.client import SqlClient
 from connectors.sql.mapping import SqlMapping
 from connectors.sql.operations import MappedTables, native
 from dsrflow.plan import Action, ActionResult, ExecutionReport, Outcome, PlannedAction
-
-
-def not_carried_out(action: PlannedAction) -> ActionResult:
-    """The answer to an action the method it was handed to does not do: a KEEP is kept on
-    purpose, anything else fails (never dropped, never DONE)."""
-    if action.action == Action.KEEP:
-        return ActionResult(
-            record_id=action.record_id, outcome=Outcome.SKIPPED, detail=f"kept: {action.reason}"
-        )
-    return ActionResult(
-        record_id=action.record_id,
-        outcome=Outcome.FAILED,
-        detail=f"cannot {action.action.value} here",
-    )
 
 
 class RowChanges:
