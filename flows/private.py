@@ -31,8 +31,8 @@ R = TypeVar("R")
 # Wider than an address on purpose: anything that looks like one, raw or URL-encoded.
 _ADDRESS = re.compile(r"[^\s<>()\[\],;:\"'@\\/?&=]+(?:@|%40)+[^\s<>()\[\],;:\"'@\\/?&=]+")
 # Six or more digits with the separators people write phones with, not inside a word or a
-# request id (DSR-2026-70000005).
-_PHONE = re.compile(r"(?<![\w-])\+?\d(?:[\d \t\-/.()\u2009\u202f\u2013]*\d){5,}")
+# request id (DSR-2026-70000005), nor a URL's host (http://127.0.0.1:4200: the UI's links).
+_PHONE = re.compile(r"(?<!//)(?<![\w-])\+?\d(?:[\d \t\-/.()\u2009\u202f\u2013]*\d){5,}")
 # Errors a person causes or meets: one line. Anything else is a bug: its traceback, scrubbed.
 EXPECTED = DsrflowError
 
