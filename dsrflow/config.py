@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connectors.registry import source_union
 from connectors.settings import SourceSettings
 from dsrflow.errors import ConfigError
+from dsrflow.identifiers import email_key, lookalike_reason, normalise_email
 from dsrflow.mapping import BaseMapping, MappingError, load_mapping
 from dsrflow.secrets import SecretRef, SecretUnavailable
 
@@ -42,18 +43,92 @@ class SupervisoryAuthority(_Strict):
     address: str = "Postboks 458 Sentrum, 0105 Oslo, Norway"
 
 
+class InformationOfficer(_Strict):
+    """The person the privacy policy names as in charge of data protection questions.
+
+    Not necessarily a data protection officer in the sense of Art. 37 (``dpo_email``): a
+    controller that need not appoint one may still name whom to ask."""
+
+    name: str = Field(min_length=1, description="the officer's name, as the policy gives it")
+    email: str = Field(description="the officer's address for data protection questions")
+
+    @field_validator("email")
+    @classmethod
+    def _valid_email(cls, value: str) -> str:
+        return normalise_email(value)
+
+
 class Controller(_Strict):
     """Who answers for the processing; printed in every export (Art. 13/15)."""
 
-    name: str
-    address: str
-    contact_email: str
-    dpo_email: str | None = None
-    recipients: list[Recipient] = Field(default_factory=list)
-    supervisory_authority: SupervisoryAuthority = SupervisoryAuthority()
-    automated_decision_making: str = (
-        "none: no decision about the subject is made solely by automated means"
+    name: str = Field(description="the controller's legal name")
+    address: str = Field(description="postal address")
+    contact_email: str = Field(description="where subjects write; printed in every answer")
+    dpo_email: str | None = Field(
+        default=None, description="the data protection officer (Art. 37-39), if one is appointed"
     )
+    information_officer: InformationOfficer | None = Field(
+        default=None,
+        description="the person in charge of data protection questions, by name and address, "
+        "as the privacy policy names them; printed in every export",
+    )
+    own_addresses: list[str] = Field(
+        default_factory=list,
+        description="every other address that is the controller's own (e.g. a second contact "
+        "address the policy gives); with contact_email, dpo_email and the information "
+        "officer's address these are the controller's, never a third person's (is_own_address)",
+    )
+    own_domains: list[str] = Field(
+        default_factory=list,
+        description="domains all of whose addresses are the controller's own; exact (a "
+        "subdomain is listed on its own), compared in IDNA lower-case form. List a domain "
+        "only if nobody but the controller's own people and mailboxes has addresses in it",
+    )
+    recipients: list[Recipient] = Field(
+        default_factory=list, description="Art. 15(1)(c): processors and other recipients"
+    )
+    supervisory_authority: SupervisoryAuthority = Field(
+        default_factory=SupervisoryAuthority,
+        description="Art. 15(1)(f): where the subject may complain",
+    )
+    automated_decision_making: str = Field(
+        default="none: no decision about the subject is made solely by automated means",
+        description="Art. 15(1)(h): automated decisions and profiling, or that there are none",
+    )
+
+    @field_validator("own_addresses")
+    @classmethod
+    def _addresses(cls, values: list[str]) -> list[str]:
+        # Strict: a look-alike or invalid address here would silently never match.
+        return list(dict.fromkeys(normalise_email(v) for v in values))
+
+    @field_validator("own_domains")
+    @classmethod
+    def _domains(cls, values: list[str]) -> list[str]:
+        domains: list[str] = []
+        for value in values:
+            if "@" in value:
+                raise ValueError(f"{value!r} is an address, not a domain: use own_addresses")
+            # The domain's key is the one every address in it gets (dsrflow/identifiers.py).
+            key = normalise_email(f"postmaster@{value}").rpartition("@")[2]
+            if key not in domains:
+                domains.append(key)
+        return domains
+
+    def own_address_keys(self) -> frozenset[str]:
+        """The keys (``email_key``) of every address the config names as the controller's."""
+        named = [self.contact_email, self.dpo_email, *self.own_addresses]
+        if self.information_officer:
+            named.append(self.information_officer.email)
+        return frozenset(k for k in map(email_key, named) if k)
+
+    def is_own_address(self, raw: object) -> bool:
+        """Whether an address found in data is the controller's own: by its key, exactly; a
+        look-alike of an own address (or of an address in an own domain) is not."""
+        key = email_key(raw)
+        if key is None or lookalike_reason(key):
+            return False
+        return key in self.own_address_keys() or key.rpartition("@")[2] in self.own_domains
 
 
 if TYPE_CHECKING:
