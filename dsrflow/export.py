@@ -55,7 +55,8 @@ def _information(
             found[category].add(row.source)
         origins.add((row.source, row.location, mappings[row.source].collected_from(row.location)))
     purposes: dict[tuple[str, str], set[str]] = defaultdict(set)
-    retention: dict[str, str] = {}
+    # One category may sit in several sources kept for different periods: state each.
+    retention: set[tuple[str, str]] = set()
     for category, sources in found.items():
         for source in sources:
             use = mappings[source].use_of(category)
@@ -63,7 +64,7 @@ def _information(
                 continue
             for purpose in use.purposes:
                 purposes[(purpose, use.legal_basis.value)].add(category)
-            retention[category] = use.retention
+            retention.add((category, use.retention))
     authority = config.controller.supervisory_authority
     return Art15Information(
         purposes=[
@@ -72,7 +73,7 @@ def _information(
         ],
         categories=sorted(found),
         recipients=[r.model_dump(exclude_none=True) for r in config.controller.recipients],
-        retention=[RetentionInfo(category=c, retention=r) for c, r in sorted(retention.items())],
+        retention=[RetentionInfo(category=c, retention=r) for c, r in sorted(retention)],
         rights=RIGHTS,
         complaint={"name": authority.name, "url": authority.url, "address": authority.address},
         sources=[
