@@ -25,6 +25,7 @@ NAMES = (
     "drive",
     "jira",
     "mail",
+    "marketplace",
 )
 
 

@@ -155,7 +155,9 @@ def _check_right(
 
 def _plans(mapping: BaseMapping, right: RequestType) -> bool:
     """Whether the mapping's kind plans actions for ``right`` at all (a kind that keeps the
-    base class's consent withdrawal plans none)."""
+    base class's consent withdrawal plans none; a read-only kind plans only keeps)."""
+    if mapping.read_only:
+        return False
     if right is RequestType.CONSENT_WITHDRAWAL:
         return type(mapping).plan_consent_withdrawal is not BaseMapping.plan_consent_withdrawal
     return True

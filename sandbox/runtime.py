@@ -28,6 +28,7 @@ from sandbox.drive_part import start_drive
 from sandbox.emulators.faults import FaultSettings
 from sandbox.jira_part import start_jira
 from sandbox.mail_part import start_mail
+from sandbox.marketplace_part import start_marketplace
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MAPPINGS = REPO_ROOT / "mappings"
@@ -133,6 +134,7 @@ PARTS: dict[str, Callable[[SandboxContext], PartStarted]] = {
     "jira": start_jira,
     "mail": start_mail,
     "drive": start_drive,
+    "marketplace": start_marketplace,
 }
 
 

@@ -58,6 +58,7 @@ def test_check_passes_on_the_sandbox_then_names_what_broke(box, tmp_path):
             ("jira", "jira"),
             ("mail", "mail"),
             ("drive", "drive"),
+            ("marketplace", "marketplace"),
         )
     ]
     assert elapsed < 20, f"dsr check took {elapsed:.1f} s on the sandbox"

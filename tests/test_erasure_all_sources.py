@@ -1,4 +1,4 @@
-"""Erasure of the demo subject across all four sandbox sources, proven on full snapshots.
+"""Erasure of the demo subject across all the sandbox's sources, proven on full snapshots.
 
 1. One erasure in a sandbox with every source. A snapshot of everything each source holds is
    taken before and after (tests/support/snapshots.py, through the APIs the emulators serve);
@@ -54,7 +54,9 @@ from tests.test_erasure_flow import events
 
 pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]
 
-SOURCES = ("onprem", "mail", "drive", "jira")
+SOURCES = ("onprem", "mail", "drive", "jira", "marketplace")
+# The Marketplace's records are Atlassian's: every one is kept, nothing there changes.
+CHANGED = ("onprem", "mail", "drive", "jira")
 CHANGING = (Action.DELETE, Action.REDACT)
 # The subject's address as a whole address: not inside akari.nordmann@…, …@example.com.evil.org.
 ADDRESS = re.compile(
@@ -114,13 +116,25 @@ def erased(tmp_path_factory: pytest.TempPathFactory, prefect_harness: None) -> I
 
 def test_the_erasure_completes_with_a_plan_in_every_source(erased: Erased) -> None:
     assert erased.result.status == "completed"
-    for source in SOURCES:
+    for source in CHANGED:
         changing = [a for a in of_source(erased.plan, source) if a.action in CHANGING]
         assert changing, f"the plan changes nothing in {source}: the sandbox lost its data?"
         counts = erased.result.executed[source]
         assert counts["failed"] == counts["skipped"] == 0, source
         assert counts["done"] + counts["already_done"] == len(changing), source
     assert erased.before != erased.after
+
+
+def test_the_marketplace_records_are_kept_with_what_the_subject_can_do(erased: Erased) -> None:
+    plan = of_source(erased.plan, "marketplace")
+    assert {a.location for a in plan} == {"licenses", "transactions"}
+    assert all(a.action == Action.KEEP and "Atlassian" in (a.reason or "") for a in plan)
+    receipt = json.loads(Path(erased.result.receipt or "").read_text())
+    kept = [line for line in receipt["kept"] if line["source"] == "marketplace"]
+    assert len(kept) == len(plan)
+    assert all("privacy" in json.dumps(line) for line in kept)
+    assert not [line for line in receipt["changed"] if line["source"] == "marketplace"]
+    assert "marketplace" not in erased.result.executed
 
 
 def test_what_the_vendors_still_keep_is_counted_as_the_receipt_lists_it(erased: Erased) -> None:
@@ -505,6 +519,8 @@ def kept_items(erased: Erased) -> dict[str, list[Any]]:
             items["drive"].append(_trimmed([sheet["values"][int(native["row"]) - 1]])[0])
         elif action.source == "jira":
             items["jira"].append(native.get("key") or native.get("issue"))
+        elif action.source == "marketplace":
+            items["marketplace"].append((action.location, *native.values()))
     return items
 
 
@@ -536,12 +552,19 @@ def traces(erased: Erased, after: Snapshot) -> list[str]:
     for desk, data in after["jira"]["servicedesks"].items():
         if ADDRESS.search(json.dumps(data, ensure_ascii=False)):
             found.append(f"jira service desk {desk}")
+    for report, items in after["marketplace"].items():
+        for key, item in items.items():
+            text = json.dumps(item, ensure_ascii=False)
+            if ADDRESS.search(text) and (report, key) not in kept["marketplace"]:
+                found.append(f"marketplace {report} {key}")
     return found
 
 
 def test_the_address_is_nowhere_but_in_kept_records(erased: Erased) -> None:
-    # The search finds her in every source before the erasure...
-    assert {t.split()[0] for t in traces(erased, erased.before)} == set(SOURCES)
+    # The search finds her in every source before the erasure (the Marketplace holds her only
+    # in records kept on purpose, which the search leaves out)...
+    assert {t.split()[0] for t in traces(erased, erased.before)} == set(CHANGED)
+    assert kept_items(erased)["marketplace"]
     # ...and after it nowhere but in what the plan keeps (her Jira account: see below).
     assert traces(erased, erased.after) == []
 
@@ -584,10 +607,29 @@ def sabotaged(erased: Erased, source: str) -> Snapshot:
             if i and _look_alike_in(r)
         )
         del after[name]["sheets"][title]["values"][index]
+    elif source == "marketplace":
+        report, key = next(
+            (r, k) for r, items in after.items() for k, i in items.items() if _look_alike_in(i)
+        )
+        del after[report][key]
     else:
         key = next(k for k, i in after["issues"].items() if _look_alike_in(i))
         del after["issues"][key]
     return after
+
+
+def check_marketplace(before: Snapshot, after: Snapshot, plan: list[PlannedAction]) -> None:
+    """Read only: every action keeps, and every licence and transaction is as it was."""
+    assert all(a.action == Action.KEEP for a in plan), "a marketplace record planned to change"
+    assert after == before, "marketplace records changed"
+
+
+def test_the_marketplace_is_untouched(erased: Erased) -> None:
+    check_marketplace(
+        erased.before["marketplace"],
+        erased.after["marketplace"],
+        of_source(erased.plan, "marketplace"),
+    )
 
 
 CHECKS: dict[str, Callable[[Snapshot, Snapshot, list[PlannedAction]], None]] = {
@@ -595,6 +637,7 @@ CHECKS: dict[str, Callable[[Snapshot, Snapshot, list[PlannedAction]], None]] = {
     "mail": check_mail,
     "drive": check_drive,
     "jira": check_jira,
+    "marketplace": check_marketplace,
 }
 
 
@@ -605,6 +648,7 @@ CHECKS: dict[str, Callable[[Snapshot, Snapshot, list[PlannedAction]], None]] = {
         ("mail", "copies gone"),
         ("drive", "changed, but the plan does not touch it|not as the plan says"),
         ("jira", "issues gone or added"),
+        ("marketplace", "marketplace records changed"),
     ],
 )
 def test_a_checker_catches_a_look_alike_erased_too(

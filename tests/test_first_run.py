@@ -60,7 +60,12 @@ def test_first_demo_with_an_empty_home(tmp_path):
     assert "Error logging to API" not in done.stdout + done.stderr  # drained before it stopped
     export = json.loads((box / "exports" / "DSR-2026-0001" / "export.json").read_text())
     assert export["total_records"] > 0
-    assert set(export["records"]) == {"onprem", "mail", "drive", "jira"}
+    assert set(export["records"]) == {"onprem", "mail", "drive", "jira", "marketplace"}
+    # Art. 15(1)(g): the Marketplace's records name the Marketplace as their source.
+    origins = {(s["source"], s["collected_from"]) for s in export["information"]["sources"]}
+    assert {o for s, o in origins if s == "marketplace"} == {
+        "the Atlassian Marketplace (Atlassian Pty Ltd), as the buyer gave it to Atlassian"
+    }
 
     prefect_home = box / "prefect"
     assert (prefect_home / "prefect.db").exists()

@@ -1,11 +1,11 @@
 """Every source agrees with the shared table of identifier spellings.
 
 Each test seeds one record per stored spelling of tests/fixtures/identifier_cases.yaml into a
-real source (SQL on SQLite and PostgreSQL, the Graph, Drive and Jira emulators), discovers each
-subject of the table through the connector, and checks that exactly the ``same`` spellings are
-found: a look-alike (KELVIN SIGN, full-width letters, U+0430 CYRILLIC SMALL LETTER A) is never
-the subject, and sloppy spellings that are hers (padding, capitals, NFD, Unicode or IDNA domain)
-are never missed.
+real source (SQL on SQLite and PostgreSQL, the Graph, Drive, Jira and Marketplace emulators),
+discovers each subject of the table through the connector, and checks that exactly the ``same``
+spellings are found: a look-alike (KELVIN SIGN, full-width letters, U+0430 CYRILLIC SMALL LETTER
+A) is never the subject, and sloppy spellings that are hers (padding, capitals, NFD, Unicode or
+IDNA domain) are never missed.
 """
 
 from __future__ import annotations
@@ -249,6 +249,29 @@ def test_jira_agrees_with_the_table(monkeypatch):
             check("email", typed, mine, "Jira (customer accounts)")
     finally:
         server.stop()
+
+
+# -- Marketplace -----------------------------------------------------------------------------
+
+
+def test_marketplace_agrees_with_the_table(monkeypatch):
+    from sandbox import marketplace_seed
+    from sandbox.emulators.marketplace import MarketplaceStore
+    from tests.test_marketplace_connector import connector, licence_of, serve
+
+    store = MarketplaceStore(
+        credentials=(marketplace_seed.SANDBOX_EMAIL, marketplace_seed.SANDBOX_TOKEN)
+    )
+    by_licence = {}
+    for number, case in enumerate(cases("email"), start=1):
+        # Atlassian keeps the address as the buyer typed it: one licence per stored spelling.
+        store.licenses.append(licence_of(str(number), case.stored))
+        by_licence[str(number)] = case.id
+    with serve(store) as url, connector(url, monkeypatch) as marketplace:
+        for typed in subjects("email"):
+            records = list(marketplace.discover(_subject("email", typed)))
+            found = [by_licence[r.native_id["addonLicenseId"]] for r in records]
+            check("email", typed, found, "Marketplace (licences)")
 
 
 # Padding beyond EDGE_PADDING (one whitespace character at either end).

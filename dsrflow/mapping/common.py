@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from dateutil.relativedelta import relativedelta
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -174,6 +174,9 @@ class BaseMapping(Strict):
 
     description: str | None = None
     categories: dict[DataCategory, CategoryUse]
+    # A kind whose records the controller cannot change (the Marketplace's are Atlassian's):
+    # its plans only keep, so no right needs the source to write (dsrflow/preflight.py).
+    read_only: ClassVar[bool] = False
 
     def declares(self, category: str) -> bool:
         return self.use_of(category) is not None

@@ -13,6 +13,8 @@ stable names; nothing else is dropped.
   (google-api-python-client with the sandbox's service-account key).
 * jira: every issue with all its fields and all its comments, every service desk with its
   customers, and every user that a user search finds (Jira Cloud REST over httpx).
+* marketplace: every licence and transaction the vendor's reports hold, by ``addonLicenseId``
+  and ``transactionId`` (the reporting API over httpx, following ``next``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import sqlalchemy as sa
 from connectors.drive.settings import DriveSource
 from connectors.jira.settings import JiraSource
 from connectors.mail.settings import MailSource
+from connectors.marketplace.settings import MarketplaceSource
 from connectors.sql.settings import SqlSource
 from dsrflow.config import Config
 
@@ -268,6 +271,29 @@ def _unbased(value: Any, base: str) -> Any:
 # -- all sources -------------------------------------------------------------------------------
 
 
+def marketplace_snapshot(source: MarketplaceSource) -> Snapshot:
+    """report -> {its id -> the item as served}."""
+    reports = {
+        "licenses": ("reporting/licenses", "addonLicenseId"),
+        "transactions": ("reporting/sales/transactions", "transactionId"),
+    }
+    auth = (source.email, source.api_token.resolve())
+    everything: Snapshot = {}
+    with httpx.Client(base_url=source.url, auth=auth, timeout=30) as http:
+        for name, (path, key) in reports.items():
+            items: dict[str, Any] = {}
+            url: str | None = f"/rest/2/vendors/{source.vendor_id}/{path}?limit=50"
+            while url:
+                answer = http.get(url)
+                answer.raise_for_status()
+                page = answer.json()
+                for item in page[name]:
+                    items[str(item[key])] = item
+                url = (page["_links"].get("next") or {}).get("href")
+            everything[name] = items
+    return everything
+
+
 def snapshot_all(config: Config) -> Snapshot:
     """Every source of ``config``, by source name."""
     everything: Snapshot = {}
@@ -280,6 +306,8 @@ def snapshot_all(config: Config) -> Snapshot:
             everything[name] = drive_snapshot(name, source)
         elif isinstance(source, JiraSource):
             everything[name] = jira_snapshot(source)
+        elif isinstance(source, MarketplaceSource):
+            everything[name] = marketplace_snapshot(source)
         else:  # pragma: no cover - a new kind of source needs its snapshot here
             raise TypeError(f"no snapshot for {name}: {type(source).__name__}")
     return everything
