@@ -26,6 +26,7 @@ NAMES = (
     "jira",
     "mail",
     "marketplace",
+    "analytics",
 )
 
 

@@ -37,6 +37,36 @@ def normalise_jira_account(raw: str) -> str:
     return value
 
 
+ANALYTICS_CLIENT_ID = "analytics_client_id"
+ANALYTICS_USER_ID = "analytics_user_id"
+# A Google Analytics client id as gtag.js writes it into the _ga cookie after its "GA1.1."
+# prefix: a random number, a dot, the first visit in Unix seconds ("1197596843.1673515099").
+_ANALYTICS_CLIENT_ID = re.compile(r"^\d{1,20}\.\d{1,20}$")
+_ANALYTICS_COOKIE = re.compile(r"^GA\d\.\d+\.")
+# A user id the site sets (GA4 user_id): at most 256 characters, none blank or control.
+_ANALYTICS_USER_ID = re.compile(r"^[^\s\x00-\x1f\x7f]{1,256}$")
+
+
+def normalise_analytics_client_id(raw: str) -> str:
+    """A client id, also as the whole _ga cookie value (its ``GA1.1.`` prefix dropped);
+    compared as exact text."""
+    value = _ANALYTICS_COOKIE.sub("", raw.strip(), count=1)
+    if not _ANALYTICS_CLIENT_ID.match(value):
+        raise IdentifierError(
+            "a Google Analytics client id is two numbers joined by a dot "
+            "(e.g. 1197596843.1673515099, or the _ga cookie GA1.1.1197596843.1673515099)"
+        )
+    return value
+
+
+def normalise_analytics_user_id(raw: str) -> str:
+    """A user id as the site sent it to Analytics, trimmed; exact (case-sensitive)."""
+    value = raw.strip()
+    if not _ANALYTICS_USER_ID.match(value):
+        raise IdentifierError("a Google Analytics user id is 1 to 256 characters without spaces")
+    return value
+
+
 class RequestType(StrEnum):
     ACCESS = "access"
     ERASURE = "erasure"
@@ -68,19 +98,34 @@ class Subject(BaseModel):
         name: str | None = None,
         phone_region: str = "NO",
         jira_accounts: list[str] | tuple[str, ...] = (),
+        analytics_client_ids: list[str] | tuple[str, ...] = (),
+        analytics_user_ids: list[str] | tuple[str, ...] = (),
     ) -> Subject:
         """Validate and normalise what an officer typed; IdentifierError names the culprit.
 
         ``jira_accounts``: Jira account ids the officer confirmed as the subject's (where Jira
-        hides an account's address, the id is how the Jira source knows it)."""
+        hides an account's address, the id is how the Jira source knows it).
+        ``analytics_client_ids`` / ``analytics_user_ids``: the subject's Google Analytics ids
+        (pseudonymous: Analytics cannot be searched by address; the subject or a consent
+        record gives them)."""
         if not emails:
             raise IdentifierError("a request needs at least one e-mail address of the subject")
         normalised = tuple(dict.fromkeys(normalise_email(e) for e in emails))
         phone_values = tuple(dict.fromkeys(normalise_phone(p, phone_region) for p in phones))
         others = tuple(
             dict.fromkeys(
-                Identifier(kind=JIRA_ACCOUNT, value=normalise_jira_account(a))
-                for a in jira_accounts
+                [
+                    Identifier(kind=JIRA_ACCOUNT, value=normalise_jira_account(a))
+                    for a in jira_accounts
+                ]
+                + [
+                    Identifier(kind=ANALYTICS_CLIENT_ID, value=normalise_analytics_client_id(c))
+                    for c in analytics_client_ids
+                ]
+                + [
+                    Identifier(kind=ANALYTICS_USER_ID, value=normalise_analytics_user_id(u))
+                    for u in analytics_user_ids
+                ]
             )
         )
         return cls(

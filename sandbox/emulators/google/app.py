@@ -3,8 +3,9 @@
 Routes: ``POST /token``; ``GET /drive/v3/files``, ``GET /drive/v3/files/{id}``;
 ``POST /batch/drive/v3``; ``GET /v4/spreadsheets/{id}``; ``GET …/values:batchGet``;
 ``GET|PUT …/values/{range}``, ``POST …/values/{range}:clear``;
-``POST /v4/spreadsheets/{id}:batchUpdate``; the fault-control routes of
-``sandbox.emulators.faults`` and ``POST /_emulator/quota``
+``POST /v4/spreadsheets/{id}:batchUpdate``; Analytics'
+``POST /analytics/v3/userDeletion/userDeletionRequests:upsert`` (analytics_api.py); the
+fault-control routes of ``sandbox.emulators.faults`` and ``POST /_emulator/quota``
 (``{"read_quota_per_minute": N}``, 0 = off) and ``POST /_emulator/search``
 (``{"incomplete_all_drives": true}``: a ``corpora=allDrives`` listing leaves out the shared
 drives' items and says ``incompleteSearch: true``, as Drive may). Unknown routes and parameters
@@ -25,7 +26,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sandbox.emulators.faults import FaultGate, Faults
-from sandbox.emulators.google import batch, drive_api, sheets_api
+from sandbox.emulators.google import analytics_api, batch, drive_api, sheets_api
 from sandbox.emulators.google.auth import token_endpoint
 from sandbox.emulators.google.errors import (
     DRIVE_QUOTA_MESSAGES,
@@ -41,6 +42,7 @@ _ROUTES = [
     (re.compile(r"^/drive/v3/files$"), "files.list"),
     (re.compile(r"^/batch/drive/v3$"), "batch"),
     (re.compile(r"^/token$"), "token"),
+    (re.compile(r"^/analytics/v3/userDeletion/"), "userDeletionRequest.upsert"),
     (re.compile(r"^/v4/spreadsheets/[^/]+/values:batchGet$"), "values.batchGet"),
     (re.compile(r"^/v4/spreadsheets/[^/]+:batchUpdate$"), "spreadsheets.batchUpdate"),
     (re.compile(r"^/v4/spreadsheets/[^/]+/values/.*:clear$"), "values.clear"),
@@ -104,6 +106,7 @@ def create_app(state: GoogleState | None = None, faults: Faults | None = None) -
         Route("/token", token_endpoint(state), methods=["POST"]),
         *drive_api.routes(state),
         *sheets_api.routes(state),
+        *analytics_api.routes(state),
         batch.route(lambda: app),
         *faults.control_routes(),
         Route("/_emulator/quota", set_quota, methods=["POST"]),

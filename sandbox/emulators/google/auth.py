@@ -48,6 +48,8 @@ SHEETS_READ_SCOPES = frozenset(
     for s in ("drive", "drive.file", "drive.readonly", "spreadsheets", "spreadsheets.readonly")
 )
 SHEETS_WRITE_SCOPES = frozenset(SCOPE + s for s in ("drive", "drive.file", "spreadsheets"))
+# userDeletion.userDeletionRequest.upsert (analytics.v3.json) takes this scope alone.
+ANALYTICS_DELETION_SCOPES = frozenset({SCOPE + "analytics.user.deletion"})
 # Kept for callers that ask "may this token read at all".
 READ_SCOPES = DRIVE_READ_SCOPES | SHEETS_READ_SCOPES
 WRITE_SCOPES = SHEETS_WRITE_SCOPES
@@ -130,7 +132,7 @@ def authorise(
     state: GoogleState, request: Request, *, write: bool = False, api: str = "sheets"
 ) -> Token:
     """The caller's token, or the 401/403 Google answers without a usable one. ``api`` is
-    ``drive`` or ``sheets``: each accepts its own scopes."""
+    ``drive``, ``sheets`` or ``analytics`` (user deletion): each accepts its own scopes."""
     header = request.headers.get("authorization", "")
     if not header.lower().startswith("bearer "):
         raise GoogleError(
@@ -152,6 +154,8 @@ def authorise(
         )
     if api == "drive":
         accepted, service = DRIVE_READ_SCOPES, "drive.googleapis.com"
+    elif api == "analytics":
+        accepted, service = ANALYTICS_DELETION_SCOPES, "analytics.googleapis.com"
     else:
         accepted = SHEETS_WRITE_SCOPES if write else SHEETS_READ_SCOPES
         service = "sheets.googleapis.com"

@@ -187,6 +187,20 @@ class Token:
     expires_at: float
 
 
+@dataclass
+class AnalyticsState:
+    """The User Deletion API's side: who may file deletions for which GA4 property, what was
+    filed, and the daily quota ("500 total queries per day (QPD), per calling API project";
+    developers.google.com/analytics/devguides/config/userdeletion/v3/limits-quotas)."""
+
+    # GA4 propertyId -> the accounts (service-account e-mails) with the Editor role on it.
+    editors: dict[str, set[str]] = field(default_factory=dict)
+    # (propertyId, id type, userId) -> deletionRequestTime of the latest upsert.
+    deletions: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    daily_quota: int = 500
+    used: dict[str, int] = field(default_factory=dict)  # UTC day -> requests counted
+
+
 class GoogleState:
     """Folders, spreadsheets, tokens and quotas of one emulator."""
 
@@ -207,6 +221,7 @@ class GoogleState:
         # missing, since all documents were not searched. This can occur when searching
         # multiple drives with the 'allDrives' corpora" (files.list reference, FileList).
         self.incomplete_all_drives = False
+        self.analytics = AnalyticsState()
         self._reads: dict[str, deque[float]] = defaultdict(deque)
         self._ids = itertools.count(1)
 

@@ -1,5 +1,6 @@
-"""Drive v3 and Sheets v4 answers against the discovery documents google-api-python-client
-ships (the same documents the client is built from): each route's response schema, every
+"""Drive v3, Sheets v4 and Analytics v3 (user deletion) answers against the discovery documents
+google-api-python-client ships (the same documents the client is built from): each route's
+response schema, every
 property known by name and of its declared type. Errors against Google's error model
 (https://cloud.google.com/apis/design/errors#http_mapping and Drive's "Resolve errors" page:
 ``{"error": {"code", "message", "errors": [{"domain", "reason", "message"}], "status"}}``)."""
@@ -19,7 +20,11 @@ import jsonschema
 DOCUMENTS = Path(googleapiclient.__file__).parent / "discovery_cache" / "documents"
 # The emulator serves Drive under /drive/v3/ and Sheets at the root (DESIGN.md); these are the
 # discovery documents' servicePath prefixes as the emulator mounts them.
-SERVICES = {"drive.v3.json": "/drive/v3/", "sheets.v4.json": "/"}
+SERVICES = {
+    "drive.v3.json": "/drive/v3/",
+    "sheets.v4.json": "/",
+    "analytics.v3.json": "/analytics/v3/",
+}
 ERROR = {
     "type": "object",
     "required": ["error"],
