@@ -188,3 +188,12 @@ def test_analytics_ids_are_validated_and_exact() -> None:
     with pytest.raises(IdentifierError):
         Subject.from_raw(["a@example.com"], analytics_user_ids=["has space"])
     assert "analytics_client_id:***99" in subject.masked()
+
+
+def test_the_shipped_mapping_loads_and_plans_nothing_without_analytics_ids() -> None:
+    from dsrflow.mapping import load_mapping
+
+    mapping = load_mapping(Path(__file__).resolve().parents[1] / "mappings" / "analytics.yaml")
+    assert isinstance(mapping, AnalyticsMapping)
+    assert mapping.plan_deletions("analytics", Subject.from_raw(["a@example.com"])) == []
+    assert "pseudonymous" in mapping.access_note
