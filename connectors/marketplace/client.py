@@ -3,8 +3,9 @@
 Paging follows ``_links.next`` until a page has none: the API caps ``limit`` (50 for the
 reporting collections) and a page may hold fewer items than asked, so neither the count nor a
 short page says "last". A 429 or 503 waits ``Retry-After`` seconds (at most
-``max_retry_wait_s``; Marketplace rate-limits per account and answers 429 with Retry-After:
-developer.atlassian.com/platform/marketplace/rest/v2/, "Rate limiting"), other 5xx and
+``max_retry_wait_s``; Atlassian's REST APIs throttle with 429 and Retry-After, DESIGN.md; the
+Marketplace reference read here does not say whether its 429 carries the header, so without
+one the client backs off on its own), other 5xx and
 connection failures back off briefly; after ``max_retries`` further attempts the source is
 ``SourceUnavailable``. 401/403 and other 4xx fail at once. Messages name the report and the
 status only: URLs carry the search text, i.e. the subject's address.
