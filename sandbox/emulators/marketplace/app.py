@@ -7,14 +7,16 @@ Written from the Marketplace REST API v2 reference
   with ``text`` (free text over the licence's identifiers, company and contacts' e-mails and
   names: a case-insensitive substring here, so look-alikes are returned too), ``offset`` and
   ``limit``. A page is ``{"_links": {"self", "next"?, "prev"?}, "<report>": [...]}``; the next
-  link carries the query. ``limit`` is capped at ``MAX_LIMIT`` (50, as the reference's
-  reporting collections give it; above that the page is silently shorter, as Atlassian's
-  paged collections answer, so a client must follow ``next``, not count).
+  link carries the query. ``limit`` is capped at ``MAX_LIMIT`` (50: the largest page vendors'
+  clients ask the reporting routes for; the reference read here gives no figure). Above it
+  the page is silently shorter rather than refused (the emulator's reading, the harder one
+  for a client: it must follow ``next``, never count).
 - Basic auth with an Atlassian account's e-mail and API token; anything else is 401. A vendor
   the account is no contact of: 403 (the emulator knows one vendor).
 - Throttling: 429 with ``Retry-After`` (seconds) through ``FaultGate``, as the Marketplace's
   rate limiting answers; injected 5xx likewise.
-- Errors: ``{"errors": [{"message": ...}]}``, the v2 error shape.
+- Errors: ``{"errors": [{"message": ...}]}`` (the emulator's reading of the reference's
+  "Errors" section, not checked against a published schema: none ships in a package here).
 - Licences carry ``contactDetails`` (``company``, ``country``, ``region``,
   ``technicalContact``, ``billingContact``: ``email``, ``name``, ``phone``, ``address1``,
   ``address2``, ``city``, ``state``, ``postcode``) and ``partnerDetails`` (``partnerName``,
