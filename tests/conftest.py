@@ -19,7 +19,11 @@ import sqlalchemy as sa  # noqa: E402
 
 from sandbox import onprem_seed  # noqa: E402
 
-pytest_plugins = ["tests.support.db_fixtures", "tests.support.vendor_schemas.plugin"]
+pytest_plugins = [
+    "tests.support.db_fixtures",
+    "tests.support.jira_site",
+    "tests.support.vendor_schemas.plugin",
+]
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"

@@ -24,10 +24,10 @@ from sandbox.emulators.faults import FaultSettings
 from sandbox.emulators.google.state import GoogleState
 from sandbox.runtime import SandboxContext
 from tests.conftest import FIXTURES
+from tests.support.jira_site import site as jira_site  # noqa: F401 - a fixture
 from tests.test_drive_connector import connector, kari, sheet_values
 from tests.test_drive_connector import sandbox as drive_sandbox  # noqa: F401 - a fixture
 from tests.test_jira_connector import AL, subject
-from tests.test_jira_connector import site as jira_site  # noqa: F401 - a fixture
 from tests.test_mail_connector import (
     SUPPORT,
     discover,

@@ -6,33 +6,17 @@ where it cannot."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from connectors.base import SourceUnavailable
 from dsrflow.records import Record
-from sandbox import jira_seed
 from tests.test_jira_connector import (
     AL,
-    TOKEN_ENV,
     Site,
-    fixture_store,
     plan_erasure,
-    start_site,
     subject,
     summary,
 )
-
-
-@pytest.fixture
-def site(monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
-    monkeypatch.setenv(TOKEN_ENV, jira_seed.SANDBOX_TOKEN)
-    server, running = start_site(fixture_store())
-    try:
-        yield running
-    finally:
-        server.stop()
 
 
 def _visible_baseline(site: Site, **subject_kw: tuple[str, ...]) -> list[Record]:

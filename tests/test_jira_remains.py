@@ -3,34 +3,16 @@ values (Jira has no API to remove it), and Delete user leaves the Atlassian acco
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from connectors.jira import accounts as jira_accounts
 from connectors.jira import history as jira_history
 from dsrflow.plan import Outcome
-from sandbox import jira_seed
 from tests.test_jira_connector import (
     AL,
-    TOKEN_ENV,
     Site,
-    fixture_store,
     mapping_with,
     plan_erasure,
-    start_site,
     subject,
 )
-
-
-@pytest.fixture
-def site(monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
-    monkeypatch.setenv(TOKEN_ENV, jira_seed.SANDBOX_TOKEN)
-    server, running = start_site(fixture_store())
-    try:
-        yield running
-    finally:
-        server.stop()
 
 
 def test_an_anonymised_issue_says_its_history_keeps_the_old_values_and_the_step(

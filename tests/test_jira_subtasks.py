@@ -4,36 +4,18 @@ subject's alone, and says so; others' subtasks make the issue shared (anonymised
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from connectors.jira.connector import JiraConnector
 from dsrflow.plan import Action, Outcome, PlannedAction
 from dsrflow.records import Record
-from sandbox import jira_seed
 from tests.test_jira_connector import (
     AL,
-    TOKEN_ENV,
     Site,
-    fixture_store,
     mapping_with,
     plan_erasure,
-    start_site,
     subject,
 )
 
 DELETE_UNSHARED = {"erasure": {"mode": "delete_unshared"}}
-
-
-@pytest.fixture
-def site(monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
-    monkeypatch.setenv(TOKEN_ENV, jira_seed.SANDBOX_TOKEN)
-    server, running = start_site(fixture_store())
-    try:
-        yield running
-    finally:
-        server.stop()
 
 
 def _plan_for(site: Site, key: str) -> tuple[JiraConnector, list[PlannedAction], list[Record]]:
