@@ -24,6 +24,7 @@ from sandbox.emulators.faults import FaultSettings
 from sandbox.emulators.google.state import GoogleState
 from sandbox.runtime import SandboxContext
 from tests.conftest import FIXTURES
+from tests.support.graph import graph as mail_graph  # noqa: F401 - a fixture
 from tests.support.jira_site import site as jira_site  # noqa: F401 - a fixture
 from tests.test_drive_connector import connector, kari, sheet_values
 from tests.test_drive_connector import sandbox as drive_sandbox  # noqa: F401 - a fixture
@@ -32,9 +33,7 @@ from tests.test_mail_connector import (
     SUPPORT,
     discover,
     plan_for,
-    server,  # noqa: F401 - a fixture of mail_graph
 )
-from tests.test_mail_connector import graph as mail_graph  # noqa: F401 - a fixture
 from tests.test_write_faults_drive import USAGE, faults, usage_plan
 
 SPREADSHEET = USAGE[0]

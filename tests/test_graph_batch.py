@@ -7,21 +7,8 @@ from __future__ import annotations
 import pytest
 
 from connectors.mail.client import batch_body
-from tests.support.graph import running_graph
 
 SUPPORT = "support@fjelltopp.example"
-
-
-@pytest.fixture(scope="module")
-def server():
-    with running_graph("graph-batch-test") as graph:
-        yield graph
-
-
-@pytest.fixture
-def graph(server):
-    with server.fresh() as fresh:
-        yield fresh
 
 
 def test_items_are_relative_to_the_version_root_even_from_an_absolute_link(graph):

@@ -19,7 +19,7 @@ from connectors.mail.settings import MailSource
 from dsrflow.plan import Action, Outcome, PlannedAction
 from dsrflow.request import Subject
 from sandbox.emulators.graph.permissions import token_roles
-from tests.support.graph import BASE_MAPPING, running_graph
+from tests.support.graph import BASE_MAPPING
 
 SUPPORT = "support@fjelltopp.example"
 
@@ -31,18 +31,6 @@ def app_token(roles: list[str]) -> str:
         return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
 
     return f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part({'roles': roles})}.signature"
-
-
-@pytest.fixture(scope="module")
-def server():
-    with running_graph("graph-permissions-test") as graph:
-        yield graph
-
-
-@pytest.fixture
-def graph(server):
-    with server.fresh() as fresh:
-        yield fresh
 
 
 def connector_with(graph, roles: list[str]) -> MailConnector:

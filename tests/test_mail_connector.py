@@ -19,7 +19,7 @@ from dsrflow.merge import merge, records_frame
 from dsrflow.plan import Action, Outcome, PlannedAction
 from dsrflow.request import Subject
 from sandbox.emulators.faults import FaultSettings
-from tests.support.graph import BASE_MAPPING, FIXTURE, running_graph
+from tests.support.graph import BASE_MAPPING, FIXTURE
 
 SUPPORT = "support@fjelltopp.example"
 SALES = "sales@fjelltopp.example"
@@ -30,19 +30,6 @@ AL_PARTICIPANT = {"sup-al-1", "sup-case", "quote-1", "sup-contract", "sal-bcc"}
 AL_MENTION = {"sup-mention"}
 AL = Subject.from_raw(["al@example.com"])
 SAL = Subject.from_raw(["sal@example.com"])
-
-
-@pytest.fixture(scope="module")
-def server():
-    with running_graph("graph-test") as graph:
-        yield graph
-
-
-@pytest.fixture
-def graph(server):
-    """The module's emulator, reloaded with the fixture and without faults for each test."""
-    with server.fresh() as fresh:
-        yield fresh
 
 
 def short_ids(records):

@@ -7,28 +7,14 @@ from __future__ import annotations
 import stat
 
 import httpx
-import pytest
 
 from connectors.mail.index import ParticipantIndex
 from dsrflow.plan import Action, Outcome, PlannedAction
 from dsrflow.request import Subject
-from tests.support.graph import running_graph
 
 SUPPORT = "support@fjelltopp.example"
 SALES = "sales@fjelltopp.example"
 AUTH = {"Authorization": "Bearer t"}
-
-
-@pytest.fixture(scope="module")
-def server():
-    with running_graph("graph-index-test") as graph:
-        yield graph
-
-
-@pytest.fixture
-def graph(server):
-    with server.fresh() as fresh:
-        yield fresh
 
 
 def person(address):

@@ -5,29 +5,15 @@ Items; a mailbox Graph cannot search (a guest, a mailbox on premises) is skipped
 from __future__ import annotations
 
 import httpx
-import pytest
 
 from dsrflow.plan import Action, Outcome, PlannedAction
 from dsrflow.request import Subject
-from tests.support.graph import running_graph
 
 SUPPORT = "support@fjelltopp.example"
 SALES = "sales@fjelltopp.example"
 GUEST = "al_example.com#EXT#@fjelltopp.example"
 HYBRID = "onprem@fjelltopp.example"
 AL = Subject.from_raw(["al@example.com"])
-
-
-@pytest.fixture(scope="module")
-def server():
-    with running_graph("graph-remains-test") as graph:
-        yield graph
-
-
-@pytest.fixture
-def graph(server):
-    with server.fresh() as fresh:
-        yield fresh
 
 
 def discover(connector, *emails):

@@ -12,23 +12,10 @@ import pytest
 from connectors.base import SourceUnavailable
 from connectors.mail.discovery import received_within, split_day
 from dsrflow.request import Subject
-from tests.support.graph import running_graph
 
 SUPPORT = "support@fjelltopp.example"
 AUTH = {"Authorization": "Bearer t"}
 START = dt.datetime(2021, 1, 1, 8, 0, tzinfo=dt.UTC)
-
-
-@pytest.fixture(scope="module")
-def server():
-    with running_graph("graph-cap-test") as graph:
-        yield graph
-
-
-@pytest.fixture
-def graph(server):
-    with server.fresh() as fresh:
-        yield fresh
 
 
 def load(graph, count, *, per_day, sender="kari@example.com", start=START):

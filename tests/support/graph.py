@@ -1,5 +1,7 @@
 """The Graph emulator for mail tests: a running server over the fixture tenant, and
-``MailConnector``s (the real msgraph-sdk) pointed at it."""
+``MailConnector``s (the real msgraph-sdk) pointed at it. A plugin (tests/conftest.py): the
+``server`` (one per test module) and ``graph`` (reset for each test) fixtures every mail test
+module shares; a module that needs another tenant defines its own."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 
 from connectors.mail.connector import MailConnector
@@ -88,3 +91,16 @@ def running_graph(name: str, graph_class: type[Graph] = Graph) -> Iterator[Graph
     faults = Faults()
     with EmulatorServer(create_app(store, faults), name=name) as url:
         yield graph_class(store, faults, url)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Graph]:
+    with running_graph("graph-test") as graph:
+        yield graph
+
+
+@pytest.fixture
+def graph(server: Graph) -> Iterator[Graph]:
+    """The module's emulator, reloaded with the fixture and without faults for each test."""
+    with server.fresh() as fresh:
+        yield fresh
