@@ -15,13 +15,13 @@ from collections.abc import Callable
 from typing import Any
 
 import httplib2
-from google.oauth2 import service_account
 from google_auth_httplib2 import AuthorizedHttp
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
 from connectors.analytics.settings import AnalyticsSource
 from connectors.base import SourceUnavailable
+from connectors.google_auth import service_account_credentials
 
 SCOPES = ["https://www.googleapis.com/auth/analytics.user.deletion"]
 RETRY_REASONS = {"userRateLimitExceeded", "rateLimitExceeded", "backendError", "internalError"}
@@ -56,12 +56,9 @@ class AnalyticsClient:
         self.source = source
         self.sleep = sleep
         try:
-            if source.credentials_file:
-                info = json.loads(source.credentials_file.read_text(encoding="utf-8"))
-            else:
-                assert source.credentials is not None
-                info = json.loads(source.credentials.resolve())
-            credentials = service_account.Credentials.from_service_account_info(info, scopes=SCOPES)
+            credentials = service_account_credentials(
+                source.credentials_file, source.credentials, SCOPES
+            )
         except (OSError, ValueError, LookupError) as exc:
             raise SourceUnavailable(name, f"service-account key unusable: {exc}") from exc
         base = (source.api_url or "").rstrip("/")

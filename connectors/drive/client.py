@@ -29,7 +29,6 @@ send them with ``call``/``write``/``batch`` and see a refusal as ``Refused``.
 from __future__ import annotations
 
 import functools
-import json
 import random
 import threading
 import time
@@ -48,6 +47,7 @@ from googleapiclient.http import BatchHttpRequest
 
 from connectors.base import SourceUnavailable
 from connectors.drive.settings import DriveSource
+from connectors.google_auth import service_account_credentials
 from connectors.writes import AmbiguousWrite
 
 # What a real Workspace must grant the service account (Admin console > Security > API
@@ -153,15 +153,9 @@ class SendOnceHttp(httplib2.Http):
 
 
 def load_credentials(source: DriveSource) -> service_account.Credentials:
-    if source.credentials_file:
-        info = json.loads(source.credentials_file.read_text(encoding="utf-8"))
-    else:
-        assert source.credentials is not None
-        info = json.loads(source.credentials.resolve())
-    credentials = service_account.Credentials.from_service_account_info(info, scopes=SCOPES)
-    if source.delegated_user:
-        credentials = credentials.with_subject(source.delegated_user)
-    return credentials
+    return service_account_credentials(
+        source.credentials_file, source.credentials, SCOPES, source.delegated_user
+    )
 
 
 class GoogleClient:
