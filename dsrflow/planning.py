@@ -35,14 +35,26 @@ def recordless_deletions(
 ) -> list[PlannedAction]:
     """What the delete-only sources (``DeleteOnly``) delete for ``subject``. With
     ``purposes`` (a consent withdrawal): only sources whose every category rests on consent
-    to one of them, since their deletion takes everything they hold under the id."""
+    to one of them, since their deletion takes everything they hold under the id. A source
+    without an identifier of the subject to delete by says so in the plan (and the receipt):
+    nothing filed there is not the same as nothing there."""
     plan = []
     for name, mapping in mappings.items():
         if not isinstance(mapping, DeleteOnly):
             continue
         if purposes is not None and not rests_on_consent(mapping, purposes):
             continue
-        plan += mapping.plan_deletions(name, subject)
+        plan += mapping.plan_deletions(name, subject) or [
+            PlannedAction(
+                record_id=f"{name}:-:no-identifier",
+                source=name,
+                location="-",
+                native_id={},
+                action=Action.NOT_APPLICABLE,
+                reason="no identifier this source deletes by is known for the subject (it "
+                "cannot be searched by address): nothing was asked of it",
+            )
+        ]
     return plan
 
 
