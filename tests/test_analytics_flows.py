@@ -32,7 +32,8 @@ from dsrflow.planning import build_consent_plan, build_erasure_plan
 from dsrflow.request import Subject
 from flows.approval import at_terminal
 from sandbox.analytics_part import PROPERTY_ID, start_analytics
-from sandbox.runtime import MAPPINGS, SandboxContext, write_config
+from sandbox.onprem_seed import DEMO_SUBJECT
+from sandbox.runtime import MAPPINGS, SandboxContext, start, write_config
 
 pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]
 
@@ -259,6 +260,27 @@ def test_an_access_export_names_the_ids_and_says_why_nothing_is_listed(
         in (Path(result.export_dir) / "export.html").read_text()
     )
     assert filed(analytics)["deletions"] == []  # an access request files nothing
+
+
+def test_an_access_in_the_whole_sandbox_covers_analytics_without_filing(tmp_path: Path) -> None:
+    """Every source of the sandbox: the others' records in the export, Analytics named with the
+    id the request gives, and nothing filed at Google by an access request."""
+    from flows.access import access_request
+
+    with start(tmp_path / "sandbox") as box:
+        result = access_request(
+            request_id="DSR-2026-0706",
+            subject_emails=[DEMO_SUBJECT],
+            subject_analytics_client_ids=[CLIENT],
+            config_path=str(box.config_path),
+        )
+        assert filed(box.parts["analytics"].sources)["deletions"] == []
+    document = json.loads((Path(result.export_dir) / "export.json").read_text())
+    assert set(document["records"]) == {"onprem", "mail", "drive", "jira", "marketplace"}
+    assert f"analytics_client_id:{CLIENT}" in document["subject"]["other_identifiers"]
+    [note] = document["not_searched"]["analytics"]
+    assert "cannot return it per person" in note
+    assert f"CLIENT_ID {CLIENT}" in note
 
 
 def test_the_access_note_says_when_no_id_was_given() -> None:
