@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 import signal
 import sys
 import threading
@@ -18,12 +17,12 @@ from rich.table import Table
 
 from dsrflow.config import load_config
 from dsrflow.errors import DsrflowError
+from dsrflow.local_prefect import no_telemetry
 from dsrflow.mapping import MappingError, load_mapping, mapping_json_schema_text
 from dsrflow.request import new_request_id
 
 # A privacy tool phones no one: no telemetry from an embedded Prefect server unless asked for.
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("DO_NOT_TRACK", "1")
+no_telemetry()
 
 app = typer.Typer(help="Answer GDPR data-subject requests.", no_args_is_help=True)
 sandbox_app = typer.Typer(help="The local sandbox: seeded sources to try dsrflow on.")
