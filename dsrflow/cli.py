@@ -164,6 +164,8 @@ def _print_access_result(result: Any) -> None:
     console.print(f"export written to [bold]{result.export_dir}[/] (owner-only)")
     for name in ("export.json", "export.html", "manifest.json"):
         console.print(f"  {Path(result.export_dir) / name}")
+    if getattr(result, "coverage_warning", None):
+        err.print(f"[bold yellow]warning:[/] {result.coverage_warning}", highlight=False)
 
 
 ReceivedOption = Annotated[
@@ -715,6 +717,29 @@ def check(config: ConfigOption = None) -> None:
         err.print(f"[bold red]problem[/] {problem}", highlight=False)
     if problems:
         raise typer.Exit(2)
+
+
+@app.command()
+def coverage(config: ConfigOption = None, officer: OfficerOption = "officer") -> None:
+    """Look in every source for personal data outside the mappings (samples and counts, never
+    contents); print each place with the mapping entry that would cover it, and keep the
+    report's time and counts in the ledger for access requests. Exit status 0: nothing open;
+    1: findings, or sources that could not be surveyed; 2: an error."""
+    from dsrflow.coverage import store, survey
+    from dsrflow.ledger import Ledger
+
+    loaded = _friendly(lambda: load_config(config))
+    report = survey(loaded)
+    for line in report.lines():
+        console.print(line, highlight=False, markup=False)  # mapping entries hold brackets
+    with _friendly(lambda: Ledger.from_config(loaded)) as ledger:
+        _friendly(lambda: store(ledger, report, actor=officer))
+    console.print(
+        f"{len(report.findings)} finding(s), {len(report.not_surveyed)} source(s) not surveyed",
+        highlight=False,
+    )
+    if report.open_findings:
+        raise typer.Exit(1)
 
 
 @app.command()
