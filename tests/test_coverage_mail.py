@@ -5,9 +5,15 @@ officer only; a guest without a mailbox is not a finding; ``all_users`` leaves n
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 from connectors.base import Surveying
+from connectors.mail.client import StaticTokenCredential
+from connectors.mail.connector import MailConnector
+from connectors.mail.mapping import MailMapping
+from connectors.mail.settings import MailSource
 from dsrflow.coverage import CoverageReport
+from tests.support.graph import BASE_MAPPING
 
 LISTED = ["support@fjelltopp.example", "Sales@Fjelltopp.example"]
 
@@ -55,3 +61,21 @@ def test_all_users_leaves_no_mailbox_out(graph):
 def test_every_listed_mailbox_is_covered(graph):
     every = [*LISTED, "privacy@fjelltopp.example"]
     assert graph.connector(mailboxes={"addresses": every}).survey() == []
+
+
+def test_a_mailbox_the_app_may_not_open_is_still_named(graph):
+    from tests.test_graph_permissions import app_token
+
+    connector = MailConnector(
+        "mail",
+        MailMapping.model_validate({**BASE_MAPPING, "mailboxes": {"addresses": LISTED}}),
+        MailSource(kind="mail", mapping=Path("mail.yaml"), base_url=f"{graph.url}/v1.0"),
+        credential=StaticTokenCredential(app_token(["User.Read.All"])),  # no Mail.Read
+    )
+    graph.opened.append(connector)
+    findings = connector.survey()
+    assert [f.label for f in findings] == ["privacy@fjelltopp.example"]
+    assert findings[0].evidence == (
+        "a mailbox the mapping does not list; the app may not open it (HTTP 403 "
+        "ErrorAccessDenied), so its messages were not counted"
+    )

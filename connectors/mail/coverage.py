@@ -6,7 +6,10 @@ without ``mail`` has no mailbox. Each unlisted user's Inbox is read as one folde
 (``GET /users/{id}/mailFolders/inbox?$select=id,totalItemCount``): that confirms an Exchange
 Online mailbox and counts its messages, without reading one. A user Graph answers 404
 ``MailboxNotEnabledForRESTAPI`` for (a guest; a mailbox on premises) has no mailbox Graph can
-search, so no mapping entry would help: not a finding.
+search, so no mapping entry would help: not a finding. One it answers 403 ``ErrorAccessDenied``
+for (an application access policy that keeps the app to the mapped mailboxes, as README.md
+advises) is a finding without a count: Graph lists the user with a mail address, and only
+adding the mailbox to the mapping (and to the policy's group) lets a request search it.
 
 An employee's address is personal data of the employee: a finding's ``place`` is the Graph
 user id, the address its ``label`` (the officer's terminal only).
@@ -19,6 +22,8 @@ from typing import Any
 from connectors.base import Finding
 from connectors.mail.client import GraphError
 from connectors.mail.operations import MAILBOX_NOT_ENABLED, MailOperations
+
+ACCESS_DENIED = "ErrorAccessDenied"
 
 
 class MailSurvey:
@@ -38,30 +43,36 @@ class MailSurvey:
             names = {str(user.get(k) or "").casefold() for k in ("mail", "userPrincipalName")}
             if names & mapped:
                 continue
-            messages = self._inbox_count(user["id"])
-            if messages is not None:
-                found.append(self._finding(user, messages))
+            inbox = self._inbox(user["id"])
+            if inbox is not None:
+                found.append(self._finding(user, inbox))
         return found
 
-    def _inbox_count(self, user_id: str) -> int | None:
-        """The Inbox's message count; None if the user has no mailbox Graph can open."""
+    def _inbox(self, user_id: str) -> str | None:
+        """What the Inbox says (its message count); None if the user has no mailbox Graph can
+        open. A mailbox the app may not open (403 ErrorAccessDenied: an application access
+        policy keeps the app to the mapped mailboxes, or no Mail.Read) is still a mailbox."""
         request = self.ops.requests.folder(user_id, "inbox", ["id", "totalItemCount"])
         try:
             folder: dict[str, Any] = self.ops.graph.fetch(user_id, "folders", request)
         except GraphError as exc:
             if exc.status == 404 and exc.code == MAILBOX_NOT_ENABLED:
                 return None
+            if exc.status == 403 and exc.code == ACCESS_DENIED:
+                return (
+                    f"the app may not open it ({exc.describe()}), so its messages were not counted"
+                )
             raise self.ops.unavailable(user_id, exc) from exc
-        return int(folder.get("totalItemCount") or 0)
+        return f"its Inbox holds {int(folder.get('totalItemCount') or 0)} message(s)"
 
-    def _finding(self, user: dict[str, Any], messages: int) -> Finding:
+    def _finding(self, user: dict[str, Any], inbox: str) -> Finding:
         address = user.get("userPrincipalName") or user["mail"]
         listed = [*self.mapping.mailboxes.addresses, address]
         return Finding(
             source=self.ops.name,
             what="mailbox",
             place=user["id"],
-            evidence=f"a mailbox the mapping does not list; its Inbox holds {messages} message(s)",
+            evidence=f"a mailbox the mapping does not list; {inbox}",
             snippet="mailboxes:\n  addresses:\n" + "".join(f"    - {a}\n" for a in listed).rstrip(),
             label=address,
         )
