@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from dsrflow.config import load_config
-from dsrflow.coverage import CoverageReport, coverage_warning, last_coverage, store
+from dsrflow.coverage import CoverageReport, coverage_warning, last_coverage, store, survey
 from dsrflow.ledger import Ledger
 from sandbox.runtime import onprem_source, write_config
 
@@ -137,3 +137,24 @@ def test_the_age_is_a_setting(tmp_path, sandbox_sqlite_url):
     with Ledger.from_config(loaded) as ledger:
         store(ledger, CoverageReport(at=NOW - dt.timedelta(days=2)))
         assert "(coverage_max_age_days: 1)" in (coverage_warning(ledger, loaded, now=NOW) or "")
+
+
+def test_kinds_with_nothing_to_survey_are_said_so_and_not_open(tmp_path, sandbox_sqlite_url):
+    from sandbox.marketplace_part import marketplace_source
+
+    token = tmp_path / "token"
+    token.write_text("unused", "utf-8")
+    token.chmod(0o600)
+    path = tmp_path / "dsrflow.yaml"
+    sources = {
+        **onprem_source(sandbox_sqlite_url),
+        **marketplace_source("http://127.0.0.1:9", token),  # never opened
+    }
+    write_config(path, sources, tmp_path / "exports")
+    report = survey(load_config(path))
+    assert report.open_findings == 0
+    assert list(report.nothing_to_survey) == ["marketplace"]
+    assert "marketplace: nothing to survey: the vendor API reports only" in "\n".join(
+        report.lines()
+    )
+    assert "- marketplace: nothing to survey" in report.markdown()
