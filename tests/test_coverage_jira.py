@@ -23,7 +23,7 @@ from tests.support.jira_site import FIXTURE, MAPPING_PATH, TOKEN_ENV, start_site
 runner = CliRunner()
 
 
-def _site_with_unmapped_desk(tmp_path, extra_projects: int = 0):
+def _site_with_unmapped_desk(tmp_path, extra_projects: int = 0, deployment: str = "Cloud"):
     data = json.loads(FIXTURE.read_text("utf-8"))
     data["servicedesks"].append(
         {"id": "2", "projectKey": "HELP", "projectName": "Help Center", "customers": ["u-al"]}
@@ -48,7 +48,7 @@ def _site_with_unmapped_desk(tmp_path, extra_projects: int = 0):
     store = jira_seed.JiraStore()
     jira_seed.load_fixture(store, path)
     store.credentials = (jira_seed.SANDBOX_EMAIL, jira_seed.SANDBOX_TOKEN)
-    return start_site(store)
+    return start_site(store, deployment=deployment)
 
 
 @pytest.fixture
@@ -118,3 +118,25 @@ def test_projects_are_paged_past_atlassians_cap_of_50(tmp_path):
     assert {f.place for f in findings} == {"HELP", "OPS"} | {f"X{n:02d}" for n in range(60)}
     pages = [v for k, v in stats["requests"].items() if "project/search" in k]
     assert pages == [3], stats  # the one above, then two pages of the survey
+
+
+@pytest.mark.usefixtures("token")
+def test_data_center_lists_its_projects_in_one_answer(tmp_path):
+    server, dc = _site_with_unmapped_desk(tmp_path, deployment="Server")
+    try:
+        connector = dc.connector(
+            deployment="data_center",
+            email=None,
+            api_token=None,
+            personal_access_token={"env": TOKEN_ENV},
+        )
+        with connector:
+            findings = connector.survey()
+        auth = {"Authorization": f"Bearer {jira_seed.SANDBOX_TOKEN}"}
+        paged = httpx.get(f"{dc.url}/rest/api/2/project/search", headers=auth)
+        stats = httpx.get(f"{dc.url}/_emulator/stats").json()["requests"]
+    finally:
+        server.stop()
+    assert {(f.what, f.place) for f in findings} == {("service_desk", "HELP"), ("project", "OPS")}
+    assert paged.status_code == 404  # not a Data Center route
+    assert stats.get("GET project") == 1, stats

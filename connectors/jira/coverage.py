@@ -3,9 +3,10 @@
 Every request in Jira has a reporter, so any project may hold personal data; a service desk
 also has customers. The site's projects come from Get projects paginated
 (``GET /rest/api/2/project/search``, ``startAt``/``maxResults``, at most 50 a page, followed
-until ``isLast``), its desks from ``GET /rest/servicedeskapi/servicedesk``. For each unmapped
-project one page of a JQL search counts its requests (up to ``SAMPLE_ISSUES``; "at least" when
-there are more); no field of an issue is read.
+until ``isLast``; on Data Center from Get all projects), its desks from
+``GET /rest/servicedeskapi/servicedesk``. For each unmapped project one page of a JQL search
+counts its requests (up to ``SAMPLE_ISSUES``; "at least" when there are more); no field of an
+issue is read.
 """
 
 from __future__ import annotations
@@ -24,8 +25,12 @@ SAMPLE_ISSUES = 50
 
 
 def projects(client: JiraClient) -> Iterator[dict[str, Any]]:
-    """Every project the account can see, page by page; a page without ``isLast`` is not
-    taken as the last one unless it is empty."""
+    """Every project the account can see. Cloud: page by page (a page without ``isLast`` is
+    not taken as the last one unless it is empty). Data Center has no paged route: Get all
+    projects (``GET /rest/api/2/project``) answers them in one list."""
+    if not client.is_cloud:
+        yield from client.get_json("listing projects", "project")
+        return
     start = 0
     while True:
         page = client.get_json(
