@@ -84,7 +84,6 @@ def test_sheets_no_layout_fits_are_named_with_the_layout_that_would_cover_them(s
         "    identities:",
         '      - {headers: ["Reach at"], kind: email}',
         '      - {headers: ["Tel"], kind: phone}',
-        "    default_category: user",
     ]
     assert "    scan: true" in by_label["Inventory / Stock"].snippet.splitlines()
 

@@ -4,17 +4,24 @@ them; dates, amounts and the mapped identities are not; values are counted, neve
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
+import yaml
+from typer.testing import CliRunner
 
 from connectors import open_connector
 from connectors.base import Surveying
 from connectors.registry import kind
+from dsrflow.cli import app
 from dsrflow.config import load_config
 from dsrflow.coverage import survey
-from dsrflow.mapping import load_mapping
+from dsrflow.mapping import load_mapping, parse_mapping
 from sandbox.runtime import onprem_source, write_config
 from tests.conftest import ONPREM_MAPPING
+
+runner = CliRunner()
 
 
 def _add_unmapped_data(url: str) -> None:
@@ -63,7 +70,6 @@ def test_sql_survey_names_unmapped_table_and_column(sandbox_url):
         "    identities:",
         "      - {column: address, kind: email}",
         "      - {column: mobile, kind: phone}",
-        "    default_category: user",
     ]
     column = by_place["customers.support_email"]
     assert column.what == "column"
@@ -107,3 +113,40 @@ def test_what_counts_as_identifier_like(value, email, phone):
     from connectors.sampling import is_email_like, is_phone_like
 
     assert (is_email_like(value), is_phone_like(value)) == (email, phone)
+
+
+def test_the_snippets_cover_what_they_name(sandbox_sqlite_url):
+    _add_unmapped_data(sandbox_sqlite_url)
+    source = kind("sql").settings.model_validate(
+        {"kind": "sql", "url": sandbox_sqlite_url, "mapping": str(ONPREM_MAPPING)}
+    )
+    mapping = yaml.safe_load(ONPREM_MAPPING.read_text("utf-8"))
+    with open_connector("onprem", source, load_mapping(ONPREM_MAPPING)) as connector:
+        findings = connector.survey()
+    for finding in findings:
+        for table, entry in yaml.safe_load(finding.snippet)["tables"].items():
+            if table in mapping["tables"]:
+                mapping["tables"][table].setdefault("identities", []).extend(entry["identities"])
+            else:
+                mapping["tables"][table] = entry
+    covered = parse_mapping(yaml.safe_dump(mapping), Path("onprem-covered.yaml"))
+    with open_connector("onprem", source, covered) as connector:
+        assert connector.survey() == []
+
+
+def test_dsr_coverage_exit_status(onprem_config, tmp_path):
+    clean = runner.invoke(app, ["coverage", "--config", str(onprem_config)])
+    assert clean.exit_code == 0, clean.output
+    assert clean.output.splitlines() == [
+        "ok onprem: nothing outside the mapping",
+        "0 finding(s), 0 source(s) not surveyed",
+    ]
+    _add_unmapped_data(load_config(onprem_config).sources["onprem"].url)
+    found = runner.invoke(app, ["coverage", "--config", str(onprem_config)])
+    assert found.exit_code == 1, found.output
+    assert "finding onprem: table newsletter: not in the mapping; address: 2 e-mail-like" in (
+        found.output
+    )
+    missing = runner.invoke(app, ["coverage", "--config", str(tmp_path / "nope.yaml")])
+    assert missing.exit_code == 2
+    assert missing.output.startswith("error: config file")

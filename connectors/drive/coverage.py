@@ -103,8 +103,7 @@ class DriveSurvey:
         snippet = (
             f"layouts:\n  - spreadsheet_name: {_yaml(_literal_glob(name))}\n"
             f"    sheet_title: {_yaml(_literal_glob(prop['title']))}\n{reading}"
-            "    default_category: user"
-        )
+        ).rstrip()
         return Finding(
             source=self.listing.name,
             what="sheet",

@@ -106,6 +106,6 @@ class SqlSurvey:
             evidence=f"not in the mapping; {evidence}",
             snippet=(
                 f"tables:\n  {table}:\n    primary_key: [{', '.join(primary)}]\n"
-                f"    identities:\n{identities}    default_category: user"
-            ),
+                f"    identities:\n{identities}"
+            ).rstrip(),
         )
