@@ -158,3 +158,23 @@ def test_kinds_with_nothing_to_survey_are_said_so_and_not_open(tmp_path, sandbox
         report.lines()
     )
     assert "- marketplace: nothing to survey" in report.markdown()
+
+
+def test_dsr_access_prints_the_warning_last(capsys, tmp_path):
+    from dsrflow.cli import _print_access_result
+    from flows.access import AccessResult
+
+    result = AccessResult(
+        request_id="DSR-2026-0901",
+        total_records=1,
+        records_per_source={"onprem": 1},
+        export_dir=str(tmp_path),
+        expansion_rounds=1,
+        coverage_warning="no coverage report exists: run `dsr coverage`",
+    )
+    _print_access_result(result)
+    assert capsys.readouterr().err.splitlines() == [
+        "warning: no coverage report exists: run `dsr coverage`"
+    ]
+    _print_access_result(result.model_copy(update={"coverage_warning": None}))
+    assert capsys.readouterr().err == ""

@@ -9,12 +9,14 @@ import json
 
 import httpx
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from dsrflow.cli import app
 from dsrflow.config import load_config
 from dsrflow.coverage import last_coverage
 from dsrflow.ledger import Ledger
+from dsrflow.mapping import load_mapping
 from dsrflow.request import Subject
 from sandbox import jira_seed
 from sandbox.runtime import write_config
@@ -140,3 +142,22 @@ def test_data_center_lists_its_projects_in_one_answer(tmp_path):
     assert {(f.what, f.place) for f in findings} == {("service_desk", "HELP"), ("project", "OPS")}
     assert paged.status_code == 404  # not a Data Center route
     assert stats.get("GET project") == 1, stats
+
+
+@pytest.mark.usefixtures("token")
+def test_with_the_projects_mapped_the_subjects_ticket_is_found(tmp_path):
+    server, site = _site_with_unmapped_desk(tmp_path)
+    try:
+        mapping = load_mapping(MAPPING_PATH)
+        with site.connector() as connector:
+            snippets = [f.snippet for f in connector.survey()]
+        projects = sorted({p for s in snippets for p in yaml.safe_load(s)["projects"]})
+        assert projects == ["HELP", "OPS", "SUP"]
+        covered = mapping.model_copy(update={"projects": projects})
+        with site.connector(mapping=covered) as connector:
+            assert connector.survey() == []
+            records = list(connector.discover(Subject.from_raw(["al@example.com"])))
+    finally:
+        server.stop()
+    assert any("HELP-1" in str(r) for r in records)
+    assert any("OPS-1" in str(r) for r in records)
