@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -78,10 +79,12 @@ class CoverageReport:
     def clean_sources(self) -> list[str]:
         return [name for name, n in sorted(self.per_source().items()) if n == 0]
 
-    def markdown(self) -> str:
+    def markdown(self, scrub: Callable[[str], str] = str) -> str:
         """The report for Prefect (an artifact, kept in its database for ever): places by id
         only; a finding whose place is known by a personal name (``label``) shows no mapping
-        entry, which would repeat it (``dsr coverage`` prints it)."""
+        entry, which would repeat it (``dsr coverage`` prints it). ``scrub`` cleans why a
+        source was not surveyed: a vendor's error may name an account (the flow passes
+        ``flows.private.scrub``)."""
         stamp = self.at.astimezone(dt.UTC).isoformat(timespec="seconds")
         out = [
             "# Coverage report",
@@ -104,7 +107,7 @@ class CoverageReport:
                 )
             out.append("")
         for name, why in sorted(self.not_surveyed.items()):
-            out.append(f"- **not surveyed** {name}: {_cell(why)}")
+            out.append(f"- **not surveyed** {name}: {_cell(scrub(why))}")
         for name, why in sorted(self.nothing_to_survey.items()):
             out.append(f"- {name}: {why}")
         for name in self.clean_sources():

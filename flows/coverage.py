@@ -10,7 +10,7 @@ from prefect.artifacts import create_markdown_artifact
 from dsrflow.config import Config, load_config
 from dsrflow.coverage import coverage_warning, store, survey
 from dsrflow.ledger import Ledger
-from flows.private import private_run
+from flows.private import private_run, scrub
 
 
 @flow(name="coverage-check", persist_result=False)
@@ -23,7 +23,7 @@ def coverage_check(config_path: str | None = None) -> int:
     report = survey(config)
     create_markdown_artifact(
         key="coverage-report",
-        markdown=report.markdown(),
+        markdown=report.markdown(scrub),
         description="Personal data outside the mappings: places and counts (dsr coverage "
         "prints the mapping entries)",
     )

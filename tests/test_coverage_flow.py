@@ -178,3 +178,15 @@ def test_dsr_access_prints_the_warning_last(capsys, tmp_path):
     ]
     _print_access_result(result.model_copy(update={"coverage_warning": None}))
     assert capsys.readouterr().err == ""
+
+
+def test_why_a_source_was_not_surveyed_reaches_prefect_scrubbed():
+    from flows.private import scrub
+
+    why = "mapped folder fld-1 cannot be read (as dana@fjelltopp.example: is it shared?)"
+    report = CoverageReport(at=NOW, not_surveyed={"drive": why})
+    assert "dana@" in "\n".join(report.lines())  # the officer's terminal says who
+    published = report.markdown(scrub)
+    assert "dana@" not in published
+    assert "- **not surveyed** drive: mapped folder fld-1 cannot be read (as <address>" in published
+    assert NOW.isoformat(timespec="seconds") in published  # the time survives the scrubbing
