@@ -163,6 +163,8 @@ def _print_access_result(result: Any) -> None:
     console.print(f"export written to [bold]{result.export_dir}[/] (owner-only)")
     for name in ("export.json", "export.html", "manifest.json"):
         console.print(f"  {Path(result.export_dir) / name}")
+    if result.coverage_warning:
+        err.print(f"[bold yellow]warning:[/] {result.coverage_warning}", highlight=False)
 
 
 ReceivedOption = Annotated[
@@ -716,6 +718,35 @@ def check(config: ConfigOption = None) -> None:
         raise typer.Exit(2)
 
 
+def _surveyed(config: Path | None, actor: str) -> Any:
+    """The coverage survey of every source, kept in the ledger (``dsrflow.coverage``)."""
+    from dsrflow.coverage import store, survey
+    from dsrflow.ledger import Ledger
+
+    loaded = _friendly(lambda: load_config(config))
+    report = survey(loaded)
+    with _friendly(lambda: Ledger.from_config(loaded)) as ledger:
+        _friendly(lambda: store(ledger, report, actor=actor))
+    return report
+
+
+@app.command()
+def coverage(config: ConfigOption = None, officer: OfficerOption = "officer") -> None:
+    """Look in every source for personal data outside the mappings (samples and counts, never
+    contents); print each place with the mapping entry that would cover it, and keep the
+    report's time and counts in the ledger for access requests. Exit status 0: nothing open;
+    1: findings, or sources that could not be surveyed; 2: an error."""
+    report = _surveyed(config, officer)
+    for line in report.lines():
+        console.print(line, highlight=False, markup=False)  # mapping entries hold brackets
+    console.print(
+        f"{len(report.findings)} finding(s), {len(report.not_surveyed)} source(s) not surveyed",
+        highlight=False,
+    )
+    if report.open_findings:
+        raise typer.Exit(1)
+
+
 @app.command()
 def demo(
     directory: Annotated[Path, typer.Option("--dir", help="sandbox folder")] = Path(".sandbox"),
@@ -730,6 +761,8 @@ def demo(
 
     with _friendly(lambda: start(directory)) as box:
         console.print(f"sandbox seeded in {box.directory}; demo subject: [bold]{DEMO_SUBJECT}[/]")
+        surveyed = _surveyed(box.config_path, "demo")  # what the access request's warning reads
+        console.print(f"coverage: {surveyed.open_findings} open finding(s) outside the mappings")
         opened = _open_request(
             "access", [DEMO_SUBJECT], None, "DSR-2026-0001", None, box.config_path, "demo"
         )

@@ -166,6 +166,13 @@ class Config(_Strict):
         description="days an export folder is kept after it was written; the retention sweep "
         "removes it then (an erasure of its subject removes it at once)",
     )
+    coverage_max_age_days: int = Field(
+        default=30,
+        gt=0,
+        description="an access request warns when the last coverage report (`dsr coverage`, "
+        "the coverage-check deployment) is older than this many days, has open findings, or "
+        "does not exist",
+    )
     ledger_key: SecretRef | None = Field(
         default=None,
         description="the ledger key, {file: PATH} (mode 0600), {env: NAME} or {prefect_secret: "
