@@ -73,6 +73,51 @@ _RIGHTS_NB: dict[str, str] = {
 }
 
 
+# The receipt's words for what was done and how it went (dsrflow.plan.Action, Outcome).
+_ACTIONS: dict[str, tuple[str, str]] = {
+    "delete": ("slettet", "deleted"),
+    "redact": ("opplysningene om deg fjernet", "your data removed"),
+    "rectify": ("rettet", "corrected"),
+    "restrict": ("merket som begrenset", "marked as restricted"),
+    "keep": ("beholdt", "kept"),
+    "not_applicable": ("ikke aktuelt", "not applicable"),
+}
+_OUTCOMES: dict[str, tuple[str, str]] = {
+    "done": ("utført", "done"),
+    "already_done": ("var allerede utført", "was already done"),
+    "skipped": ("ikke utført", "not carried out"),
+    "failed": ("mislyktes", "failed"),
+    "kept": ("beholdt", "kept"),
+}
+_RECEIPT_TITLES: dict[str, tuple[str, str]] = {
+    "erasure": ("Kvittering for sletting", "Erasure receipt"),
+    "rectification": ("Kvittering for retting", "Rectification receipt"),
+    "restriction": ("Kvittering for begrensning", "Restriction receipt"),
+    "consent_withdrawal": (
+        "Kvittering for tilbaketrekking av samtykke",
+        "Consent withdrawal receipt",
+    ),
+}
+
+
+def _word(table: dict[str, tuple[str, str]], key: str, language: Language) -> str:
+    words = table.get(key)
+    return words[LANGUAGES.index(language)] if words else key.replace("_", " ")
+
+
+def action_text(action: str, language: Language) -> str:
+    return _word(_ACTIONS, action, language)
+
+
+def outcome_text(outcome: str, language: Language) -> str:
+    return _word(_OUTCOMES, outcome, language)
+
+
+def receipt_title(request_type: str, language: Language) -> str:
+    titles = _RECEIPT_TITLES.get(request_type, ("Kvittering", "Receipt"))
+    return titles[LANGUAGES.index(language)]
+
+
 def legal_basis_text(basis: str, language: Language) -> str:
     names = _LEGAL_BASES.get(basis)
     return names[LANGUAGES.index(language)] if names else basis
@@ -205,4 +250,7 @@ def helpers() -> dict[str, Any]:
         "long_date": long_date,
         "legal_basis_text": legal_basis_text,
         "right_text": right_text,
+        "action_text": action_text,
+        "outcome_text": outcome_text,
+        "receipt_title": receipt_title,
     }
