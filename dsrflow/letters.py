@@ -286,6 +286,7 @@ def render_letter(
     reason = (reason or "").strip() or (facts.closed_reason if facts.status == "rejected" else None)
     _check(kind, facts, reason)
     index = LANGUAGES.index(language)
+    own = (note or "").strip() or None
     context = {
         "facts": facts,
         "controller": facts.controller,
@@ -293,7 +294,10 @@ def render_letter(
         "authority": facts.controller.supervisory_authority,
         "asked_for": TYPE_NAMES[facts.type][index],
         "reason": reason,
-        "note": (note or "").strip() or None,
+        # The request for identification says what the officer asks for in place of its own
+        # ask; other letters carry the officer's paragraph before the signature.
+        "ask": own if kind is LetterKind.IDENTIFICATION else None,
+        "note": None if kind is LetterKind.IDENTIFICATION else own,
         **_answer_facts(facts),
     }
     rendered = {}

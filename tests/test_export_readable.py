@@ -24,7 +24,6 @@ from dsrflow.cli import app
 from dsrflow.config import load_config
 from dsrflow.export import build_export, export_problems, write_export
 from dsrflow.language import long_date
-from dsrflow.mapping import load_mapping
 from dsrflow.merge import merge, records_frame
 from dsrflow.request import DataSubjectRequest, RequestType, Subject
 from tests.conftest import REPO
@@ -111,7 +110,7 @@ def test_one_row_per_spreadsheet_record_in_both_languages(drive_export):
 
 
 def test_whole_record_view_validates_and_matches_the_records(drive_export):
-    records, document, files = drive_export
+    records, _, files = drive_export
     written = json.loads(files.export_json.read_text())
     schema = json.loads(files.schema.read_text())
     jsonschema.Draft202012Validator(schema).validate(written)
@@ -166,4 +165,3 @@ def test_an_export_from_before_the_whole_record_view_still_reads(drive_export, t
     assert len(_rows_of(page, "en")) == len(records)
     directory = write_export(old, tmp_path / "old")
     assert export_problems(directory.directory) == []
-
