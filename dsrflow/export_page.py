@@ -100,6 +100,14 @@ _RECEIPT_TITLES: dict[str, tuple[str, str]] = {
 }
 
 
+# Art. 4(7)-(8) and 26 roles of a recipient (dsrflow.config.Recipient.role).
+_ROLES: dict[str, tuple[str, str]] = {
+    "processor": ("databehandler", "processor"),
+    "controller": ("behandlingsansvarlig", "controller"),
+    "joint_controller": ("felles behandlingsansvarlig", "joint controller"),
+}
+
+
 def _word(table: dict[str, tuple[str, str]], key: str, language: Language) -> str:
     words = table.get(key)
     return words[LANGUAGES.index(language)] if words else key.replace("_", " ")
@@ -107,6 +115,10 @@ def _word(table: dict[str, tuple[str, str]], key: str, language: Language) -> st
 
 def action_text(action: str, language: Language) -> str:
     return _word(_ACTIONS, action, language)
+
+
+def role_text(role: str, language: Language) -> str:
+    return _word(_ROLES, role, language)
 
 
 def outcome_text(outcome: str, language: Language) -> str:
@@ -252,5 +264,6 @@ def helpers() -> dict[str, Any]:
         "right_text": right_text,
         "action_text": action_text,
         "outcome_text": outcome_text,
+        "role_text": role_text,
         "receipt_title": receipt_title,
     }
