@@ -74,9 +74,10 @@ TYPE_NAMES: dict[str, tuple[str, str]] = {
     "restriction": ("begrensning av behandlingen", "restriction of processing"),
     "consent_withdrawal": ("tilbaketrekking av samtykke", "withdrawal of your consent"),
 }
-# Statuses in which a request has been answered (a letter can answer it) or can still be refused.
+# A request is answered (a letter can answer it) once completed; one completed, withdrawn by the
+# subject or only a dry run's draft has nothing left to refuse.
 _ANSWERED = "completed"
-_REFUSABLE = frozenset({"open", "awaiting_approval", "in_progress", "failed", "rejected"})
+_NOT_REFUSABLE = frozenset({"completed", "withdrawn", "draft"})
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,7 @@ def _check(kind: LetterKind, facts: CaseFacts, reason: str | None) -> None:
             f"`dsr extend {rid} --reason …` first"
         )
     if kind is LetterKind.REFUSAL:
-        if facts.status not in _REFUSABLE:
+        if facts.status in _NOT_REFUSABLE:
             raise LetterError(f"{rid} is {facts.status}: there is nothing to refuse")
         if not reason:
             raise LetterError(

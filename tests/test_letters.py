@@ -204,6 +204,41 @@ def test_what_cannot_be_written_is_one_line_and_exit_2(config):
     assert bad_lang.exit_code == 2 and "no language 'nn'" in bad_lang.output
 
 
+def test_access_answer_names_what_could_not_be_searched(config):
+    """Never silently partial: the export's not_searched travels into the answer."""
+    import pandas as pd
+
+    from dsrflow.export import build_export, write_export
+
+    open_request(config, "DSR-2026-0710")
+    loaded = load_config(config)
+    with ledger_of(config) as ledger:
+        request = ledger.request("DSR-2026-0710")
+        note = "1 mailbox(es) could not be searched (no Exchange Online mailbox): o***@x.example"
+        document = build_export(
+            request, loaded, {}, pd.DataFrame(columns=["record_id"]), not_searched={"mail": [note]}
+        )
+        write_export(document, loaded.output_dir / "DSR-2026-0710")
+        ledger.set_status("DSR-2026-0710", Status.COMPLETED)
+    for lang in ("nb", "en"):
+        assert letter(config, "DSR-2026-0710", "answer", "--lang", lang).exit_code == 0
+    nb_text, nb_md = written(config, "DSR-2026-0710", "answer", "nb")
+    en_text, _ = written(config, "DSR-2026-0710", "answer", "en")
+    assert "Vi fant ingen oppføringer om deg i kildene vi søkte i." in nb_text
+    assert f"ikke fikk søkt i:\n- mail: {note}" in nb_text
+    assert f"could not be searched:\n- mail: {note}" in en_text
+    assert "o\\*\\*\\*@x.example" in nb_md  # escaped in Markdown
+
+
+def test_no_refusal_of_a_request_already_answered(config):
+    open_request(config, "DSR-2026-0711")
+    with ledger_of(config) as ledger:
+        ledger.set_status("DSR-2026-0711", Status.COMPLETED)
+    result = letter(config, "DSR-2026-0711", "refusal", "--reason", "too late")
+    assert result.exit_code == 2
+    assert "DSR-2026-0711 is completed: there is nothing to refuse" in result.output
+
+
 @pytest.mark.prefect
 @pytest.mark.usefixtures("prefect_harness")
 def test_access_answer_says_what_the_export_holds(config):
