@@ -42,6 +42,8 @@ SHOWN_DETAILS = frozenset(
         "since",
         "lifted",
         "receipt",
+        "kind",  # a letter's kind and language (letter_written)
+        "language",
     }
 )
 # Events the officer acts on; their actor is shown (an officer's name, not the subject's).
