@@ -68,8 +68,9 @@ def events(config: Path, request_id: str) -> list[str]:
 
 
 def consent_db(tmp_path: Path) -> dict[str, Any]:
-    """A SQL source whose consent records hold the visitor's Analytics client id, declared as
-    an identity of kind analytics_client_id (expands_identity), and a look-alike's row."""
+    """A SQL source whose consent records hold the visitor's Analytics client id (hers as the
+    whole _ga cookie), declared as an identity of kind analytics_client_id (expands_identity),
+    and a look-alike's row."""
     url = f"sqlite:///{tmp_path / 'consents.db'}"
     engine = sa.create_engine(url)
     with engine.begin() as conn:
@@ -81,7 +82,7 @@ def consent_db(tmp_path: Path) -> dict[str, Any]:
         )
         conn.execute(
             sa.text(
-                f"INSERT INTO consents VALUES (1, '{SUBJECT}', '{CLIENT}', 'analytics'),"
+                f"INSERT INTO consents VALUES (1, '{SUBJECT}', 'GA1.1.{CLIENT}', 'analytics'),"
                 " (2, 'sal@example.com', '555.666', 'analytics')"
             )
         )
