@@ -30,7 +30,7 @@ from dsrflow.ledger import Ledger, Status
 from dsrflow.mapping import BaseMapping
 from dsrflow.merge import fold_records
 from dsrflow.plan import Action, ActionResult, ExecutionReport, Outcome, PlannedAction
-from dsrflow.planning import plan_counts, plan_table
+from dsrflow.planning import plan_counts, plan_notices, plan_table
 from dsrflow.receipt import build_receipt, plan_digest, write_receipt
 from dsrflow.records import Record
 from dsrflow.request import DataSubjectRequest, RequestType, Subject
@@ -131,9 +131,13 @@ def make_plan(
 ) -> list[PlannedAction]:
     """Plan, and show the plan to the officer: record references and reasons, no values;
     ``notice`` is something the officer must know before approving."""
-    plan = planner(fold_records(records), mappings)
+    folded = fold_records(records)
+    plan = planner(folded, mappings)
+    shared = {r.record_id for r in folded if r.shared}
     key = f"{request.type.value.replace('_', '-')}-plan-{request.id.lower()}"
-    create_table_artifact(key=key, table=plan_table(plan), description=f"{request.id}: plan")
+    create_table_artifact(
+        key=key, table=plan_table(plan, shared), description=f"{request.id}: plan"
+    )
     counts = plan_counts(plan)
     create_markdown_artifact(
         key=f"{key}-summary",
@@ -141,6 +145,7 @@ def make_plan(
             f"### {request.type.value} plan for {request.id}\n\n"
             f"- subject: {', '.join(request.subject.masked())}\n"
             + (f"\n**Note:** {notice}.\n\n" if notice else "")
+            + "".join(f"- **{line}**\n" for line in plan_notices(plan, shared))
             + "".join(f"- {action}: {n}\n" for action, n in counts.items())
             + "\nApprove or reject with the Resume button of this flow run."
         ),
