@@ -214,6 +214,9 @@ def write_config(
         "phone_region": "NO",
         "output_dir": str(output_dir.resolve()),
         "sources": sources,
+        # The sandbox's subjects are invented: nobody to verify. Each delivery and execution
+        # records `identity_not_required` in the ledger instead (README: Identity).
+        "identity": {"required": False},
     }
     if masking_key_file is not None:
         config["masking_key"] = {"file": str(masking_key_file.resolve())}
