@@ -10,6 +10,10 @@ Size: Graph takes file attachments inline only up to 3 MB; larger ones need an u
 at 4 MB. The emulator refuses a body over 4 MB with 413; the error code it sends
 (``ErrorRequestEntityTooLarge``) is the emulator's choice: the references do not give one.
 
+The action's parameters are ``Message`` and ``SaveToSentItems`` in Graph's $metadata (what
+msgraph-sdk sends) and ``message``/``saveToSentItems`` in the reference's examples: Graph takes
+both, so the emulator reads them without regard to case.
+
 Delivery to the recipients is not emulated: the subject's mailbox is outside the tenant.
 """
 
@@ -27,7 +31,8 @@ def send_mail(store: GraphStore, box: Mailbox, body: Any, size: int) -> tuple[in
     """Validate and "send"; (status, error code, message) — status 202 when it was sent."""
     if size > MAX_REQUEST_BYTES:
         return 413, "ErrorRequestEntityTooLarge", "The request payload is too large."
-    message = body.get("message") if isinstance(body, dict) else None
+    parameters = {str(k).lower(): v for k, v in body.items()} if isinstance(body, dict) else {}
+    message = parameters.get("message")
     if not isinstance(message, dict):
         return 400, "ErrorInvalidRequest", "The message is missing from the request body."
     recipients = [
@@ -39,7 +44,7 @@ def send_mail(store: GraphStore, box: Mailbox, body: Any, size: int) -> tuple[in
         isinstance(r, dict) and (r.get("emailAddress") or {}).get("address") for r in recipients
     ):
         return 400, "ErrorInvalidRecipients", "At least one recipient isn't valid."
-    if body.get("saveToSentItems", True) is not False:
+    if parameters.get("savetosentitems", True) is not False:
         now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         sender = {"emailAddress": {"address": box.address, "name": box.display_name}}
         saved: dict[str, Any] = {
