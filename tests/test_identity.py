@@ -20,7 +20,7 @@ from dsrflow.identity import CODE_DIGITS, check_code, issue_code
 from dsrflow.request import DataSubjectRequest, RequestType, Subject
 from sandbox.emulators.graph import GraphStore, create_app
 from sandbox.emulators.server import EmulatorServer
-from tests.support.handover import OFFICER_BOX, SUBJECT, Channels, channels  # noqa: F401
+from tests.support.handover import OFFICER_BOX, SUBJECT, Channels
 
 REQUEST = "DSR-2026-1601"
 
@@ -177,9 +177,9 @@ def test_code_form_is_answered_through_prefects_api(channels):
         with get_client(sync_client=True) as client:
             while True:
                 runs = [r for r in client.read_flow_runs() if r.name == request]
-                if runs and runs[0].state and runs[0].state.is_paused():
-                    if channels.events(request).count("identity_code_wrong") == times:
-                        return str(runs[0].id)
+                paused = runs and runs[0].state and runs[0].state.is_paused()
+                if paused and channels.events(request).count("identity_code_wrong") == times:
+                    return str(runs[0].id)
                 assert time.monotonic() < deadline, outcome
                 time.sleep(0.3)
 

@@ -1,7 +1,7 @@
-"""A config for identity and delivery tests: the hand-made on-prem fixture (for a real access
-export), a Graph emulator with the officer's mailbox, and a Jira emulator with one service desk
-whose requests are raised by the subject, by the subject with another participant, by the
-subject with a hidden address, and by someone else."""
+"""A plugin (tests/conftest.py): a config for identity and delivery tests — the hand-made
+on-prem fixture (for a real access export), a Graph emulator with the officer's mailbox, and a
+Jira emulator with one service desk whose requests are raised by the subject, by the subject
+with another participant, by the subject with a hidden address, and by a look-alike."""
 
 from __future__ import annotations
 
@@ -126,8 +126,10 @@ def exported(channels: Channels, request_id: str, tmp: Path) -> Path:
     access_only.write_text(yaml.safe_dump(data))
     result = CliRunner().invoke(
         app,
-        ["access", "--subject", SUBJECT, "--request-id", request_id]
-        + ["--config", str(access_only), "--out", str(tmp / "exports")],
+        [
+            *("access", "--subject", SUBJECT, "--request-id", request_id),
+            *("--config", str(access_only), "--out", str(tmp / "exports")),
+        ],
     )
     assert result.exit_code == 0, result.output
     folder = tmp / "exports" / request_id
