@@ -57,6 +57,14 @@ class Channels:
             if s.resource["parentFolderId"] == sent.id
         ]
 
+    def onprem_only(self) -> None:
+        """The channels stay set up, but the on-prem database is the only source searched."""
+        data = yaml.safe_load(self.config.read_text())
+        data["sources"] = {"onprem": data["sources"]["onprem"]}
+        data["identity"] = {"required": data["identity"]["required"]}
+        data.pop("delivery", None)
+        self.config.write_text(yaml.safe_dump(data))
+
     def set_identity(self, **values: Any) -> None:
         data = yaml.safe_load(self.config.read_text())
         data["identity"] = {**data.get("identity", {}), **values}
