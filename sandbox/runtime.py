@@ -218,6 +218,11 @@ def write_config(
         # records `identity_not_required` in the ledger instead (README: Identity).
         "identity": {"required": False},
     }
+    kinds = {src.get("kind"): name for name, src in reversed(sources.items())}
+    if "mail" in kinds:  # codes and mailed exports go out from the privacy mailbox
+        config["identity"].update(mail_source=kinds["mail"], sender=CONTROLLER["contact_email"])
+    if "jira" in kinds:
+        config["delivery"] = {"jira_source": kinds["jira"]}
     if masking_key_file is not None:
         config["masking_key"] = {"file": str(masking_key_file.resolve())}
     path.parent.mkdir(parents=True, exist_ok=True)
