@@ -107,6 +107,8 @@ def attach_public(
         "X-ExperimentalApi": "opt-in",
         "Content-Type": None,
     }
+    # Retried like a read: a repeated upload leaves at most an unused temporary file, which
+    # is never attached to anything; only the attaching below is a write to the request.
     uploaded = client.call(
         f"uploading {filename}",
         lambda: session.post(
