@@ -351,7 +351,7 @@ def run_change(
             ledger_head=ledger.anchor(),
             copies=copies,
         )
-        json_path, _ = write_receipt(receipt, path.parent)
+        json_path, _ = write_receipt(receipt, path.parent, config.language)
         deferred = [d for a in plan if (d := after_hold(a)) is not None]
         if deferred:
             ledger.add_holds(request.id, deferred)
