@@ -993,5 +993,10 @@ def extend(
     )
 
 
+# `dsr identity …` and `dsr deliver` (Art. 12(6), delivery of the export).
+from dsrflow.cli_handover import register  # noqa: E402
+
+register(app)
+
 if __name__ == "__main__":
     app()

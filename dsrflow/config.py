@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from connectors.registry import source_union
 from connectors.settings import SourceSettings
 from dsrflow.errors import ConfigError
+from dsrflow.handover_settings import DeliveryPolicy, IdentityPolicy
 from dsrflow.identifiers import email_key, lookalike_reason, normalise_email
 from dsrflow.language import Language
 from dsrflow.mapping import BaseMapping, MappingError, load_mapping
@@ -171,6 +172,14 @@ class Config(_Strict):
         gt=0,
         description="days an export folder is kept after it was written; the retention sweep "
         "removes it then (an erasure of its subject removes it at once)",
+    )
+    identity: IdentityPolicy = Field(
+        default_factory=IdentityPolicy,
+        description="Art. 12(6): how the requester's identity is verified (dsrflow/identity.py)",
+    )
+    delivery: DeliveryPolicy = Field(
+        default_factory=DeliveryPolicy,
+        description="how an export is delivered to the subject (dsrflow/delivery.py)",
     )
     coverage_max_age_days: int = Field(
         default=30,

@@ -26,6 +26,7 @@ from dsrflow.copies import Removed, earlier_copies
 from dsrflow.copies import remove as remove_copies
 from dsrflow.errors import DsrflowError
 from dsrflow.export import write_private
+from dsrflow.identity import require_verified
 from dsrflow.ledger import Ledger, Status
 from dsrflow.mapping import BaseMapping
 from dsrflow.merge import fold_records
@@ -329,6 +330,8 @@ def run_change(
                 officer = decision.officer
             else:
                 officer = None
+        if gated:  # Art. 12(6): an approved change runs only for a verified requester
+            require_verified(ledger, request.id, config.identity, "execution")
         reports = execute_plan(request, config, mappings, plan, ledger, interrupted)
         residue = verifier(request, config, mappings, plan) if verifier else []
         if residue or not all(r.complete for r in reports):

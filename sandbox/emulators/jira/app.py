@@ -31,6 +31,7 @@ from starlette.routing import Route
 
 from sandbox.emulators.faults import FaultGate, Faults
 from sandbox.emulators.jira import jql
+from sandbox.emulators.jira.attachments import Attachments
 from sandbox.emulators.jira.store import (
     PARTICIPANTS_FIELD,
     REQUEST_TYPE_FIELD,
@@ -316,6 +317,7 @@ class JiraEmulator:
         self.store = store
         self.faults = faults or Faults()
         self.deployment = deployment
+        self.attachments = Attachments(self)
         self.app = self._build()
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -346,6 +348,7 @@ class JiraEmulator:
             Route(
                 f"{sd}/request/{{key}}/participant", self.participants, methods=["GET", "DELETE"]
             ),
+            *self.attachments.routes(sd),
             *self.faults.control_routes(),
         ]
         app = Starlette(routes=routes)
