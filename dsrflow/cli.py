@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 import signal
 import sys
 import threading
@@ -879,9 +880,16 @@ def letter(
 
 
 def _ledger(config: Path | None) -> Any:
-    from dsrflow.ledger import Ledger
+    """The config's ledger for a command that reads or writes it outside a flow run. With a
+    Prefect server named (``PREFECT_API_URL``: the stack's), what the command records shows
+    on the request's case page at once; otherwise the next run of the request publishes it."""
+    from dsrflow.ledger import Ledger, on_request_change
 
     loaded = _friendly(lambda: load_config(config))
+    if os.environ.get("PREFECT_API_URL") and on_request_change.get() is None:
+        from flows.case_page import publish_case_page
+
+        on_request_change.set(publish_case_page)
     return _friendly(lambda: Ledger.from_config(loaded))
 
 
