@@ -95,6 +95,7 @@ def load_fixture(store: JiraStore, path: Path) -> dict[str, int]:
             desk["projectKey"],
             desk.get("projectName", desk["projectKey"]),
             desk.get("customers", []),
+            desk.get("requestTypes", []),
         )
     for issue in data.get("issues", []):
         store.add_issue(
