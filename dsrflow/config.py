@@ -18,8 +18,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from connectors.registry import source_union
 from connectors.settings import SourceSettings
 from dsrflow.errors import ConfigError
-from dsrflow.intake_config import IntakeSettings
 from dsrflow.identifiers import email_key, lookalike_reason, normalise_email
+from dsrflow.intake_config import IntakeSettings
 from dsrflow.language import Language
 from dsrflow.mapping import BaseMapping, MappingError, load_mapping
 from dsrflow.secrets import SecretRef, SecretUnavailable

@@ -205,9 +205,9 @@ def confirm(
         raise IdentifierError("the officer who confirms must give a name")
     _, requester = ledger.received_subject(request_id)
     all_emails = [*(requester.emails if use_requester else ()), *emails]
-    accounts = [i.value for i in requester.others if i.kind == JIRA_ACCOUNT] if use_requester else []
-    subject = Subject.from_raw(
-        all_emails, [*phones], None, phone_region, jira_accounts=accounts
+    accounts = (
+        [i.value for i in requester.others if i.kind == JIRA_ACCOUNT] if use_requester else []
     )
+    subject = Subject.from_raw(all_emails, [*phones], None, phone_region, jira_accounts=accounts)
     ledger.confirm_received(request_id, request_type.value, subject, officer.strip(), note)
     return subject

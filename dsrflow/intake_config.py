@@ -86,7 +86,6 @@ class IntakeSettings(_Strict):
                 found.append(f"intake.{key}.source: no source named {channel.source!r}")
             elif source.kind != kind:
                 found.append(
-                    f"intake.{key}.source: {channel.source!r} is a {source.kind} source, "
-                    f"not {kind}"
+                    f"intake.{key}.source: {channel.source!r} is a {source.kind} source, not {kind}"
                 )
         return found

@@ -104,9 +104,7 @@ intake_table = sa.Table(
     sa.Column("reference", sa.String(560), nullable=False, comment="issue key, Message-ID"),
 )
 
-STATE_TABLES = {
-    t.name: t for t in (requests_table, restrictions_table, holds_table, intake_table)
-}
+STATE_TABLES = {t.name: t for t in (requests_table, restrictions_table, holds_table, intake_table)}
 GENESIS = "0" * 64
 LEDGER_KEY_ENV = "DSRFLOW_LEDGER_KEY"
 # Any constant: the one advisory lock that serialises appends to a PostgreSQL ledger.

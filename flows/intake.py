@@ -11,8 +11,11 @@ counts, never a person.
 
 from __future__ import annotations
 
+from typing import cast
+
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
+from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
@@ -44,6 +47,10 @@ def intake(config_path: str | None = None, start_confirmations: bool = True) -> 
     (received), and start a confirm-request run for each new one."""
     logger = get_run_logger()
     config = load_config(config_path)
+    if config.intake.servicedesk is None and config.intake.mailbox is None:
+        # The schedule runs in every stack; without channels there is nothing to read.
+        logger.warning("no intake channel in the config (intake.servicedesk, intake.mailbox)")
+        return IntakeResult(opened=[], per_channel={}, confirmations=[])
     items = read_channels(config)
     with Ledger.from_config(config) as ledger:
         result = open_incoming(ledger, items)
@@ -60,12 +67,7 @@ def intake(config_path: str | None = None, start_confirmations: bool = True) -> 
     runs = []
     if start_confirmations:
         for request_id in opened:
-            run = run_deployment(
-                CONFIRM_DEPLOYMENT,
-                parameters={"request_id": request_id},
-                timeout=0,  # each waits for the officer on its own
-            )
-            runs.append(str(run.id))
+            runs.append(_start(CONFIRM_DEPLOYMENT, request_id))
     return IntakeResult(opened=opened, per_channel=counts, confirmations=runs)
 
 
@@ -134,8 +136,7 @@ def confirm_request(
         deployment, startable = DEPLOYMENTS[answer.request_type]
         started = None
         if start and startable:
-            run = run_deployment(deployment, parameters={"request_id": request_id}, timeout=0)
-            started = str(run.id)
+            started = _start(deployment, request_id)
             ledger.record(request_id, "started", actor=answer.officer, flow_run=started)
         elif not startable:
             get_run_logger().info(
@@ -146,6 +147,13 @@ def confirm_request(
     return ConfirmResult(
         request_id=request_id, request_type=answer.request_type.value, started=started
     )
+
+
+def _start(deployment: str, request_id: str) -> str:
+    """A run of ``deployment`` with the request id as its only parameter (the deployment
+    gives the config); not waited for: it may pause for the officer in its turn."""
+    run = run_deployment(deployment, parameters={"request_id": request_id}, timeout=0)
+    return str(cast(FlowRun, run).id)
 
 
 def _forget_answer() -> None:

@@ -241,16 +241,10 @@ def test_dsr_intake_lists_what_it_opened_and_confirms(config: Path):
     assert "b***@example.com" in listed.output and "bob@example.com" not in listed.output
     request_id = rows(config)["<privacy-1@mail.example.org>"]["id"]
     assert request_id in listed.output
-    bad = runner.invoke(
-        app, ["intake", "confirm", request_id, "--type", "erasure", "--email", "not-an-address"]
-        + ["--officer", "Ingrid", "--config", str(config)]
-    )
+    confirming = ["intake", "confirm", request_id, "--type", "erasure", "--officer", "Ingrid"]
+    bad = runner.invoke(app, [*confirming, "--email", "not-an-address", "--config", str(config)])
     assert bad.exit_code == 2 and bad.output.count("\n") == 1, bad.output
-    done = runner.invoke(
-        app,
-        ["intake", "confirm", request_id, "--type", "erasure", "--officer", "Ingrid"]
-        + ["--config", str(config)],
-    )
+    done = runner.invoke(app, [*confirming, "--config", str(config)])
     assert done.exit_code == 0, done.output
     assert rows(config)["<privacy-1@mail.example.org>"]["status"] == Status.OPEN.value
 
@@ -318,3 +312,33 @@ def test_the_confirmation_form_answered_through_prefect_starts_the_request(confi
     assert request is not None and request.type is RequestType.ACCESS
     assert set(request.subject.emails) == {"bob@example.com", "bob@work.example"}
     assert events == ["received", "intake_confirmed", "started"]
+
+
+@pytest.mark.prefect
+@pytest.mark.usefixtures("prefect_harness")
+def test_the_scheduled_intake_starts_one_confirmation_per_new_request(config: Path):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from flows.intake import confirm_request, intake
+
+    deployment_id = confirm_request.to_deployment(name="confirm-request").apply()
+    first = intake(config_path=str(config))
+    assert len(first.opened) == 2 and first.per_channel == {
+        "servicedesk": 1,
+        "mail": 1,
+        "known": 0,
+    }
+    again = intake(config_path=str(config))
+    assert again.opened == [] and again.confirmations == []
+    with get_client(sync_client=True) as client:
+        started = [client.read_flow_run(run_id) for run_id in first.confirmations]
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["intake"]))
+        )
+    assert [r.deployment_id for r in started] == [deployment_id] * 2
+    assert sorted(r.parameters["request_id"] for r in started) == sorted(first.opened)
+    assert all(set(r.parameters) == {"request_id"} for r in started)
+    shown = [str(a.data) for a in artifacts]
+    assert any(all(request_id in text for request_id in first.opened) for text in shown)
+    assert not any("example.com" in text or "example.org" in text for text in shown)

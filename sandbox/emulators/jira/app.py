@@ -1076,7 +1076,9 @@ class JiraEmulator:
             ]
         hits.sort(key=lambda i: str(i.fields.get("updated") or ""), reverse=True)
         render = self._renderer(request)
-        return JSONResponse(self._page(request, [self._customer_request(render, i) for i in hits], params))
+        return JSONResponse(
+            self._page(request, [self._customer_request(render, i) for i in hits], params)
+        )
 
     def _customer_request(self, render: Renderer, issue: Issue) -> dict[str, Any]:
         """Service Management's CustomerRequest shape."""
