@@ -1015,7 +1015,9 @@ def intake_once(ctx: typer.Context, config: ConfigOption = None) -> None:
     loaded = _friendly(lambda: load_config(config))
     items = _friendly(lambda: read_channels(loaded))
     with _ledger(config) as ledger:
-        opened = _friendly(lambda: open_incoming(ledger, items))
+        opened = _friendly(
+            lambda: open_incoming(ledger, items, is_own=loaded.controller.is_own_address)
+        )
         console.print(f"Intake: {len(opened.opened)} new, {opened.known} seen before")
         for request_id, channel, asked in opened.opened:
             row = ledger.request_row(request_id) or {}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -113,15 +113,19 @@ def asked_for(text: str) -> str:
     return found[0].value if len(found) == 1 else UNCLEAR
 
 
-def requester_of(item: Incoming) -> Subject:
-    """The requester's identifiers as the ledger keeps them: the address, normalised; none
-    when it is not an address (the officer gives one when confirming) — never dropped."""
+def requester_of(item: Incoming, is_own: Callable[[str], bool] = lambda _: False) -> Subject:
+    """The requester's identifiers as the ledger keeps them: the address, normalised. None
+    when it is not an address, or when it is the controller's own (``is_own``: a request an
+    agent filed or a colleague forwarded is not theirs): the officer gives the subject's when
+    confirming. The request itself is never dropped."""
     emails: tuple[str, ...] = ()
     if item.requester_email:
         try:
             emails = (normalise_email(item.requester_email),)
         except IdentifierError:
             emails = ()
+    if emails and is_own(emails[0]):
+        return Subject(emails=())
     others = (
         (Identifier(kind=JIRA_ACCOUNT, value=item.requester_account),)
         if item.requester_account
@@ -146,8 +150,14 @@ class Opened:
 ID_ATTEMPTS = 5
 
 
-def open_incoming(ledger: Ledger, items: Iterable[Incoming], actor: str = "intake") -> Opened:
-    """Open every item the ledger has not seen (by channel and reference), oldest first."""
+def open_incoming(
+    ledger: Ledger,
+    items: Iterable[Incoming],
+    actor: str = "intake",
+    is_own: Callable[[str], bool] = lambda _: False,
+) -> Opened:
+    """Open every item the ledger has not seen (by channel and reference), oldest first;
+    ``is_own``: whether an address is the controller's (``Controller.is_own_address``)."""
     result = Opened()
     for item in sorted(items, key=lambda i: i.received_at):
         for attempt in range(ID_ATTEMPTS):
@@ -157,7 +167,7 @@ def open_incoming(ledger: Ledger, items: Iterable[Incoming], actor: str = "intak
                     request_id,
                     item.channel.value,
                     item.reference,
-                    requester_of(item),
+                    requester_of(item, is_own),
                     item.received_at,
                     asked_for(item.text),
                     actor=actor,

@@ -53,7 +53,7 @@ def intake(config_path: str | None = None, start_confirmations: bool = True) -> 
         return IntakeResult(opened=[], per_channel={}, confirmations=[])
     items = read_channels(config)
     with Ledger.from_config(config) as ledger:
-        result = open_incoming(ledger, items)
+        result = open_incoming(ledger, items, is_own=config.controller.is_own_address)
     opened = [request_id for request_id, _, _ in result.opened]
     counts = result.counts()
     logger.info("intake: %d new request(s), %d seen before", len(opened), result.known)

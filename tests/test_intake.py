@@ -64,14 +64,19 @@ def privacy_ticket(site: Site) -> None:
     )
 
 
-def privacy_mail(graph: Graph, received: dt.datetime = MAIL_RECEIVED, n: int = 1) -> None:
+def privacy_mail(
+    graph: Graph,
+    received: dt.datetime = MAIL_RECEIVED,
+    n: int = 1,
+    sender: str = "Kari@Example.ORG",
+) -> None:
     graph.store.load(
         {
             MAILBOX: [
                 {
                     "id": f"privacy-mail-{n}",
                     "subject": "Request to erase my personal data",
-                    "from": {"emailAddress": {"name": "Kari", "address": "Kari@Example.ORG"}},
+                    "from": {"emailAddress": {"name": "Kari", "address": sender}},
                     "toRecipients": [{"emailAddress": {"address": MAILBOX}}],
                     "receivedDateTime": received.strftime("%Y-%m-%dT%H:%M:%SZ"),
                     "sentDateTime": received.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -129,7 +134,8 @@ def rows(path: Path) -> dict[str, dict[str, Any]]:
 def run_intake(path: Path) -> Any:
     loaded = load_config(path)
     with Ledger.from_config(loaded) as ledger:
-        return open_incoming(ledger, read_channels(loaded, now=NOW))
+        found = read_channels(loaded, now=NOW)
+        return open_incoming(ledger, found, is_own=loaded.controller.is_own_address)
 
 
 def test_ticket_and_mail_are_opened_with_their_own_received_time(config: Path):
@@ -173,6 +179,16 @@ def test_mail_older_than_the_lookback_is_not_read(config: Path, graph: Graph):
     privacy_mail(graph, NOW - dt.timedelta(days=45), n=2)
     run_intake(config)
     assert "<privacy-2@mail.example.org>" not in rows(config)
+
+
+def test_a_request_forwarded_from_an_own_address_names_no_requester(config: Path, graph: Graph):
+    """The DPO forwarded it: the DPO is not the subject; the officer gives the subject's."""
+    privacy_mail(graph, n=3, sender="dpo@fjelltopp.example")
+    run_intake(config)
+    forwarded = rows(config)["<privacy-3@mail.example.org>"]
+    assert forwarded["status"] == Status.RECEIVED.value
+    assert forwarded["subject"] == {"emails": [], "phones": []}
+    assert rows(config)["<privacy-1@mail.example.org>"]["subject"]["emails"] == ["kari@example.org"]
 
 
 def test_a_missing_request_type_or_folder_is_an_error_not_an_empty_channel(config: Path):
