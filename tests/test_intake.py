@@ -358,3 +358,17 @@ def test_the_scheduled_intake_starts_one_confirmation_per_new_request(config: Pa
     shown = [str(a.data) for a in artifacts]
     assert any(all(request_id in text for request_id in first.opened) for text in shown)
     assert not any("example.com" in text or "example.org" in text for text in shown)
+
+
+def test_the_generated_sandbox_has_a_request_in_each_channel(tmp_path: Path):
+    """`dsr sandbox up` writes an intake section; its desk and mailbox hold one request each."""
+    from sandbox import runtime
+
+    with runtime.start(tmp_path / "sandbox") as running:
+        listed = CliRunner().invoke(app, ["intake", "--config", str(running.config_path)])
+        again = CliRunner().invoke(app, ["intake", "--config", str(running.config_path)])
+    assert listed.exit_code == 0, listed.output
+    assert "Intake: 2 new, 0 seen before" in listed.output
+    assert "servicedesk" in listed.output and "asks for erasure" in listed.output
+    assert "mail" in listed.output and "asks for access" in listed.output
+    assert "Intake: 0 new, 2 seen before" in again.output
