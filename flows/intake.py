@@ -4,9 +4,9 @@ confirmation that starts each one.
 ``intake`` (scheduled) opens every new ticket or mail in the ledger as ``received`` and starts
 one ``confirm-request`` run per request. That run pauses with a typed form (``Confirmation``):
 the officer confirms the type and the subject's identifiers in the Prefect UI, and the run
-starts the request type's deployment with the request id only. What the form holds is moved
-into the ledger and deleted from Prefect's run input at once; artifacts name request ids and
-counts, never a person.
+starts the request type's deployment with the request id only. The form takes no identifiers
+(see ``Confirmation``) and its answer is deleted from Prefect's run input once read; artifacts
+name request ids and counts, never a person.
 """
 
 from __future__ import annotations
@@ -72,22 +72,24 @@ def intake(config_path: str | None = None, start_confirmations: bool = True) -> 
 
 
 class Confirmation(RunInput):
-    """The officer's confirmation of a request that came in through the intake."""
+    """The officer's confirmation of a request that came in through the intake.
+
+    No identifiers are typed here: whatever a form receives is written to Prefect's database,
+    and deleting it through the API leaves its bytes in the database file (tests/test_at_rest.py
+    found a typed address in the SQLite write-ahead log). The subject is the requester, whose
+    address the ledger already holds; other identifiers go straight into the ledger with
+    ``dsr intake confirm ID --email …``."""
 
     request_type: RequestType = Field(description="the right the subject asks for")
     use_requester_address: bool = Field(
         default=True,
-        description="the requester's address (from the ticket or mail, shown masked above) "
-        "is the subject's",
-    )
-    emails: list[str] = Field(
-        default_factory=list, description="further e-mail addresses of the subject, if any"
-    )
-    phones: list[str] = Field(
-        default_factory=list, description="the subject's phone numbers, if the request gave any"
+        description="the requester's address (from the ticket or mail, shown masked above) is "
+        "the subject's; untick it to give the subject's identifiers at the terminal instead",
     )
     officer: str = Field(min_length=1, description="your name, as the ledger shall record it")
-    note: str = Field(default="", description="how you checked it (kept in the ledger)")
+    note: str = Field(
+        default="", description="how you checked who is asking (kept in the ledger; no names)"
+    )
 
 
 class ConfirmResult(BaseModel):
@@ -102,7 +104,8 @@ def confirm_request(
     request_id: str, config_path: str | None = None, start: bool = True
 ) -> ConfirmResult:
     """Wait for the officer's confirmation of a received request, record it, and start the
-    request type's deployment with the request id only."""
+    request type's deployment with the request id only. A request whose subject is not the
+    requester (or that names no address) is confirmed at the terminal instead."""
     config = load_config(config_path)
     with Ledger.from_config(config) as ledger:
         asked, requester = ledger.received_subject(request_id)
@@ -122,14 +125,26 @@ def confirm_request(
     )
     _forget_answer()
     with Ledger.from_config(config) as ledger:
+        if not (answer.use_requester_address and requester.emails):
+            # The subject's identifiers are needed and the form takes none: the terminal.
+            ledger.record(
+                request_id, "confirmation_at_terminal", actor=answer.officer, note=answer.note
+            )
+            get_run_logger().warning(
+                "%s: give the subject's identifiers with `dsr intake confirm %s --type %s "
+                "--no-requester --email …`",
+                request_id,
+                request_id,
+                answer.request_type.value,
+            )
+            return ConfirmResult(
+                request_id=request_id, request_type=answer.request_type.value, started=None
+            )
         confirm(
             ledger,
             request_id,
             answer.request_type,
             answer.officer,
-            emails=answer.emails,
-            phones=answer.phones,
-            use_requester=answer.use_requester_address,
             note=answer.note,
             phone_region=config.phone_region,
         )
@@ -157,8 +172,8 @@ def _start(deployment: str, request_id: str) -> str:
 
 
 def _forget_answer() -> None:
-    """The form's answer holds the subject's identifiers: it is in the ledger now, so delete
-    it from the run's inputs, where Prefect would keep it for ever."""
+    """The form's answer is in the ledger now: delete it from the run's inputs, where Prefect
+    would keep it for ever (its note is free text)."""
     from prefect.client.orchestration import get_client
     from prefect.context import FlowRunContext
 

@@ -307,7 +307,6 @@ def test_the_confirmation_form_answered_through_prefect_starts_the_request(confi
             run_input={
                 "request_type": "access",
                 "use_requester_address": True,
-                "emails": ["bob@work.example"],
                 "officer": "Ingrid",
                 "note": "customer account matches",
             },
@@ -317,17 +316,54 @@ def test_the_confirmation_form_answered_through_prefect_starts_the_request(confi
         result = outcome["result"]
         started = client.read_flow_run(result.started)
         after = client.filter_flow_run_input(paused.id, "", 50, set())
-    # The request's run carries its id only; the answer's identifiers left Prefect.
+    # The request's run carries its id only; the answer left Prefect's run inputs.
     assert started.deployment_id == deployment_id
     assert started.parameters == {"request_id": request_id}
-    assert not any("bob@work.example" in s.value for s in after)
+    assert not any("customer account matches" in s.value for s in after)
     assert not any(s.key.endswith("-response") for s in after)
     with Ledger.from_config(load_config(config)) as ledger:
         request = ledger.request(request_id)
-        events = [e.event for e in ledger.entries(request_id)]
+        entries = list(ledger.entries(request_id))
     assert request is not None and request.type is RequestType.ACCESS
-    assert set(request.subject.emails) == {"bob@example.com", "bob@work.example"}
-    assert events == ["received", "intake_confirmed", "started"]
+    assert request.subject.emails == ("bob@example.com",)
+    assert [e.event for e in entries] == ["received", "intake_confirmed", "started"]
+    assert (entries[1].actor, entries[1].details["note"]) == ("Ingrid", "customer account matches")
+
+
+@pytest.mark.prefect
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_subject_other_than_the_requester_is_confirmed_at_the_terminal(config: Path):
+    """The form takes no identifiers: unticking the requester leaves the request received."""
+    from prefect.client.orchestration import get_client
+    from prefect.flow_runs import resume_flow_run
+
+    from flows.intake import confirm_request
+
+    run_intake(config)
+    request_id = rows(config)["<privacy-1@mail.example.org>"]["id"]
+    outcome: dict[str, Any] = {}
+    thread = threading.Thread(
+        target=lambda: outcome.update(
+            result=confirm_request(request_id=request_id, config_path=str(config))
+        )
+    )
+    thread.start()
+    deadline = time.monotonic() + 60
+    with get_client(sync_client=True) as client:
+        while True:
+            runs = [r for r in client.read_flow_runs() if r.name == f"confirm-{request_id}"]
+            if runs and runs[0].state and runs[0].state.is_paused():
+                break
+            assert time.monotonic() < deadline, outcome
+            time.sleep(0.3)
+        answer = {"request_type": "erasure", "use_requester_address": False, "officer": "Ingrid"}
+        resume_flow_run(runs[0].id, run_input=answer)
+    thread.join(timeout=90)
+    assert outcome["result"].started is None
+    row = rows(config)["<privacy-1@mail.example.org>"]
+    assert row["status"] == Status.RECEIVED.value
+    with Ledger.from_config(load_config(config)) as ledger:
+        assert [e.event for e in ledger.entries(request_id)][-1] == "confirmation_at_terminal"
 
 
 @pytest.mark.prefect
