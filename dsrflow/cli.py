@@ -1052,11 +1052,13 @@ def intake_confirm(
     ] = False,
     note: Annotated[str, typer.Option("--note", help="how you checked it (kept)")] = "",
     officer: OfficerOption = "officer",
+    stack_dir: StackOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Confirm a received request: its type and the subject's identifiers. Then start it
-    (e.g. `dsr access --request-id ID --subject …`) or from its deployment's run form."""
-    from dsrflow.intake import confirm
+    """Confirm a received request: its type and the subject's identifiers. With --stack, start
+    its deployment there with the request id only; else start it from the deployment's run
+    form (the request id alone)."""
+    from dsrflow.intake import DEPLOYMENTS, confirm
     from dsrflow.request import RequestType
 
     kinds = [t.value for t in RequestType]
@@ -1085,3 +1087,14 @@ def intake_confirm(
         f"{request_id}: confirmed as {request_type} ({len(subject.identifiers)} identifier(s)); "
         "the deadline counts from when it was received"
     )
+    deployment, startable = DEPLOYMENTS[RequestType(request_type)]
+    if stack_dir is None or not startable:
+        console.print(f"Start it from the {deployment.split('/')[1]} deployment with its id.")
+        return
+    from dsrflow import stack
+    from flows.intake import start_request
+
+    _friendly(lambda: stack.client_environment(stack_dir))  # names a folder without one
+    with stack.connected(stack_dir):
+        run_id = start_request(deployment, request_id)
+    console.print(f"{request_id}: flow run {run_id} started (see the Prefect UI)")

@@ -34,7 +34,7 @@ class Incoming:
     and preview) only decides the right asked for; it is not kept."""
 
     channel: Channel
-    reference: str  # the issue key; the mail's Message-ID (stable when the mail is moved)
+    reference: str  # the issue key; the mail's conversation id (one thread, one request)
     received_at: dt.datetime
     requester_email: str | None
     text: str

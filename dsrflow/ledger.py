@@ -101,7 +101,9 @@ intake_table = sa.Table(
     sa.Column("key", sa.String(600), primary_key=True, comment="channel:reference"),
     sa.Column("request_id", sa.String(40), nullable=False, unique=True),
     sa.Column("channel", sa.String(32), nullable=False),
-    sa.Column("reference", sa.String(560), nullable=False, comment="issue key, Message-ID"),
+    sa.Column(
+        "reference", sa.String(560), nullable=False, comment="issue key, mail conversation id"
+    ),
 )
 
 STATE_TABLES = {t.name: t for t in (requests_table, restrictions_table, holds_table, intake_table)}

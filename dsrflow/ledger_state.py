@@ -24,7 +24,7 @@ DIGESTED = {
     "requests": frozenset({"subject"}),
     "restrictions": frozenset({"identifier"}),
     "holds": frozenset({"record_id", "action"}),
-    "intake": frozenset({"key", "reference"}),  # a Message-ID names the sender's domain
+    "intake": frozenset({"key", "reference"}),  # kept as references, not in the chain
 }
 
 State = dict[str, dict[Any, dict[str, Any]]]

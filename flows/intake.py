@@ -67,7 +67,7 @@ def intake(config_path: str | None = None, start_confirmations: bool = True) -> 
     runs = []
     if start_confirmations:
         for request_id in opened:
-            runs.append(_start(CONFIRM_DEPLOYMENT, request_id))
+            runs.append(start_request(CONFIRM_DEPLOYMENT, request_id))
     return IntakeResult(opened=opened, per_channel=counts, confirmations=runs)
 
 
@@ -151,7 +151,7 @@ def confirm_request(
         deployment, startable = DEPLOYMENTS[answer.request_type]
         started = None
         if start and startable:
-            started = _start(deployment, request_id)
+            started = start_request(deployment, request_id)
             ledger.record(request_id, "started", actor=answer.officer, flow_run=started)
         elif not startable:
             get_run_logger().info(
@@ -164,7 +164,7 @@ def confirm_request(
     )
 
 
-def _start(deployment: str, request_id: str) -> str:
+def start_request(deployment: str, request_id: str) -> str:
     """A run of ``deployment`` with the request id as its only parameter (the deployment
     gives the config); not waited for: it may pause for the officer in its turn."""
     run = run_deployment(deployment, parameters={"request_id": request_id}, timeout=0)

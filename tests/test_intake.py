@@ -69,19 +69,22 @@ def privacy_mail(
     received: dt.datetime = MAIL_RECEIVED,
     n: int = 1,
     sender: str = "Kari@Example.ORG",
+    conversation: str | None = None,
+    subject: str = "Request to erase my personal data",
 ) -> None:
     graph.store.load(
         {
             MAILBOX: [
                 {
                     "id": f"privacy-mail-{n}",
-                    "subject": "Request to erase my personal data",
+                    "subject": subject,
                     "from": {"emailAddress": {"name": "Kari", "address": sender}},
                     "toRecipients": [{"emailAddress": {"address": MAILBOX}}],
                     "receivedDateTime": received.strftime("%Y-%m-%dT%H:%M:%SZ"),
                     "sentDateTime": received.strftime("%Y-%m-%dT%H:%M:%SZ"),
                     "body": {"contentType": "text", "content": "Please delete everything."},
                     "internetMessageId": f"<privacy-{n}@mail.example.org>",
+                    "conversationId": conversation or f"conversation-{n}",
                     "folder": FOLDER,
                 }
             ]
@@ -142,8 +145,8 @@ def test_ticket_and_mail_are_opened_with_their_own_received_time(config: Path):
     outcome = run_intake(config)
     assert outcome.counts() == {"servicedesk": 1, "mail": 1, "known": 0}
     opened = rows(config)
-    assert set(opened) == {"SUP-901", "<privacy-1@mail.example.org>"}
-    ticket, mail = opened["SUP-901"], opened["<privacy-1@mail.example.org>"]
+    assert set(opened) == {"SUP-901", "conversation-1"}
+    ticket, mail = opened["SUP-901"], opened["conversation-1"]
     assert ticket["received_at"] == TICKET_CREATED
     assert mail["received_at"] == MAIL_RECEIVED
     assert ticket["due_at"] == dt.date(2026, 12, 20)  # a month from the ticket, not from now
@@ -168,6 +171,15 @@ def test_a_second_run_opens_nothing(config: Path):
     assert len(rows(config)) == 2
 
 
+def test_a_reply_in_the_same_thread_is_not_a_new_request(config: Path, graph: Graph):
+    run_intake(config)
+    reply = MAIL_RECEIVED + dt.timedelta(days=2)
+    privacy_mail(graph, reply, n=4, conversation="conversation-1", subject="Re: any news?")
+    again = run_intake(config)
+    assert again.opened == [] and again.known == 3
+    assert rows(config)["conversation-1"]["received_at"] == MAIL_RECEIVED
+
+
 def test_a_ticket_of_another_request_type_is_ignored(config: Path, site: Site):
     run_intake(config)
     assert "SUP-902" not in rows(config)
@@ -178,17 +190,17 @@ def test_a_ticket_of_another_request_type_is_ignored(config: Path, site: Site):
 def test_mail_older_than_the_lookback_is_not_read(config: Path, graph: Graph):
     privacy_mail(graph, NOW - dt.timedelta(days=45), n=2)
     run_intake(config)
-    assert "<privacy-2@mail.example.org>" not in rows(config)
+    assert "conversation-2" not in rows(config)
 
 
 def test_a_request_forwarded_from_an_own_address_names_no_requester(config: Path, graph: Graph):
     """The DPO forwarded it: the DPO is not the subject; the officer gives the subject's."""
     privacy_mail(graph, n=3, sender="dpo@fjelltopp.example")
     run_intake(config)
-    forwarded = rows(config)["<privacy-3@mail.example.org>"]
+    forwarded = rows(config)["conversation-3"]
     assert forwarded["status"] == Status.RECEIVED.value
     assert forwarded["subject"] == {"emails": [], "phones": []}
-    assert rows(config)["<privacy-1@mail.example.org>"]["subject"]["emails"] == ["kari@example.org"]
+    assert rows(config)["conversation-1"]["subject"]["emails"] == ["kari@example.org"]
 
 
 def test_a_missing_request_type_or_folder_is_an_error_not_an_empty_channel(config: Path):
@@ -255,14 +267,14 @@ def test_dsr_intake_lists_what_it_opened_and_confirms(config: Path):
     assert listed.exit_code == 0, listed.output
     assert "2 new" in listed.output
     assert "b***@example.com" in listed.output and "bob@example.com" not in listed.output
-    request_id = rows(config)["<privacy-1@mail.example.org>"]["id"]
+    request_id = rows(config)["conversation-1"]["id"]
     assert request_id in listed.output
     confirming = ["intake", "confirm", request_id, "--type", "erasure", "--officer", "Ingrid"]
     bad = runner.invoke(app, [*confirming, "--email", "not-an-address", "--config", str(config)])
     assert bad.exit_code == 2 and bad.output.count("\n") == 1, bad.output
     done = runner.invoke(app, [*confirming, "--config", str(config)])
     assert done.exit_code == 0, done.output
-    assert rows(config)["<privacy-1@mail.example.org>"]["status"] == Status.OPEN.value
+    assert rows(config)["conversation-1"]["status"] == Status.OPEN.value
 
 
 # -- through Prefect ---------------------------------------------------------------------------
@@ -340,7 +352,7 @@ def test_a_subject_other_than_the_requester_is_confirmed_at_the_terminal(config:
     from flows.intake import confirm_request
 
     run_intake(config)
-    request_id = rows(config)["<privacy-1@mail.example.org>"]["id"]
+    request_id = rows(config)["conversation-1"]["id"]
     outcome: dict[str, Any] = {}
     thread = threading.Thread(
         target=lambda: outcome.update(
@@ -360,7 +372,7 @@ def test_a_subject_other_than_the_requester_is_confirmed_at_the_terminal(config:
         resume_flow_run(runs[0].id, run_input=answer)
     thread.join(timeout=90)
     assert outcome["result"].started is None
-    row = rows(config)["<privacy-1@mail.example.org>"]
+    row = rows(config)["conversation-1"]
     assert row["status"] == Status.RECEIVED.value
     with Ledger.from_config(load_config(config)) as ledger:
         assert [e.event for e in ledger.entries(request_id)][-1] == "confirmation_at_terminal"

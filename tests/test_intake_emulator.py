@@ -86,3 +86,19 @@ def test_the_intake_reads_every_page(site: Site, monkeypatch):
     assert sorted(i.reference for i in found) == sorted(f"SUP-{1000 + i}" for i in range(120))
     earliest = min(found, key=lambda i: i.received_at)
     assert (earliest.reference, earliest.received_at) == ("SUP-1000", START)
+
+
+def test_a_customer_lists_only_their_own_requests(site: Site):
+    add_requests(site, 3)
+    customer = site.store.add_user("qm:one:two", "cust@example.net", "A Customer")
+    site.store.add_issue(
+        "SUP-5000",
+        {"summary": "mine", "reporter": {"accountId": customer.account_id}},
+    )
+    site.store.credentials = ("cust@example.net", "customer-token")
+    listed = httpx.get(
+        f"{site.url}/rest/servicedeskapi/request",
+        params={"requestOwnership": "ALL_REQUESTS"},
+        auth=("cust@example.net", "customer-token"),
+    ).json()
+    assert [v["issueKey"] for v in listed["values"]] == ["SUP-5000"]

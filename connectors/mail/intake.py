@@ -22,7 +22,15 @@ from dsrflow.intake import Channel, Incoming
 _FOLDER_SELECT = ["id", "displayName"]
 # What the intake needs of a message: no body (``bodyPreview``, 255 characters, is enough
 # for the keyword rules), no recipients.
-_MESSAGE_SELECT = ["id", "internetMessageId", "receivedDateTime", "subject", "bodyPreview", "from"]
+_MESSAGE_SELECT = [
+    "id",
+    "conversationId",
+    "internetMessageId",
+    "receivedDateTime",
+    "subject",
+    "bodyPreview",
+    "from",
+]
 PAGE = 50
 
 
@@ -79,13 +87,16 @@ class MailIntake:
 
 
 def incoming(message: dict[str, Any]) -> Incoming:
-    """A message as the intake reads it: its Message-ID (Graph's ``id`` changes when the
-    mail is moved to another folder), when it was received, the sender, subject and preview."""
+    """A message as the intake reads it: its conversation (a reply or a reminder in the same
+    thread is the same request, not a new one; Graph's ``id`` would also change when the mail
+    is moved), when it was received, the sender, subject and preview."""
     sender = (message.get("from") or {}).get("emailAddress") or {}
     received = dt.datetime.fromisoformat(str(message["receivedDateTime"]).replace("Z", "+00:00"))
     return Incoming(
         channel=Channel.MAIL,
-        reference=str(message.get("internetMessageId") or message["id"]),
+        reference=str(
+            message.get("conversationId") or message.get("internetMessageId") or message["id"]
+        ),
         received_at=received,
         requester_email=sender.get("address"),
         text=f"{message.get('subject') or ''}\n{message.get('bodyPreview') or ''}",

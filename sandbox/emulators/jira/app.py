@@ -1060,6 +1060,10 @@ class JiraEmulator:
             raise ApiError(400, f"Invalid requestStatus: {status}", servicedesk=True)
         caller = self._current_account(request)
         ownership = set(filter(None, (params.get("requestOwnership") or "").split(",")))
+        user = self.store.users.get(caller) if caller else None
+        if user is None or user.kind == "customer":
+            # A customer's list holds their own requests and those they take part in only.
+            ownership = {"OWNED_REQUESTS", "PARTICIPATED_REQUESTS"}
         term = (params.get("searchTerm") or "").lower()
         projects = {d.project_key for d in self.store.servicedesks.values()}
         with self.store.lock:
