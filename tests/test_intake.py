@@ -420,3 +420,18 @@ def test_the_generated_sandbox_has_a_request_in_each_channel(tmp_path: Path):
     assert "servicedesk" in listed.output and "asks for erasure" in listed.output
     assert "mail" in listed.output and "asks for access" in listed.output
     assert "Intake: 0 new, 2 seen before" in again.output
+
+
+def test_dsr_intake_without_channels_or_with_a_bad_type_says_so_in_one_line(config: Path):
+    data = yaml.safe_load(config.read_text())
+    del data["intake"]
+    bare = config.with_name("bare.yaml")
+    bare.write_text(yaml.safe_dump(data))
+    runner = CliRunner()
+    none = runner.invoke(app, ["intake", "--config", str(bare)])
+    assert none.exit_code == 2 and none.output.count("\n") == 1, none.output
+    assert "intake.servicedesk" in none.output
+    bogus = runner.invoke(
+        app, ["intake", "confirm", "DSR-2026-0001", "--type", "forget", "--config", str(config)]
+    )
+    assert bogus.exit_code == 2 and "--type must be one of" in bogus.output
