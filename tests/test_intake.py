@@ -435,3 +435,32 @@ def test_dsr_intake_without_channels_or_with_a_bad_type_says_so_in_one_line(conf
         app, ["intake", "confirm", "DSR-2026-0001", "--type", "forget", "--config", str(config)]
     )
     assert bogus.exit_code == 2 and "--type must be one of" in bogus.output
+
+
+@pytest.mark.prefect
+@pytest.mark.usefixtures("prefect_harness")
+def test_dsr_intake_confirm_starts_the_request_on_the_stack(config: Path, tmp_path: Path):
+    """--stack DIR: the confirmed request's deployment starts there, with its id only."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    from dsrflow import stack
+    from flows.access import access_request
+
+    directory = tmp_path / "stack"
+    directory.mkdir(mode=0o700)
+    (directory / stack.STATE_FILE).write_text(json.dumps({"api_url": PREFECT_API_URL.value()}))
+    stack.credential(directory)  # the harness's server takes any credential
+    deployment_id = access_request.to_deployment(name="access-request").apply()
+    run_intake(config)
+    request_id = rows(config)["conversation-1"]["id"]
+    confirming = ["intake", "confirm", request_id, "--type", "access", "--officer", "Ingrid"]
+    done = CliRunner().invoke(
+        app, [*confirming, "--stack", str(directory), "--config", str(config)]
+    )
+    assert done.exit_code == 0, done.output
+    run_id = done.output.split("flow run ")[1].split()[0]
+    with get_client(sync_client=True) as client:
+        started = client.read_flow_run(run_id)
+    assert started.deployment_id == deployment_id
+    assert started.parameters == {"request_id": request_id}
