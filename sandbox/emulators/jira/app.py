@@ -979,9 +979,11 @@ class JiraEmulator:
 
     async def request_types(self, request: Request) -> Response:
         """Get request types (GET /rest/servicedeskapi/servicedesk/{serviceDeskId}/requesttype,
-        Jira Service Management Cloud REST API, group Servicedesk): the desk's customer request
-        types, paged; ``searchQuery`` matches the name or description. The emulator has no
-        request type groups, so ``groupId`` finds nothing."""
+        https://developer.atlassian.com/cloud/jira/service-desk/rest/api-group-servicedesk/):
+        the desk's customer request types, paged; ``searchQuery`` matches the name or
+        description. The emulator has no request type groups, so ``groupId`` finds nothing,
+        and no hidden types. Pages hold at most 100 (``_page``), as the emulator's other
+        Service Management lists."""
         params = _params(
             request,
             {
@@ -1022,10 +1024,12 @@ class JiraEmulator:
         return JSONResponse(self._page(request, kinds, params))
 
     async def customer_requests(self, request: Request) -> Response:
-        """Get customer requests (GET /rest/servicedeskapi/request, Jira Service Management
-        Cloud REST API, group Request): "ordered chronologically by the latest activity on each
-        request", paged by ``start``/``limit``. "For customers, the list returned will include
-        request they created (or were created on their behalf) or are participating in only":
+        """Get customer requests (GET /rest/servicedeskapi/request,
+        https://developer.atlassian.com/cloud/jira/service-desk/rest/api-group-request/):
+        "ordered chronologically by the latest activity on each request", paged by
+        ``start``/``limit`` (at most 100 a page here). "For customers, the list returned will
+        include request they created (or were created on their behalf) or are participating in
+        only":
         an agent's list holds every request of the desks, narrowed by ``serviceDeskId``,
         ``requestTypeId`` (which needs ``serviceDeskId``), ``requestStatus``
         (``OPEN_REQUESTS`` | ``CLOSED_REQUESTS`` | ``ALL_REQUESTS``) and ``requestOwnership``
