@@ -36,6 +36,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
 from connectors.base import SweepResult
+from connectors.sql.aggregation import Hierarchy, publish_closed
 from connectors.sql.client import SqlClient
 from connectors.sql.operations import Key, MappedTables
 from dsrflow.mapping.common import GROUP_SOURCE, Aggregation
@@ -119,7 +120,10 @@ class SqlRetention:
                 if min_group_size:
                     aggregate = aggregate.model_copy(update={"min_group_size": min_group_size})
                 result.rule = f"aggregate into {aggregate.into}, then delete"
-                self._aggregate_and_delete(name, aggregate, old, result)
+                if aggregate.levels:
+                    self._aggregate_by_levels(name, aggregate, old, result, cutoff)
+                else:
+                    self._aggregate_and_delete(name, aggregate, old, result)
             results.append(result)
         return results
 
@@ -164,6 +168,37 @@ class SqlRetention:
             result.batches += bool(deleted)
         with self.client.begin() as conn:
             self._fold(conn, staging, target, aggregate, result)
+
+    def _aggregate_by_levels(
+        self,
+        name: str,
+        aggregate: Aggregation,
+        old: ColumnElement[bool],
+        result: SweepResult,
+        cutoff: dt.datetime,
+    ) -> None:
+        """Stage the old rows' counts and delete the rows, batch by batch, as the daily fold
+        does; then publish the periods that have closed (connectors/sql/aggregation.py)."""
+        hierarchy = Hierarchy(aggregate)
+        target = self.client.load_table(aggregate.into, self.mapping.db_schema)
+        expressions, source = self._group_sources(name, aggregate)
+        counts = sa.select(*expressions, sa.func.count().label("n")).select_from(source)
+        staging = self._staging(target, aggregate, create=not result.dry_run)
+        if result.dry_run:  # the old rows counted in place, as if staged
+            with self.client.connect() as conn:
+                in_place = list(conn.execute(counts.where(old).group_by(*expressions)))
+                result.rows = sum(row.n for row in in_place)
+                publish_closed(conn, hierarchy, staging, target, cutoff, result, in_place)
+            return
+        for batch in self._batches(name, old):
+            with self.client.begin() as conn:
+                deleted = self._stage_and_delete(
+                    conn, name, staging, counts.where(batch).group_by(*expressions), batch
+                )
+            result.rows += deleted
+            result.batches += bool(deleted)
+        with self.client.begin() as conn:
+            publish_closed(conn, hierarchy, staging, target, cutoff, result)
 
     def _stage_and_delete(
         self,
@@ -278,7 +313,7 @@ class SqlRetention:
             expressions.append(expression.label(target))
         return expressions, source
 
-    def _staging(self, target: sa.Table, aggregate: Aggregation) -> sa.Table:
+    def _staging(self, target: sa.Table, aggregate: Aggregation, create: bool = True) -> sa.Table:
         """``<into>_pending``: counts of swept batches not yet folded into the aggregate."""
         staging = sa.Table(
             f"{aggregate.into}_pending",
@@ -287,7 +322,8 @@ class SqlRetention:
             sa.Column("n", sa.BigInteger, nullable=False),
             schema=self.mapping.db_schema,
         )
-        self.client.create_missing(staging)
+        if create:
+            self.client.create_missing(staging)
         return staging
 
     def _buckets(self, grouped: sa.Subquery, aggregate: Aggregation) -> sa.Subquery:
