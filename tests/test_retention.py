@@ -257,3 +257,19 @@ def test_sweep_flow_honours_restrictions_and_is_logged(events_db, tmp_path):
     assert [e.event for e in sweeps] == ["retention_sweep_dry_run", "retention_sweep"]
     assert sweeps[1].details["restricted_subjects"] == 1
     assert sweeps[1].details["rows"]["onprem.usage_events"] > 0
+    # The report by level (counts only): every swept event published at a level, suppressed
+    # or waiting for its quarter to close; the dry run said the same kind of thing first.
+    assert "published by level: day " in dry.output
+    report = sweeps[1].details["aggregated"]["onprem.usage_events"]
+    assert set(report["levels"]) == {level.label for level in aggregate_levels()}
+    assert report["pending"] > 0 and sum(report["levels"].values()) > 0
+    assert (
+        sum(report["levels"].values()) + report["suppressed"] + report["pending"]
+        == sweeps[1].details["rows"]["onprem.usage_events"]
+    )
+    assert set(sweeps[0].details["aggregated"]["onprem.usage_events"]) == set(report)
+
+
+def aggregate_levels():
+    aggregate = load_mapping(ONPREM_MAPPING).tables["usage_events"].retention.aggregate
+    return aggregate.levels
