@@ -147,7 +147,7 @@ def test_groups_climb_until_they_reach_k_and_the_rest_is_one_remainder_per_quart
         (dt.date(2024, 1, 1), "week", p1, "login"): 5,
         (dt.date(2024, 1, 1), "month", p1, "login"): 5,
         (dt.date(2024, 2, 1), "month, event family", p1, "session"): 5,
-        (dt.date(2024, 4, 1), "quarter, all product, all event", *everything): 5,
+        (dt.date(2024, 4, 1), "quarter, all products, all events", *everything): 5,
         (dt.date(2024, 1, 1), REMAINDER, "other", "other"): 1,
     }
     assert out.levels["day"] == out.levels["week"] == out.levels["month"] == 5

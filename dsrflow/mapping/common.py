@@ -179,7 +179,7 @@ class AggregationLevel(Strict):
     name: str | None = Field(
         default=None,
         description="what the level column says for rows of this level; default: the period "
-        "and the generalisations, e.g. 'month, event family, all product'",
+        "and the generalisations, e.g. 'month, event family, all products'",
     )
     period: Literal["day", "week", "month", "quarter"] = Field(
         description="the time bucket: day, week (Monday to Sunday, cut at the boundaries of the "
@@ -199,7 +199,7 @@ class AggregationLevel(Strict):
     @property
     def label(self) -> str:
         parts = [self.period, *[f"{c} family" for c in self.families]]
-        return self.name or ", ".join(parts + [f"all {c}" for c in self.merge])
+        return self.name or ", ".join(parts + list(self.merge.values()))
 
 
 class Aggregation(Strict):
