@@ -212,7 +212,7 @@ def test_a_hierarchy_that_does_not_climb_is_refused(levels, problem):
 
 def test_a_small_customer_base_keeps_coarser_figures_instead_of_nothing(sandbox_url):
     """Three licences over three years, about one event each per ten days: no day or product
-    group reaches k, yet most old events stay counted, quarterly by family."""
+    group reaches k, yet most old events stay counted in monthly figures."""
     rows = generate([1, 2, 3], dt.date(2023, 11, 22), NOW.date(), per_day=0.1)
     load_events(sandbox_url, rows)
     cutoff = cutoff_of(NOW)
@@ -232,6 +232,8 @@ def test_a_small_customer_base_keeps_coarser_figures_instead_of_nothing(sandbox_
     assert counted == sum(result.levels.values()) >= 0.8 * (len(old) - pending)
     assert result.suppressed == sum(n for key, n in statistics.items() if key[1] == REMAINDER)
     assert not result.levels["day"] and not result.levels["week"]
+    monthly = sum(n for level, n in result.levels.items() if level.startswith("month"))
+    assert monthly >= 0.6 * (len(old) - pending)
 
 
 def test_every_event_is_counted_once_at_the_level_its_group_reached(sandbox_url):
