@@ -22,6 +22,8 @@ deletes their rows together, and a rerun folds whatever an interrupted run stage
 
 Aggregates never describe fewer than k events: a group smaller than k is folded into its day's
 "other" bucket, and an "other" bucket still smaller than k is dropped (counted as suppressed).
+An aggregation with ``levels`` stages the same way but publishes differently: whole closed
+periods, once, each group at the finest level where it reaches k (connectors/sql/aggregation.py).
 """
 
 from __future__ import annotations
@@ -159,13 +161,7 @@ class SqlRetention:
                 )
             return
         staging = self._staging(target, aggregate)
-        for batch in self._batches(name, old):
-            with self.client.begin() as conn:
-                deleted = self._stage_and_delete(
-                    conn, name, staging, counts.where(batch).group_by(*expressions), batch
-                )
-            result.rows += deleted
-            result.batches += bool(deleted)
+        self._stage_batches(name, staging, counts, expressions, old, result)
         with self.client.begin() as conn:
             self._fold(conn, staging, target, aggregate, result)
 
@@ -190,6 +186,20 @@ class SqlRetention:
                 result.rows = sum(row.n for row in in_place)
                 publish_closed(conn, hierarchy, staging, target, cutoff, result, in_place)
             return
+        self._stage_batches(name, staging, counts, expressions, old, result)
+        with self.client.begin() as conn:
+            publish_closed(conn, hierarchy, staging, target, cutoff, result)
+
+    def _stage_batches(
+        self,
+        name: str,
+        staging: sa.Table,
+        counts: sa.Select[Any],
+        expressions: list[ColumnElement[Any]],
+        old: ColumnElement[bool],
+        result: SweepResult,
+    ) -> None:
+        """Batch by batch, one transaction each: stage the counts, delete the rows."""
         for batch in self._batches(name, old):
             with self.client.begin() as conn:
                 deleted = self._stage_and_delete(
@@ -197,8 +207,6 @@ class SqlRetention:
                 )
             result.rows += deleted
             result.batches += bool(deleted)
-        with self.client.begin() as conn:
-            publish_closed(conn, hierarchy, staging, target, cutoff, result)
 
     def _stage_and_delete(
         self,
