@@ -10,11 +10,12 @@ connectors/sql/retention.py); this module decides what of them is published, and
 - Within a period the staged groups climb the levels, finest first: at each level the groups
   still unpublished are re-cut into that level's cells (time bucket, dimensions generalised);
   a cell of at least k events is published, the rest climbs on. What is below k at the last
-  level is one remainder row per period, so the period's total is preserved and no row
-  describes fewer than k events of any group.
+  level is one remainder row per period (it may count fewer than k, but names no product,
+  event or day), so the period's total is preserved.
 
-Every published cell is a disjoint set of events, so no two rows can be subtracted to isolate
-fewer than k of them. Only counts are read into Python (one row per day and group).
+The published cells of a period are disjoint sets of events, so no row can be subtracted from
+another to isolate fewer than k events of a group. k counts events, as the daily fold does, not
+licences or users. Only counts are read into Python (one row per day and group).
 """
 
 from __future__ import annotations
