@@ -587,6 +587,13 @@ def sweep(
             str(r["suppressed"]),
         )
     console.print(table)
+    for r in summary.results:  # aggregation by levels: where the events went
+        if isinstance(by_level := r.get("levels"), dict) and by_level:
+            levels = ", ".join(f"{name} {n}" for name, n in by_level.items())
+            console.print(
+                f"{r['source']}.{r['table']}: published by level: {levels}; "
+                f"suppressed {r['suppressed']}; waiting for their period to close {r['pending']}"
+            )
     if summary.exports_removed:
         verb = "would go" if dry_run else "removed"
         console.print(f"export folders past their retention: {summary.exports_removed} {verb}")
