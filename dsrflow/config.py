@@ -19,6 +19,7 @@ from connectors.registry import source_union
 from connectors.settings import SourceSettings
 from dsrflow.errors import ConfigError
 from dsrflow.identifiers import email_key, lookalike_reason, normalise_email
+from dsrflow.manual import ManualSource, unique_names
 from dsrflow.mapping import BaseMapping, MappingError, load_mapping
 from dsrflow.secrets import SecretRef, SecretUnavailable
 
@@ -177,6 +178,17 @@ class Config(_Strict):
         description="key of hmac_sha256 masking: {file: PATH} (mode 0600), {env: NAME} or "
         "{prefect_secret: block}; wins over the environment variable DSRFLOW_HMAC_KEY",
     )
+    manual_sources: list[ManualSource] = Field(
+        default_factory=list,
+        description="places without an API (mobile devices, paper): each request they apply "
+        "to waits for the officer's answer per place, and is not complete without it "
+        "(dsrflow/manual.py)",
+    )
+
+    @field_validator("manual_sources")
+    @classmethod
+    def _manual_names(cls, value: list[ManualSource]) -> list[ManualSource]:
+        return unique_names(value)
 
     def resolved(self, base: Path) -> Config:
         """Paths in the file are relative to the file; SQL sources without a masking key of

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -30,6 +31,7 @@ from dsrflow.export_model import (
     SourceOfData,
     SummaryRow,
 )
+from dsrflow.manual import ManualSourceAnswer
 from dsrflow.mapping import BaseMapping
 from dsrflow.merge import rows, summary
 from dsrflow.request import DataSubjectRequest
@@ -113,6 +115,7 @@ def build_export(
     frame: pd.DataFrame,
     now: dt.datetime | None = None,
     not_searched: dict[str, list[str]] | None = None,
+    manual: list[ManualSourceAnswer] | None = None,
 ) -> AccessExport:
     now = now or dt.datetime.now(dt.UTC)
     counts = summary(frame)
@@ -135,6 +138,7 @@ def build_export(
         total_records=len(frame),
         records=_records_by_category(frame),
         not_searched=not_searched or {},
+        manual_sources=manual or [],
     )
 
 
@@ -166,7 +170,11 @@ def render_html(document: AccessExport) -> str:
     return env.get_template("export.html").render(doc=document)
 
 
-def write_export(document: AccessExport, directory: Path) -> ExportFiles:
+def write_export(
+    document: AccessExport, directory: Path, attachments: Sequence[Path] = ()
+) -> ExportFiles:
+    """``attachments``: files already in ``directory`` (a manual source's), listed in the
+    manifest with the rest."""
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(directory, 0o700)
     files = ExportFiles(
@@ -184,11 +192,16 @@ def write_export(document: AccessExport, directory: Path) -> ExportFiles:
     }
     for path, data in contents.items():
         write_private(path, data)
+    contents.update({path: path.read_bytes() for path in attachments})
     manifest = {
         "request_id": document.request.id,
         "generated_at": document.request.generated_at,
         "files": [
-            {"name": p.name, "bytes": len(d), "sha256": hashlib.sha256(d).hexdigest()}
+            {
+                "name": p.relative_to(directory).as_posix(),
+                "bytes": len(d),
+                "sha256": hashlib.sha256(d).hexdigest(),
+            }
             for p, d in contents.items()
         ],
     }

@@ -114,6 +114,7 @@ class Status(StrEnum):
     DRAFT = "draft"  # a dry run's request: never overdue, opened for real by a later run
     OPEN = "open"
     AWAITING_APPROVAL = "awaiting_approval"
+    AWAITING_MANUAL = "awaiting_manual"  # a manual source's answer is missing (dsrflow/manual.py)
     IN_PROGRESS = "in_progress"
     COMPLETED = "completed"
     REJECTED = "rejected"
