@@ -155,7 +155,8 @@ def _ask(
             record_answer(ledger, request, out_dir / request.id, source.name, form)
         except ManualAnswerError as exc:
             ledger.record(request.id, "manual_answer_refused", source=source.name)
-            logger.warning("%s; asking again", exc)
+            why = str(exc).replace(form.attachment, "<attachment>") if form.attachment else exc
+            logger.warning("%s; asking again", why)  # a file's path may name the person
             continue
         logger.info("manual task %s answered", source.name)
         return
