@@ -34,6 +34,7 @@ from dsrflow.export_model import (
 from dsrflow.manual import ManualSourceAnswer
 from dsrflow.mapping import BaseMapping
 from dsrflow.merge import rows, summary
+from dsrflow.private_files import write_private  # here too: its importers name this module
 from dsrflow.request import DataSubjectRequest
 
 RIGHTS = [
@@ -149,16 +150,6 @@ class ExportFiles:
     export_html: Path
     schema: Path
     manifest: Path
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Create or replace a file readable by its owner only, never briefly wider."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.chmod(tmp, 0o600)  # the umask can only narrow; make it exact
-    tmp.replace(path)
 
 
 def render_html(document: AccessExport) -> str:

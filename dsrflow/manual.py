@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dsrflow.errors import DsrflowError
+from dsrflow.private_files import write_private
 from dsrflow.request import RequestType
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -241,8 +242,6 @@ class ManualStore:
     def save(self, source: str, answer: ManualAnswer) -> StoredAnswer:
         """Keep the answer; the attachment is read now (it must be a readable regular file)
         and copied owner-only, so later changes to the original do not reach the export."""
-        from dsrflow.export import write_private  # the export imports the config, which us
-
         answers = self.load()
         if source in answers:
             raise ManualAnswerError(f"{source} was already answered; an answer is not replaced")
