@@ -15,7 +15,7 @@ approved, as the connectors do in the sources, and the approval cannot be skippe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -30,6 +30,7 @@ from dsrflow.config import Config
 from dsrflow.ledger import Ledger, LedgerError, Status, UnknownRequest
 from dsrflow.manual import (
     OUTCOMES,
+    ManualAnswer,
     ManualAnswerError,
     ManualFields,
     ManualSource,
@@ -220,11 +221,35 @@ def answer_task(config: Config, request_id: str, source: str, fields: dict[str, 
             raise ManualAnswerError(f"{source} of {request_id} was already answered")
         answer = check_answer(fields, request.type)
         if wait.where == "prefect" and wait.asking == source and wait.flow_run:
-            from prefect.flow_runs import resume_flow_run
-
-            # The run checks, copies the file and records it, as for the UI's form.
-            resume_flow_run(UUID(wait.flow_run), run_input=answer.model_dump(mode="json"))
-            return Answered(wait, request.type, True, [n for n in wait.sources if n != source])
+            if _resume(wait.flow_run, answer):
+                return Answered(wait, request.type, True, [n for n in wait.sources if n != source])
+            # The run ended without its answer (stopped with the stack, crashed): the answer
+            # is recorded here and the request finishes at a terminal.
+            pending = open_sources(config, request, folder)
+            _awaiting(ledger, request, wait.out_dir, pending, "later")
+            wait = replace(wait, where="later")
         record_answer(ledger, request, folder, source, answer)
         remaining = [s.name for s in open_sources(config, request, folder)]
     return Answered(wait, request.type, False, remaining)
+
+
+def _resume(flow_run: str, answer: ManualAnswer) -> bool:
+    """Answer the paused run's form through Prefect's API; False if the run has ended
+    without an answer (nothing waits any more); ManualAnswerError if it runs on."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import FlowPauseTimeout, NotPausedError
+    from prefect.flow_runs import resume_flow_run
+
+    try:
+        # The run checks, copies the file and records it, as for the UI's form.
+        resume_flow_run(UUID(flow_run), run_input=answer.model_dump(mode="json"))
+        return True
+    except (NotPausedError, FlowPauseTimeout):
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(UUID(flow_run)).state
+        if state is not None and state.is_final():
+            return False
+        raise ManualAnswerError(
+            f"flow run {flow_run} is {state.name if state else 'unknown'}, not waiting for "
+            "this answer; try again when it asks (see the Prefect UI)"
+        ) from None
