@@ -55,10 +55,14 @@ def open_sources(config: Config, request: DataSubjectRequest, folder: Path) -> l
 
 
 def record_answer(
-    ledger: Ledger, request: DataSubjectRequest, folder: Path, source: str, answer: object
+    ledger: Ledger,
+    request: DataSubjectRequest,
+    folder: Path,
+    source: str,
+    answer: ManualFields | dict[str, Any],
 ) -> StoredAnswer:
     """Check an answer, keep it beside the request, and log it (digests only)."""
-    checked = check_answer(answer, request.type)  # type: ignore[arg-type]
+    checked = check_answer(answer, request.type)
     stored = ManualStore(folder).save(source, checked)
     ledger.record(request.id, "manual_answered", actor=checked.officer, **stored.ledger_details())
     return stored
@@ -114,7 +118,8 @@ def _ask(
     request: DataSubjectRequest, config: Config, ledger: Ledger, out_dir: Path, source: ManualSource
 ) -> None:
     """Pause for one task until it has a whole answer; a wrong one is logged and asked again.
-    The answer leaves Prefect once kept: its note stays out of Prefect's database."""
+    Each answer is deleted from Prefect as soon as it is read: the note is kept beside the
+    request, not in Prefect's database."""
     from prefect.context import FlowRunContext
     from prefect.input import delete_flow_run_input
 

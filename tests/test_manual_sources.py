@@ -372,3 +372,26 @@ def test_terminal_erasure_stops_for_the_manual_task_and_the_answer_finishes_it(
     assert receipt["manual_sources"][0]["outcome"] == "kept"
     assert receipt["manual_sources"][0]["note"] == "SMS thread under a litigation hold"
     assert status(config, "DSR-2026-0904") == "completed"
+
+
+def test_rectification_waits_for_the_correction_on_the_phone(onprem_config, tmp_path):
+    config = with_manual(onprem_config, PHONES)
+    out = tmp_path / "plans"
+    args = ["--config", str(config)]
+    started = cli("rectify", "--subject", SUBJECT, "--set", "name=Al Berg", "--approve",
+                  "--officer", "Ingrid", "--request-id", "DSR-2026-0905", "--out", str(out),
+                  *args)  # fmt: skip
+    assert started.exit_code == 0, started.output
+    assert status(config, "DSR-2026-0905") == "awaiting_manual"
+    erased = cli("manual", "answer", "DSR-2026-0905", "sales-phones", "--outcome", "erased",
+                 "--on", TODAY, "--officer", "Ingrid", *args)  # fmt: skip
+    assert erased.exit_code == 2
+    assert "erased does not answer the rectification request" in erased.output
+    corrected = cli("manual", "answer", "DSR-2026-0905", "sales-phones", "--outcome",
+                    "corrected", "--on", TODAY, "--officer", "Ingrid", *args)  # fmt: skip
+    assert corrected.exit_code == 0, corrected.output
+    assert status(config, "DSR-2026-0905") == "completed"
+    receipt = json.loads((out / "DSR-2026-0905" / "receipt.json").read_text())
+    assert [(m["name"], m["outcome"]) for m in receipt["manual_sources"]] == [
+        ("sales-phones", "corrected")
+    ]
