@@ -128,6 +128,31 @@ class Sweeping(Connector, Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Finding:
+    """A place that may hold personal data outside the mapping (``dsr coverage``). It names
+    the place and says what was counted there, never what was read. ``place`` is safe to keep
+    anywhere (a table.column, a project key, a Drive file id, a Graph user id); ``label`` is
+    what the officer knows it by where that may itself be personal data (a spreadsheet's
+    title, a mailbox address): shown at the terminal, never stored in Prefect or the ledger."""
+
+    source: str
+    what: str  # the kind of place: table, column, project, service_desk, sheet, mailbox
+    place: str
+    evidence: str  # counts only: "3 of 20 sampled values look like e-mail addresses"
+    snippet: str  # the mapping entry (YAML) that would cover it
+    label: str | None = None
+
+
+@runtime_checkable
+class Surveying(Connector, Protocol):
+    def survey(self) -> list[Finding]:
+        """Look for personal data outside the mapping: places the source has that no mapping
+        entry names. Reads samples and counts (bounded), never copies contents; a place that
+        cannot be looked at raises ``SourceUnavailable`` (not "nothing there")."""
+        ...
+
+
 PROTOCOLS: dict[Capability, type] = {
     Capability.DISCOVER: Discovering,
     Capability.ERASE: Erasing,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 import signal
 import sys
 import threading
@@ -18,12 +17,12 @@ from rich.table import Table
 
 from dsrflow.config import load_config
 from dsrflow.errors import DsrflowError
+from dsrflow.local_prefect import no_telemetry
 from dsrflow.mapping import MappingError, load_mapping, mapping_json_schema_text
 from dsrflow.request import new_request_id
 
 # A privacy tool phones no one: no telemetry from an embedded Prefect server unless asked for.
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("DO_NOT_TRACK", "1")
+no_telemetry()
 
 app = typer.Typer(help="Answer GDPR data-subject requests.", no_args_is_help=True)
 sandbox_app = typer.Typer(help="The local sandbox: seeded sources to try dsrflow on.")
@@ -177,6 +176,8 @@ def _print_access_result(result: Any) -> None:
     console.print(f"export written to [bold]{result.export_dir}[/] (owner-only)")
     for name in ("export.json", "export.html", "manifest.json"):
         console.print(f"  {Path(result.export_dir) / name}")
+    if result.coverage_warning:
+        err.print(f"[bold yellow]warning:[/] {result.coverage_warning}", highlight=False)
 
 
 ReceivedOption = Annotated[
@@ -864,6 +865,35 @@ def check(config: ConfigOption = None) -> None:
         raise typer.Exit(2)
 
 
+def _surveyed(config: Path | None, actor: str) -> Any:
+    """The coverage survey of every source, kept in the ledger (``dsrflow.coverage``)."""
+    from dsrflow.coverage import store, survey
+    from dsrflow.ledger import Ledger
+
+    loaded = _friendly(lambda: load_config(config))
+    report = survey(loaded)
+    with _friendly(lambda: Ledger.from_config(loaded)) as ledger:
+        _friendly(lambda: store(ledger, report, actor=actor))
+    return report
+
+
+@app.command()
+def coverage(config: ConfigOption = None, officer: OfficerOption = "officer") -> None:
+    """Look in every source for personal data outside the mappings (samples and counts, never
+    contents); print each place with the mapping entry that would cover it, and keep the
+    report's time and counts in the ledger for access requests. Exit status 0: nothing open;
+    1: findings, or sources that could not be surveyed; 2: an error."""
+    report = _surveyed(config, officer)
+    for line in report.lines():
+        console.print(line, highlight=False, markup=False)  # mapping entries hold brackets
+    console.print(
+        f"{len(report.findings)} finding(s), {len(report.not_surveyed)} source(s) not surveyed",
+        highlight=False,
+    )
+    if report.open_findings:
+        raise typer.Exit(1)
+
+
 @app.command()
 def demo(
     directory: Annotated[Path, typer.Option("--dir", help="sandbox folder")] = Path(".sandbox"),
@@ -878,6 +908,8 @@ def demo(
 
     with _friendly(lambda: start(directory)) as box:
         console.print(f"sandbox seeded in {box.directory}; demo subject: [bold]{DEMO_SUBJECT}[/]")
+        surveyed = _surveyed(box.config_path, "demo")  # what the access request's warning reads
+        console.print(f"coverage: {surveyed.open_findings} open finding(s) outside the mappings")
         opened = _open_request(
             "access", [DEMO_SUBJECT], None, "DSR-2026-0001", None, box.config_path, "demo"
         )
@@ -928,7 +960,69 @@ def export_verify(directory: Annotated[Path, typer.Argument(help="an export fold
     if changed:
         err.print(f"[bold red]changed since written:[/] {', '.join(changed)}")
         raise typer.Exit(1)
+    from dsrflow.export import export_problems
+
+    problems = export_problems(directory)  # the schema, and the two views of the records agree
+    if problems:
+        for problem in problems:
+            err.print(f"[bold red]inconsistent:[/] {problem}", highlight=False)
+        raise typer.Exit(1)
     console.print(f"[green]intact[/] {directory}")
+
+
+@app.command()
+def letter(
+    request_id: Annotated[str, typer.Argument(help="the request, e.g. DSR-2026-0042")],
+    kind: Annotated[
+        str,
+        typer.Argument(
+            help="acknowledgement | identification | extension | refusal | answer (the answer "
+            "for the request's right)"
+        ),
+    ],
+    lang: Annotated[
+        str | None,
+        typer.Option(
+            "--lang", help="nb | en (default: the request's earlier letters', else the config's)"
+        ),
+    ] = None,
+    reason: Annotated[
+        str | None,
+        typer.Option("--reason", help="a refusal's reason (default: the rejection's, if any)"),
+    ] = None,
+    note: Annotated[
+        str | None, typer.Option("--note", help="a paragraph of your own, printed as written")
+    ] = None,
+    case_dir: Annotated[
+        Path | None,
+        typer.Option("--case-dir", help="the request's folder (default: <output_dir>/<id>)"),
+    ] = None,
+    officer: OfficerOption = "officer",
+    config: ConfigOption = None,
+) -> None:
+    """Write a letter to the subject into the request's folder (letter-KIND.LANG.txt, a mail
+    draft, and .md, the service desk comment); nothing is sent."""
+    from dsrflow.letters import parse_kind, parse_language, write_case_letter
+
+    chosen_kind = _friendly(lambda: parse_kind(kind))
+    chosen_lang = _friendly(lambda: parse_language(lang)) if lang else None
+    loaded = _friendly(lambda: load_config(config))
+    with _ledger(config) as ledger:
+        paths = _friendly(
+            lambda: write_case_letter(
+                ledger,
+                loaded,
+                request_id,
+                chosen_kind,
+                chosen_lang,
+                case_dir,
+                reason,
+                note,
+                officer,
+            )
+        )
+    for path in paths:
+        console.print(f"written: [bold]{path}[/]", highlight=False)
 
 
 def _ledger(config: Path | None) -> Any:
@@ -1045,6 +1139,11 @@ def extend(
         "before the first month ends."
     )
 
+
+# `dsr identity …` and `dsr deliver` (Art. 12(6), delivery of the export).
+from dsrflow.cli_handover import register  # noqa: E402
+
+register(app)
 
 if __name__ == "__main__":
     app()

@@ -22,7 +22,8 @@ import hmac
 import json
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -100,6 +101,11 @@ PG_APPEND_LOCK = 0x44535246
 SQLITE_BUSY_TIMEOUT_S = 60
 _WRITE = "dsrflow_ledger_write"
 _ANCHOR = re.compile(r"^(\d+):([0-9a-f]{64})$")
+# Told (ledger, request id) after each committed write about a request. A flow run sets it to
+# publish the case page (flows/case_page.py); the ledger itself knows nothing of Prefect.
+on_request_change: ContextVar[Callable[[Ledger, str], None] | None] = ContextVar(
+    "dsrflow_on_request_change", default=None
+)
 
 
 class LedgerError(DsrflowError, ValueError):
@@ -223,6 +229,7 @@ class Ledger:
             if is_sqlite:
                 _begin_sqlite_writes_immediately(self.engine)
             self._writer = self.engine.execution_options(**{_WRITE: True})
+            self._changed: set[str] = set()
             with self._writing() as conn:
                 metadata.create_all(conn)
                 self._upgrade(conn)
@@ -254,6 +261,11 @@ class Ledger:
             if conn.dialect.name == "postgresql":
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(PG_APPEND_LOCK)))
             yield conn
+        listener = on_request_change.get()
+        changed, self._changed = self._changed, set()
+        if listener is not None:
+            for request_id in sorted(changed):
+                listener(self, request_id)
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -721,6 +733,8 @@ class Ledger:
         changes: Sequence[dict[str, Any] | None] = (),
     ) -> None:
         changes = [c for c in changes if c]
+        if request_id is not None:
+            self._changed.add(request_id)
         last = conn.execute(
             sa.select(audit_table.c.seq, audit_table.c.hash)
             .order_by(audit_table.c.seq.desc())

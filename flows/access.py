@@ -13,6 +13,7 @@ from dsrflow.config import Config
 from dsrflow.ledger import Ledger, Status
 from dsrflow.manual import shown
 from dsrflow.request import DataSubjectRequest, RequestType
+from flows.coverage import coverage_notice
 from flows.discovery import discover_everywhere
 from flows.manual import open_sources, settle_manual_tasks
 from flows.private import private_run
@@ -34,6 +35,7 @@ class AccessResult(BaseModel):
     records_per_source: dict[str, int]
     export_dir: str
     expansion_rounds: int
+    coverage_warning: str | None = None  # the last coverage report is missing, old or open
     status: str = "completed"
     awaiting: list[str] = Field(
         default_factory=list, description="manual sources still to answer (awaiting_manual)"
@@ -81,6 +83,7 @@ def _answer(
     mappings = check_sources(config)
     ledger.set_status(request.id, Status.IN_PROGRESS, sources=sorted(mappings))
     restriction_notice(ledger, request)  # an access request is what restricted data may serve
+    coverage = coverage_notice(ledger, config)  # places no mapping names are missed unnoticed
     found = discover_everywhere(config, mappings, request.subject)
     request = request.model_copy(update={"subject": found.subject})
     frame = merge_records(found.records)
@@ -95,6 +98,7 @@ def _answer(
             records_per_source={k: int(v) for k, v in per_source.items()},
             export_dir=str(out_dir / request.id),
             expansion_rounds=found.rounds,
+            coverage_warning=coverage,
             status=Status.AWAITING_MANUAL.value,
             awaiting=[s.name for s in open_sources(config, request, out_dir / request.id)],
         )
@@ -123,4 +127,5 @@ def _answer(
         records_per_source={k: int(v) for k, v in per_source.items()},
         export_dir=str(files.directory),
         expansion_rounds=found.rounds,
+        coverage_warning=coverage,
     )

@@ -1,5 +1,6 @@
 """The deadline report: open requests with their due dates and days left, overdue first,
-published as a table artifact the officer finds on the Prefect UI's dashboard."""
+published as a table artifact the officer finds on the Prefect UI's dashboard, each row
+linking to the request's case page (flows/case_page.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from prefect.artifacts import create_table_artifact
 
 from dsrflow.config import load_config
 from dsrflow.ledger import Ledger
+from flows.case_page import case_key, case_url
 from flows.private import private_run
 
 
@@ -26,6 +28,7 @@ def deadline_report(config_path: str | None = None) -> int:
             "due": r["due_at"].isoformat(),
             "days left": r["days_left"],
             "overdue": "yes" if r["days_left"] < 0 else "",
+            "case page": case_url(r["id"]) or f"artifact {case_key(r['id'])}",
         }
         for r in rows
     ]
@@ -40,6 +43,7 @@ def deadline_report(config_path: str | None = None) -> int:
                 "due": "",
                 "days left": "",
                 "overdue": "",
+                "case page": "",
             }
         ],
         description="Open data-subject requests, overdue first (Art. 12(3): one month)",

@@ -24,6 +24,7 @@ from prefect import get_run_logger
 from prefect.states import Failed
 
 from dsrflow.errors import DsrflowError
+from flows.case_page import case_pages
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -83,7 +84,8 @@ def private_run(fn: Callable[P, R]) -> Callable[P, R]:
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
         scrub_run_logs()
         try:
-            return fn(*args, **kwargs)
+            with case_pages():
+                return fn(*args, **kwargs)
         except Exception as exc:
             get_run_logger().error("the request failed: %s", one_line(exc), exc_info=exc)
             # The caller in this process gets ``exc`` back from the state; the API only the

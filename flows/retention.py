@@ -19,6 +19,7 @@ from connectors import Discovering, SourceUnavailable, Sweeping, open_connector
 from dsrflow.config import Config, load_config
 from dsrflow.copies import expired_exports
 from dsrflow.copies import remove as remove_copies
+from dsrflow.delivery import delivered_exports
 from dsrflow.ledger import Ledger
 from dsrflow.mapping import BaseMapping
 from dsrflow.plan import Outcome
@@ -125,10 +126,13 @@ def retention_sweep(
 
 
 def _remove_expired_exports(config: Config, ledger: Ledger, now: dt.datetime, dry_run: bool) -> int:
-    """Export folders past ``export_retention_days`` go (how many would, in a dry run); one
-    that cannot be removed fails the sweep, so that it is not forgotten."""
+    """Export folders past ``export_retention_days``, or ``delivery.retention_days`` after
+    their delivery, go (how many would, in a dry run); one that cannot be removed fails the
+    sweep, so that it is not forgotten."""
     retention = dt.timedelta(days=config.export_retention_days)
     expired = expired_exports(ledger, config.output_dir, retention, now)
+    after_delivery = dt.timedelta(days=config.delivery.retention_days)
+    expired = sorted({*expired, *delivered_exports(ledger, after_delivery, now)})
     if dry_run or not expired:
         return len(expired)
     outcome = remove_copies(expired)

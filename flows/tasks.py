@@ -181,7 +181,7 @@ def write_access_export(
         request, config, mappings, frame, not_searched=not_searched, manual=manual
     )
     folder = out_dir / request.id
-    files = write_export(document, folder, ManualStore(folder).attachments())
+    files = write_export(document, folder, config.language, ManualStore(folder).attachments())
     get_run_logger().info("export of %d record(s) written (owner-only)", document.total_records)
     return files
 

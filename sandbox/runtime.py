@@ -240,7 +240,15 @@ def write_config(
         "phone_region": "NO",
         "output_dir": str(output_dir.resolve()),
         "sources": sources,
+        # The sandbox's subjects are invented: nobody to verify. Each delivery and execution
+        # records `identity_not_required` in the ledger instead (README: Identity).
+        "identity": {"required": False},
     }
+    kinds = {src.get("kind"): name for name, src in reversed(sources.items())}
+    if "mail" in kinds:  # codes and mailed exports go out from the privacy mailbox
+        config["identity"].update(mail_source=kinds["mail"], sender=CONTROLLER["contact_email"])
+    if "jira" in kinds:
+        config["delivery"] = {"jira_source": kinds["jira"]}
     if masking_key_file is not None:
         config["masking_key"] = {"file": str(masking_key_file.resolve())}
     if manual_sources:

@@ -166,8 +166,8 @@ def test_run_data_holds_no_personal_data(sandbox_config, tmp_path):
     for text in texts:
         for secret in secrets:
             assert secret.lower() not in text.lower(), (secret, text)
-    masked = [a for a in artifacts if a.type == "markdown"]
-    assert masked and "a***@example.com" in masked[0].data
+    summary = next(a for a in artifacts if a.type == "markdown" and a.key.startswith("access"))
+    assert "a***@example.com" in summary.data
     table = next(a for a in artifacts if a.type == "table")
     rows = json.loads(table.data) if isinstance(table.data, str) else table.data
     assert {r["location"]: r["records"] for r in rows}["usage_events"] == 3

@@ -73,4 +73,5 @@ def test_deadline_report_lists_open_requests_overdue_first(tmp_path):
     rows = yaml.safe_load(table.data) if isinstance(table.data, str) else table.data
     assert [r["request"] for r in rows] == ["DSR-2026-0602", "DSR-2026-0601"]
     assert rows[0]["overdue"] == "yes"
+    assert rows[0]["case page"].endswith("case-dsr-2026-0602")  # each row links to its case
     assert "al@example.com" not in str(rows)

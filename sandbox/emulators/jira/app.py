@@ -31,6 +31,7 @@ from starlette.routing import Route
 
 from sandbox.emulators.faults import FaultGate, Faults
 from sandbox.emulators.jira import jql
+from sandbox.emulators.jira.attachments import Attachments
 from sandbox.emulators.jira.store import (
     PARTICIPANTS_FIELD,
     REQUEST_TYPE_FIELD,
@@ -316,6 +317,7 @@ class JiraEmulator:
         self.store = store
         self.faults = faults or Faults()
         self.deployment = deployment
+        self.attachments = Attachments(self)
         self.app = self._build()
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -337,6 +339,8 @@ class JiraEmulator:
                 self.comment,
                 methods=["GET", "PUT", "DELETE"],
             ),
+            Route(f"{api}/project", self.all_projects, methods=["GET"]),
+            Route(f"{api}/project/search", self.project_search, methods=["GET"]),
             Route(f"{api}/user", self.user, methods=["GET", "DELETE"]),
             Route(f"{api}/user/search", self.user_search, methods=["GET"]),
             Route(f"{sd}/servicedesk", self.servicedesks, methods=["GET"]),
@@ -344,6 +348,7 @@ class JiraEmulator:
             Route(
                 f"{sd}/request/{{key}}/participant", self.participants, methods=["GET", "DELETE"]
             ),
+            *self.attachments.routes(sd),
             *self.faults.control_routes(),
         ]
         app = Starlette(routes=routes)
@@ -849,6 +854,70 @@ class JiraEmulator:
         users = self.store.find_users(query)[start : start + size]
         render = self._renderer(request)
         return JSONResponse([render.user(u.account_id) for u in users])
+
+    async def all_projects(self, request: Request) -> Response:
+        """Get all projects (GET /rest/api/2/project): every project visible to the caller in
+        one unpaged list. Data Center's route; Cloud still serves it, deprecated in favour of
+        Get projects paginated. ``recent`` is not emulated (refused), the rest is accepted."""
+        _params(request, {"expand", "includeArchived", "browseArchive", "properties"})
+        return JSONResponse(self._projects(request))
+
+    def _projects(self, request: Request) -> list[dict[str, Any]]:
+        """The site's projects as the project routes render them, by key."""
+        base = str(request.base_url).rstrip("/")
+        desks = {d.project_key: d for d in self.store.servicedesks.values()}
+        keys = sorted(self.store.project_keys())
+        projects: list[dict[str, Any]] = []
+        for index, key in enumerate(keys):
+            desk = desks.get(key)
+            if desk:  # the projectId its service desk reports
+                pid = str(10000 + int(desk.id)) if desk.id.isdigit() else desk.id
+            else:
+                pid = str(20000 + index)
+            projects.append(
+                {
+                    "self": f"{base}/rest/api/2/project/{pid}",
+                    "id": pid,
+                    "key": key,
+                    "name": desk.project_name if desk else key,
+                    "projectTypeKey": "service_desk" if desk else "software",
+                    "simplified": False,
+                    "style": "classic",
+                    "isPrivate": False,
+                }
+            )
+        return projects
+
+    async def project_search(self, request: Request) -> Response:
+        """Get projects paginated (GET /rest/api/2/project/search, Jira Cloud platform REST
+        API, group Projects): a ``PageBeanProject`` (``self``, ``nextPage`` while there is more,
+        ``maxResults``, ``startAt``, ``total``, ``isLast``, ``values``), ordered by key by
+        default. ``maxResults`` defaults to 50 and Atlassian caps it at 50 per call
+        (JRACLOUD-84803, "returns maximum of 50 results per call"). Project type: a project with
+        a service desk is ``service_desk``, any other ``software`` (the emulator's choice)."""
+        if self.deployment != "Cloud":
+            # Data Center's REST reference has no project/search: Get all projects only.
+            raise ApiError(404, f"null for uri: {request.url}")
+        params = _params(request, {"startAt", "maxResults", "orderBy"})
+        if params.get("orderBy", "key") not in ("key", "+key"):
+            raise ApiError(400, "The emulator orders projects by key only.")
+        start = _int(params, "startAt", 0)
+        size = min(_int(params, "maxResults", 50), 50) or 50
+        projects = self._projects(request)
+        page = projects[start : start + size]
+        last = start + size >= len(projects)
+        path = f"{str(request.base_url).rstrip('/')}/rest/api/2/project/search"
+        body: dict[str, Any] = {
+            "self": f"{path}?startAt={start}&maxResults={size}",
+            "maxResults": size,
+            "startAt": start,
+            "total": len(projects),
+            "isLast": last,
+            "values": page,
+        }
+        if not last:
+            body["nextPage"] = f"{path}?startAt={start + size}&maxResults={size}"
+        return JSONResponse(body)
 
     # -- Service Management routes ----------------------------------------------------------
 

@@ -1,0 +1,109 @@
+"""One page per case: the view of a request read from the ledger, and the Prefect artifact
+that a flow run publishes again at every step, under one key per request."""
+
+import datetime as dt
+
+import pytest
+
+from dsrflow.case import case_markdown, read_case
+from dsrflow.ledger import Ledger, Status
+from dsrflow.request import DataSubjectRequest, RequestType, Subject
+
+SUBJECT = "al@example.com"
+
+
+def _ledger(tmp_path) -> Ledger:
+    return Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+
+
+def _open(ledger: Ledger, request_id: str, days_ago: int, kind=RequestType.ERASURE) -> None:
+    ledger.open_request(
+        DataSubjectRequest(
+            id=request_id,
+            type=kind,
+            subject=Subject.from_raw([SUBJECT]),
+            received_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=days_ago),
+        )
+    )
+
+
+def test_the_case_shows_decisions_sources_and_deadline_but_no_subject_or_notes(tmp_path):
+    with _ledger(tmp_path) as ledger:
+        _open(ledger, "DSR-2026-1001", days_ago=40)
+        ledger.record("DSR-2026-1001", "planned", plan_sha256="a" * 64, delete=3, keep=1)
+        ledger.record(
+            "DSR-2026-1001",
+            "approved",
+            actor="Officer Olsen",
+            plan_sha256="a" * 64,
+            note=f"called {SUBJECT} to confirm",
+        )
+        ledger.record("DSR-2026-1001", "executed", source="onprem", done=3, failed=0, skipped=1)
+        ledger.record("DSR-2026-1001", "executed", source="drive", done=0, failed=2)
+        case = read_case(ledger, "DSR-2026-1001")
+    assert case is not None
+    assert case.status == Status.OPEN.value
+    assert case.days_left is not None and case.days_left < 0  # a month and more ago
+    assert case.sources == {"onprem": "done 3, skipped 1", "drive": "failed 2"}
+    assert [(d.event, d.actor) for d in case.decisions] == [("approved", "Officer Olsen")]
+    page = case_markdown(case)
+    assert "**overdue by" in page
+    assert "approved by Officer Olsen" in page
+    assert "| drive | failed 2 |" in page
+    assert SUBJECT not in page and "called" not in page  # the note stays in the ledger
+
+
+def test_a_closed_case_has_no_days_left_and_an_unknown_one_is_none(tmp_path):
+    with _ledger(tmp_path) as ledger:
+        _open(ledger, "DSR-2026-1002", days_ago=1, kind=RequestType.ACCESS)
+        ledger.close_request("DSR-2026-1002", Status.COMPLETED, actor="Officer Olsen")
+        case = read_case(ledger, "DSR-2026-1002")
+        assert read_case(ledger, "DSR-2026-9999") is None
+    assert case is not None and case.days_left is None
+    assert "(closed)" in case_markdown(case)
+
+
+def test_the_ledger_tells_its_listener_once_per_request_after_each_write(tmp_path):
+    from dsrflow.ledger import on_request_change
+
+    told: list[str] = []
+    token = on_request_change.set(lambda _ledger, request_id: told.append(request_id))
+    try:
+        with _ledger(tmp_path) as ledger:
+            _open(ledger, "DSR-2026-1003", days_ago=0)
+            ledger.set_status("DSR-2026-1003", Status.IN_PROGRESS)
+            ledger.record(None, "sweep", deleted=0)  # not about a request: nobody is told
+    finally:
+        on_request_change.reset(token)
+    assert told == ["DSR-2026-1003", "DSR-2026-1003"]
+
+
+@pytest.mark.prefect
+@pytest.mark.usefixtures("prefect_harness")
+def test_an_access_run_publishes_the_case_page_at_every_step(tmp_path, sandbox_sqlite_url):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from flows.access import access_request
+    from flows.case_page import case_key
+    from sandbox.runtime import onprem_source, write_config
+
+    config = tmp_path / "dsrflow.yaml"
+    write_config(config, onprem_source(sandbox_sqlite_url), tmp_path / "exports")
+    state = access_request(
+        request_id="DSR-2026-1004",
+        subject_emails=[SUBJECT],
+        config_path=str(config),
+        return_state=True,
+    )
+    assert state.is_completed(), state.message
+    with get_client(sync_client=True) as client:
+        versions = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[case_key("DSR-2026-1004")]))
+        )
+    # received, in progress, exported, completed: one version each, the latest on top.
+    assert len(versions) == 4
+    latest = max(versions, key=lambda a: a.created)
+    assert "status: **completed**" in latest.data
+    assert "| onprem | found 12 |" in latest.data
+    assert all(SUBJECT not in str(v.data) for v in versions)
