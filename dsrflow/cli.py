@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 import signal
 import sys
 import threading
@@ -724,6 +725,13 @@ def sweep(
             str(r["suppressed"]),
         )
     console.print(table)
+    for r in summary.results:  # aggregation by levels: where the events went
+        if isinstance(by_level := r.get("levels"), dict) and by_level:
+            levels = ", ".join(f"{name} {n}" for name, n in by_level.items())
+            console.print(
+                f"{r['source']}.{r['table']}: published by level: {levels}; "
+                f"suppressed {r['suppressed']}; waiting for their period to close {r['pending']}"
+            )
     if summary.exports_removed:
         verb = "would go" if dry_run else "removed"
         console.print(f"export folders past their retention: {summary.exports_removed} {verb}")
@@ -1026,9 +1034,16 @@ def letter(
 
 
 def _ledger(config: Path | None) -> Any:
-    from dsrflow.ledger import Ledger
+    """The config's ledger for a command that reads or writes it outside a flow run. With a
+    Prefect server named (``PREFECT_API_URL``: the stack's), what the command records shows
+    on the request's case page at once; otherwise the next run of the request publishes it."""
+    from dsrflow.ledger import Ledger, on_request_change
 
     loaded = _friendly(lambda: load_config(config))
+    if os.environ.get("PREFECT_API_URL") and on_request_change.get() is None:
+        from flows.case_page import publish_case_page
+
+        on_request_change.set(publish_case_page)
     return _friendly(lambda: Ledger.from_config(loaded))
 
 
@@ -1147,3 +1162,106 @@ register(app)
 
 if __name__ == "__main__":
     app()
+
+
+intake_app = typer.Typer(
+    help="Requests from the service desk and the mailbox (the config's intake section)."
+)
+app.add_typer(intake_app, name="intake")
+
+
+@intake_app.callback(invoke_without_command=True)
+def intake_once(ctx: typer.Context, config: ConfigOption = None) -> None:
+    """Read the intake channels once; open every new request as received and list them."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from dsrflow.identifiers import mask_identifier
+    from dsrflow.intake import open_incoming
+    from dsrflow.intake_channels import read_channels
+
+    loaded = _friendly(lambda: load_config(config))
+    items = _friendly(lambda: read_channels(loaded))
+    with _ledger(config) as ledger:
+        opened = _friendly(
+            lambda: open_incoming(ledger, items, is_own=loaded.controller.is_own_address)
+        )
+        console.print(f"Intake: {len(opened.opened)} new, {opened.known} seen before")
+        for request_id, channel, asked in opened.opened:
+            row = ledger.request_row(request_id) or {}
+            _, requester = ledger.received_subject(request_id)
+            shown = ", ".join(sorted(mask_identifier(i) for i in requester.identifiers))
+            console.print(
+                f"  {request_id}  {channel.value}  received {row['received_at']:%Y-%m-%d %H:%M} "
+                f"UTC  asks for {asked}  requester {shown or '-'}",
+                highlight=False,
+            )
+    if opened.opened:
+        console.print("Confirm each with `dsr intake confirm ID --type TYPE --officer NAME`.")
+
+
+@intake_app.command("confirm")
+def intake_confirm(
+    request_id: Annotated[str, typer.Argument(help="the received request, e.g. DSR-2026-0042")],
+    request_type: Annotated[
+        str,
+        typer.Option(
+            "--type",
+            help="access | erasure | rectification | restriction | consent_withdrawal",
+        ),
+    ],
+    email: Annotated[
+        list[str] | None, typer.Option("--email", help="a further address of the subject")
+    ] = None,
+    phone: PhoneOption = None,
+    no_requester: Annotated[
+        bool,
+        typer.Option("--no-requester", help="the requester's address is not the subject's"),
+    ] = False,
+    note: Annotated[str, typer.Option("--note", help="how you checked it (kept)")] = "",
+    officer: OfficerOption = "officer",
+    stack_dir: StackOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Confirm a received request: its type and the subject's identifiers. With --stack, start
+    its deployment there with the request id only; else start it from the deployment's run
+    form (the request id alone)."""
+    from dsrflow.intake import DEPLOYMENTS, confirm
+    from dsrflow.request import RequestType
+
+    kinds = [t.value for t in RequestType]
+    if request_type not in kinds:
+        err.print(
+            f"[bold red]error:[/] --type must be one of {', '.join(kinds)}, not {request_type!r}",
+            highlight=False,
+        )
+        raise typer.Exit(2)
+    loaded = _friendly(lambda: load_config(config))
+    with _ledger(config) as ledger:
+        subject = _friendly(
+            lambda: confirm(
+                ledger,
+                request_id,
+                RequestType(request_type),
+                officer,
+                emails=email or [],
+                phones=phone or [],
+                use_requester=not no_requester,
+                note=note,
+                phone_region=loaded.phone_region,
+            )
+        )
+    console.print(
+        f"{request_id}: confirmed as {request_type} ({len(subject.identifiers)} identifier(s)); "
+        "the deadline counts from when it was received"
+    )
+    deployment, startable = DEPLOYMENTS[RequestType(request_type)]
+    if stack_dir is None or not startable:
+        console.print(f"Start it from the {deployment.split('/')[1]} deployment with its id.")
+        return
+    from dsrflow import stack
+    from flows.intake import start_request
+
+    _friendly(lambda: stack.client_environment(stack_dir))  # names a folder without one
+    with stack.connected(stack_dir):
+        run_id = start_request(deployment, request_id)
+    console.print(f"{request_id}: flow run {run_id} started (see the Prefect UI)")

@@ -104,7 +104,7 @@ def retention_sweep(
         exports = _remove_expired_exports(config, ledger, now, dry_run)
         create_table_artifact(
             key="retention-sweep",
-            table=[{k: v for k, v in r.items() if k != "dry_run"} for r in results],
+            table=[_artifact_row(r) for r in results],
             description=("dry run: what would go" if dry_run else "retention sweep")
             + f" at {now:%Y-%m-%d %H:%M} UTC",
         )
@@ -112,6 +112,7 @@ def retention_sweep(
             None,
             "retention_sweep_dry_run" if dry_run else "retention_sweep",
             rows={f"{r['source']}.{r['table']}": r["rows"] for r in results},
+            aggregated=_aggregated(results),
             restricted_subjects=len(restricted),
             holds_ended=holds_ended,
             exports_removed=exports,
@@ -123,6 +124,27 @@ def retention_sweep(
         holds_ended=holds_ended,
         exports_removed=exports,
     )
+
+
+def _aggregated(results: list[dict[str, object]]) -> dict[str, dict[str, object]]:
+    """Per aggregating rule (counts only): events per level, suppressed, waiting."""
+    return {
+        f"{r['source']}.{r['table']}": {
+            "levels": r["levels"],
+            "suppressed": r["suppressed"],
+            "pending": r["pending"],
+        }
+        for r in results
+        if r.get("levels")
+    }
+
+
+def _artifact_row(row: dict[str, object]) -> dict[str, object]:
+    out = {k: v for k, v in row.items() if k not in ("dry_run", "levels")}
+    levels = row.get("levels")
+    if isinstance(levels, dict):  # one cell: "day 40, week 12, …"
+        out["levels"] = ", ".join(f"{name} {n}" for name, n in levels.items())
+    return out
 
 
 def _remove_expired_exports(config: Config, ledger: Ledger, now: dt.datetime, dry_run: bool) -> int:

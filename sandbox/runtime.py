@@ -83,6 +83,15 @@ MANUAL_SOURCES: list[dict[str, Any]] = [
 ]
 
 
+# The generated sandbox's intake channels: the desk's "Privacy request" type and the privacy
+# mailbox's Inbox (its seeded mail dates from 2026, hence the long look back).
+SANDBOX_INTAKE: dict[str, Any] = {
+    "servicedesk": {"source": "jira", "project": "SUP", "request_type": "Privacy request"},
+    "mailbox": {"source": "mail", "mailbox": "privacy@fjelltopp.example", "folder": "Inbox"},
+    "lookback_days": 366,
+}
+
+
 @dataclass(frozen=True)
 class SandboxContext:
     directory: Path
@@ -212,6 +221,7 @@ def start(
         sources,
         directory / "exports",
         masking_key_file=key_file,
+        intake=None if fixtures or profile != "small" else SANDBOX_INTAKE,
         manual_sources=MANUAL_SOURCES if manual_sources else None,
     )
     return running
@@ -233,6 +243,7 @@ def write_config(
     output_dir: Path,
     *,
     masking_key_file: Path | None = None,
+    intake: dict[str, Any] | None = None,
     manual_sources: list[dict[str, Any]] | None = None,
 ) -> None:
     config: dict[str, Any] = {
@@ -249,6 +260,8 @@ def write_config(
         config["identity"].update(mail_source=kinds["mail"], sender=CONTROLLER["contact_email"])
     if "jira" in kinds:
         config["delivery"] = {"jira_source": kinds["jira"]}
+    if intake is not None:
+        config["intake"] = intake
     if masking_key_file is not None:
         config["masking_key"] = {"file": str(masking_key_file.resolve())}
     if manual_sources:
