@@ -23,6 +23,7 @@ import yaml
 
 from connectors import SourceContext, open_connector
 from connectors.jira.mapping import ErasureMode
+from connectors.marketplace.contacts import subjects_roles
 from connectors.third_parties import OwnAddresses, ThirdParties, Whose
 from dsrflow.config import Config, Controller, load_config
 from dsrflow.mapping import BaseMapping, load_mapping
@@ -323,3 +324,24 @@ def test_without_own_addresses_the_support_address_would_make_it_shared(
     own = _pick(records, case, case.own_id)
     assert own.shared
     assert SUPPORT not in str(own.fields[case.text_field])
+
+
+def test_a_marketplace_contact_of_the_controllers_own_is_nobody_elses() -> None:
+    """The Marketplace connector exports others by role only; the controller's own address
+    as a contact (a licence the vendor bought for its support desk) is not another person."""
+    item = {
+        "contactDetails": {
+            "technicalContact": {"email": KARI},
+            "billingContact": {"email": SUPPORT_2},
+        },
+        "partnerDetails": {"billingContact": {"email": OLA}},
+    }
+    keys = {KARI}
+    own, others, matched = subjects_roles("licenses", item, keys, OwnAddresses.of(kantega()))
+    assert list(own) == ["technical_contact"] and matched == keys
+    assert others == ["partner_billing_contact"]
+    # Without the controller's addresses the billing contact would count as a third person.
+    assert subjects_roles("licenses", item, keys)[1] == [
+        "billing_contact",
+        "partner_billing_contact",
+    ]

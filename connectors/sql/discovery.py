@@ -95,6 +95,7 @@ class Discovery:
         self.lower_folds_unicode = lower_folds_unicode
         self.edges = self._edges()
         self.links = self._link_columns()
+        self.text_columns = {name: self._text_columns(name) for name in self.mapping.tables}
 
     def _edges(self) -> dict[str, list[Edge]]:
         """Outgoing discovery edges per table, from the references and their directions."""
@@ -241,7 +242,7 @@ class Discovery:
         spec = self.mapping.tables[table]
         data = entry.row
         fields = {c: portable_value(v, self.tz) for c, v in data.items()}
-        for column in self._text_columns(table):
+        for column in self.text_columns[table]:
             value = fields.get(column)
             if isinstance(value, str) and rule.others_in(value):
                 fields[column] = rule.mask(value)
