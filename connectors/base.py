@@ -109,6 +109,8 @@ class SweepResult:
     protected: int = 0
     dry_run: bool = False
     notes: list[str] = field(default_factory=list)
+    levels: dict[str, int] = field(default_factory=dict)  # events published per level
+    pending: int = 0  # events counted and deleted, published when their period has closed
 
 
 @runtime_checkable
@@ -125,6 +127,31 @@ class Sweeping(Connector, Protocol):
         restricted subjects (found by ``discover``): they are stored, not processed, so they
         stay. ``dry_run`` counts what would go and changes nothing. ``min_group_size``
         overrides the k of the mapping's aggregations (kinds without aggregation have none)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A place that may hold personal data outside the mapping (``dsr coverage``). It names
+    the place and says what was counted there, never what was read. ``place`` is safe to keep
+    anywhere (a table.column, a project key, a Drive file id, a Graph user id); ``label`` is
+    what the officer knows it by where that may itself be personal data (a spreadsheet's
+    title, a mailbox address): shown at the terminal, never stored in Prefect or the ledger."""
+
+    source: str
+    what: str  # the kind of place: table, column, project, service_desk, sheet, mailbox
+    place: str
+    evidence: str  # counts only: "3 of 20 sampled values look like e-mail addresses"
+    snippet: str  # the mapping entry (YAML) that would cover it
+    label: str | None = None
+
+
+@runtime_checkable
+class Surveying(Connector, Protocol):
+    def survey(self) -> list[Finding]:
+        """Look for personal data outside the mapping: places the source has that no mapping
+        entry names. Reads samples and counts (bounded), never copies contents; a place that
+        cannot be looked at raises ``SourceUnavailable`` (not "nothing there")."""
         ...
 
 

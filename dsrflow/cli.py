@@ -18,12 +18,12 @@ from rich.table import Table
 
 from dsrflow.config import load_config
 from dsrflow.errors import DsrflowError
+from dsrflow.local_prefect import no_telemetry
 from dsrflow.mapping import MappingError, load_mapping, mapping_json_schema_text
 from dsrflow.request import new_request_id
 
 # A privacy tool phones no one: no telemetry from an embedded Prefect server unless asked for.
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("DO_NOT_TRACK", "1")
+no_telemetry()
 
 app = typer.Typer(help="Answer GDPR data-subject requests.", no_args_is_help=True)
 sandbox_app = typer.Typer(help="The local sandbox: seeded sources to try dsrflow on.")
@@ -164,6 +164,8 @@ def _print_access_result(result: Any) -> None:
     console.print(f"export written to [bold]{result.export_dir}[/] (owner-only)")
     for name in ("export.json", "export.html", "manifest.json"):
         console.print(f"  {Path(result.export_dir) / name}")
+    if result.coverage_warning:
+        err.print(f"[bold yellow]warning:[/] {result.coverage_warning}", highlight=False)
 
 
 ReceivedOption = Annotated[
@@ -585,6 +587,13 @@ def sweep(
             str(r["suppressed"]),
         )
     console.print(table)
+    for r in summary.results:  # aggregation by levels: where the events went
+        if isinstance(by_level := r.get("levels"), dict) and by_level:
+            levels = ", ".join(f"{name} {n}" for name, n in by_level.items())
+            console.print(
+                f"{r['source']}.{r['table']}: published by level: {levels}; "
+                f"suppressed {r['suppressed']}; waiting for their period to close {r['pending']}"
+            )
     if summary.exports_removed:
         verb = "would go" if dry_run else "removed"
         console.print(f"export folders past their retention: {summary.exports_removed} {verb}")
@@ -717,6 +726,35 @@ def check(config: ConfigOption = None) -> None:
         raise typer.Exit(2)
 
 
+def _surveyed(config: Path | None, actor: str) -> Any:
+    """The coverage survey of every source, kept in the ledger (``dsrflow.coverage``)."""
+    from dsrflow.coverage import store, survey
+    from dsrflow.ledger import Ledger
+
+    loaded = _friendly(lambda: load_config(config))
+    report = survey(loaded)
+    with _friendly(lambda: Ledger.from_config(loaded)) as ledger:
+        _friendly(lambda: store(ledger, report, actor=actor))
+    return report
+
+
+@app.command()
+def coverage(config: ConfigOption = None, officer: OfficerOption = "officer") -> None:
+    """Look in every source for personal data outside the mappings (samples and counts, never
+    contents); print each place with the mapping entry that would cover it, and keep the
+    report's time and counts in the ledger for access requests. Exit status 0: nothing open;
+    1: findings, or sources that could not be surveyed; 2: an error."""
+    report = _surveyed(config, officer)
+    for line in report.lines():
+        console.print(line, highlight=False, markup=False)  # mapping entries hold brackets
+    console.print(
+        f"{len(report.findings)} finding(s), {len(report.not_surveyed)} source(s) not surveyed",
+        highlight=False,
+    )
+    if report.open_findings:
+        raise typer.Exit(1)
+
+
 @app.command()
 def demo(
     directory: Annotated[Path, typer.Option("--dir", help="sandbox folder")] = Path(".sandbox"),
@@ -731,6 +769,8 @@ def demo(
 
     with _friendly(lambda: start(directory)) as box:
         console.print(f"sandbox seeded in {box.directory}; demo subject: [bold]{DEMO_SUBJECT}[/]")
+        surveyed = _surveyed(box.config_path, "demo")  # what the access request's warning reads
+        console.print(f"coverage: {surveyed.open_findings} open finding(s) outside the mappings")
         opened = _open_request(
             "access", [DEMO_SUBJECT], None, "DSR-2026-0001", None, box.config_path, "demo"
         )
@@ -781,13 +821,82 @@ def export_verify(directory: Annotated[Path, typer.Argument(help="an export fold
     if changed:
         err.print(f"[bold red]changed since written:[/] {', '.join(changed)}")
         raise typer.Exit(1)
+    from dsrflow.export import export_problems
+
+    problems = export_problems(directory)  # the schema, and the two views of the records agree
+    if problems:
+        for problem in problems:
+            err.print(f"[bold red]inconsistent:[/] {problem}", highlight=False)
+        raise typer.Exit(1)
     console.print(f"[green]intact[/] {directory}")
 
 
+@app.command()
+def letter(
+    request_id: Annotated[str, typer.Argument(help="the request, e.g. DSR-2026-0042")],
+    kind: Annotated[
+        str,
+        typer.Argument(
+            help="acknowledgement | identification | extension | refusal | answer (the answer "
+            "for the request's right)"
+        ),
+    ],
+    lang: Annotated[
+        str | None,
+        typer.Option(
+            "--lang", help="nb | en (default: the request's earlier letters', else the config's)"
+        ),
+    ] = None,
+    reason: Annotated[
+        str | None,
+        typer.Option("--reason", help="a refusal's reason (default: the rejection's, if any)"),
+    ] = None,
+    note: Annotated[
+        str | None, typer.Option("--note", help="a paragraph of your own, printed as written")
+    ] = None,
+    case_dir: Annotated[
+        Path | None,
+        typer.Option("--case-dir", help="the request's folder (default: <output_dir>/<id>)"),
+    ] = None,
+    officer: OfficerOption = "officer",
+    config: ConfigOption = None,
+) -> None:
+    """Write a letter to the subject into the request's folder (letter-KIND.LANG.txt, a mail
+    draft, and .md, the service desk comment); nothing is sent."""
+    from dsrflow.letters import parse_kind, parse_language, write_case_letter
+
+    chosen_kind = _friendly(lambda: parse_kind(kind))
+    chosen_lang = _friendly(lambda: parse_language(lang)) if lang else None
+    loaded = _friendly(lambda: load_config(config))
+    with _ledger(config) as ledger:
+        paths = _friendly(
+            lambda: write_case_letter(
+                ledger,
+                loaded,
+                request_id,
+                chosen_kind,
+                chosen_lang,
+                case_dir,
+                reason,
+                note,
+                officer,
+            )
+        )
+    for path in paths:
+        console.print(f"written: [bold]{path}[/]", highlight=False)
+
+
 def _ledger(config: Path | None) -> Any:
-    from dsrflow.ledger import Ledger
+    """The config's ledger for a command that reads or writes it outside a flow run. With a
+    Prefect server named (``PREFECT_API_URL``: the stack's), what the command records shows
+    on the request's case page at once; otherwise the next run of the request publishes it."""
+    from dsrflow.ledger import Ledger, on_request_change
 
     loaded = _friendly(lambda: load_config(config))
+    if os.environ.get("PREFECT_API_URL") and on_request_change.get() is None:
+        from flows.case_page import publish_case_page
+
+        on_request_change.set(publish_case_page)
     return _friendly(lambda: Ledger.from_config(loaded))
 
 
@@ -899,5 +1008,113 @@ def extend(
     )
 
 
+# `dsr identity …` and `dsr deliver` (Art. 12(6), delivery of the export).
+from dsrflow.cli_handover import register  # noqa: E402
+
+register(app)
+
 if __name__ == "__main__":
     app()
+
+
+intake_app = typer.Typer(
+    help="Requests from the service desk and the mailbox (the config's intake section)."
+)
+app.add_typer(intake_app, name="intake")
+
+
+@intake_app.callback(invoke_without_command=True)
+def intake_once(ctx: typer.Context, config: ConfigOption = None) -> None:
+    """Read the intake channels once; open every new request as received and list them."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from dsrflow.identifiers import mask_identifier
+    from dsrflow.intake import open_incoming
+    from dsrflow.intake_channels import read_channels
+
+    loaded = _friendly(lambda: load_config(config))
+    items = _friendly(lambda: read_channels(loaded))
+    with _ledger(config) as ledger:
+        opened = _friendly(
+            lambda: open_incoming(ledger, items, is_own=loaded.controller.is_own_address)
+        )
+        console.print(f"Intake: {len(opened.opened)} new, {opened.known} seen before")
+        for request_id, channel, asked in opened.opened:
+            row = ledger.request_row(request_id) or {}
+            _, requester = ledger.received_subject(request_id)
+            shown = ", ".join(sorted(mask_identifier(i) for i in requester.identifiers))
+            console.print(
+                f"  {request_id}  {channel.value}  received {row['received_at']:%Y-%m-%d %H:%M} "
+                f"UTC  asks for {asked}  requester {shown or '-'}",
+                highlight=False,
+            )
+    if opened.opened:
+        console.print("Confirm each with `dsr intake confirm ID --type TYPE --officer NAME`.")
+
+
+@intake_app.command("confirm")
+def intake_confirm(
+    request_id: Annotated[str, typer.Argument(help="the received request, e.g. DSR-2026-0042")],
+    request_type: Annotated[
+        str,
+        typer.Option(
+            "--type",
+            help="access | erasure | rectification | restriction | consent_withdrawal",
+        ),
+    ],
+    email: Annotated[
+        list[str] | None, typer.Option("--email", help="a further address of the subject")
+    ] = None,
+    phone: PhoneOption = None,
+    no_requester: Annotated[
+        bool,
+        typer.Option("--no-requester", help="the requester's address is not the subject's"),
+    ] = False,
+    note: Annotated[str, typer.Option("--note", help="how you checked it (kept)")] = "",
+    officer: OfficerOption = "officer",
+    stack_dir: StackOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Confirm a received request: its type and the subject's identifiers. With --stack, start
+    its deployment there with the request id only; else start it from the deployment's run
+    form (the request id alone)."""
+    from dsrflow.intake import DEPLOYMENTS, confirm
+    from dsrflow.request import RequestType
+
+    kinds = [t.value for t in RequestType]
+    if request_type not in kinds:
+        err.print(
+            f"[bold red]error:[/] --type must be one of {', '.join(kinds)}, not {request_type!r}",
+            highlight=False,
+        )
+        raise typer.Exit(2)
+    loaded = _friendly(lambda: load_config(config))
+    with _ledger(config) as ledger:
+        subject = _friendly(
+            lambda: confirm(
+                ledger,
+                request_id,
+                RequestType(request_type),
+                officer,
+                emails=email or [],
+                phones=phone or [],
+                use_requester=not no_requester,
+                note=note,
+                phone_region=loaded.phone_region,
+            )
+        )
+    console.print(
+        f"{request_id}: confirmed as {request_type} ({len(subject.identifiers)} identifier(s)); "
+        "the deadline counts from when it was received"
+    )
+    deployment, startable = DEPLOYMENTS[RequestType(request_type)]
+    if stack_dir is None or not startable:
+        console.print(f"Start it from the {deployment.split('/')[1]} deployment with its id.")
+        return
+    from dsrflow import stack
+    from flows.intake import start_request
+
+    _friendly(lambda: stack.client_environment(stack_dir))  # names a folder without one
+    with stack.connected(stack_dir):
+        run_id = start_request(deployment, request_id)
+    console.print(f"{request_id}: flow run {run_id} started (see the Prefect UI)")

@@ -12,13 +12,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connectors.registry import source_union
 from connectors.settings import SourceSettings
 from dsrflow.errors import ConfigError
+from dsrflow.handover_settings import DeliveryPolicy, IdentityPolicy
 from dsrflow.identifiers import email_key, lookalike_reason, normalise_email
+from dsrflow.intake_config import IntakeSettings
+from dsrflow.language import Language
 from dsrflow.mapping import BaseMapping, MappingError, load_mapping
 from dsrflow.secrets import SecretRef, SecretUnavailable
 
@@ -153,6 +156,11 @@ class Config(_Strict):
     controller: Controller
     sources: dict[str, Source] = Field(min_length=1)
     phone_region: str = Field(default="NO", description="region of phone numbers given without +")
+    language: Language = Field(
+        default="nb",
+        description="the language of letters to subjects (nb: Norwegian bokmål, en: English) "
+        "unless a request's letters chose the other; the subject's pages show it first",
+    )
     output_dir: Path = Path("exports")
     ledger_url: str = Field(
         default="sqlite:///ledger.db",
@@ -166,6 +174,21 @@ class Config(_Strict):
         description="days an export folder is kept after it was written; the retention sweep "
         "removes it then (an erasure of its subject removes it at once)",
     )
+    identity: IdentityPolicy = Field(
+        default_factory=IdentityPolicy,
+        description="Art. 12(6): how the requester's identity is verified (dsrflow/identity.py)",
+    )
+    delivery: DeliveryPolicy = Field(
+        default_factory=DeliveryPolicy,
+        description="how an export is delivered to the subject (dsrflow/delivery.py)",
+    )
+    coverage_max_age_days: int = Field(
+        default=30,
+        gt=0,
+        description="an access request warns when the last coverage report (`dsr coverage`, "
+        "the coverage-check deployment) is older than this many days, has open findings, or "
+        "does not exist",
+    )
     ledger_key: SecretRef | None = Field(
         default=None,
         description="the ledger key, {file: PATH} (mode 0600), {env: NAME} or {prefect_secret: "
@@ -177,6 +200,18 @@ class Config(_Strict):
         description="key of hmac_sha256 masking: {file: PATH} (mode 0600), {env: NAME} or "
         "{prefect_secret: block}; wins over the environment variable DSRFLOW_HMAC_KEY",
     )
+    intake: IntakeSettings = Field(
+        default_factory=IntakeSettings,
+        description="where the scheduled intake flow reads new requests: a service desk's "
+        "request type and a mailbox folder (neither by default)",
+    )
+
+    @model_validator(mode="after")
+    def _intake_sources(self) -> Config:
+        problems = self.intake.problems(self.sources)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     def resolved(self, base: Path) -> Config:
         """Paths in the file are relative to the file; SQL sources without a masking key of

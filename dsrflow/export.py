@@ -23,13 +23,17 @@ from dsrflow.export_model import (
     SCHEMA_FILE,
     AccessExport,
     Art15Information,
+    FieldOfRecord,
     PurposeInfo,
     RecordPart,
     RequestInfo,
     RetentionInfo,
     SourceOfData,
     SummaryRow,
+    WholeRecord,
 )
+from dsrflow.export_page import page_context
+from dsrflow.language import Language
 from dsrflow.mapping import BaseMapping
 from dsrflow.merge import rows, summary
 from dsrflow.request import DataSubjectRequest
@@ -83,12 +87,16 @@ def _information(
     )
 
 
+# A field its mapping gives no category (a column added since) is described as the system's.
+UNCATEGORISED = "system.operations"
+
+
 def _records_by_category(frame: pd.DataFrame) -> dict[str, dict[str, list[RecordPart]]]:
     grouped: dict[str, dict[str, list[RecordPart]]] = defaultdict(lambda: defaultdict(list))
     for row in rows(frame):
         by_category: dict[str, dict[str, Any]] = defaultdict(dict)
         for name, value in row.fields.items():
-            by_category[row.categories.get(name, "system.operations")][name] = value
+            by_category[row.categories.get(name, UNCATEGORISED)][name] = value
         for category, fields in sorted(by_category.items()):
             grouped[row.source][category].append(
                 RecordPart(
@@ -104,6 +112,32 @@ def _records_by_category(frame: pd.DataFrame) -> dict[str, dict[str, list[Record
                 )
             )
     return {s: dict(sorted(c.items())) for s, c in sorted(grouped.items())}
+
+
+def _whole_records(frame: pd.DataFrame) -> list[WholeRecord]:
+    """Each record once, its fields in the source's order with their categories beside them."""
+    return [
+        WholeRecord(
+            record=row.record_id,
+            source=row.source,
+            location=row.location,
+            native_id=row.native_id,
+            fields=[
+                FieldOfRecord(
+                    name=name,
+                    value=value,
+                    category=row.categories.get(name, UNCATEGORISED),
+                    timestamp=row.timestamps.get(name),
+                )
+                for name, value in row.fields.items()
+            ],
+            matched=sorted(row.matched),
+            reached_via=row.reached_via,
+            shared=bool(row.shared),
+            shared_with=sorted(row.shared_with),
+        )
+        for row in rows(frame)
+    ]
 
 
 def build_export(
@@ -134,6 +168,7 @@ def build_export(
         summary=[SummaryRow.model_validate(r) for r in counts.to_dict("records")],
         total_records=len(frame),
         records=_records_by_category(frame),
+        whole_records=_whole_records(frame),
         not_searched=not_searched or {},
     )
 
@@ -157,16 +192,17 @@ def write_private(path: Path, data: bytes) -> None:
     tmp.replace(path)
 
 
-def render_html(document: AccessExport) -> str:
+def render_html(document: AccessExport, first: Language = "nb") -> str:
+    """The page for the subject, in both languages (``first`` on top)."""
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("dsrflow", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
-    return env.get_template("export.html").render(doc=document)
+    return env.get_template("export.html").render(doc=document, **page_context(document, first))
 
 
-def write_export(document: AccessExport, directory: Path) -> ExportFiles:
+def write_export(document: AccessExport, directory: Path, language: Language = "nb") -> ExportFiles:
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(directory, 0o700)
     files = ExportFiles(
@@ -179,7 +215,7 @@ def write_export(document: AccessExport, directory: Path) -> ExportFiles:
     payload = document.model_dump(mode="json", by_alias=True)
     contents = {
         files.export_json: json.dumps(payload, indent=2, ensure_ascii=False).encode("utf-8"),
-        files.export_html: render_html(document).encode("utf-8"),
+        files.export_html: render_html(document, language).encode("utf-8"),
         files.schema: resources.files("dsrflow").joinpath("schemas", SCHEMA_FILE).read_bytes(),
     }
     for path, data in contents.items():
@@ -204,3 +240,54 @@ def verify_manifest(directory: Path) -> list[str]:
         for entry in manifest["files"]
         if hashlib.sha256((directory / entry["name"]).read_bytes()).hexdigest() != entry["sha256"]
     ]
+
+
+def export_problems(directory: Path) -> list[str]:
+    """What is wrong with an export's ``export.json``: not valid against its model (and so its
+    schema, which is generated from it), or its two views of the records disagree."""
+    from pydantic import ValidationError
+
+    try:
+        document = AccessExport.model_validate_json((directory / "export.json").read_bytes())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return [
+            f"export.json does not match its schema ({exc.error_count()} problem(s)), first "
+            f"at {where}: {first['msg']}"
+        ]
+    return view_problems(document)
+
+
+def view_problems(document: AccessExport) -> list[str]:
+    """Where the whole-record view and the by-category view of an export disagree (empty: they
+    hold the same records and fields). An export written before the whole-record view existed
+    has none, and nothing to compare."""
+    if not document.whole_records:
+        return []
+    problems: list[str] = []
+    seen: set[str] = set()
+    whole: set[tuple[str, str, str, str, str]] = set()
+    for record in document.whole_records:
+        if record.record in seen:
+            problems.append(f"{record.record} appears twice in whole_records")
+        seen.add(record.record)
+        for f in record.fields:
+            value = json.dumps(f.value, sort_keys=True)
+            whole.add((record.source, f.category, record.record, f.name, value))
+    parts = {
+        (source, category, part.record, name, json.dumps(value, sort_keys=True))
+        for source, categories in document.records.items()
+        for category, found in categories.items()
+        for part in found
+        for name, value in part.fields.items()
+    }
+    problems += [
+        f"{r} {n} ({c}) is in whole_records only" for _, c, r, n, _ in sorted(whole - parts)
+    ]
+    problems += [f"{r} {n} ({c}) is in records only" for _, c, r, n, _ in sorted(parts - whole)]
+    if len(seen) != document.total_records:
+        problems.append(
+            f"whole_records holds {len(seen)} records, total_records says {document.total_records}"
+        )
+    return problems

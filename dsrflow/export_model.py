@@ -73,6 +73,33 @@ class RecordPart(_Doc):
     shared_with: list[str]
 
 
+class FieldOfRecord(_Doc):
+    """One field of a record, with its data category beside it."""
+
+    name: str
+    value: Any
+    category: str = Field(description="the data category of this field (e.g. user.contact.email)")
+    timestamp: str | None = Field(
+        default=None, description="UTC ISO 8601, where the field's value is a point in time"
+    )
+
+
+class WholeRecord(_Doc):
+    """One record whole (a table row, a spreadsheet row, a message, a ticket): every field in
+    the source's order, each with its category. The same record's fields are split by category
+    in ``records``; both views hold the same fields."""
+
+    record: str = Field(description="source:location:native id, as in ``records``")
+    source: str
+    location: str
+    native_id: dict[str, Any]
+    fields: list[FieldOfRecord]
+    matched: list[str] = Field(description="the subject's identifiers found in this record")
+    reached_via: str | None = Field(description="the link that led here, for indirect records")
+    shared: bool = Field(description="also holds or links to other people's data (Art. 15(4))")
+    shared_with: list[str]
+
+
 class SummaryRow(_Doc):
     source: str
     location: str
@@ -93,6 +120,11 @@ class AccessExport(_Doc):
     total_records: int
     records: dict[str, dict[str, list[RecordPart]]] = Field(
         description="source -> data category -> the parts of records in that category"
+    )
+    whole_records: list[WholeRecord] = Field(
+        default_factory=list,
+        description="every record once, whole, with each field's category beside it: the same "
+        "fields as ``records``, one entry per record",
     )
     not_searched: dict[str, list[str]] = Field(
         default_factory=dict,

@@ -33,11 +33,17 @@ class PrefectUnavailable(DsrflowError, RuntimeError):
     """Prefect's server could not be reached or started; the message names what to change."""
 
 
+def no_telemetry() -> None:
+    """Turn Prefect's analytics off in this process unless the user set them: Prefect reads
+    its settings when first imported, so every entry point calls this before importing it."""
+    for name, value in QUIET.items():
+        os.environ.setdefault(name, value)
+
+
 def private_home(folder: Path) -> Path | None:
     """Use ``folder/prefect`` as Prefect's home, owner-only, unless the user chose a home or a
     server (``PREFECT_HOME`` / ``PREFECT_API_URL``) already. Returns the home chosen here."""
-    for name, value in QUIET.items():
-        os.environ.setdefault(name, value)
+    no_telemetry()
     if os.environ.get("PREFECT_HOME") or os.environ.get("PREFECT_API_URL"):
         return None
     home = folder.resolve() / "prefect"

@@ -9,6 +9,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import jinja2
 from pydantic import BaseModel, Field
@@ -16,6 +17,8 @@ from pydantic import BaseModel, Field
 from dsrflow.config import Controller
 from dsrflow.copies import Removed
 from dsrflow.export import write_private
+from dsrflow.export_page import helpers, page_languages
+from dsrflow.language import Language
 from dsrflow.plan import Action, ExecutionReport, Outcome, PlannedAction
 from dsrflow.request import DataSubjectRequest
 
@@ -24,6 +27,9 @@ class ReceiptLine(BaseModel):
     source: str
     location: str
     record: str
+    native_id: dict[str, Any] = Field(
+        default_factory=dict, description="the source's own id, shown readably on the page"
+    )
     action: str
     outcome: str
     fields: list[str] = Field(default_factory=list)
@@ -97,6 +103,7 @@ def build_receipt(
             source=action.source,
             location=action.location,
             record=action.record_id,
+            native_id=action.native_id,
             action=action.action.value,
             outcome=(result.outcome if result else Outcome.SKIPPED).value
             if action.action in CHANGING
@@ -125,7 +132,10 @@ def build_receipt(
     )
 
 
-def write_receipt(receipt: Receipt, directory: Path) -> tuple[Path, Path]:
+def write_receipt(
+    receipt: Receipt, directory: Path, language: Language = "nb"
+) -> tuple[Path, Path]:
+    """receipt.json, and receipt.html in both languages (``language`` first)."""
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("dsrflow", "templates"),
         autoescape=True,
@@ -133,7 +143,9 @@ def write_receipt(receipt: Receipt, directory: Path) -> tuple[Path, Path]:
     )
     json_path, html_path = directory / "receipt.json", directory / "receipt.html"
     write_private(json_path, json.dumps(receipt.model_dump(mode="json"), indent=2).encode("utf-8"))
-    html = env.get_template("receipt.html").render(receipt=receipt)
+    html = env.get_template("receipt.html").render(
+        receipt=receipt, languages=page_languages(language), **helpers()
+    )
     write_private(html_path, html.encode("utf-8"))
     return json_path, html_path
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from dsrflow.config import Config
 from dsrflow.ledger import Ledger, Status
 from dsrflow.request import DataSubjectRequest, RequestType
+from flows.coverage import coverage_notice
 from flows.discovery import discover_everywhere
 from flows.private import private_run
 from flows.tasks import (
@@ -32,6 +33,7 @@ class AccessResult(BaseModel):
     records_per_source: dict[str, int]
     export_dir: str
     expansion_rounds: int
+    coverage_warning: str | None = None  # the last coverage report is missing, old or open
 
 
 @flow(
@@ -75,6 +77,7 @@ def _answer(
     mappings = check_sources(config)
     ledger.set_status(request.id, Status.IN_PROGRESS, sources=sorted(mappings))
     restriction_notice(ledger, request)  # an access request is what restricted data may serve
+    coverage = coverage_notice(ledger, config)  # places no mapping names are missed unnoticed
     found = discover_everywhere(config, mappings, request.subject)
     request = request.model_copy(update={"subject": found.subject})
     frame = merge_records(found.records)
@@ -96,4 +99,5 @@ def _answer(
         records_per_source={k: int(v) for k, v in per_source.items()},
         export_dir=str(files.directory),
         expansion_rounds=found.rounds,
+        coverage_warning=coverage,
     )

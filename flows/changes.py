@@ -34,11 +34,12 @@ from dsrflow.copies import Removed, earlier_copies
 from dsrflow.copies import remove as remove_copies
 from dsrflow.errors import DsrflowError
 from dsrflow.export import write_private
+from dsrflow.identity import require_verified
 from dsrflow.ledger import Ledger, Status
 from dsrflow.mapping import BaseMapping
 from dsrflow.merge import fold_records
 from dsrflow.plan import Action, ActionResult, ExecutionReport, Outcome, PlannedAction
-from dsrflow.planning import plan_counts, plan_table
+from dsrflow.planning import plan_counts, plan_notices, plan_table
 from dsrflow.receipt import build_receipt, plan_digest, write_receipt
 from dsrflow.records import Record
 from dsrflow.request import DataSubjectRequest, RequestType, Subject
@@ -139,9 +140,13 @@ def make_plan(
 ) -> list[PlannedAction]:
     """Plan, and show the plan to the officer: record references and reasons, no values;
     ``notice`` is something the officer must know before approving."""
-    plan = planner(fold_records(records), mappings)
+    folded = fold_records(records)
+    plan = planner(folded, mappings)
+    shared = {r.record_id for r in folded if r.shared}
     key = f"{request.type.value.replace('_', '-')}-plan-{request.id.lower()}"
-    create_table_artifact(key=key, table=plan_table(plan), description=f"{request.id}: plan")
+    create_table_artifact(
+        key=key, table=plan_table(plan, shared), description=f"{request.id}: plan"
+    )
     counts = plan_counts(plan)
     create_markdown_artifact(
         key=f"{key}-summary",
@@ -149,6 +154,7 @@ def make_plan(
             f"### {request.type.value} plan for {request.id}\n\n"
             f"- subject: {', '.join(request.subject.masked())}\n"
             + (f"\n**Note:** {notice}.\n\n" if notice else "")
+            + "".join(f"- **{line}**\n" for line in plan_notices(plan, shared))
             + "".join(f"- {action}: {n}\n" for action, n in counts.items())
             + "\nApprove or reject with the Resume button of this flow run."
         ),
@@ -332,6 +338,8 @@ def run_change(
                 officer = decision.officer
             else:
                 officer = None
+        if gated:  # Art. 12(6): an approved change runs only for a verified requester
+            require_verified(ledger, request.id, config.identity, "execution")
         reports = execute_plan(request, config, mappings, plan, ledger, interrupted)
         residue = verifier(request, config, mappings, plan) if verifier else []
         if residue or not all(r.complete for r in reports):
@@ -356,7 +364,7 @@ def run_change(
             ledger_head=ledger.anchor(),
             copies=copies,
         )
-        json_path, _ = write_receipt(receipt, path.parent)
+        json_path, _ = write_receipt(receipt, path.parent, config.language)
         deferred = [d for a in plan if (d := after_hold(a)) is not None]
         if deferred:
             ledger.add_holds(request.id, deferred)

@@ -176,7 +176,7 @@ def write_access_export(
     not_searched: dict[str, list[str]] | None = None,
 ) -> ExportFiles:
     document = build_export(request, config, mappings, frame, not_searched=not_searched)
-    files = write_export(document, out_dir / request.id)
+    files = write_export(document, out_dir / request.id, config.language)
     get_run_logger().info("export of %d record(s) written (owner-only)", document.total_records)
     return files
 

@@ -69,6 +69,15 @@ CONTROLLER: dict[str, Any] = {
 }
 
 
+# The generated sandbox's intake channels: the desk's "Privacy request" type and the privacy
+# mailbox's Inbox (its seeded mail dates from 2026, hence the long look back).
+SANDBOX_INTAKE: dict[str, Any] = {
+    "servicedesk": {"source": "jira", "project": "SUP", "request_type": "Privacy request"},
+    "mailbox": {"source": "mail", "mailbox": "privacy@fjelltopp.example", "folder": "Inbox"},
+    "lookback_days": 366,
+}
+
+
 @dataclass(frozen=True)
 class SandboxContext:
     directory: Path
@@ -191,7 +200,13 @@ def start(
         raise
     sources = {k: v for part in running.parts.values() for k, v in part.sources.items()}
     key_file = write_secret(context.directory, "masking-key", secrets.token_urlsafe(32))
-    write_config(running.config_path, sources, directory / "exports", masking_key_file=key_file)
+    write_config(
+        running.config_path,
+        sources,
+        directory / "exports",
+        masking_key_file=key_file,
+        intake=None if fixtures or profile != "small" else SANDBOX_INTAKE,
+    )
     return running
 
 
@@ -211,13 +226,24 @@ def write_config(
     output_dir: Path,
     *,
     masking_key_file: Path | None = None,
+    intake: dict[str, Any] | None = None,
 ) -> None:
     config: dict[str, Any] = {
         "controller": CONTROLLER,
         "phone_region": "NO",
         "output_dir": str(output_dir.resolve()),
         "sources": sources,
+        # The sandbox's subjects are invented: nobody to verify. Each delivery and execution
+        # records `identity_not_required` in the ledger instead (README: Identity).
+        "identity": {"required": False},
     }
+    kinds = {src.get("kind"): name for name, src in reversed(sources.items())}
+    if "mail" in kinds:  # codes and mailed exports go out from the privacy mailbox
+        config["identity"].update(mail_source=kinds["mail"], sender=CONTROLLER["contact_email"])
+    if "jira" in kinds:
+        config["delivery"] = {"jira_source": kinds["jira"]}
+    if intake is not None:
+        config["intake"] = intake
     if masking_key_file is not None:
         config["masking_key"] = {"file": str(masking_key_file.resolve())}
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -81,7 +81,7 @@ def test_approved_on_the_command_line_completes_with_receipt(box):
     assert "Bookkeeping Act" in kept["invoices"]["reason"]
     html = (Path(result.receipt).parent / "receipt.html").read_text()
     assert "Erasure receipt" in html
-    assert "2030-12-31" in html
+    assert "31 December 2030" in html and "31. desember 2030" in html
     assert events(config, "DSR-2026-0102")[-6:] == [
         "approved",
         "status:in_progress",

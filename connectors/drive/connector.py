@@ -23,9 +23,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator, Sequence
 
-from connectors.base import Closing, SweepResult
+from connectors.base import Closing, Finding, SweepResult
 from connectors.drive.changes import SheetChanges
 from connectors.drive.client import GoogleClient
+from connectors.drive.coverage import DriveSurvey
 from connectors.drive.discovery import Discovery, DriveStats
 from connectors.drive.erasure import erase_sheet
 from connectors.drive.listing import Listing
@@ -86,6 +87,11 @@ class DriveConnector(Closing):
     def rectify(self, actions: Sequence[PlannedAction], subject: Subject) -> ExecutionReport:
         """Set the named cells (header -> new value) of each row; verified by reading back."""
         return self.changes.carry_out(actions, (Action.RECTIFY,), rectify_sheet)
+
+    def survey(self) -> list[Finding]:
+        """Sheets of the mapped spreadsheets that no layout fits (read: a bounded sample)."""
+        region = self.phone_region
+        return DriveSurvey(self.listing, self.sheets, self.mapping, phone_region=region).findings()
 
     def sweep(
         self,

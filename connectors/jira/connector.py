@@ -17,9 +17,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator, Sequence
 
-from connectors.base import Closing, SweepResult
+from connectors.base import Closing, Finding, SweepResult
 from connectors.jira import permissions, rectification
 from connectors.jira.client import JiraClient
+from connectors.jira.coverage import JiraSurvey
 from connectors.jira.discovery import Discovery
 from connectors.jira.erasure import Eraser
 from connectors.jira.mapping import JiraMapping
@@ -86,6 +87,10 @@ class JiraConnector(Closing):
 
     def restrict(self, actions: Sequence[PlannedAction], subject: Subject) -> ExecutionReport:
         return rectification.restrict(self.name, self.issues, actions)
+
+    def survey(self) -> list[Finding]:
+        """Projects and service desks of the site that the mapping does not list."""
+        return JiraSurvey(self.name, self.client, self.mapping).findings()
 
     def sweep(
         self,

@@ -38,9 +38,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from connectors.base import Closing, SweepResult, not_carried_out
+from connectors.base import Closing, Finding, SweepResult, not_carried_out
 from connectors.mail import preflight
 from connectors.mail.client import GraphSession
+from connectors.mail.coverage import MailSurvey
 from connectors.mail.discovery import MailDiscovery
 from connectors.mail.erasure import MailErasure
 from connectors.mail.index import ParticipantIndex
@@ -131,6 +132,10 @@ class MailConnector(Closing):
             if self.index is not None:
                 self.index.sync(self.ops)  # deleted mail leaves the index with its entries
         return report
+
+    def survey(self) -> list[Finding]:
+        """Mailboxes of the tenant that the mapping does not list."""
+        return MailSurvey(self.ops).findings()
 
     def sweep(
         self,

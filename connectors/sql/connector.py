@@ -14,9 +14,10 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from connectors.base import Closing, SweepResult
+from connectors.base import Closing, Finding, SweepResult
 from connectors.masking import MaskingKey
 from connectors.sql.client import QueryStats, SqlClient
+from connectors.sql.coverage import SqlSurvey
 from connectors.sql.discovery import Discovery
 from connectors.sql.mapping import SqlMapping
 from connectors.sql.operations import MappedTables
@@ -95,6 +96,12 @@ class SqlConnector(Closing):
     def restrict(self, actions: Sequence[PlannedAction], subject: Subject) -> ExecutionReport:
         """Mark rows restricted where the mapping says how; elsewhere the ledger alone holds it."""
         return self.changes.restrict(actions)
+
+    def survey(self) -> list[Finding]:
+        """Text columns outside the mapping's identities that hold identifier-like values."""
+        return SqlSurvey(
+            self.name, self.client, self.mapping, phone_region=self.discovery.phone_region
+        ).findings()
 
     def sweep(
         self,
