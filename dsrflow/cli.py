@@ -32,12 +32,14 @@ mapping_app = typer.Typer(help="Check mapping files.")
 export_app = typer.Typer(help="Work with written exports.")
 ledger_app = typer.Typer(help="The request ledger and its audit trail.")
 stack_app = typer.Typer(help="The whole stack on this machine: Prefect server, sandbox, worker.")
+manual_app = typer.Typer(help="Manual sources: places without an API that a person searches.")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(schema_app, name="schema")
 app.add_typer(mapping_app, name="mapping")
 app.add_typer(export_app, name="export")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(stack_app, name="stack")
+app.add_typer(manual_app, name="manual")
 
 console = Console(soft_wrap=True)  # paths stay whole, for copy and paste
 err = Console(stderr=True, soft_wrap=True)  # error lines stay whole, for grep and logs
@@ -153,6 +155,14 @@ def _open_request(
     return request.id
 
 
+def _manual_hint(request_id: str, awaiting: list[str]) -> None:
+    console.print(
+        f"{request_id} is [bold]not complete[/]: it waits for the manual source(s) "
+        f"{', '.join(awaiting)}; when each is searched: dsr manual answer {request_id} SOURCE "
+        "--outcome ... --officer NAME (see dsr manual answer --help)"
+    )
+
+
 def _print_access_result(result: Any) -> None:
     table = Table(title=f"Access request {result.request_id}")
     table.add_column("source")
@@ -161,6 +171,9 @@ def _print_access_result(result: Any) -> None:
         table.add_row(source, str(count))
     table.add_row("[bold]total", f"[bold]{result.total_records}")
     console.print(table)
+    if result.status == "awaiting_manual":
+        _manual_hint(result.request_id, result.awaiting)
+        return
     console.print(f"export written to [bold]{result.export_dir}[/] (owner-only)")
     for name in ("export.json", "export.html", "manifest.json"):
         console.print(f"  {Path(result.export_dir) / name}")
@@ -266,6 +279,8 @@ def _run_change(
             f"dsr approve {result.request_id} --officer NAME  (or dsr reject "
             f"{result.request_id} --reason TEXT)"
         )
+    if result.status == "awaiting_manual":
+        _manual_hint(result.request_id, result.awaiting)
     if result.receipt:
         console.print(f"receipt: [bold]{result.receipt}[/] (and receipt.html)")
 
@@ -549,6 +564,129 @@ def reject(
     _decide(request_id, config, decision, None, stack_dir)
 
 
+@manual_app.command("answer")
+def manual_answer(
+    request_id: Annotated[str, typer.Argument(help="the request waiting for the answer")],
+    source: Annotated[str, typer.Argument(help="the manual source's name (config)")],
+    outcome: Annotated[
+        str,
+        typer.Option(
+            "--outcome", help="found_nothing, found (access), erased, corrected or restricted"
+        ),
+    ],
+    officer: Annotated[str, typer.Option("--officer", help="who looked (in the ledger)")],
+    on: Annotated[
+        str | None, typer.Option("--on", help="the day it was erased, corrected or restricted")
+    ] = None,
+    attachment: Annotated[
+        Path | None,
+        typer.Option("--attachment", help="with found: the file for the export (a path)"),
+    ] = None,
+    note: Annotated[
+        str, typer.Option("--note", help="where you looked, what you did; no personal data")
+    ] = "",
+    stack_dir: StackOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Answer a manual task: the paused run's form (through Prefect's API) when it asks for
+    this source, else recorded here; the last answer of a terminal's request finishes it."""
+    from dsrflow.local_prefect import private_home
+
+    private_home(_config_folder(config))  # before Prefect is imported
+    from dsrflow.manual import read_attachment
+    from flows.manual import answer_task
+
+    fields = {
+        "outcome": outcome,
+        "on": on,
+        "attachment": str(attachment.resolve()) if attachment else None,
+        "note": note,
+        "officer": officer,
+    }
+    if attachment:
+        _friendly(lambda: read_attachment(attachment.resolve()))  # readable, before anything
+    loaded = _friendly(lambda: load_config(config))
+
+    def answer() -> Any:
+        return _friendly(lambda: answer_task(loaded, request_id, source, fields))
+
+    if stack_dir is not None:
+        from dsrflow import stack
+
+        _friendly(lambda: stack.client_environment(stack_dir))
+        with stack.connected(stack_dir):
+            done = answer()
+    else:
+        _waiting_run_reachable(request_id, source, loaded)
+        done = answer()
+    if done.resumed:
+        console.print(f"{request_id}: {source} answered; flow run {done.wait.flow_run} resumes")
+        return
+    console.print(f"{request_id}: {source} answered ({outcome}), recorded in the ledger")
+    if done.remaining:
+        _manual_hint(request_id, done.remaining)
+    elif done.wait.where == "prefect":
+        console.print(f"flow run {done.wait.flow_run} takes the answer when it reaches {source}")
+    else:
+        _finish_after_manual(request_id, done, config, officer)
+
+
+def _waiting_run_reachable(request_id: str, source: str, loaded: Any) -> None:
+    """A run paused in Prefect is answered through the configured server's API: without one,
+    say how to reach it (as ``dsr approve`` does) rather than answer beside the run."""
+    from dsrflow.ledger import Ledger
+    from dsrflow.local_prefect import configured_api_url
+    from flows.manual import manual_wait
+
+    with _friendly(lambda: Ledger.from_config(loaded)) as ledger:
+        wait = _friendly(lambda: manual_wait(ledger, request_id))
+    if wait.where == "prefect" and wait.asking == source and not configured_api_url():
+        err.print(
+            f"[bold red]error:[/] {request_id} waits in Prefect flow run {wait.flow_run}: give "
+            "--stack DIR of the stack it runs on, or set PREFECT_API_URL (and "
+            "PREFECT_API_AUTH_STRING) to that server's, or use the run's Resume form in the UI",
+            highlight=False,
+        )
+        raise typer.Exit(2)
+
+
+def _finish_after_manual(request_id: str, done: Any, config: Path | None, officer: str) -> None:
+    """Every manual answer is in: run the request again here; it takes the answers as given
+    and completes (an access request writes its export, a changing one resumes its plan)."""
+    from dsrflow.request import RequestType
+
+    config_path = str(config) if config else None
+    out_dir = str(done.wait.out_dir)
+    if done.request_type is RequestType.ACCESS:
+        from flows.access import access_request
+
+        result = _in_process(
+            _config_folder(config),
+            lambda: access_request(request_id=request_id, config_path=config_path, out_dir=out_dir),
+        )
+        _print_access_result(result)
+    elif done.request_type is RequestType.RESTRICTION:
+        from flows.other_rights import restriction_request
+
+        _run_change(
+            request_id,
+            config,
+            lambda: restriction_request(
+                request_id=request_id, config_path=config_path, out_dir=out_dir, officer=officer
+            ),
+        )
+    else:
+        from flows.resume import approved_request
+
+        _run_change(
+            request_id,
+            config,
+            lambda: approved_request(
+                request_id=request_id, config_path=config_path, out_dir=out_dir
+            ),
+        )
+
+
 @app.command()
 def sweep(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="report what would go")] = False,
@@ -668,6 +806,14 @@ def sandbox_up(
     once: Annotated[
         bool, typer.Option("--once", help="prepare and exit instead of running until Ctrl-C")
     ] = False,
+    manual_sources: Annotated[
+        bool,
+        typer.Option(
+            "--manual-sources",
+            help="the config names the places without an API too (a phone, "
+            "paper): every request then waits for `dsr manual answer`",
+        ),
+    ] = False,
 ) -> None:
     """Start the sandbox, write a config pointing at it, keep running until interrupted."""
     from sandbox.emulators.faults import FaultSettings
@@ -685,6 +831,7 @@ def sandbox_up(
             profile=profile,  # type: ignore[arg-type]
             faults=faults,
             progress=console.print,
+            manual_sources=manual_sources,
         )
     )
     try:

@@ -36,6 +36,7 @@ from dsrflow.errors import DsrflowError
 from dsrflow.export import write_private
 from dsrflow.identity import require_verified
 from dsrflow.ledger import Ledger, Status
+from dsrflow.manual import shown
 from dsrflow.mapping import BaseMapping
 from dsrflow.merge import fold_records
 from dsrflow.plan import Action, ActionResult, ExecutionReport, Outcome, PlannedAction
@@ -45,6 +46,7 @@ from dsrflow.records import Record
 from dsrflow.request import DataSubjectRequest, RequestType, Subject
 from flows.approval import obtain_approval
 from flows.discovery import discover_everywhere
+from flows.manual import open_sources, settle_manual_tasks
 from flows.tasks import check_sources, restriction_notice
 
 # Which right carries out which actions (connectors/base.py: one protocol per right).
@@ -70,6 +72,9 @@ class ChangeResult(BaseModel):
         "step that finishes it",
     )
     receipt: str | None = None
+    awaiting: list[str] = Field(
+        default_factory=list, description="manual sources still to answer (awaiting_manual)"
+    )
 
 
 class IncompleteError(DsrflowError, RuntimeError):
@@ -340,6 +345,17 @@ def run_change(
                 officer = None
         if gated:  # Art. 12(6): an approved change runs only for a verified requester
             require_verified(ledger, request.id, config.identity, "execution")
+        # The officer changes the places without an API once the plan is approved (and the
+        # requester verified), before the sources are (flows/manual.py); the request waits
+        # while one is unanswered.
+        settled = settle_manual_tasks(request, config, ledger, directory)
+        if settled is None:
+            return ChangeResult(
+                request_id=request.id,
+                status=Status.AWAITING_MANUAL.value,
+                plan=plan_counts(plan),
+                awaiting=[s.name for s in open_sources(config, request, directory / request.id)],
+            )
         reports = execute_plan(request, config, mappings, plan, ledger, interrupted)
         residue = verifier(request, config, mappings, plan) if verifier else []
         if residue or not all(r.complete for r in reports):
@@ -363,6 +379,7 @@ def run_change(
             recorded_by=actor,
             ledger_head=ledger.anchor(),
             copies=copies,
+            manual=[shown(source, answer) for source, answer in settled],
         )
         json_path, _ = write_receipt(receipt, path.parent, config.language)
         deferred = [d for a in plan if (d := after_hold(a)) is not None]

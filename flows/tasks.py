@@ -19,6 +19,7 @@ from connectors import Discovering, SourceContext, open_connector
 from dsrflow.config import Config, load_config
 from dsrflow.export import ExportFiles, build_export, write_export
 from dsrflow.ledger import Ledger, UnknownRequest
+from dsrflow.manual import ManualSourceAnswer, ManualStore
 from dsrflow.mapping import BaseMapping
 from dsrflow.merge import merge, records_frame, summary
 from dsrflow.preflight import preflight
@@ -174,9 +175,13 @@ def write_access_export(
     frame: pd.DataFrame,
     out_dir: Path,
     not_searched: dict[str, list[str]] | None = None,
+    manual: list[ManualSourceAnswer] | None = None,
 ) -> ExportFiles:
-    document = build_export(request, config, mappings, frame, not_searched=not_searched)
-    files = write_export(document, out_dir / request.id, config.language)
+    document = build_export(
+        request, config, mappings, frame, not_searched=not_searched, manual=manual
+    )
+    folder = out_dir / request.id
+    files = write_export(document, folder, config.language, ManualStore(folder).attachments())
     get_run_logger().info("export of %d record(s) written (owner-only)", document.total_records)
     return files
 

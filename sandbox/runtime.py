@@ -67,6 +67,23 @@ CONTROLLER: dict[str, Any] = {
         },
     ],
 }
+# The places without an API of the fictional controller (`dsr sandbox up --manual-sources`):
+# every request then waits for an answer per place (README, "Places without an API").
+MANUAL_SOURCES: list[dict[str, Any]] = [
+    {
+        "name": "sales-phones",
+        "instructions": "Search the contacts, call log and SMS of each company phone for the "
+        "subject's e-mail addresses and phone numbers; export what you find as one file.",
+        "responsible": "Head of sales",
+    },
+    {
+        "name": "paper",
+        "instructions": "Look through the signed contracts binder (office, cabinet 2) for the "
+        "subject's name; scan what you find into one PDF.",
+        "responsible": "Office manager",
+        "rights": ["access", "erasure", "rectification"],
+    },
+]
 
 
 # The generated sandbox's intake channels: the desk's "Privacy request" type and the privacy
@@ -179,8 +196,10 @@ def start(
     profile: Profile = "small",
     faults: FaultSettings | None = None,
     progress: Callable[[str], None] | None = None,
+    manual_sources: bool = False,
 ) -> RunningSandbox:
-    """Start every part in ``directory`` and write the config; stop the parts when done."""
+    """Start every part in ``directory`` and write the config; stop the parts when done.
+    ``manual_sources``: the config names the controller's places without an API too."""
     if fixtures and not fixtures.is_dir():
         raise FixtureError(f"fixtures directory {fixtures} does not exist")
     directory.mkdir(parents=True, exist_ok=True)
@@ -206,6 +225,7 @@ def start(
         directory / "exports",
         masking_key_file=key_file,
         intake=None if fixtures or profile != "small" else SANDBOX_INTAKE,
+        manual_sources=MANUAL_SOURCES if manual_sources else None,
     )
     return running
 
@@ -227,6 +247,7 @@ def write_config(
     *,
     masking_key_file: Path | None = None,
     intake: dict[str, Any] | None = None,
+    manual_sources: list[dict[str, Any]] | None = None,
 ) -> None:
     config: dict[str, Any] = {
         "controller": CONTROLLER,
@@ -246,6 +267,8 @@ def write_config(
         config["intake"] = intake
     if masking_key_file is not None:
         config["masking_key"] = {"file": str(masking_key_file.resolve())}
+    if manual_sources:
+        config["manual_sources"] = manual_sources
     path.parent.mkdir(parents=True, exist_ok=True)
     header = "# Written by `dsr sandbox up`: points dsrflow at the sandbox. Settings: README.md\n"
     path.write_text(header + yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
