@@ -20,7 +20,15 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
-from connectors import Capability, Connector, Erasing, Rectifying, Restricting, open_connector
+from connectors import (
+    Capability,
+    Connector,
+    Erasing,
+    Rectifying,
+    Restricting,
+    SourceContext,
+    open_connector,
+)
 from dsrflow.config import Config
 from dsrflow.copies import Removed, earlier_copies
 from dsrflow.copies import remove as remove_copies
@@ -183,7 +191,7 @@ def execute_actions(
 ) -> ExecutionReport:
     """Hand a source its actions, right by right; a source that cannot do one fails it."""
     report = ExecutionReport(source=name)
-    with open_connector(name, config.sources[name], mapping, config.phone_region) as connector:
+    with open_connector(name, config.sources[name], mapping, SourceContext.of(config)) as connector:
         for right in (Capability.ERASE, Capability.RECTIFY, Capability.RESTRICT):
             batch = [a for a in actions if RIGHTS.get(a.action) is right]
             if batch:

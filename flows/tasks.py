@@ -15,7 +15,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from connectors import Discovering, open_connector
+from connectors import Discovering, SourceContext, open_connector
 from dsrflow.config import Config, load_config
 from dsrflow.export import ExportFiles, build_export, write_export
 from dsrflow.ledger import Ledger, UnknownRequest
@@ -144,7 +144,7 @@ class Found:
 
 @task(name="discover", retries=0, persist_result=False, cache_policy=NO_CACHE)
 def discover_source(name: str, config: Config, mapping: BaseMapping, subject: Subject) -> Found:
-    with open_connector(name, config.sources[name], mapping, config.phone_region) as connector:
+    with open_connector(name, config.sources[name], mapping, SourceContext.of(config)) as connector:
         if not isinstance(connector, Discovering):  # a delete-only API: said, not "nothing"
             return Found([], [f"{name}: its API cannot look a person up, it can only erase"])
         records = list(connector.discover(subject))

@@ -40,6 +40,9 @@ CONTROLLER: dict[str, Any] = {
     "address": "Kongens gate 1, 7011 Trondheim, Norway",
     "contact_email": "privacy@fjelltopp.example",
     "dpo_email": "dpo@fjelltopp.example",
+    # The tenant of its mailboxes and staff (sandbox/mail_seed.py, jira_seed.py): nobody else
+    # has an address there, so mail to its support desk is not shared with a third person.
+    "own_domains": ["fjelltopp.example"],
     "recipients": [
         {
             "name": "Microsoft Ireland Operations Ltd (Office 365)",

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from connectors import open_connector
+from connectors import SourceContext, open_connector
 from connectors.drive.changes import SheetChanges
 from connectors.drive.connector import DriveConnector
 from connectors.drive.mapping import header_key
@@ -475,7 +475,7 @@ def discover_again(config: Config) -> list[Record]:
     for _ in range(5):
         records: list[Record] = []
         for name, source in config.sources.items():
-            connector = open_connector(name, source, mappings[name], config.phone_region)
+            connector = open_connector(name, source, mappings[name], SourceContext.of(config))
             try:
                 records += list(connector.discover(subject))
             finally:
