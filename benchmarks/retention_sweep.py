@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -69,7 +70,7 @@ def run_baseline(url: str) -> dict[str, float]:
     return {"seconds": elapsed, "rows": rows}
 
 
-def run_sweep(url: str, batch_rows: int | None) -> dict[str, float]:
+def run_sweep(url: str, batch_rows: int | None) -> dict[str, Any]:
     # Imported here: the baseline's process stays without them.
     from connectors.sql.connector import SqlConnector
     from connectors.sql.retention import DEFAULT_BATCH_ROWS
@@ -89,10 +90,12 @@ def run_sweep(url: str, batch_rows: int | None) -> dict[str, float]:
         "batches": events.batches,
         "groups": events.groups,
         "suppressed": events.suppressed,
+        "pending": events.pending,  # staged: their quarter has not closed yet
+        "levels": events.levels,  # events published per level
     }
 
 
-def child(kind: str, url: str, batch_rows: int | None) -> dict[str, float]:
+def child(kind: str, url: str, batch_rows: int | None) -> dict[str, Any]:
     """Run one side in a fresh process, which reports its own peak RSS."""
     batch = ["--batch-rows", str(batch_rows)] if batch_rows else []
     out = subprocess.run(  # noqa: S603 - our own module, fixed arguments
@@ -136,7 +139,7 @@ def drop_postgres(*urls: str) -> None:
         admin.dispose()
 
 
-def one_pair(args: argparse.Namespace, workdir: Path) -> tuple[dict[str, float], dict[str, float]]:
+def one_pair(args: argparse.Namespace, workdir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     if args.sqlite:
         baseline_url, sweep_url = copies_sqlite(args.sqlite, workdir)
     else:

@@ -109,6 +109,8 @@ class SweepResult:
     protected: int = 0
     dry_run: bool = False
     notes: list[str] = field(default_factory=list)
+    levels: dict[str, int] = field(default_factory=dict)  # events published per level
+    pending: int = 0  # events counted and deleted, published when their period has closed
 
 
 @runtime_checkable

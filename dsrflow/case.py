@@ -44,10 +44,25 @@ SHOWN_DETAILS = frozenset(
         "receipt",
         "kind",  # a letter's kind and language (letter_written)
         "language",
+        "method",  # identity (dsrflow/identity.py) and delivery (dsrflow/delivery.py)
+        "via",
+        "ticket",
+        "why",
+        "attempt",
+        "expires_at",
+        "archive_sha256",
+        "files",
+        "outcome",  # a manual source's answer: the place's name, outcome and date, no note
+        "on",
+        "sources",
+        "asking",
     }
 )
 # Events the officer acts on; their actor is shown (an officer's name, not the subject's).
-DECISIONS = frozenset({"approved", "rejected", "approval_refused"})
+DECISIONS = frozenset({"approved", "rejected", "approval_refused", "manual_answered"})
+# The milestones the page's header answers, by the ledger events that settle them.
+IDENTITY = ("identity_verified", "identity_not_required")
+DELIVERY = ("delivered",)
 
 
 @dataclass(frozen=True)
@@ -69,6 +84,9 @@ class Case:
     sources: dict[str, str]
     decisions: list[Step]
     steps: list[Step]
+
+    def latest(self, events: tuple[str, ...]) -> Step | None:
+        return next((s for s in reversed(self.steps) if s.event in events), None)
 
 
 def read_case(ledger: Ledger, request_id: str, today: dt.date | None = None) -> Case | None:
@@ -132,6 +150,8 @@ def case_markdown(case: Case, links: dict[str, str] | None = None) -> str:
         f"- received: {_utc(case.received_at)}",
         f"- deadline (Art. 12(3)): {case.due_at.isoformat()} ({days})",
     ]
+    lines += [f"- identity: {_milestone(case.latest(IDENTITY), 'method', 'not verified yet')}"]
+    lines += [f"- delivery: {_milestone(case.latest(DELIVERY), 'via', 'not delivered')}"]
     lines += [f"- {name}: {url}" for name, url in (links or {}).items()]
     lines += ["", "#### Sources", ""]
     if case.sources:
@@ -144,6 +164,15 @@ def case_markdown(case: Case, links: dict[str, str] | None = None) -> str:
     lines += ["", "#### Steps", "", "| when (UTC) | step | by | details |", "|---|---|---|---|"]
     lines += [f"| {s.at[:19]} | {s.event} | {s.actor} | {_details(s.shown)} |" for s in case.steps]
     return "\n".join(lines) + "\n"
+
+
+def _milestone(step: Step | None, how: str, otherwise: str) -> str:
+    if step is None:
+        return otherwise
+    if step.event == "identity_not_required":
+        return f"not required by the config (recorded {step.at[:10]})"
+    when = step.at[:16].replace("T", " ")
+    return f"{step.shown.get(how, 'yes')} by {step.actor}, {when} UTC"
 
 
 def _details(shown: dict[str, Any]) -> str:

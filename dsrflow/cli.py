@@ -9,14 +9,24 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar, cast
+from typing import Annotated, Any, cast
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from dsrflow.cli_handover import register as register_handover
+from dsrflow.cli_support import (
+    ConfigOption,
+    OfficerOption,
+    _config_folder,
+    _friendly,
+    _in_process,
+    _ledger,
+    _validated,
+    console,
+    err,
+)
 from dsrflow.config import load_config
-from dsrflow.errors import DsrflowError
 from dsrflow.local_prefect import no_telemetry
 from dsrflow.mapping import MappingError, load_mapping, mapping_json_schema_text
 from dsrflow.request import new_request_id
@@ -31,69 +41,14 @@ mapping_app = typer.Typer(help="Check mapping files.")
 export_app = typer.Typer(help="Work with written exports.")
 ledger_app = typer.Typer(help="The request ledger and its audit trail.")
 stack_app = typer.Typer(help="The whole stack on this machine: Prefect server, sandbox, worker.")
+manual_app = typer.Typer(help="Manual sources: places without an API that a person searches.")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(schema_app, name="schema")
 app.add_typer(mapping_app, name="mapping")
 app.add_typer(export_app, name="export")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(stack_app, name="stack")
-
-console = Console(soft_wrap=True)  # paths stay whole, for copy and paste
-err = Console(stderr=True, soft_wrap=True)  # error lines stay whole, for grep and logs
-T = TypeVar("T")
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", help="dsrflow config file (default: $DSRFLOW_CONFIG or dsrflow.yaml)"),
-]
-
-
-def _friendly(action: Callable[[], T]) -> T:
-    """Run ``action``; an error a person can act on (``DsrflowError``) becomes one clear line
-    and exit status 2. Anything else is a bug: its traceback stays."""
-    try:
-        return action()
-    except DsrflowError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from None
-
-
-def _validated(what: str, build: Callable[[], T]) -> T:
-    """Build a model from what the officer typed: a refusal is one line naming ``what``."""
-    from pydantic import ValidationError
-
-    try:
-        return _friendly(build)
-    except ValidationError as exc:
-        problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
-        err.print(f"[bold red]error:[/] {what}: {problems}", highlight=False)
-        raise typer.Exit(2) from None
-
-
-def _config_folder(config: Path | None) -> Path:
-    from dsrflow.config import Settings
-
-    return Path(config or Settings().config).resolve().parent
-
-
-def _in_process(home: Path, run: Callable[[], T], approver: str | None = None) -> T:
-    """Run a flow in this process: Prefect's home private to ``home`` (unless the user chose
-    one), its server started here with visible progress, the run owned by this terminal."""
-    from dsrflow.local_prefect import private_home
-
-    private_home(home)
-    from dsrflow.local_prefect import prefect_server
-    from flows.approval import at_terminal
-    from flows.private import scrub_run_logs
-
-    scrub_run_logs()  # a source that refused is one line, and no line names the subject
-
-    def go() -> T:
-        progress = lambda line: err.print(line, highlight=False)  # noqa: E731
-        with prefect_server(progress=progress), at_terminal(approver):
-            return run()
-
-    return _friendly(go)
+app.add_typer(manual_app, name="manual")
 
 
 def _open_request(
@@ -162,6 +117,14 @@ def _open_request(
     return request.id
 
 
+def _manual_hint(request_id: str, awaiting: list[str]) -> None:
+    console.print(
+        f"{request_id} is [bold]not complete[/]: it waits for the manual source(s) "
+        f"{', '.join(awaiting)}; when each is searched: dsr manual answer {request_id} SOURCE "
+        "--outcome ... --officer NAME (see dsr manual answer --help)"
+    )
+
+
 def _print_access_result(result: Any) -> None:
     table = Table(title=f"Access request {result.request_id}")
     table.add_column("source")
@@ -170,6 +133,9 @@ def _print_access_result(result: Any) -> None:
         table.add_row(source, str(count))
     table.add_row("[bold]total", f"[bold]{result.total_records}")
     console.print(table)
+    if result.status == "awaiting_manual":
+        _manual_hint(result.request_id, result.awaiting)
+        return
     console.print(f"export written to [bold]{result.export_dir}[/] (owner-only)")
     for name in ("export.json", "export.html", "manifest.json"):
         console.print(f"  {Path(result.export_dir) / name}")
@@ -224,10 +190,6 @@ ApproveOption = Annotated[
     typer.Option(
         "--approve", help="approve the plan here, as --officer (else: dsr approve, later)"
     ),
-]
-OfficerOption = Annotated[
-    str,
-    typer.Option("--officer", envvar="USER", help="who acts (recorded in the ledger)"),
 ]
 
 
@@ -294,6 +256,8 @@ def _run_change(
             f"dsr approve {result.request_id} --officer NAME  (or dsr reject "
             f"{result.request_id} --reason TEXT)"
         )
+    if result.status == "awaiting_manual":
+        _manual_hint(result.request_id, result.awaiting)
     if result.receipt:
         console.print(f"receipt: [bold]{result.receipt}[/] (and receipt.html)")
 
@@ -583,6 +547,129 @@ def reject(
     _decide(request_id, config, decision, None, stack_dir)
 
 
+@manual_app.command("answer")
+def manual_answer(
+    request_id: Annotated[str, typer.Argument(help="the request waiting for the answer")],
+    source: Annotated[str, typer.Argument(help="the manual source's name (config)")],
+    outcome: Annotated[
+        str,
+        typer.Option(
+            "--outcome", help="found_nothing, found (access), erased, corrected or restricted"
+        ),
+    ],
+    officer: Annotated[str, typer.Option("--officer", help="who looked (in the ledger)")],
+    on: Annotated[
+        str | None, typer.Option("--on", help="the day it was erased, corrected or restricted")
+    ] = None,
+    attachment: Annotated[
+        Path | None,
+        typer.Option("--attachment", help="with found: the file for the export (a path)"),
+    ] = None,
+    note: Annotated[
+        str, typer.Option("--note", help="where you looked, what you did; no personal data")
+    ] = "",
+    stack_dir: StackOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Answer a manual task: the paused run's form (through Prefect's API) when it asks for
+    this source, else recorded here; the last answer of a terminal's request finishes it."""
+    from dsrflow.local_prefect import private_home
+
+    private_home(_config_folder(config))  # before Prefect is imported
+    from dsrflow.manual import read_attachment
+    from flows.manual import answer_task
+
+    fields = {
+        "outcome": outcome,
+        "on": on,
+        "attachment": str(attachment.resolve()) if attachment else None,
+        "note": note,
+        "officer": officer,
+    }
+    if attachment:
+        _friendly(lambda: read_attachment(attachment.resolve()))  # readable, before anything
+    loaded = _friendly(lambda: load_config(config))
+
+    def answer() -> Any:
+        return _friendly(lambda: answer_task(loaded, request_id, source, fields))
+
+    if stack_dir is not None:
+        from dsrflow import stack
+
+        _friendly(lambda: stack.client_environment(stack_dir))
+        with stack.connected(stack_dir):
+            done = answer()
+    else:
+        _waiting_run_reachable(request_id, source, loaded)
+        done = answer()
+    if done.resumed:
+        console.print(f"{request_id}: {source} answered; flow run {done.wait.flow_run} resumes")
+        return
+    console.print(f"{request_id}: {source} answered ({outcome}), recorded in the ledger")
+    if done.remaining:
+        _manual_hint(request_id, done.remaining)
+    elif done.wait.where == "prefect":
+        console.print(f"flow run {done.wait.flow_run} takes the answer when it reaches {source}")
+    else:
+        _finish_after_manual(request_id, done, config, officer)
+
+
+def _waiting_run_reachable(request_id: str, source: str, loaded: Any) -> None:
+    """A run paused in Prefect is answered through the configured server's API: without one,
+    say how to reach it (as ``dsr approve`` does) rather than answer beside the run."""
+    from dsrflow.ledger import Ledger
+    from dsrflow.local_prefect import configured_api_url
+    from flows.manual import manual_wait
+
+    with _friendly(lambda: Ledger.from_config(loaded)) as ledger:
+        wait = _friendly(lambda: manual_wait(ledger, request_id))
+    if wait.where == "prefect" and wait.asking == source and not configured_api_url():
+        err.print(
+            f"[bold red]error:[/] {request_id} waits in Prefect flow run {wait.flow_run}: give "
+            "--stack DIR of the stack it runs on, or set PREFECT_API_URL (and "
+            "PREFECT_API_AUTH_STRING) to that server's, or use the run's Resume form in the UI",
+            highlight=False,
+        )
+        raise typer.Exit(2)
+
+
+def _finish_after_manual(request_id: str, done: Any, config: Path | None, officer: str) -> None:
+    """Every manual answer is in: run the request again here; it takes the answers as given
+    and completes (an access request writes its export, a changing one resumes its plan)."""
+    from dsrflow.request import RequestType
+
+    config_path = str(config) if config else None
+    out_dir = str(done.wait.out_dir)
+    if done.request_type is RequestType.ACCESS:
+        from flows.access import access_request
+
+        result = _in_process(
+            _config_folder(config),
+            lambda: access_request(request_id=request_id, config_path=config_path, out_dir=out_dir),
+        )
+        _print_access_result(result)
+    elif done.request_type is RequestType.RESTRICTION:
+        from flows.other_rights import restriction_request
+
+        _run_change(
+            request_id,
+            config,
+            lambda: restriction_request(
+                request_id=request_id, config_path=config_path, out_dir=out_dir, officer=officer
+            ),
+        )
+    else:
+        from flows.resume import approved_request
+
+        _run_change(
+            request_id,
+            config,
+            lambda: approved_request(
+                request_id=request_id, config_path=config_path, out_dir=out_dir
+            ),
+        )
+
+
 @app.command()
 def sweep(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="report what would go")] = False,
@@ -621,6 +708,13 @@ def sweep(
             str(r["suppressed"]),
         )
     console.print(table)
+    for r in summary.results:  # aggregation by levels: where the events went
+        if isinstance(by_level := r.get("levels"), dict) and by_level:
+            levels = ", ".join(f"{name} {n}" for name, n in by_level.items())
+            console.print(
+                f"{r['source']}.{r['table']}: published by level: {levels}; "
+                f"suppressed {r['suppressed']}; waiting for their period to close {r['pending']}"
+            )
     if summary.exports_removed:
         verb = "would go" if dry_run else "removed"
         console.print(f"export folders past their retention: {summary.exports_removed} {verb}")
@@ -695,6 +789,14 @@ def sandbox_up(
     once: Annotated[
         bool, typer.Option("--once", help="prepare and exit instead of running until Ctrl-C")
     ] = False,
+    manual_sources: Annotated[
+        bool,
+        typer.Option(
+            "--manual-sources",
+            help="the config names the places without an API too (a phone, "
+            "paper): every request then waits for `dsr manual answer`",
+        ),
+    ] = False,
 ) -> None:
     """Start the sandbox, write a config pointing at it, keep running until interrupted."""
     from sandbox.emulators.faults import FaultSettings
@@ -712,6 +814,7 @@ def sandbox_up(
             profile=profile,  # type: ignore[arg-type]
             faults=faults,
             progress=console.print,
+            manual_sources=manual_sources,
         )
     )
     try:
@@ -913,13 +1016,6 @@ def letter(
         console.print(f"written: [bold]{path}[/]", highlight=False)
 
 
-def _ledger(config: Path | None) -> Any:
-    from dsrflow.ledger import Ledger
-
-    loaded = _friendly(lambda: load_config(config))
-    return _friendly(lambda: Ledger.from_config(loaded))
-
-
 @ledger_app.command("verify")
 def ledger_verify(
     head: Annotated[
@@ -1027,6 +1123,112 @@ def extend(
         "before the first month ends."
     )
 
+
+intake_app = typer.Typer(
+    help="Requests from the service desk and the mailbox (the config's intake section)."
+)
+app.add_typer(intake_app, name="intake")
+
+
+@intake_app.callback(invoke_without_command=True)
+def intake_once(ctx: typer.Context, config: ConfigOption = None) -> None:
+    """Read the intake channels once; open every new request as received and list them."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from dsrflow.identifiers import mask_identifier
+    from dsrflow.intake import open_incoming
+    from dsrflow.intake_channels import read_channels
+
+    loaded = _friendly(lambda: load_config(config))
+    items = _friendly(lambda: read_channels(loaded))
+    with _ledger(config) as ledger:
+        opened = _friendly(
+            lambda: open_incoming(ledger, items, is_own=loaded.controller.is_own_address)
+        )
+        console.print(f"Intake: {len(opened.opened)} new, {opened.known} seen before")
+        for request_id, channel, asked in opened.opened:
+            row = ledger.request_row(request_id) or {}
+            _, requester = ledger.received_subject(request_id)
+            shown = ", ".join(sorted(mask_identifier(i) for i in requester.identifiers))
+            console.print(
+                f"  {request_id}  {channel.value}  received {row['received_at']:%Y-%m-%d %H:%M} "
+                f"UTC  asks for {asked}  requester {shown or '-'}",
+                highlight=False,
+            )
+    if opened.opened:
+        console.print("Confirm each with `dsr intake confirm ID --type TYPE --officer NAME`.")
+
+
+@intake_app.command("confirm")
+def intake_confirm(
+    request_id: Annotated[str, typer.Argument(help="the received request, e.g. DSR-2026-0042")],
+    request_type: Annotated[
+        str,
+        typer.Option(
+            "--type",
+            help="access | erasure | rectification | restriction | consent_withdrawal",
+        ),
+    ],
+    email: Annotated[
+        list[str] | None, typer.Option("--email", help="a further address of the subject")
+    ] = None,
+    phone: PhoneOption = None,
+    no_requester: Annotated[
+        bool,
+        typer.Option("--no-requester", help="the requester's address is not the subject's"),
+    ] = False,
+    note: Annotated[str, typer.Option("--note", help="how you checked it (kept)")] = "",
+    officer: OfficerOption = "officer",
+    stack_dir: StackOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Confirm a received request: its type and the subject's identifiers. With --stack, start
+    its deployment there with the request id only; else start it from the deployment's run
+    form (the request id alone)."""
+    from dsrflow.intake import DEPLOYMENTS, confirm
+    from dsrflow.request import RequestType
+
+    kinds = [t.value for t in RequestType]
+    if request_type not in kinds:
+        err.print(
+            f"[bold red]error:[/] --type must be one of {', '.join(kinds)}, not {request_type!r}",
+            highlight=False,
+        )
+        raise typer.Exit(2)
+    loaded = _friendly(lambda: load_config(config))
+    with _ledger(config) as ledger:
+        subject = _friendly(
+            lambda: confirm(
+                ledger,
+                request_id,
+                RequestType(request_type),
+                officer,
+                emails=email or [],
+                phones=phone or [],
+                use_requester=not no_requester,
+                note=note,
+                phone_region=loaded.phone_region,
+            )
+        )
+    console.print(
+        f"{request_id}: confirmed as {request_type} ({len(subject.identifiers)} identifier(s)); "
+        "the deadline counts from when it was received"
+    )
+    deployment, startable = DEPLOYMENTS[RequestType(request_type)]
+    if stack_dir is None or not startable:
+        console.print(f"Start it from the {deployment.split('/')[1]} deployment with its id.")
+        return
+    from dsrflow import stack
+    from flows.intake import start_request
+
+    _friendly(lambda: stack.client_environment(stack_dir))  # names a folder without one
+    with stack.connected(stack_dir):
+        run_id = start_request(deployment, request_id)
+    console.print(f"{request_id}: flow run {run_id} started (see the Prefect UI)")
+
+
+# `dsr identity …` and `dsr deliver` (Art. 12(6), delivery of the export).
+register_handover(app)
 
 if __name__ == "__main__":
     app()

@@ -12,14 +12,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connectors.registry import source_union
 from connectors.settings import SourceSettings
 from dsrflow.errors import ConfigError
+from dsrflow.handover_settings import DeliveryPolicy, IdentityPolicy
 from dsrflow.identifiers import email_key, lookalike_reason, normalise_email
+from dsrflow.intake_config import IntakeSettings
 from dsrflow.language import Language
+from dsrflow.manual import ManualSource, unique_names
 from dsrflow.mapping import BaseMapping, MappingError, load_mapping
 from dsrflow.secrets import SecretRef, SecretUnavailable
 
@@ -172,6 +175,14 @@ class Config(_Strict):
         description="days an export folder is kept after it was written; the retention sweep "
         "removes it then (an erasure of its subject removes it at once)",
     )
+    identity: IdentityPolicy = Field(
+        default_factory=IdentityPolicy,
+        description="Art. 12(6): how the requester's identity is verified (dsrflow/identity.py)",
+    )
+    delivery: DeliveryPolicy = Field(
+        default_factory=DeliveryPolicy,
+        description="how an export is delivered to the subject (dsrflow/delivery.py)",
+    )
     coverage_max_age_days: int = Field(
         default=30,
         gt=0,
@@ -190,6 +201,29 @@ class Config(_Strict):
         description="key of hmac_sha256 masking: {file: PATH} (mode 0600), {env: NAME} or "
         "{prefect_secret: block}; wins over the environment variable DSRFLOW_HMAC_KEY",
     )
+    intake: IntakeSettings = Field(
+        default_factory=IntakeSettings,
+        description="where the scheduled intake flow reads new requests: a service desk's "
+        "request type and a mailbox folder (neither by default)",
+    )
+    manual_sources: list[ManualSource] = Field(
+        default_factory=list,
+        description="places without an API (mobile devices, paper): each request they apply "
+        "to waits for the officer's answer per place, and is not complete without it "
+        "(dsrflow/manual.py)",
+    )
+
+    @field_validator("manual_sources")
+    @classmethod
+    def _manual_names(cls, value: list[ManualSource]) -> list[ManualSource]:
+        return unique_names(value)
+
+    @model_validator(mode="after")
+    def _intake_sources(self) -> Config:
+        problems = self.intake.problems(self.sources)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     def resolved(self, base: Path) -> Config:
         """Paths in the file are relative to the file; SQL sources without a masking key of

@@ -375,6 +375,17 @@ def phone_key(raw: object, default_region: str = "NO") -> str | None:
 try_normalise_phone = phone_key
 
 
+def phones_in(text: str | None, default_region: str = "NO") -> Iterator[tuple[int, int, str]]:
+    """(start, end, E.164) of every phone number written in free text, as ``phonenumbers``
+    finds them (its matcher, valid numbers only: it passes over dates, times and reference
+    numbers that merely hold digits); the key is the one ``phone_key`` gives."""
+    if not text or sum(c.isdigit() for c in text) < 5:
+        return
+    for match in phonenumbers.PhoneNumberMatcher(text, default_region):
+        e164 = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
+        yield match.start, match.end, e164
+
+
 def phone_spellings(e164: str) -> list[str]:
     """One number as it may be stored once separators are stripped: +4791234567, 004791234567,
     91234567. Compare against a column with PHONE_SEPARATORS removed."""

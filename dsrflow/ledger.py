@@ -93,7 +93,20 @@ holds_table = sa.Table(
     sa.Column("released_at", sa.DateTime(timezone=True)),
 )
 
-STATE_TABLES = {t.name: t for t in (requests_table, restrictions_table, holds_table)}
+# Requests read from the service desk or a mailbox (dsrflow/intake.py): one row per ticket or
+# mail, so that no intake run opens the same one twice.
+intake_table = sa.Table(
+    "intake",
+    metadata,
+    sa.Column("key", sa.String(600), primary_key=True, comment="channel:reference"),
+    sa.Column("request_id", sa.String(40), nullable=False, unique=True),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column(
+        "reference", sa.String(560), nullable=False, comment="issue key, mail conversation id"
+    ),
+)
+
+STATE_TABLES = {t.name: t for t in (requests_table, restrictions_table, holds_table, intake_table)}
 GENESIS = "0" * 64
 LEDGER_KEY_ENV = "DSRFLOW_LEDGER_KEY"
 # Any constant: the one advisory lock that serialises appends to a PostgreSQL ledger.
@@ -118,8 +131,10 @@ class UnknownRequest(LedgerError, LookupError):
 
 class Status(StrEnum):
     DRAFT = "draft"  # a dry run's request: never overdue, opened for real by a later run
+    RECEIVED = "received"  # read by the intake flow; the officer has not confirmed it yet
     OPEN = "open"
     AWAITING_APPROVAL = "awaiting_approval"
+    AWAITING_MANUAL = "awaiting_manual"  # a manual source's answer is missing (dsrflow/manual.py)
     IN_PROGRESS = "in_progress"
     COMPLETED = "completed"
     REJECTED = "rejected"
@@ -353,6 +368,104 @@ class Ledger:
         with self._writing() as conn:
             self._append(conn, request_id, actor, event, details)
 
+    # -- intake: requests read from the service desk or a mailbox ------------------------------
+
+    def receive(
+        self,
+        request_id: str,
+        channel: str,
+        reference: str,
+        subject: Subject,
+        received_at: dt.datetime,
+        asked: str,
+        actor: str = "intake",
+    ) -> bool:
+        """Open a request read by the intake, ``received`` until the officer confirms it, with
+        the ticket's or mail's own time (the deadline counts from it) and the right the text
+        asks for (``asked``: a request type or ``unclear``). False: this channel's
+        ``reference`` was opened before (nothing written)."""
+        key = f"{channel}:{reference}"
+        with self._writing() as conn:
+            known = conn.execute(
+                sa.select(intake_table.c.request_id).where(intake_table.c.key == key)
+            ).first()
+            if known is not None:
+                return False
+            if self._request(conn, request_id) is not None:
+                raise LedgerError(f"request id {request_id} is taken: draw another")
+            received = _utc(received_at)
+            inserted = self._insert(
+                conn,
+                requests_table,
+                {
+                    "id": request_id,
+                    "type": asked,
+                    "status": Status.RECEIVED.value,
+                    "subject": _subject_json(subject),
+                    "received_at": received,
+                    "due_at": due_date(received),
+                    "extended_due_at": None,
+                    "extension_reason": None,
+                    "closed_at": None,
+                    "closed_reason": None,
+                },
+            )
+            linked = self._insert(
+                conn,
+                intake_table,
+                {"key": key, "request_id": request_id, "channel": channel, "reference": reference},
+            )
+            details = {"type": asked, "channel": channel}
+            self._append(conn, request_id, actor, "received", details, [inserted, linked])
+        return True
+
+    def confirm_received(
+        self, request_id: str, request_type: str, subject: Subject, actor: str, note: str = ""
+    ) -> None:
+        """The officer's confirmation of a request the intake opened: its type and the
+        subject's identifiers; the request is open from now on (its received time stays)."""
+        with self._writing() as conn:
+            row = self._request(conn, request_id)
+            if row is None:
+                raise UnknownRequest(f"no request {request_id} in the ledger")
+            if row["status"] != Status.RECEIVED.value:
+                raise LedgerError(
+                    f"{request_id} is {row['status']}, not awaiting confirmation (confirmed "
+                    "before, or not opened by the intake)"
+                )
+            change = self._update(
+                conn,
+                requests_table,
+                request_id,
+                type=request_type,
+                status=Status.OPEN.value,
+                subject=_subject_json(subject),
+            )
+            details = {"type": request_type, "identifiers": len(subject.identifiers), "note": note}
+            self._append(conn, request_id, actor, "intake_confirmed", details, [change])
+
+    def received_subject(self, request_id: str) -> tuple[str, Subject]:
+        """A request awaiting confirmation: the type the intake read and the requester's
+        identifiers (as stored; an intake row may hold none, or a Jira account id only)."""
+        with self.engine.connect() as conn:
+            row = self._request(conn, request_id)
+        if row is None:
+            raise UnknownRequest(f"no request {request_id} in the ledger")
+        if row["status"] != Status.RECEIVED.value:
+            raise LedgerError(
+                f"{request_id} is {row['status']}, not awaiting confirmation (confirmed "
+                "before, or not opened by the intake)"
+            )
+        stored = json.loads(row["subject"])
+        others = tuple(
+            Identifier(kind=kind, value=value)
+            for kind, _, value in (o.partition(":") for o in _others(stored))
+        )
+        subject = Subject(
+            emails=tuple(stored["emails"]), phones=tuple(stored["phones"]), others=others
+        )
+        return row["type"], subject
+
     def extend(
         self,
         request_id: str,
@@ -471,6 +584,11 @@ class Ledger:
             raise UnknownRequest(
                 f"{request_id} belongs to a subject whose data was erased: the ledger keeps "
                 "only keyed hashes of the identifiers; open a new request"
+            )
+        if row["status"] == Status.RECEIVED.value:
+            raise UnknownRequest(
+                f"{request_id} came in through intake and is not confirmed yet: confirm it "
+                f"(its confirm-request run in Prefect, or `dsr intake confirm {request_id}`)"
             )
         return DataSubjectRequest(
             id=row["id"],

@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 # Per table: the key column, and the columns recorded as a digest.
-KEYS = {"requests": "id", "restrictions": "id", "holds": "record_id"}
+KEYS = {"requests": "id", "restrictions": "id", "holds": "record_id", "intake": "key"}
 DIGESTED = {
     "requests": frozenset({"subject"}),
     "restrictions": frozenset({"identifier"}),
     "holds": frozenset({"record_id", "action"}),
+    "intake": frozenset({"key", "reference"}),  # kept as references, not in the chain
 }
 
 State = dict[str, dict[Any, dict[str, Any]]]

@@ -73,6 +73,11 @@ TYPE_NAMES: dict[str, tuple[str, str]] = {
     "rectification": ("retting av personopplysningene dine", "rectification of your personal data"),
     "restriction": ("begrensning av behandlingen", "restriction of processing"),
     "consent_withdrawal": ("tilbaketrekking av samtykke", "withdrawal of your consent"),
+    # Read by the intake, not yet confirmed by the officer: what the right is, is not clear yet.
+    "unclear": (
+        "å bruke rettighetene dine etter personvernforordningen",
+        "exercising your rights under the GDPR",
+    ),
 }
 # A request is answered (a letter can answer it) once completed; one completed, withdrawn by the
 # subject or only a dry run's draft has nothing left to refuse.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from dsrflow.errors import DsrflowError
 from dsrflow.identifiers import normalise_email, normalise_phone
@@ -72,18 +72,50 @@ def record_ref(action: PlannedAction) -> str:
     return f"{action.source}:{action.location}#{digest}"
 
 
-def plan_table(plan: Iterable[PlannedAction]) -> list[dict[str, object]]:
-    """Rows for the officer's artifact: where, what, why; no field values, no identifiers."""
+# A plan table must fit a laptop screen: longer reasons are cut (the plan file has them whole).
+REASON_WIDTH = 70
+
+
+def plan_table(
+    plan: Iterable[PlannedAction], shared: Collection[str] = ()
+) -> list[dict[str, object]]:
+    """Rows for the officer's artifact: where, what, why, whether the record also belongs to
+    someone else (``shared``: record ids) and until when a hold keeps it; no field values, no
+    identifiers."""
     return [
         {
             "record": record_ref(action),
             "action": action.action.value,
+            "shared": "yes" if action.record_id in shared else "",
+            "keep until": action.keep_until.isoformat() if action.keep_until else "",
+            "reason": _cut(action.reason or ""),
             "fields": ", ".join(sorted(action.fields)),
-            "reason": action.reason or "",
-            "keep_until": action.keep_until.isoformat() if action.keep_until else "",
         }
         for action in plan
     ]
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= REASON_WIDTH else text[: REASON_WIDTH - 1] + "…"
+
+
+def plan_notices(plan: Iterable[PlannedAction], shared: Collection[str] = ()) -> list[str]:
+    """What the officer must see before approving: shared records and the legal holds with
+    their end dates (the summary artifact lists these above the counts)."""
+    plan = list(plan)
+    lines = []
+    together = [a for a in plan if a.record_id in shared]
+    if together:
+        kinds = Counter(a.action.value for a in together)
+        lines.append(
+            f"{len(together)} record(s) also belong to someone else: "
+            + ", ".join(f"{n} {action}" for action, n in sorted(kinds.items()))
+            + " (column *shared*)"
+        )
+    holds = Counter((a.keep_until.isoformat(), a.reason or "") for a in plan if a.keep_until)
+    for (until, reason), n in sorted(holds.items()):
+        lines.append(f"{n} record(s) kept until {until}: {_cut(reason)}")
+    return lines
 
 
 def plan_counts(plan: Iterable[PlannedAction]) -> dict[str, int]:

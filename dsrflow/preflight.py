@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from connectors import open_connector
+from connectors import SourceContext, open_connector
 from connectors.base import Capability, Connector, SourceUnavailable, capabilities
 from dsrflow.config import Config, ConfigError
 from dsrflow.mapping import BaseMapping, MappingError, load_mapping
@@ -122,7 +122,7 @@ def _check_source(config: Config, name: str, rights: Sequence[RequestType]) -> _
         found.common += [f"mapping {exc.path}: {p}" for p in exc.problems]
         return found
     try:
-        connector = open_connector(name, source, found.mapping, config.phone_region)
+        connector = open_connector(name, source, found.mapping, SourceContext.of(config))
     except MappingError as exc:  # the mapping against the live source
         found.common += [f"mapping {exc.path}: {p}" for p in exc.problems]
         return found

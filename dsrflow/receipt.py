@@ -19,6 +19,7 @@ from dsrflow.copies import Removed
 from dsrflow.export import write_private
 from dsrflow.export_page import helpers, page_languages
 from dsrflow.language import Language
+from dsrflow.manual import ManualSourceAnswer
 from dsrflow.plan import Action, ExecutionReport, Outcome, PlannedAction
 from dsrflow.request import DataSubjectRequest
 
@@ -73,6 +74,10 @@ class Receipt(BaseModel):
         description="SEQ:HASH of the ledger's audit chain when the receipt was written: "
         "`dsr ledger verify --head` with it shows any later rewrite of the chain",
     )
+    manual_sources: list[ManualSourceAnswer] = Field(
+        default_factory=list,
+        description="places without an API (devices, paper): who looked, what they found and did",
+    )
 
     @property
     def title(self) -> str:
@@ -98,6 +103,7 @@ def build_receipt(
     recorded_by: str | None = None,
     ledger_head: str | None = None,
     copies: Removed | None = None,
+    manual: list[ManualSourceAnswer] | None = None,
 ) -> Receipt:
     results = {r.record_id: r for report in reports for r in report.results}
     changed: list[ReceiptLine] = []
@@ -135,6 +141,7 @@ def build_receipt(
         ledger_head=ledger_head,
         copies_removed=copies.removed if copies else [],
         copies_remaining=copies.remaining if copies else [],
+        manual_sources=manual or [],
     )
 
 

@@ -5,10 +5,13 @@ officer sees where a case stands on the UI's Artifacts page."""
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 
 from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact
+from prefect.exceptions import MissingContextError
+from prefect.logging import get_logger
 from prefect.settings import PREFECT_UI_URL
 
 from dsrflow.case import case_markdown, read_case
@@ -37,7 +40,15 @@ def publish_case_page(ledger: Ledger, request_id: str) -> None:
             description=f"{request_id}: the case, step by step",
         )
     except Exception as exc:  # the ledger holds the truth; a page not updated is a warning
-        get_run_logger().warning("case page of %s not updated: %s", request_id, exc)
+        _logger().warning("case page of %s not updated: %s", request_id, exc)
+
+
+def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    """The run's logger inside a flow run; a command's own logger outside one."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return get_logger("dsrflow.case_page")
 
 
 @contextlib.contextmanager

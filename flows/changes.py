@@ -20,22 +20,33 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
-from connectors import Capability, Connector, Erasing, Rectifying, Restricting, open_connector
+from connectors import (
+    Capability,
+    Connector,
+    Erasing,
+    Rectifying,
+    Restricting,
+    SourceContext,
+    open_connector,
+)
 from dsrflow.config import Config
 from dsrflow.copies import Removed, earlier_copies
 from dsrflow.copies import remove as remove_copies
 from dsrflow.errors import DsrflowError
 from dsrflow.export import write_private
+from dsrflow.identity import require_verified
 from dsrflow.ledger import Ledger, Status
+from dsrflow.manual import shown
 from dsrflow.mapping import BaseMapping
 from dsrflow.merge import fold_records
 from dsrflow.plan import Action, ActionResult, ExecutionReport, Outcome, PlannedAction
-from dsrflow.planning import plan_counts, plan_table
+from dsrflow.planning import plan_counts, plan_notices, plan_table
 from dsrflow.receipt import build_receipt, plan_digest, write_receipt
 from dsrflow.records import Record
 from dsrflow.request import DataSubjectRequest, RequestType, Subject
 from flows.approval import obtain_approval
 from flows.discovery import discover_everywhere
+from flows.manual import open_sources, settle_manual_tasks
 from flows.tasks import check_sources, restriction_notice
 
 # Which right carries out which actions (connectors/base.py: one protocol per right).
@@ -61,6 +72,9 @@ class ChangeResult(BaseModel):
         "step that finishes it",
     )
     receipt: str | None = None
+    awaiting: list[str] = Field(
+        default_factory=list, description="manual sources still to answer (awaiting_manual)"
+    )
 
 
 class IncompleteError(DsrflowError, RuntimeError):
@@ -135,9 +149,13 @@ def make_plan(
     """Plan, and show the plan to the officer: record references and reasons, no values;
     ``notice`` is something the officer must know before approving; ``subject``: as
     discovery found it (default: the request's)."""
-    plan = planner(fold_records(records), mappings, subject or request.subject)
+    folded = fold_records(records)
+    plan = planner(folded, mappings, subject or request.subject)
+    shared = {r.record_id for r in folded if r.shared}
     key = f"{request.type.value.replace('_', '-')}-plan-{request.id.lower()}"
-    create_table_artifact(key=key, table=plan_table(plan), description=f"{request.id}: plan")
+    create_table_artifact(
+        key=key, table=plan_table(plan, shared), description=f"{request.id}: plan"
+    )
     counts = plan_counts(plan)
     create_markdown_artifact(
         key=f"{key}-summary",
@@ -145,6 +163,7 @@ def make_plan(
             f"### {request.type.value} plan for {request.id}\n\n"
             f"- subject: {', '.join(request.subject.masked())}\n"
             + (f"\n**Note:** {notice}.\n\n" if notice else "")
+            + "".join(f"- **{line}**\n" for line in plan_notices(plan, shared))
             + "".join(f"- {action}: {n}\n" for action, n in counts.items())
             + "\nApprove or reject with the Resume button of this flow run."
         ),
@@ -176,7 +195,7 @@ def execute_actions(
 ) -> ExecutionReport:
     """Hand a source its actions, right by right; a source that cannot do one fails it."""
     report = ExecutionReport(source=name)
-    with open_connector(name, config.sources[name], mapping, config.phone_region) as connector:
+    with open_connector(name, config.sources[name], mapping, SourceContext.of(config)) as connector:
         for right in (Capability.ERASE, Capability.RECTIFY, Capability.RESTRICT):
             batch = [a for a in actions if RIGHTS.get(a.action) is right]
             if batch:
@@ -332,6 +351,19 @@ def run_change(
                 officer = decision.officer
             else:
                 officer = None
+        if gated:  # Art. 12(6): an approved change runs only for a verified requester
+            require_verified(ledger, request.id, config.identity, "execution")
+        # The officer changes the places without an API once the plan is approved (and the
+        # requester verified), before the sources are (flows/manual.py); the request waits
+        # while one is unanswered.
+        settled = settle_manual_tasks(request, config, ledger, directory)
+        if settled is None:
+            return ChangeResult(
+                request_id=request.id,
+                status=Status.AWAITING_MANUAL.value,
+                plan=plan_counts(plan),
+                awaiting=[s.name for s in open_sources(config, request, directory / request.id)],
+            )
         reports = execute_plan(request, config, mappings, plan, ledger, interrupted, subject)
         residue = verifier(request, config, mappings, plan) if verifier else []
         if residue or not all(r.complete for r in reports):
@@ -355,6 +387,7 @@ def run_change(
             recorded_by=actor,
             ledger_head=ledger.anchor(),
             copies=copies,
+            manual=[shown(source, answer) for source, answer in settled],
         )
         json_path, _ = write_receipt(receipt, path.parent, config.language)
         deferred = [d for a in plan if (d := after_hold(a)) is not None]

@@ -15,10 +15,11 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
-from connectors import Discovering, SourceUnavailable, Sweeping, open_connector
+from connectors import Discovering, SourceContext, SourceUnavailable, Sweeping, open_connector
 from dsrflow.config import Config, load_config
 from dsrflow.copies import expired_exports
 from dsrflow.copies import remove as remove_copies
+from dsrflow.delivery import delivered_exports
 from dsrflow.ledger import Ledger
 from dsrflow.mapping import BaseMapping
 from dsrflow.plan import Outcome
@@ -47,7 +48,7 @@ def sweep_source(
     dry_run: bool,
     min_group_size: int | None,
 ) -> list[dict[str, object]] | None:
-    with open_connector(name, config.sources[name], mapping, config.phone_region) as connector:
+    with open_connector(name, config.sources[name], mapping, SourceContext.of(config)) as connector:
         if not isinstance(connector, Sweeping):
             return None
         # Restricted subjects' records are stored, not processed: found first, then left alone.
@@ -103,7 +104,7 @@ def retention_sweep(
         exports = _remove_expired_exports(config, ledger, now, dry_run)
         create_table_artifact(
             key="retention-sweep",
-            table=[{k: v for k, v in r.items() if k != "dry_run"} for r in results],
+            table=[_artifact_row(r) for r in results],
             description=("dry run: what would go" if dry_run else "retention sweep")
             + f" at {now:%Y-%m-%d %H:%M} UTC",
         )
@@ -111,6 +112,7 @@ def retention_sweep(
             None,
             "retention_sweep_dry_run" if dry_run else "retention_sweep",
             rows={f"{r['source']}.{r['table']}": r["rows"] for r in results},
+            aggregated=_aggregated(results),
             restricted_subjects=len(restricted),
             holds_ended=holds_ended,
             exports_removed=exports,
@@ -124,11 +126,35 @@ def retention_sweep(
     )
 
 
+def _aggregated(results: list[dict[str, object]]) -> dict[str, dict[str, object]]:
+    """Per aggregating rule (counts only): events per level, suppressed, waiting."""
+    return {
+        f"{r['source']}.{r['table']}": {
+            "levels": r["levels"],
+            "suppressed": r["suppressed"],
+            "pending": r["pending"],
+        }
+        for r in results
+        if r.get("levels")
+    }
+
+
+def _artifact_row(row: dict[str, object]) -> dict[str, object]:
+    out = {k: v for k, v in row.items() if k not in ("dry_run", "levels")}
+    levels = row.get("levels")
+    if isinstance(levels, dict):  # one cell: "day 40, week 12, …"
+        out["levels"] = ", ".join(f"{name} {n}" for name, n in levels.items())
+    return out
+
+
 def _remove_expired_exports(config: Config, ledger: Ledger, now: dt.datetime, dry_run: bool) -> int:
-    """Export folders past ``export_retention_days`` go (how many would, in a dry run); one
-    that cannot be removed fails the sweep, so that it is not forgotten."""
+    """Export folders past ``export_retention_days``, or ``delivery.retention_days`` after
+    their delivery, go (how many would, in a dry run); one that cannot be removed fails the
+    sweep, so that it is not forgotten."""
     retention = dt.timedelta(days=config.export_retention_days)
     expired = expired_exports(ledger, config.output_dir, retention, now)
+    after_delivery = dt.timedelta(days=config.delivery.retention_days)
+    expired = sorted({*expired, *delivered_exports(ledger, after_delivery, now)})
     if dry_run or not expired:
         return len(expired)
     outcome = remove_copies(expired)

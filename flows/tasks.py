@@ -15,10 +15,11 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from connectors import Discovering, open_connector
+from connectors import Discovering, SourceContext, open_connector
 from dsrflow.config import Config, load_config
 from dsrflow.export import ExportFiles, build_export, write_export
 from dsrflow.ledger import Ledger, UnknownRequest
+from dsrflow.manual import ManualSourceAnswer, ManualStore
 from dsrflow.mapping import BaseMapping
 from dsrflow.mapping.common import DeleteOnly
 from dsrflow.merge import merge, records_frame, summary
@@ -165,7 +166,7 @@ class Found:
 
 @task(name="discover", retries=0, persist_result=False, cache_policy=NO_CACHE)
 def discover_source(name: str, config: Config, mapping: BaseMapping, subject: Subject) -> Found:
-    with open_connector(name, config.sources[name], mapping, config.phone_region) as connector:
+    with open_connector(name, config.sources[name], mapping, SourceContext.of(config)) as connector:
         if not isinstance(connector, Discovering):  # a delete-only API: said, not "nothing"
             if isinstance(mapping, DeleteOnly):  # its own words, e.g. Analytics' (Art. 15)
                 return Found([], [mapping.explain_access(subject)])
@@ -198,9 +199,13 @@ def write_access_export(
     frame: pd.DataFrame,
     out_dir: Path,
     not_searched: dict[str, list[str]] | None = None,
+    manual: list[ManualSourceAnswer] | None = None,
 ) -> ExportFiles:
-    document = build_export(request, config, mappings, frame, not_searched=not_searched)
-    files = write_export(document, out_dir / request.id, config.language)
+    document = build_export(
+        request, config, mappings, frame, not_searched=not_searched, manual=manual
+    )
+    folder = out_dir / request.id
+    files = write_export(document, folder, config.language, ManualStore(folder).attachments())
     get_run_logger().info("export of %d record(s) written (owner-only)", document.total_records)
     return files
 

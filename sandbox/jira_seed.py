@@ -95,6 +95,7 @@ def load_fixture(store: JiraStore, path: Path) -> dict[str, int]:
             desk["projectKey"],
             desk.get("projectName", desk["projectKey"]),
             desk.get("customers", []),
+            desk.get("requestTypes", []),
         )
     for issue in data.get("issues", []):
         store.add_issue(
@@ -120,6 +121,7 @@ def generate(store: JiraStore, *, requests: int = 300, seed: int = 7) -> dict[st
     _people(store, rng, fake, customers=80)
     _requests(store, rng, fake, requests, comments=(0, 4))
     _demo_subject(store, rng, fake)
+    _privacy_request(store)
     return counts(store)
 
 
@@ -152,6 +154,28 @@ def _people(store: JiraStore, rng: random.Random, fake: Faker, customers: int) -
         )
         desk.customers.append(user.account_id)
     store.credentials = (SANDBOX_EMAIL, SANDBOX_TOKEN)
+
+
+PRIVACY_REQUEST_TYPE = "Privacy request"
+
+
+def _privacy_request(store: JiraStore) -> None:
+    """The desk's privacy request type with one request in it, for the intake flow: from a
+    customer of its own (no random draws, so the rest of the seed stays as it was)."""
+    store.request_type_id(PROJECT, PRIVACY_REQUEST_TYPE)
+    ola = store.add_user("qm:privacy-demo:ola", "ola.hansen@example.net", "Ola Hansen")
+    store.servicedesks[DESK_ID].customers.append(ola.account_id)
+    store.add_issue(
+        _next_key(store),
+        {
+            "summary": "Sletting av personopplysninger",
+            "description": "Jeg ønsker at dere sletter alle opplysninger dere har om meg.",
+            "status": {"name": "Waiting for support"},
+            "created": (NOW - dt.timedelta(days=3)).isoformat(),
+            "reporter": {"accountId": ola.account_id},
+            REQUEST_TYPE_FIELD: {"requestType": {"name": PRIVACY_REQUEST_TYPE}},
+        },
+    )
 
 
 def _agents(store: JiraStore) -> list[str]:

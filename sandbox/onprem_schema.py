@@ -67,6 +67,18 @@ usage_daily = sa.Table(
     sa.Column("count", sa.Integer, nullable=False),
 )
 
+# Usage statistics by level (connectors/sql/aggregation.py): a row counts the events of one
+# period and group at one level of generalisation, or a period's remainder.
+usage_statistics = sa.Table(
+    "usage_statistics",
+    metadata,
+    sa.Column("period_start", sa.Date, primary_key=True),
+    sa.Column("level", sa.Text, primary_key=True),
+    sa.Column("product", sa.Text, primary_key=True),
+    sa.Column("event", sa.Text, primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False),
+)
+
 config_reports = sa.Table(
     "config_reports",
     metadata,

@@ -41,6 +41,9 @@ CONTROLLER: dict[str, Any] = {
     "address": "Kongens gate 1, 7011 Trondheim, Norway",
     "contact_email": "privacy@fjelltopp.example",
     "dpo_email": "dpo@fjelltopp.example",
+    # The tenant of its mailboxes and staff (sandbox/mail_seed.py, jira_seed.py): nobody else
+    # has an address there, so mail to its support desk is not shared with a third person.
+    "own_domains": ["fjelltopp.example"],
     "recipients": [
         {
             "name": "Microsoft Ireland Operations Ltd (Office 365)",
@@ -64,6 +67,32 @@ CONTROLLER: dict[str, Any] = {
             "safeguards": "EU standard contractual clauses",
         },
     ],
+}
+# The places without an API of the fictional controller (`dsr sandbox up --manual-sources`):
+# every request then waits for an answer per place (README, "Places without an API").
+MANUAL_SOURCES: list[dict[str, Any]] = [
+    {
+        "name": "sales-phones",
+        "instructions": "Search the contacts, call log and SMS of each company phone for the "
+        "subject's e-mail addresses and phone numbers; export what you find as one file.",
+        "responsible": "Head of sales",
+    },
+    {
+        "name": "paper",
+        "instructions": "Look through the signed contracts binder (office, cabinet 2) for the "
+        "subject's name; scan what you find into one PDF.",
+        "responsible": "Office manager",
+        "rights": ["access", "erasure", "rectification"],
+    },
+]
+
+
+# The generated sandbox's intake channels: the desk's "Privacy request" type and the privacy
+# mailbox's Inbox (its seeded mail dates from 2026, hence the long look back).
+SANDBOX_INTAKE: dict[str, Any] = {
+    "servicedesk": {"source": "jira", "project": "SUP", "request_type": "Privacy request"},
+    "mailbox": {"source": "mail", "mailbox": "privacy@fjelltopp.example", "folder": "Inbox"},
+    "lookback_days": 366,
 }
 
 
@@ -169,8 +198,10 @@ def start(
     profile: Profile = "small",
     faults: FaultSettings | None = None,
     progress: Callable[[str], None] | None = None,
+    manual_sources: bool = False,
 ) -> RunningSandbox:
-    """Start every part in ``directory`` and write the config; stop the parts when done."""
+    """Start every part in ``directory`` and write the config; stop the parts when done.
+    ``manual_sources``: the config names the controller's places without an API too."""
     if fixtures and not fixtures.is_dir():
         raise FixtureError(f"fixtures directory {fixtures} does not exist")
     directory.mkdir(parents=True, exist_ok=True)
@@ -190,7 +221,14 @@ def start(
         raise
     sources = {k: v for part in running.parts.values() for k, v in part.sources.items()}
     key_file = write_secret(context.directory, "masking-key", secrets.token_urlsafe(32))
-    write_config(running.config_path, sources, directory / "exports", masking_key_file=key_file)
+    write_config(
+        running.config_path,
+        sources,
+        directory / "exports",
+        masking_key_file=key_file,
+        intake=None if fixtures or profile != "small" else SANDBOX_INTAKE,
+        manual_sources=MANUAL_SOURCES if manual_sources else None,
+    )
     return running
 
 
@@ -210,15 +248,29 @@ def write_config(
     output_dir: Path,
     *,
     masking_key_file: Path | None = None,
+    intake: dict[str, Any] | None = None,
+    manual_sources: list[dict[str, Any]] | None = None,
 ) -> None:
     config: dict[str, Any] = {
         "controller": CONTROLLER,
         "phone_region": "NO",
         "output_dir": str(output_dir.resolve()),
         "sources": sources,
+        # The sandbox's subjects are invented: nobody to verify. Each delivery and execution
+        # records `identity_not_required` in the ledger instead (README: Identity).
+        "identity": {"required": False},
     }
+    kinds = {src.get("kind"): name for name, src in reversed(sources.items())}
+    if "mail" in kinds:  # codes and mailed exports go out from the privacy mailbox
+        config["identity"].update(mail_source=kinds["mail"], sender=CONTROLLER["contact_email"])
+    if "jira" in kinds:
+        config["delivery"] = {"jira_source": kinds["jira"]}
+    if intake is not None:
+        config["intake"] = intake
     if masking_key_file is not None:
         config["masking_key"] = {"file": str(masking_key_file.resolve())}
+    if manual_sources:
+        config["manual_sources"] = manual_sources
     path.parent.mkdir(parents=True, exist_ok=True)
     header = "# Written by `dsr sandbox up`: points dsrflow at the sandbox. Settings: README.md\n"
     path.write_text(header + yaml.safe_dump(config, sort_keys=False), encoding="utf-8")

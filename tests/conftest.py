@@ -22,6 +22,7 @@ from sandbox import onprem_seed  # noqa: E402
 pytest_plugins = [
     "tests.support.db_fixtures",
     "tests.support.graph",
+    "tests.support.handover",
     "tests.support.jira_site",
     "tests.support.vendor_schemas.plugin",
 ]

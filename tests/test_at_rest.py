@@ -55,8 +55,9 @@ def test_every_request_type_ran_as_expected(prefect_home):
     assert states["access"] == "COMPLETED"
     assert states["invalid"] == "FAILED"
     assert states["source_down"] == "FAILED"
-    for name in ("rectification", "restriction", "consent", "erasure", "sweep"):
+    for name in ("rectification", "restriction", "consent", "erasure", "sweep", "intake"):
         assert states[name] == "COMPLETED", (name, output[-2000:])
+    assert states["confirm"] == "COMPLETED", output[-2000:]
 
 
 def test_nothing_in_prefects_home_names_a_person(prefect_home):

@@ -40,6 +40,15 @@ def test_the_case_shows_decisions_sources_and_deadline_but_no_subject_or_notes(t
         )
         ledger.record("DSR-2026-1001", "executed", source="onprem", done=3, failed=0, skipped=1)
         ledger.record("DSR-2026-1001", "executed", source="drive", done=0, failed=2)
+        before = case_markdown(read_case(ledger, "DSR-2026-1001"))
+        ledger.record(
+            "DSR-2026-1001",
+            "identity_verified",
+            actor="Officer Olsen",
+            method="officer_check",
+            note=f"passport seen, {SUBJECT}",
+        )
+        ledger.record("DSR-2026-1001", "delivered", actor="Officer Olsen", via="mail", files=3)
         case = read_case(ledger, "DSR-2026-1001")
     assert case is not None
     assert case.status == Status.OPEN.value
@@ -50,7 +59,11 @@ def test_the_case_shows_decisions_sources_and_deadline_but_no_subject_or_notes(t
     assert "**overdue by" in page
     assert "approved by Officer Olsen" in page
     assert "| drive | failed 2 |" in page
-    assert SUBJECT not in page and "called" not in page  # the note stays in the ledger
+    assert "- identity: not verified yet" in before and "- delivery: not delivered" in before
+    assert "- identity: officer_check by Officer Olsen" in page
+    assert "- delivery: mail by Officer Olsen" in page
+    assert SUBJECT not in page and "called" not in page  # the notes stay in the ledger
+    assert "passport" not in page
 
 
 def test_a_closed_case_has_no_days_left_and_an_unknown_one_is_none(tmp_path):

@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors import Discovering, open_connector
+from connectors import Discovering, SourceContext, open_connector
 from connectors.analytics.settings import AnalyticsSource
 from connectors.drive.changes import SheetChanges
 from connectors.drive.connector import DriveConnector
@@ -494,7 +494,7 @@ def discover_again(config: Config) -> list[Record]:
     for _ in range(5):
         records: list[Record] = []
         for name, source in config.sources.items():
-            connector = open_connector(name, source, mappings[name], config.phone_region)
+            connector = open_connector(name, source, mappings[name], SourceContext.of(config))
             try:
                 if isinstance(connector, Discovering):  # Analytics cannot be searched
                     records += list(connector.discover(subject))

@@ -105,5 +105,5 @@ def test_an_app_without_mail_permissions_cannot_read(graph):
 
 
 def test_the_sandbox_token_carries_what_the_sandbox_needs():
-    assert token_roles(SANDBOX_TOKEN) == frozenset({"Mail.ReadWrite", "User.Read.All"})
+    assert token_roles(SANDBOX_TOKEN) == frozenset({"Mail.ReadWrite", "User.Read.All", "Mail.Send"})
     assert token_roles("opaque-token") is None

@@ -296,3 +296,23 @@ def test_erasure_answer_says_what_the_receipt_says(config):
     # the receipt page itself is in both languages too
     page = (folder / "receipt.html").read_text()
     assert "Kvittering for sletting" in page and "Erasure receipt" in page
+
+
+def test_an_unconfirmed_intake_request_can_be_acknowledged(config):
+    """The intake opens a request whose right is not clear yet; it is acknowledged at once."""
+    with ledger_of(config) as ledger:
+        assert ledger.receive(
+            "DSR-2026-0790",
+            "mail",
+            "conversation-1",
+            Subject.from_raw([SUBJECT]),
+            RECEIVED,
+            "unclear",
+        )
+    for lang in ("nb", "en"):
+        result = letter(config, "DSR-2026-0790", "acknowledgement", "--lang", lang)
+        assert result.exit_code == 0, result.output
+    nb_text, _ = written(config, "DSR-2026-0790", "acknowledgement", "nb")
+    en_text, _ = written(config, "DSR-2026-0790", "acknowledgement", "en")
+    assert "rettighetene dine etter personvernforordningen" in nb_text
+    assert "exercising your rights under the GDPR" in en_text

@@ -58,7 +58,8 @@ def test_valid_mapping_parses_with_composite_key():
 def test_shipped_mappings_are_valid():
     mapping = load_mapping(REPO / "mappings" / "onprem.yaml")
     assert mapping.tables["invoices"].legal_hold.duration.years == 5
-    assert mapping.tables["usage_events"].retention.aggregate.into == "usage_daily"
+    aggregate = mapping.tables["usage_events"].retention.aggregate
+    assert (aggregate.into, aggregate.level_column) == ("usage_statistics", "level")
 
 
 def test_yaml_syntax_error_names_line():

@@ -11,10 +11,13 @@ from connectors.sql.mapping import RestrictionMark
 from dsrflow.mapping import load_mapping
 from dsrflow.plan import Action, Outcome
 from dsrflow.planning import (
+    REASON_WIDTH,
     build_erasure_plan,
     build_restriction_plan,
     plan_counts,
+    plan_notices,
     plan_table,
+    record_ref,
 )
 from dsrflow.request import Subject
 from tests.conftest import ONPREM_MAPPING
@@ -84,6 +87,27 @@ def test_plan_artifact_rows_hold_no_key_values(sandbox_url):
     rows = plan_table(plan_for(connector, "al@example.com"))
     connector.close()
     assert all(r["record"].startswith("onprem:") and "id=" not in r["record"] for r in rows)
+
+
+def test_plan_artifact_shows_shared_records_and_holds_with_their_end_dates(sandbox_url):
+    connector = SqlConnector("onprem", load_mapping(ONPREM_MAPPING), sandbox_url)
+    records = list(connector.discover(AL))
+    connector.close()
+    plan = build_erasure_plan(records, {"onprem": connector.mapping}, TODAY)
+    shared = {r.record_id for r in records if r.shared}
+    assert shared, "the sandbox has a customer row shared with another person"
+    rows = plan_table(plan, shared)
+    assert {r["record"] for r in rows if r["shared"]} == {
+        record_ref(a) for a in plan if a.record_id in shared
+    }
+    assert all(len(str(r["reason"])) <= REASON_WIDTH for r in rows)  # fits a laptop screen
+    notices = plan_notices(plan, shared)
+    assert notices[0].startswith(f"{len(shared)} record(s) also belong to someone else")
+    held = [a for a in plan if a.keep_until]
+    assert held
+    for action in held:
+        assert any(f"kept until {action.keep_until.isoformat()}:" in line for line in notices)
+    assert sum(int(line.split()[0]) for line in notices if " kept until " in line) == len(held)
 
 
 def test_erasure_changes_exactly_the_plan_and_is_idempotent(sandbox_url):

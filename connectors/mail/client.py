@@ -123,7 +123,7 @@ def _jwt_part(value: dict[str, Any]) -> str:
 # The sandbox's token: shaped as Entra ID's app-only tokens are (a JWT whose ``roles`` are the
 # app's application permissions), unsigned: the emulator reads the roles and checks them per
 # route as Graph does, and preflight reads them too. Not a secret.
-SANDBOX_ROLES = ("Mail.ReadWrite", "User.Read.All")
+SANDBOX_ROLES = ("Mail.ReadWrite", "User.Read.All", "Mail.Send")  # Mail.Send: identity codes
 SANDBOX_TOKEN = ".".join(
     [
         _jwt_part({"alg": "none", "typ": "JWT"}),

@@ -22,6 +22,8 @@ deletes their rows together, and a rerun folds whatever an interrupted run stage
 
 Aggregates never describe fewer than k events: a group smaller than k is folded into its day's
 "other" bucket, and an "other" bucket still smaller than k is dropped (counted as suppressed).
+An aggregation with ``levels`` stages the same way but publishes differently: whole closed
+periods, once, each group at the finest level where it reaches k (connectors/sql/aggregation.py).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
 from connectors.base import SweepResult
+from connectors.sql.aggregation import Hierarchy, publish_closed
 from connectors.sql.client import SqlClient
 from connectors.sql.operations import Key, MappedTables
 from dsrflow.mapping.common import GROUP_SOURCE, Aggregation
@@ -119,7 +122,10 @@ class SqlRetention:
                 if min_group_size:
                     aggregate = aggregate.model_copy(update={"min_group_size": min_group_size})
                 result.rule = f"aggregate into {aggregate.into}, then delete"
-                self._aggregate_and_delete(name, aggregate, old, result)
+                if aggregate.levels:
+                    self._aggregate_by_levels(name, aggregate, old, result, cutoff)
+                else:
+                    self._aggregate_and_delete(name, aggregate, old, result)
             results.append(result)
         return results
 
@@ -155,6 +161,45 @@ class SqlRetention:
                 )
             return
         staging = self._staging(target, aggregate)
+        self._stage_batches(name, staging, counts, expressions, old, result)
+        with self.client.begin() as conn:
+            self._fold(conn, staging, target, aggregate, result)
+
+    def _aggregate_by_levels(
+        self,
+        name: str,
+        aggregate: Aggregation,
+        old: ColumnElement[bool],
+        result: SweepResult,
+        cutoff: dt.datetime,
+    ) -> None:
+        """Stage the old rows' counts and delete the rows, batch by batch, as the daily fold
+        does; then publish the periods that have closed (connectors/sql/aggregation.py)."""
+        hierarchy = Hierarchy(aggregate)
+        target = self.client.load_table(aggregate.into, self.mapping.db_schema)
+        expressions, source = self._group_sources(name, aggregate)
+        counts = sa.select(*expressions, sa.func.count().label("n")).select_from(source)
+        staging = self._staging(target, aggregate, create=not result.dry_run)
+        if result.dry_run:  # the old rows counted in place, as if staged
+            with self.client.connect() as conn:
+                in_place = list(conn.execute(counts.where(old).group_by(*expressions)))
+                result.rows = sum(row.n for row in in_place)
+                publish_closed(conn, hierarchy, staging, target, cutoff, result, in_place)
+            return
+        self._stage_batches(name, staging, counts, expressions, old, result)
+        with self.client.begin() as conn:
+            publish_closed(conn, hierarchy, staging, target, cutoff, result)
+
+    def _stage_batches(
+        self,
+        name: str,
+        staging: sa.Table,
+        counts: sa.Select[Any],
+        expressions: list[ColumnElement[Any]],
+        old: ColumnElement[bool],
+        result: SweepResult,
+    ) -> None:
+        """Batch by batch, one transaction each: stage the counts, delete the rows."""
         for batch in self._batches(name, old):
             with self.client.begin() as conn:
                 deleted = self._stage_and_delete(
@@ -162,8 +207,6 @@ class SqlRetention:
                 )
             result.rows += deleted
             result.batches += bool(deleted)
-        with self.client.begin() as conn:
-            self._fold(conn, staging, target, aggregate, result)
 
     def _stage_and_delete(
         self,
@@ -278,7 +321,7 @@ class SqlRetention:
             expressions.append(expression.label(target))
         return expressions, source
 
-    def _staging(self, target: sa.Table, aggregate: Aggregation) -> sa.Table:
+    def _staging(self, target: sa.Table, aggregate: Aggregation, create: bool = True) -> sa.Table:
         """``<into>_pending``: counts of swept batches not yet folded into the aggregate."""
         staging = sa.Table(
             f"{aggregate.into}_pending",
@@ -287,7 +330,8 @@ class SqlRetention:
             sa.Column("n", sa.BigInteger, nullable=False),
             schema=self.mapping.db_schema,
         )
-        self.client.create_missing(staging)
+        if create:
+            self.client.create_missing(staging)
         return staging
 
     def _buckets(self, grouped: sa.Subquery, aggregate: Aggregation) -> sa.Subquery:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Protocol, runtime_checkable
+from typing import Annotated, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from dateutil.relativedelta import relativedelta
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -146,10 +146,72 @@ def _check_group_source(value: str) -> str:
     return value
 
 
+PERIODS = ("day", "week", "month", "quarter")  # finest first
+
+
+class Family(Strict):
+    """How a dimension's values generalise to their family: a table of values, else the part
+    before a separator, else ``otherwise``."""
+
+    values: dict[str, str] = Field(
+        default_factory=dict, description="value -> its family, e.g. login: session"
+    )
+    separator: str | None = Field(
+        default=None,
+        min_length=1,
+        description="a value not in 'values' belongs to the family named by its part before "
+        "this separator (issue_created -> issue with '_'); without it, or when the value has "
+        "none, to 'otherwise'",
+    )
+    otherwise: str = Field(default="other", description="the family of every other value")
+
+    def of(self, value: object) -> str:
+        text = "" if value is None else str(value)
+        if text in self.values:
+            return self.values[text]
+        if self.separator and self.separator in text:
+            return text.split(self.separator, 1)[0]
+        return self.otherwise
+
+
+class AggregationLevel(Strict):
+    """One step up the hierarchy: the time bucket and the dimensions generalised."""
+
+    name: str | None = Field(
+        default=None,
+        description="what the level column says for rows of this level; default: the period "
+        "and the generalisations, e.g. 'month, event family, all products'",
+    )
+    period: Literal["day", "week", "month", "quarter"] = Field(
+        description="the time bucket: day, week (Monday to Sunday, cut at the boundaries of the "
+        "coarsest level's period), month or quarter; the row's time column holds its first day"
+    )
+    families: list[str] = Field(
+        default_factory=list,
+        description="aggregate columns generalised to their family (see the aggregation's "
+        "'families')",
+    )
+    merge: dict[str, str] = Field(
+        default_factory=dict,
+        description="aggregate column -> the one value all its values become, "
+        "e.g. product: all products",
+    )
+
+    @property
+    def label(self) -> str:
+        parts = [self.period, *[f"{c} family" for c in self.families]]
+        return self.name or ", ".join(parts + list(self.merge.values()))
+
+
 class Aggregation(Strict):
-    """Retention by aggregation: counts per group; a group smaller than k is folded into an
-    'other' bucket of its day, and an 'other' bucket still smaller than k is suppressed, so no
-    aggregate ever describes fewer than k events."""
+    """Retention by aggregation: counts per group, never of fewer than k events.
+
+    Without ``levels`` (the original daily fold): a group smaller than k is folded into an
+    'other' bucket of its day, an 'other' bucket still smaller than k is suppressed, and later
+    sweeps add to the counts already there. With ``levels``: each group climbs the levels until
+    it reaches k, what is below k at the last level is one remainder count per period of that
+    level, and a period is published once, when it has closed, and never changed
+    (connectors/sql/aggregation.py)."""
 
     into: str = Field(description="the table that receives the aggregates")
     group_by: dict[str, Annotated[str, AfterValidator(_check_group_source)]] = Field(
@@ -158,7 +220,64 @@ class Aggregation(Strict):
     )
     count_column: str = Field(default="count", description="aggregate column of the counts")
     min_group_size: int = Field(default=5, ge=2, description="k: smaller groups become 'other'")
-    other_value: str = Field(default="other", description="what a folded group is called")
+    other_value: str = Field(
+        default="other",
+        description="what a folded group is called; with levels, the value of every column of "
+        "a remainder row",
+    )
+    levels: list[AggregationLevel] | None = Field(
+        default=None,
+        min_length=1,
+        description="the hierarchy, finest first: each level's period is the same as or "
+        "coarser than the one before and it generalises at least what the one before did",
+    )
+    level_column: str | None = Field(
+        default=None,
+        description="with levels: the aggregate column that names a row's level (its label, or "
+        "'remainder'); part of the aggregate table's key with the group_by columns",
+    )
+    families: dict[str, Family] = Field(
+        default_factory=dict,
+        description="aggregate column -> how its values generalise to a family",
+    )
+
+    @model_validator(mode="after")
+    def _check_levels(self) -> Aggregation:
+        if self.levels is None:
+            if self.level_column or self.families:
+                raise ValueError("level_column and families need levels")
+            return self
+        problems = []
+        if not self.level_column:
+            problems.append("levels need a level_column")
+        times = [k for k, v in self.group_by.items() if v.startswith("day(")]
+        if len(times) != 1:
+            problems.append("levels need exactly one group_by entry of the form day(column)")
+        dimensions = set(self.group_by) - set(times)
+        for name in self.families:
+            if name not in dimensions:
+                problems.append(f"families.{name}: not a group_by column other than the day")
+        previous: AggregationLevel | None = None
+        for i, level in enumerate(self.levels):
+            for name in [*level.families, *level.merge]:
+                if name not in dimensions:
+                    problems.append(f"levels.{i}: {name!r} is not a group_by column (not the day)")
+            for name in level.families:
+                if name not in self.families:
+                    problems.append(f"levels.{i}.families: {name!r} has no entry under families")
+            if previous is not None and (
+                PERIODS.index(level.period) < PERIODS.index(previous.period)
+                or not set(previous.merge) <= set(level.merge)
+                or not set(previous.families) <= set(level.families) | set(level.merge)
+            ):
+                problems.append(f"levels.{i}: finer than the level before it")
+            previous = level
+        labels = [level.label for level in self.levels]
+        if len(set(labels)) != len(labels) or "remainder" in labels:
+            problems.append("levels: every level needs its own name (and none is 'remainder')")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class Retention(Strict):

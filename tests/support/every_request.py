@@ -6,7 +6,10 @@ FOLDER`` (a fresh process: Prefect reads its home once, at import)."""
 from __future__ import annotations
 
 import sys
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -69,9 +72,44 @@ def main(folder: Path) -> None:
                 request_id="DSR-2026-70000007", config_path=config, return_state=True, **who
             )
         states["sweep"] = retention_sweep(config_path=config, dry_run=True, return_state=True)
+        states.update(intake_and_confirm(config))
     for name, state in states.items():
         print(f"{name}: {state.type.value}")
         print(f"  ({state.message})")
+
+
+def intake_and_confirm(config: str) -> dict[str, Any]:
+    """The intake (the sandbox's desk and mailbox), and one request confirmed through its
+    pause form, answered through Prefect's API."""
+    from prefect.client.orchestration import get_client
+    from prefect.flow_runs import resume_flow_run
+
+    from flows.intake import confirm_request, intake
+
+    states: dict[str, Any] = {}
+    states["intake"] = intake(config_path=config, start_confirmations=False, return_state=True)
+    opened = states["intake"].result().opened
+    thread = threading.Thread(
+        target=lambda: states.update(
+            confirm=confirm_request(
+                request_id=opened[0], config_path=config, start=False, return_state=True
+            )
+        )
+    )
+    thread.start()
+    deadline = time.monotonic() + 120
+    with get_client(sync_client=True) as client:
+        while True:
+            runs = [r for r in client.read_flow_runs() if r.name == f"confirm-{opened[0]}"]
+            if runs and runs[0].state and runs[0].state.is_paused():
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError("the confirm-request run did not pause")
+            time.sleep(0.3)
+    answer = {"request_type": "access", "officer": "Ingrid", "note": "customer account"}
+    resume_flow_run(runs[0].id, run_input=answer)
+    thread.join(timeout=120)
+    return states
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from sandbox.emulators.graph.query import (
     project,
     search_matches,
 )
+from sandbox.emulators.graph.send import send_mail
 from sandbox.emulators.graph.store import GraphStore, Mailbox, Stored
 
 SEARCH_RESULT_LIMIT = 1000  # "A $search request returns up to 1,000 results."
@@ -181,6 +182,7 @@ class GraphApi:
                 self.permanent_delete,
                 frozenset(),
             ),
+            ("POST", re.compile(r"/users/(?P<user>[^/]+)/sendMail"), self.send_mail, frozenset()),
         ]
 
     # -- dispatch ---------------------------------------------------------------------------------
@@ -548,6 +550,13 @@ class GraphApi:
             self._message(box, message)
             self.store.remove(box, message)
         return GraphResponse(204)
+
+    def send_mail(self, *, user: str, body: Any, **_: Any) -> GraphResponse:
+        """202 Accepted, no body (sandbox/emulators/graph/send.py)."""
+        box = self._mailbox(user)
+        size = len(json.dumps(body).encode()) if body is not None else 0
+        status, code, message = send_mail(self.store, box, body, size)
+        return GraphResponse(202) if status == 202 else graph_error(status, code, message)
 
     # -- $batch -----------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ import json
 # - attachments: https://learn.microsoft.com/graph/api/message-list-attachments (Mail.Read)
 # - delete, permanentDelete: https://learn.microsoft.com/graph/api/message-delete,
 #   https://learn.microsoft.com/graph/api/message-permanentdelete (Mail.ReadWrite only)
+# - sendMail: https://learn.microsoft.com/graph/api/user-sendmail (Mail.Send only)
 READ_USERS = frozenset(
     {
         "User.ReadBasic.All",
@@ -33,6 +34,7 @@ READ_USERS = frozenset(
 READ_MAIL_BASIC = frozenset({"Mail.ReadBasic.All", "Mail.ReadBasic", "Mail.Read", "Mail.ReadWrite"})
 READ_MAIL = frozenset({"Mail.Read", "Mail.ReadWrite"})
 WRITE_MAIL = frozenset({"Mail.ReadWrite"})
+SEND_MAIL = frozenset({"Mail.Send"})
 
 BY_HANDLER = {
     "list_users": READ_USERS,
@@ -46,6 +48,7 @@ BY_HANDLER = {
     "list_attachments": READ_MAIL,
     "delete_message": WRITE_MAIL,
     "permanent_delete": WRITE_MAIL,
+    "send_mail": SEND_MAIL,
 }
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import json
 import math
 import re
@@ -31,6 +32,7 @@ from starlette.routing import Route
 
 from sandbox.emulators.faults import FaultGate, Faults
 from sandbox.emulators.jira import jql
+from sandbox.emulators.jira.attachments import Attachments
 from sandbox.emulators.jira.store import (
     PARTICIPANTS_FIELD,
     REQUEST_TYPE_FIELD,
@@ -316,6 +318,7 @@ class JiraEmulator:
         self.store = store
         self.faults = faults or Faults()
         self.deployment = deployment
+        self.attachments = Attachments(self)
         self.app = self._build()
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -343,9 +346,12 @@ class JiraEmulator:
             Route(f"{api}/user/search", self.user_search, methods=["GET"]),
             Route(f"{sd}/servicedesk", self.servicedesks, methods=["GET"]),
             Route(f"{sd}/servicedesk/{{desk}}/customer", self.customers, methods=["GET", "DELETE"]),
+            Route(f"{sd}/servicedesk/{{desk}}/requesttype", self.request_types, methods=["GET"]),
+            Route(f"{sd}/request", self.customer_requests, methods=["GET"]),
             Route(
                 f"{sd}/request/{{key}}/participant", self.participants, methods=["GET", "DELETE"]
             ),
+            *self.attachments.routes(sd),
             *self.faults.control_routes(),
         ]
         app = Starlette(routes=routes)
@@ -974,6 +980,155 @@ class JiraEmulator:
             ]
         return JSONResponse(self._page(request, members, params))
 
+    async def request_types(self, request: Request) -> Response:
+        """Get request types (GET /rest/servicedeskapi/servicedesk/{serviceDeskId}/requesttype,
+        https://developer.atlassian.com/cloud/jira/service-desk/rest/api-group-servicedesk/):
+        the desk's customer request types, paged; ``searchQuery`` matches the name or
+        description. The emulator has no request type groups, so ``groupId`` finds nothing,
+        and no hidden types. Pages hold at most 100 (``_page``), as the emulator's other
+        Service Management lists."""
+        params = _params(
+            request,
+            {
+                "start",
+                "limit",
+                "searchQuery",
+                "groupId",
+                "expand",
+                "includeHiddenRequestTypesInSearch",
+                "restrictionStatus",
+            },
+            servicedesk=True,
+        )
+        desk = self.store.servicedesks.get(request.path_params["desk"])
+        if desk is None:
+            raise ApiError(404, "The service desk does not exist.", servicedesk=True)
+        base = str(request.base_url).rstrip("/")
+        query = (params.get("searchQuery") or "").lower()
+        with self.store.lock:
+            kinds = [
+                {
+                    "id": type_id,
+                    "_links": {
+                        "self": f"{base}/rest/servicedeskapi/servicedesk/{desk.id}"
+                        f"/requesttype/{type_id}"
+                    },
+                    "name": name,
+                    "description": "",
+                    "helpText": "",
+                    "issueTypeId": "10001",
+                    "serviceDeskId": desk.id,
+                    "portalId": desk.id,
+                    "groupIds": [],
+                }
+                for type_id, name in desk.request_types.items()
+                if query in name.lower() and "groupId" not in params
+            ]
+        return JSONResponse(self._page(request, kinds, params))
+
+    async def customer_requests(self, request: Request) -> Response:
+        """Get customer requests (GET /rest/servicedeskapi/request,
+        https://developer.atlassian.com/cloud/jira/service-desk/rest/api-group-request/):
+        "ordered chronologically by the latest activity on each request", paged by
+        ``start``/``limit`` (at most 100 a page here). "For customers, the list returned will
+        include request they created (or were created on their behalf) or are participating in
+        only":
+        an agent's list holds every request of the desks, narrowed by ``serviceDeskId``,
+        ``requestTypeId`` (which needs ``serviceDeskId``), ``requestStatus``
+        (``OPEN_REQUESTS`` | ``CLOSED_REQUESTS`` | ``ALL_REQUESTS``) and ``requestOwnership``
+        (``OWNED_REQUESTS``, ``PARTICIPATED_REQUESTS``: the caller's own)."""
+        params = _params(
+            request,
+            {
+                "searchTerm",
+                "requestOwnership",
+                "requestStatus",
+                "approvalStatus",
+                "organizationId",
+                "serviceDeskId",
+                "requestTypeId",
+                "expand",
+                "start",
+                "limit",
+            },
+            servicedesk=True,
+        )
+        desk_id = params.get("serviceDeskId")
+        desk = self.store.servicedesks.get(desk_id) if desk_id else None
+        if desk_id and desk is None:
+            raise ApiError(404, "The service desk does not exist.", servicedesk=True)
+        type_id = params.get("requestTypeId")
+        if type_id and desk is None:
+            raise ApiError(
+                400, "requestTypeId can only be used together with serviceDeskId.", servicedesk=True
+            )
+        status = params.get("requestStatus") or "ALL_REQUESTS"
+        if status not in ("OPEN_REQUESTS", "CLOSED_REQUESTS", "ALL_REQUESTS"):
+            raise ApiError(400, f"Invalid requestStatus: {status}", servicedesk=True)
+        caller = self._current_account(request)
+        ownership = set(filter(None, (params.get("requestOwnership") or "").split(",")))
+        user = self.store.users.get(caller) if caller else None
+        if user is None or user.kind == "customer":
+            # A customer's list holds their own requests and those they take part in only.
+            ownership = {"OWNED_REQUESTS", "PARTICIPATED_REQUESTS"}
+        term = (params.get("searchTerm") or "").lower()
+        projects = {d.project_key for d in self.store.servicedesks.values()}
+        with self.store.lock:
+            hits = [
+                i
+                for i in self.store.issues.values()
+                if i.project in projects
+                and (desk is None or i.project == desk.project_key)
+                and (not type_id or _request_type_of(i)[0] == type_id)
+                and (status != "OPEN_REQUESTS" or not i.fields.get("resolutiondate"))
+                and (status != "CLOSED_REQUESTS" or i.fields.get("resolutiondate"))
+                and (term in str(i.fields.get("summary") or "").lower())
+                and _owned(i, caller, ownership)
+            ]
+        hits.sort(key=lambda i: str(i.fields.get("updated") or ""), reverse=True)
+        render = self._renderer(request)
+        return JSONResponse(
+            self._page(request, [self._customer_request(render, i) for i in hits], params)
+        )
+
+    def _customer_request(self, render: Renderer, issue: Issue) -> dict[str, Any]:
+        """Service Management's CustomerRequest shape."""
+        desk = next(
+            (d for d in self.store.servicedesks.values() if d.project_key == issue.project), None
+        )
+        created = str(issue.fields["created"])
+        moment = dt.datetime.strptime(created, "%Y-%m-%dT%H:%M:%S.%f%z")
+        status = str((issue.fields.get("status") or {}).get("name", "Open"))
+        return {
+            "issueId": issue.id,
+            "issueKey": issue.key,
+            "requestTypeId": _request_type_of(issue)[0],
+            "serviceDeskId": desk.id if desk else None,
+            "createdDate": {
+                "iso8601": created,
+                "jira": created,
+                "friendly": moment.strftime("%d/%b/%y %I:%M %p"),
+                "epochMillis": int(moment.timestamp() * 1000),
+            },
+            "reporter": render.user(issue.reporter, customer_list=True),
+            "requestFieldValues": [
+                {"fieldId": "summary", "label": "Summary", "value": issue.fields.get("summary")},
+                {
+                    "fieldId": "description",
+                    "label": "Description",
+                    "value": issue.fields.get("description"),
+                },
+            ],
+            "currentStatus": {
+                "status": status,
+                "statusCategory": "DONE" if issue.fields.get("resolutiondate") else "INDETERMINATE",
+            },
+            "_links": {
+                "jiraRest": f"{render.base}/rest/api/2/issue/{issue.id}",
+                "self": f"{render.base}/rest/servicedeskapi/request/{issue.id}",
+            },
+        }
+
     async def participants(self, request: Request) -> Response:
         issue = self.store.issue(request.path_params["key"])
         if issue is None:
@@ -1025,6 +1180,26 @@ def _customer_matches(user: User | None, account_id: str, query: str) -> bool:
     return query in text.lower() or (user.email or "").lower() == query
 
 
+def _request_type_of(issue: Issue) -> tuple[str | None, str | None]:
+    """The issue's request type (id, name), from its Customer Request Type field."""
+    value = issue.fields.get(REQUEST_TYPE_FIELD)
+    kind = value.get("requestType") if isinstance(value, dict) else None
+    if not isinstance(kind, dict):
+        return None, None
+    return kind.get("id"), kind.get("name")
+
+
+def _owned(issue: Issue, caller: str | None, ownership: set[str]) -> bool:
+    """``requestOwnership``: none (or ALL_REQUESTS, ORGANIZATION...) leaves an agent's list
+    whole; OWNED_REQUESTS / PARTICIPATED_REQUESTS narrow it to the caller's own."""
+    narrowing = ownership & {"OWNED_REQUESTS", "PARTICIPATED_REQUESTS"}
+    if not narrowing or "ALL_REQUESTS" in ownership:
+        return True
+    return ("OWNED_REQUESTS" in narrowing and issue.reporter == caller) or (
+        "PARTICIPATED_REQUESTS" in narrowing and caller in issue.participants
+    )
+
+
 def raise_errors(errors: dict[str, str]) -> None:
     raise _FieldErrors(errors)
 
@@ -1057,6 +1232,10 @@ _ROUTES = [
     (re.compile(r"^/rest/api/2/issue/[^/]+$"), "issue/{key}"),
     (re.compile(r"^/rest/servicedeskapi/servicedesk/[^/]+/customer$"), "servicedesk/{id}/customer"),
     (re.compile(r"^/rest/servicedeskapi/request/[^/]+/participant$"), "request/{key}/participant"),
+    (
+        re.compile(r"^/rest/servicedeskapi/servicedesk/[^/]+/requesttype$"),
+        "servicedesk/{id}/requesttype",
+    ),
 ]
 
 

@@ -180,6 +180,8 @@ class ServiceDesk:
     project_key: str
     project_name: str
     customers: list[str] = field(default_factory=list)
+    # The desk's customer request types, id -> name (Service Management's RequestType).
+    request_types: dict[str, str] = field(default_factory=dict)
 
 
 class JiraStore:
@@ -204,6 +206,7 @@ class JiraStore:
         self._next_issue = 10000
         self._next_comment = 100000
         self._next_history = 1000000
+        self._next_request_type = 10
         # Jira Cloud's enhanced search may answer fewer issues than ``maxResults`` asks for
         # (JRACLOUD-92183; "To manage page size, API may return fewer items per page", Search
         # for issues using JQL enhanced search): pages hold at most this many when set.
@@ -228,11 +231,35 @@ class JiraStore:
         return user
 
     def add_servicedesk(
-        self, desk_id: str, project_key: str, name: str, customers: Iterable[str] = ()
+        self,
+        desk_id: str,
+        project_key: str,
+        name: str,
+        customers: Iterable[str] = (),
+        request_types: Iterable[str] = (),
     ) -> ServiceDesk:
         desk = ServiceDesk(str(desk_id), project_key, name, list(customers))
         self.servicedesks[desk.id] = desk
+        for type_name in request_types:
+            self.request_type_id(project_key, type_name)
         return desk
+
+    def request_type_id(self, project_key: str, name: str) -> str | None:
+        """The id of the project's desk's request type ``name``, made on first sight (request
+        type ids are numbers, unique on the site); None: the project has no service desk."""
+        with self.lock:
+            desk = next(
+                (d for d in self.servicedesks.values() if d.project_key == project_key), None
+            )
+            if desk is None:
+                return None
+            for type_id, known in desk.request_types.items():
+                if known == name:
+                    return type_id
+            self._next_request_type += 1
+            type_id = str(self._next_request_type)
+            desk.request_types[type_id] = name
+            return type_id
 
     def add_issue(
         self,
@@ -264,6 +291,13 @@ class JiraStore:
             fields=fields,
             participants=list(participants),
         )
+        kind = fields.get(REQUEST_TYPE_FIELD)
+        if isinstance(kind, dict) and isinstance(kind.get("requestType"), dict):
+            # The field carries the request type's id too, as Jira's does.
+            named = kind["requestType"]
+            type_id = self.request_type_id(issue.project, str(named.get("name", "")))
+            if type_id is not None:
+                fields[REQUEST_TYPE_FIELD] = {"requestType": {**named, "id": type_id}}
         parent = fields.pop("parent", None)
         issue.parent = parent.get("key") if isinstance(parent, dict) else parent
         if issue.reporter:

@@ -62,6 +62,7 @@ ROUTES: list[tuple[str, re.Pattern[str], Model | None]] = [
     ),
     ("DELETE", re.compile(rf"/users/{_ID}/messages/{_ID}"), None),
     ("POST", re.compile(rf"/users/{_ID}/messages/{_ID}/permanentDelete"), None),
+    ("POST", re.compile(rf"/users/{_ID}/sendMail"), None),  # 202 Accepted, no body
 ]
 NOT_API = re.compile(r"^/(_emulator/|token|oauth2|[^/]+/oauth2/)")
 
