@@ -62,15 +62,27 @@ def _open_request(
     approving: bool = False,
     draft: bool = False,
     jira_accounts: list[str] | None = None,
+    analytics: tuple[list[str] | None, list[str] | None] = (None, None),
 ) -> str:
     """Validate at the edge and open the request in the ledger, so that the flow run is
-    started with the request's id only (no identifiers in Prefect's database)."""
+    started with the request's id only (no identifiers in Prefect's database). ``analytics``:
+    the subject's Analytics client ids and user ids."""
     from dsrflow.ledger import Ledger
     from dsrflow.preflight import preflight
     from dsrflow.request import DataSubjectRequest, RequestType, Subject
 
-    # identifiers first
-    _friendly(lambda: Subject.from_raw(subject, phone or [], jira_accounts=jira_accounts or []))
+    def who(phone_region: str = "NO") -> Subject:
+        return Subject.from_raw(
+            subject,
+            phone or [],
+            None,
+            phone_region,
+            jira_accounts=jira_accounts or [],
+            analytics_client_ids=analytics[0] or [],
+            analytics_user_ids=analytics[1] or [],
+        )
+
+    _friendly(who)  # identifiers first
     loaded = _friendly(lambda: load_config(config))
     # Everything executing the request will need, before it is opened or anyone approves.
     _friendly(lambda: preflight(loaded, request_type).raise_for_problems())
@@ -87,9 +99,7 @@ def _open_request(
         lambda: DataSubjectRequest(
             id=request_id or new_request_id(),
             type=RequestType(request_type),
-            subject=Subject.from_raw(
-                subject, phone or [], None, loaded.phone_region, jira_accounts=jira_accounts or []
-            ),
+            subject=who(loaded.phone_region),
             received_at=received_at or dt.datetime.now(dt.UTC),
         ),
     )
@@ -151,6 +161,21 @@ JiraAccountOption = Annotated[
         "(repeatable)",
     ),
 ]
+AnalyticsClientOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--analytics-client-id",
+        help="the subject's Google Analytics client id, e.g. 1197596843.1673515099 or the _ga "
+        "cookie GA1.1.1197596843.1673515099 (repeatable)",
+    ),
+]
+AnalyticsUserOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--analytics-user-id",
+        help="the user id the site sends Google Analytics for the subject (repeatable)",
+    ),
+]
 RequestIdOption = Annotated[
     str | None, typer.Option("--request-id", help="e.g. DSR-2026-0042 (default: a new id)")
 ]
@@ -174,12 +199,15 @@ def access(
     out: Annotated[Path, typer.Option("--out", help="folder that receives REQUEST-ID/")],
     phone: PhoneOption = None,
     jira_account: JiraAccountOption = None,
+    analytics_client_id: AnalyticsClientOption = None,
+    analytics_user_id: AnalyticsUserOption = None,
     request_id: RequestIdOption = None,
     received_at: ReceivedOption = None,
     officer: OfficerOption = "officer",
     config: ConfigOption = None,
 ) -> None:
-    """Run an access request in this process and write the portable export."""
+    """Run an access request in this process and write the portable export (Analytics ids
+    are named in it: Analytics cannot return their data)."""
     # Bad identifiers or config are refused here, before Prefect starts or a source is touched.
     opened = _open_request(
         "access",
@@ -190,6 +218,7 @@ def access(
         config,
         officer,
         jira_accounts=jira_account,
+        analytics=(analytics_client_id, analytics_user_id),
     )
     from flows.access import access_request
 
@@ -238,6 +267,8 @@ def erase(
     subject: SubjectOption,
     phone: PhoneOption = None,
     jira_account: JiraAccountOption = None,
+    analytics_client_id: AnalyticsClientOption = None,
+    analytics_user_id: AnalyticsUserOption = None,
     dry_run: DryRunOption = False,
     approve: ApproveOption = False,
     officer: OfficerOption = "officer",
@@ -258,6 +289,7 @@ def erase(
         approve,
         dry_run,
         jira_accounts=jira_account,
+        analytics=(analytics_client_id, analytics_user_id),
     )
     from flows.erasure import erasure_request
 
@@ -329,6 +361,8 @@ def withdraw_consent(
     purpose: Annotated[str, typer.Option("--purpose", help="analytics, config_collection or all")],
     phone: PhoneOption = None,
     jira_account: JiraAccountOption = None,
+    analytics_client_id: AnalyticsClientOption = None,
+    analytics_user_id: AnalyticsUserOption = None,
     dry_run: DryRunOption = False,
     approve: ApproveOption = False,
     officer: OfficerOption = "officer",
@@ -356,6 +390,7 @@ def withdraw_consent(
         approve,
         dry_run,
         jira_accounts=jira_account,
+        analytics=(analytics_client_id, analytics_user_id),
     )
     from flows.other_rights import Purpose, consent_withdrawal
 

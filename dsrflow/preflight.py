@@ -20,6 +20,7 @@ from connectors import SourceContext, open_connector
 from connectors.base import Capability, Connector, SourceUnavailable, capabilities
 from dsrflow.config import Config, ConfigError
 from dsrflow.mapping import BaseMapping, MappingError, load_mapping
+from dsrflow.mapping.common import DeleteOnly
 from dsrflow.request import RequestType
 
 # The capability the actions of a right need from a connector. Restriction needs none: a source
@@ -159,5 +160,7 @@ def _plans(mapping: BaseMapping, right: RequestType) -> bool:
     if mapping.read_only:
         return False
     if right is RequestType.CONSENT_WITHDRAWAL:
-        return type(mapping).plan_consent_withdrawal is not BaseMapping.plan_consent_withdrawal
+        return isinstance(mapping, DeleteOnly) or (
+            type(mapping).plan_consent_withdrawal is not BaseMapping.plan_consent_withdrawal
+        )
     return True

@@ -39,6 +39,11 @@ class ReceiptLine(BaseModel):
     remains: str | None = Field(
         default=None, description="what the vendor still keeps, and the step that finishes it"
     )
+    requested_at: str | None = Field(
+        default=None,
+        description="when the vendor recorded the deletion request (e.g. Google Analytics' "
+        "deletionRequestTime): done means requested; the vendor deletes later (remains)",
+    )
 
 
 class Receipt(BaseModel):
@@ -115,6 +120,7 @@ def build_receipt(
             if action.action in CHANGING
             else "kept",
             remains=result.remains if result else None,
+            requested_at=result.requested_at if result else None,
             fields=sorted(action.fields),
             reason=action.reason,
             keep_until=action.keep_until.isoformat() if action.keep_until else None,

@@ -56,12 +56,21 @@ def access_request(
     received_at: dt.datetime | None = None,
     config_path: str | None = None,
     out_dir: str | None = None,
+    subject_analytics_client_ids: list[str] | None = None,
+    subject_analytics_user_ids: list[str] | None = None,
 ) -> AccessResult:
     """Answer an access request: every configured source, one portable export. The
-    identifiers may be left out for a request already in the ledger."""
+    identifiers may be left out for a request already in the ledger. Analytics ids are not
+    searched (the API cannot): the export names them where it says so."""
     logger = get_run_logger()
     request, config = request_and_config(
-        RequestType.ACCESS, request_id, subject_emails, subject_phones, received_at, config_path
+        RequestType.ACCESS,
+        request_id,
+        subject_emails,
+        subject_phones,
+        received_at,
+        config_path,
+        analytics_ids=(subject_analytics_client_ids, subject_analytics_user_ids),
     )
     ledger = Ledger.from_config(config)
     ledger.open_request(request)

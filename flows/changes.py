@@ -81,7 +81,9 @@ class IncompleteError(DsrflowError, RuntimeError):
     """Execution or verification left something undone; the request stays open."""
 
 
-Planner = Callable[[list[Record], dict[str, BaseMapping]], list[PlannedAction]]
+# records, mappings, and the subject as discovery found them (with the identifiers found on
+# the way): sources without records (connectors/base.py: delete-only) plan from the subject.
+Planner = Callable[[list[Record], dict[str, BaseMapping], Subject], list[PlannedAction]]
 Verifier = Callable[
     [DataSubjectRequest, Config, dict[str, BaseMapping], list[PlannedAction]], list[str]
 ]
@@ -142,11 +144,13 @@ def make_plan(
     mappings: dict[str, BaseMapping],
     planner: Planner,
     notice: str | None = None,
+    subject: Subject | None = None,
 ) -> list[PlannedAction]:
     """Plan, and show the plan to the officer: record references and reasons, no values;
-    ``notice`` is something the officer must know before approving."""
+    ``notice`` is something the officer must know before approving; ``subject``: as
+    discovery found it (default: the request's)."""
     folded = fold_records(records)
-    plan = planner(folded, mappings)
+    plan = planner(folded, mappings, subject or request.subject)
     shared = {r.record_id for r in folded if r.shared}
     key = f"{request.type.value.replace('_', '-')}-plan-{request.id.lower()}"
     create_table_artifact(
@@ -225,9 +229,11 @@ def execute_plan(
     plan: list[PlannedAction],
     ledger: Ledger,
     interrupted: bool = False,
+    subject: Subject | None = None,
 ) -> list[ExecutionReport]:
     """``interrupted``: this resumes an execution of the same approved plan that was cut
-    off; what it finds gone is credited to this request (``credit_interrupted``)."""
+    off; what it finds gone is credited to this request (``credit_interrupted``).
+    ``subject``: the one the plan was made for (default: the request's)."""
     ledger.set_status(request.id, Status.IN_PROGRESS)
     reports = []
     for name in config.sources:
@@ -235,7 +241,7 @@ def execute_plan(
         if not actions:
             continue
         report = execute_actions.with_options(task_run_name=f"execute-{name}")(
-            name, config, mappings[name], actions, request.subject
+            name, config, mappings[name], actions, subject or request.subject
         )
         if interrupted:
             report = credit_interrupted(report)
@@ -311,6 +317,7 @@ def run_change(
         resumed = None if dry_run else approved_plan(ledger, path, request.id)
         officer: str | None
         interrupted = False
+        subject = request.subject  # a resumed plan: the ids the request was opened with
         if resumed:
             plan, digest, officer = resumed.plan, resumed.digest, resumed.officer
             interrupted = any(
@@ -319,13 +326,14 @@ def run_change(
             ledger.record(request.id, "resumed", plan_sha256=digest)
         else:
             found = discover_everywhere(config, mappings, request.subject)
-            plan = make_plan(request, found.records, mappings, planner, notice)
+            subject = found.subject  # with what discovery found, e.g. an Analytics id
+            plan = make_plan(request, found.records, mappings, planner, notice, subject)
             digest = store_plan(request, plan, ledger, directory)
             if dry_run:
                 ledger.record(request.id, "dry_run")
                 return ChangeResult(request_id=request.id, status="dry_run", plan=plan_counts(plan))
             if immediate and (now := [a for a in plan if immediate(a)]):
-                reports = execute_plan(request, config, mappings, now, ledger)
+                reports = execute_plan(request, config, mappings, now, ledger, subject=subject)
                 ledger.record(request.id, "took_effect", actions=len(now))
                 if not all(r.complete for r in reports):
                     raise IncompleteError(f"{request.id}: the withdrawal itself was not recorded")
@@ -356,7 +364,7 @@ def run_change(
                 plan=plan_counts(plan),
                 awaiting=[s.name for s in open_sources(config, request, directory / request.id)],
             )
-        reports = execute_plan(request, config, mappings, plan, ledger, interrupted)
+        reports = execute_plan(request, config, mappings, plan, ledger, interrupted, subject)
         residue = verifier(request, config, mappings, plan) if verifier else []
         if residue or not all(r.complete for r in reports):
             ledger.record(request.id, "verification_failed", residue=len(residue))

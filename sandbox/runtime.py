@@ -24,6 +24,7 @@ import yaml
 
 from dsrflow.export import write_private
 from sandbox import FixtureError, onprem_seed
+from sandbox.analytics_part import start_analytics
 from sandbox.drive_part import start_drive
 from sandbox.emulators.faults import FaultSettings
 from sandbox.jira_part import start_jira
@@ -164,6 +165,7 @@ PARTS: dict[str, Callable[[SandboxContext], PartStarted]] = {
     "mail": start_mail,
     "drive": start_drive,
     "marketplace": start_marketplace,
+    "analytics": start_analytics,
 }
 
 
