@@ -1,6 +1,8 @@
 """The case page of each request: a Prefect markdown artifact under one key per request,
 published again after every ledger write about the request during a flow run, so the
-officer sees where a case stands on the UI's Artifacts page."""
+officer sees where a case stands on the UI's Artifacts page. It belongs to the request, not
+to one run: it is created without a flow run, so a run's Artifacts tab keeps showing that
+run's own artifacts (the plan, the summary) rather than every version of the case page."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ import logging
 from collections.abc import Iterator
 
 from prefect import get_run_logger
-from prefect.artifacts import create_markdown_artifact
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import ArtifactCreate
 from prefect.exceptions import MissingContextError
 from prefect.logging import get_logger
 from prefect.settings import PREFECT_UI_URL
@@ -34,11 +37,15 @@ def publish_case_page(ledger: Ledger, request_id: str) -> None:
     if case is None:
         return
     try:
-        create_markdown_artifact(
-            key=case_key(request_id),
-            markdown=case_markdown(case),
-            description=f"{request_id}: the case, step by step",
-        )
+        with get_client(sync_client=True) as client:
+            client.create_artifact(
+                ArtifactCreate(
+                    key=case_key(request_id),
+                    type="markdown",
+                    data=case_markdown(case),
+                    description=f"{request_id}: the case, step by step",
+                )
+            )
     except Exception as exc:  # the ledger holds the truth; a page not updated is a warning
         _logger().warning("case page of %s not updated: %s", request_id, exc)
 

@@ -120,3 +120,5 @@ def test_an_access_run_publishes_the_case_page_at_every_step(tmp_path, sandbox_s
     assert "status: **completed**" in latest.data
     assert "| onprem | found 12 |" in latest.data
     assert all(SUBJECT not in str(v.data) for v in versions)
+    # The page belongs to the request, not to a run: the run's Artifacts tab is not cluttered.
+    assert all(v.flow_run_id is None for v in versions)
