@@ -37,6 +37,7 @@ from dsrflow.records import Record
 from dsrflow.request import DataSubjectRequest, RequestType, Subject
 from flows.approval import obtain_approval
 from flows.discovery import discover_everywhere
+from flows.restriction import Restricted, restricted_in, restricted_subjects, spare_restricted
 from flows.tasks import check_sources, restriction_notice
 
 # Which right carries out which actions (connectors/base.py: one protocol per right).
@@ -254,6 +255,24 @@ def credit_interrupted(report: ExecutionReport) -> ExecutionReport:
     )
 
 
+def sparing(
+    planner: Planner,
+    config: Config,
+    mappings: dict[str, BaseMapping],
+    ledger: Ledger,
+    subject: Subject,
+) -> Planner:
+    """``planner``, keeping what it would destroy of a restricted subject other than
+    ``subject`` (flows/restriction.py)."""
+    others = restricted_subjects(ledger, excluding=subject)
+    restricted = restricted_in(config, mappings, others) if others else Restricted()
+
+    def plan(records: list[Record], mappings: dict[str, BaseMapping]) -> list[PlannedAction]:
+        return spare_restricted(planner(records, mappings), records, restricted)
+
+    return plan
+
+
 def remove_earlier_copies(
     request: DataSubjectRequest, ledger: Ledger, plan_folders: list[Path]
 ) -> Removed:
@@ -306,6 +325,8 @@ def run_change(
             ledger.record(request.id, "resumed", plan_sha256=digest)
         else:
             found = discover_everywhere(config, mappings, request.subject)
+            if gated:  # Art. 18: others' restrictions hold (flows/restriction.py)
+                planner = sparing(planner, config, mappings, ledger, found.subject)
             plan = make_plan(request, found.records, mappings, planner, notice)
             digest = store_plan(request, plan, ledger, directory)
             if dry_run:
