@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from connectors import Connector, Discovering, SourceUnavailable
@@ -79,29 +79,6 @@ def protected_records(connector: Connector, name: str, subjects: list[Subject]) 
     return [record for subject in subjects for record in connector.discover(subject)]
 
 
-@dataclass(frozen=True)
-class Restricted:
-    """What a change request of another subject must not destroy: the restricted subjects'
-    records (by ``place``) and their identifiers (found in a record's fields)."""
-
-    places: frozenset[Place] = frozenset()
-    identifiers: frozenset[Identifier] = frozenset()
-
-    def holds(self, values: Iterable[Any]) -> bool:
-        """Whether any of ``values`` holds a restricted subject's identifier. Compared as text,
-        loosely (an address inside a longer one counts): keeping too much is the safe side."""
-        text = " ".join(json.dumps(v, default=str) for v in values).lower()
-        digits = re.sub(r"\D", "", text)
-        for identifier in self.identifiers:
-            if identifier.kind == "phone":
-                wanted = re.sub(r"\D", "", identifier.value)[-8:]
-                if wanted and wanted in digits:
-                    return True
-            elif identifier.value.lower() in text:
-                return True
-        return False
-
-
 # native_id parts that say whose the record is, not where it is: a Drive row's ``holds`` is a
 # digest of the identifiers the subject's discovery matched (connectors/drive/rows.py), so the
 # same row found for two people carries two; the rest places it.
@@ -119,31 +96,68 @@ def place(source: str, location: str, native_id: dict[str, Any]) -> Place:
     )
 
 
+def names(identifiers: Iterable[Identifier], value: Any) -> bool:
+    """Whether ``value`` holds one of ``identifiers``. Compared as text, loosely (an address
+    inside a longer one counts, a phone by its last 8 digits): keeping too much is the safe
+    side."""
+    text = json.dumps(value, default=str).lower()
+    digits = re.sub(r"\D", "", text)
+    for identifier in identifiers:
+        if identifier.kind == "phone":
+            wanted = re.sub(r"\D", "", identifier.value)[-8:]
+            if wanted and wanted in digits:
+                return True
+        elif identifier.value.lower() in text:
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class Restricted:
+    """What a change request of another subject must not destroy: the restricted subjects'
+    records (by ``place``, with the fields that name them) and their identifiers."""
+
+    places: Mapping[Place, frozenset[str]] = field(default_factory=dict)
+    identifiers: frozenset[Identifier] = frozenset()
+
+    def fields_naming_them(self, at: Place, record: Record | None) -> frozenset[str]:
+        """The fields of the record at ``at`` that name a restricted subject: as their own
+        discovery read it, and as ``record`` (another subject's reading) holds it in clear
+        (discovery masks other people's identifiers, so that reading alone is not enough)."""
+        seen = record.fields.items() if record else ()
+        clear = {k for k, v in seen if names(self.identifiers, v)}
+        return self.places.get(at, frozenset()) | clear
+
+
 def restricted_in(
     config: Config, mappings: dict[str, BaseMapping], subjects: list[Subject]
 ) -> Restricted:
     """The restricted subjects' records, in every source, and their identifiers (discovery
     raises rather than answer partly, so a source that cannot be searched stops the request)."""
-    places: set[Place] = set()
+    places: dict[Place, frozenset[str]] = {}
     identifiers: set[Identifier] = set()
     for subject in subjects:
         discovery = discover_everywhere(config, mappings, subject, label="restricted")
-        places |= {place(r.source, r.location, r.native_id) for r in discovery.records}
-        identifiers |= discovery.subject.identifiers
-    return Restricted(frozenset(places), frozenset(identifiers))
+        theirs = discovery.subject.identifiers
+        identifiers |= theirs
+        for r in discovery.records:
+            at = place(r.source, r.location, r.native_id)
+            naming = frozenset(k for k, v in r.fields.items() if names(theirs, v))
+            places[at] = places.get(at, frozenset()) | naming
+    return Restricted(places, frozenset(identifiers))
 
 
 def destroys_restricted(
     action: PlannedAction, restricted: Restricted, record: Record | None = None
 ) -> bool:
-    """Whether ``action`` would destroy a restricted subject's data: delete a record that is
-    theirs too (or names them), or clear a field (``record``'s value) that names them."""
+    """Whether ``action`` (on ``record``, when known) would destroy a restricted subject's
+    data: delete a record that is theirs too or names them, or clear a field that names them."""
+    at = place(action.source, action.location, action.native_id)
+    naming = restricted.fields_naming_them(at, record)
     if action.action == Action.DELETE:
-        return place(action.source, action.location, action.native_id) in restricted.places or (
-            record is not None and restricted.holds(record.fields.values())
-        )
-    if action.action == Action.REDACT and record is not None:
-        return restricted.holds(record.fields.get(name) for name in action.fields)
+        return at in restricted.places or bool(naming)
+    if action.action == Action.REDACT:
+        return bool(naming & set(action.fields))
     return False
 
 
@@ -167,6 +181,7 @@ __all__ = [
     "KEPT_REASON",
     "Restricted",
     "destroys_restricted",
+    "names",
     "place",
     "protected_records",
     "restricted_in",

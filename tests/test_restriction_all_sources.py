@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors import Discovering, open_connector
+from connectors import Discovering, SourceContext, open_connector
 from dsrflow.config import Config, load_config
 from dsrflow.identifiers import Identifier
 from dsrflow.ledger import Ledger
@@ -79,9 +79,10 @@ def parts(records: list[Record], source: str, who: str, location: str = "") -> s
 def discover(config: Config, email: str) -> list[Record]:
     """Everything the sources hold of ``email``, read afresh through the connectors."""
     mappings = config.load_mappings()
+    context = SourceContext.of(config)
     found: list[Record] = []
     for name in SOURCES:
-        with open_connector(name, config.sources[name], mappings[name], config.phone_region) as c:
+        with open_connector(name, config.sources[name], mappings[name], context) as c:
             assert isinstance(c, Discovering)
             found += c.discover(Subject.from_raw([email]))
     return found
@@ -242,7 +243,8 @@ def action(
 
 def test_the_rule_keeps_deletions_and_clearings_of_a_restricted_persons_data() -> None:
     ben = Restricted(
-        places=frozenset({place("drive", "Sheet", {"row": 2, "holds": "ben-digest"})}),
+        # Ben's own discovery found row 2, his address in its Note.
+        places={place("drive", "Sheet", {"row": 2, "holds": "ben-digest"}): frozenset({"Note"})},
         identifiers=frozenset(
             {Identifier(kind="email", value=BEN), Identifier(kind="phone", value="+4791234567")}
         ),
@@ -266,6 +268,12 @@ def test_the_rule_keeps_deletions_and_clearings_of_a_restricted_persons_data() -
     assert own.action == Action.REDACT
     [his] = spare_restricted([action(Action.REDACT, {"Contact": "cleared"}, row=3)], [row], ben)
     assert his.action == Action.KEEP
+    # Ann's reading of row 2 shows Ben masked; his own reading says the Note names him.
+    masked = record(2, Email=ANN, Note="with b***@example.com")
+    [note] = spare_restricted([action(Action.REDACT, {"Note": "cleared"})], [masked], ben)
+    assert note.action == Action.KEEP
+    [email] = spare_restricted([action(Action.REDACT, {"Email": "cleared"})], [masked], ben)
+    assert email.action == Action.REDACT
     # Nothing restricted: the plan as it was.
     plan = [action(Action.DELETE, holds="ann-digest")]
     assert spare_restricted(plan, [row], Restricted()) == plan
