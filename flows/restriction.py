@@ -37,10 +37,10 @@ from dsrflow.records import Record, native_id_text
 from dsrflow.request import Subject
 from flows.discovery import discover_everywhere
 
-# Why a record another request would delete stays: said in the plan, the receipt and the sweep.
+# Why a record another subject's request would delete or clear stays (plan and receipt).
 KEPT_REASON = (
-    "also the record of a person whose processing is restricted (Art. 18): stored only, "
-    "not deleted; only that person's own request or the end of the restriction releases it"
+    "also the record of a person whose processing is restricted (Art. 18): it may only be "
+    "stored, so it is kept whole while the restriction lasts"
 )
 
 
