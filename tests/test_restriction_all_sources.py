@@ -8,7 +8,8 @@ over the emulators' HTTP APIs:
 1. Ben is restricted.
 2. Ann's erasure: what it would delete or clear of Ben's is kept, saying why; her own part of
    a shared record is redacted.
-3. The retention sweep: Cat's old records go, Ben's of the same age stay.
+3. The retention sweep: Cat's old records go, Ben's of the same age stay, and a deletion
+   queued for the end of a legal hold that would take a record of Ben's waits in the queue.
 4. Ben's own erasure: his records go (his restriction does not stop his own request) and his
    restriction ends with it.
 
@@ -49,6 +50,16 @@ SOURCES = ("onprem", "mail", "drive", "jira")
 # Where each source's retention rule applies (the fixtures' records there are 2018-2019).
 SWEPT = {"onprem": "usage_events", "mail": "messages", "drive": "Usage export", "jira": "issues"}
 AS_OF = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+# Ben's and Ann's licence's usage event (licence 1), queued for deletion at a hold's end.
+HELD = PlannedAction(
+    record_id="onprem:usage_events:id=1",
+    source="onprem",
+    location="usage_events",
+    native_id={"id": 1},
+    action=Action.DELETE,
+    keep_until=dt.date(2026, 1, 1),
+    reason="legal hold ended (queued by an earlier erasure)",
+)
 
 
 def places(records: list[Record], source: str) -> set[Place]:
@@ -114,6 +125,7 @@ class Story:
     ben_plan: list[PlannedAction] = field(default_factory=list)
     ben_result: ChangeResult | None = None
     restricted_after: set[str] = field(default_factory=set)
+    still_due: list[str] = field(default_factory=list)
 
 
 @pytest.fixture(scope="module")
@@ -135,8 +147,15 @@ def story(tmp_path_factory: pytest.TempPathFactory, prefect_harness: None) -> It
             told.ann_plan = load_plan(config, "DSR-2026-1702")
             told.ann_after = discover(config, ANN)
             told.ben["after ann"] = discover(config, BEN)
+            with Ledger.from_config(config) as ledger:
+                # What an earlier erasure queued for the end of a legal hold (ended before
+                # AS_OF) that is also Ben's: the sweep must not carry it out while he is
+                # restricted.
+                ledger.add_holds("DSR-2026-1702", [HELD])
             told.cat["before sweep"] = discover(config, CAT)
             told.sweep = retention_sweep(config_path=str(box.config_path), as_of=AS_OF)
+            with Ledger.from_config(config) as ledger:
+                told.still_due = [a.record_id for _, a in ledger.due_holds(AS_OF.date())]
             told.ben["after sweep"] = discover(config, BEN)
             told.cat["after sweep"] = discover(config, CAT)
             told.ben_result = erase(box.config_path, "DSR-2026-1703", BEN)
@@ -199,6 +218,12 @@ def test_a_restricted_record_outlives_the_sweep(story: Story, source: str) -> No
     rows = [r for r in story.sweep.results if r["source"] == source]
     assert sum(cast(int, r["rows"]) for r in rows) >= len(cats)
     assert sum(cast(int, r["protected"]) for r in rows) >= 1
+
+
+def test_a_hold_ended_deletion_of_a_restricted_record_waits(story: Story) -> None:
+    assert story.sweep is not None and story.sweep.holds_ended == 0
+    assert story.still_due == [HELD.record_id]  # still queued, for when the restriction ends
+    assert ("usage_events", "id=1", frozenset()) in parts(story.ben["after sweep"], "onprem", "ben")
 
 
 @pytest.mark.parametrize("source", SOURCES)
