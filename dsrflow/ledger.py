@@ -753,6 +753,19 @@ class Ledger:
         with self.engine.connect() as conn:
             return self._active_restrictions(conn)
 
+    def restrictions_by_request(self) -> dict[str, set[str]]:
+        """Active restrictions grouped by the request that recorded them (one person each)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(restrictions_table.c.request_id, restrictions_table.c.identifier).where(
+                    restrictions_table.c.lifted_at.is_(None)
+                )
+            )
+            groups: dict[str, set[str]] = {}
+            for row in rows:
+                groups.setdefault(row.request_id, set()).add(row.identifier)
+            return groups
+
     @staticmethod
     def _active_restrictions(conn: sa.Connection) -> set[str]:
         rows = conn.execute(

@@ -47,6 +47,7 @@ from dsrflow.request import DataSubjectRequest, RequestType, Subject
 from flows.approval import obtain_approval
 from flows.discovery import discover_everywhere
 from flows.manual import open_sources, settle_manual_tasks
+from flows.restriction import Restricted, restricted_in, restricted_subjects, spare_restricted
 from flows.tasks import check_sources, restriction_notice
 
 # Which right carries out which actions (connectors/base.py: one protocol per right).
@@ -273,6 +274,26 @@ def credit_interrupted(report: ExecutionReport) -> ExecutionReport:
     )
 
 
+def sparing(
+    planner: Planner,
+    config: Config,
+    mappings: dict[str, BaseMapping],
+    ledger: Ledger,
+    subject: Subject,
+) -> Planner:
+    """``planner``, keeping what it would destroy of a restricted subject other than
+    ``subject`` (flows/restriction.py)."""
+    others = restricted_subjects(ledger, excluding=subject)
+    restricted = restricted_in(config, mappings, others) if others else Restricted()
+
+    def plan(
+        records: list[Record], mappings: dict[str, BaseMapping], subject: Subject
+    ) -> list[PlannedAction]:
+        return spare_restricted(planner(records, mappings, subject), records, restricted)
+
+    return plan
+
+
 def remove_earlier_copies(
     request: DataSubjectRequest, ledger: Ledger, plan_folders: list[Path]
 ) -> Removed:
@@ -327,6 +348,8 @@ def run_change(
         else:
             found = discover_everywhere(config, mappings, request.subject)
             subject = found.subject  # with what discovery found, e.g. an Analytics id
+            if gated:  # Art. 18: others' restrictions hold (flows/restriction.py)
+                planner = sparing(planner, config, mappings, ledger, subject)
             plan = make_plan(request, found.records, mappings, planner, notice, subject)
             digest = store_plan(request, plan, ledger, directory)
             if dry_run:

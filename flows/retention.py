@@ -15,7 +15,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
-from connectors import Discovering, SourceContext, SourceUnavailable, Sweeping, open_connector
+from connectors import SourceContext, Sweeping, open_connector
 from dsrflow.config import Config, load_config
 from dsrflow.copies import expired_exports
 from dsrflow.copies import remove as remove_copies
@@ -23,10 +23,15 @@ from dsrflow.delivery import delivered_exports
 from dsrflow.ledger import Ledger
 from dsrflow.mapping import BaseMapping
 from dsrflow.plan import Outcome
-from dsrflow.records import Record
 from dsrflow.request import Subject
 from flows.changes import execute_actions
 from flows.private import private_run
+from flows.restriction import (
+    destroys_restricted,
+    protected_records,
+    restricted_in,
+    restricted_subjects,
+)
 from flows.tasks import check_sources
 
 
@@ -52,13 +57,7 @@ def sweep_source(
         if not isinstance(connector, Sweeping):
             return None
         # Restricted subjects' records are stored, not processed: found first, then left alone.
-        protected: list[Record] = []
-        if restricted and isinstance(connector, Discovering):
-            protected = [r for subject in restricted for r in connector.discover(subject)]
-        elif restricted:
-            raise SourceUnavailable(
-                name, "restricted subjects' records cannot be found to be kept out of the sweep"
-            )
+        protected = protected_records(connector, name, restricted)
         results = connector.sweep(
             now, dry_run=dry_run, protected=protected, min_group_size=min_group_size
         )
@@ -88,7 +87,7 @@ def retention_sweep(
     config = load_config(config_path)
     mappings = check_sources(config)
     with Ledger.from_config(config) as ledger:
-        restricted = _restricted_subjects(ledger)
+        restricted = restricted_subjects(ledger)
         now = as_of or dt.datetime.now(dt.UTC)
         results: list[dict[str, object]] = []
         skipped = []
@@ -173,6 +172,10 @@ def _erase_ended_holds(
     """Records kept by an erasure under a legal hold that has ended are erased now, with the
     action their plan set aside; a hold stays queued until its action is done."""
     due = ledger.due_holds(today)
+    if due and (restricted := restricted_subjects(ledger)):
+        # Art. 18: destroying a restricted subject's data waits in the queue for its end.
+        spared = restricted_in(config, mappings, restricted)
+        due = [(rid, action) for rid, action in due if not destroys_restricted(action, spared)]
     if dry_run or not due:
         return len(due)
     released = []
@@ -189,14 +192,3 @@ def _erase_ended_holds(
     if released:
         ledger.release_holds(released)
     return len(released)
-
-
-def _restricted_subjects(ledger: Ledger) -> list[Subject]:
-    subjects = []
-    for text in sorted(ledger.restricted_identifiers()):
-        kind, _, value = text.partition(":")
-        if kind == "email":
-            subjects.append(Subject(emails=(value,)))
-        elif kind == "phone":
-            subjects.append(Subject(emails=(), phones=(value,)))
-    return subjects
