@@ -31,6 +31,17 @@ class SourceUnavailable(DsrflowError, RuntimeError):
         super().__init__(f"source {source!r} is unavailable: {reason}")
 
 
+def hold_checked_on(action: PlannedAction, today: dt.date) -> dt.date:
+    """The day a record's legal hold is checked against before it is erased. An action the
+    retention sweep hands over because the record's hold ended (``keep_until``, see
+    flows/changes.py ``after_hold``) is checked on that day at the earliest: the sweep, whose
+    clock (``as_of``) every retention rule follows, has reached it. A record whose hold now
+    ends later than planned (it changed since) is still found held."""
+    if action.action == Action.KEEP or action.keep_until is None:
+        return today
+    return max(today, action.keep_until)
+
+
 def not_carried_out(action: PlannedAction) -> ActionResult:
     """The answer, the same in every kind, to an action handed to a method that does not do
     it: a KEEP is skipped with its reason, anything else fails. Never dropped in silence,

@@ -27,7 +27,7 @@ from dsrflow.copies import remove as remove_copies
 from dsrflow.errors import DsrflowError
 from dsrflow.export import write_private
 from dsrflow.identity import require_verified
-from dsrflow.ledger import Ledger, Status
+from dsrflow.ledger import HELD_FOR, Ledger, Status
 from dsrflow.mapping import BaseMapping
 from dsrflow.merge import fold_records
 from dsrflow.plan import Action, ActionResult, ExecutionReport, Outcome, PlannedAction
@@ -81,21 +81,31 @@ class Approved:
     officer: str
 
 
-def after_hold(action: PlannedAction) -> PlannedAction | None:
-    """The action a kept record is due when its legal hold ends (queued in the ledger)."""
+def after_hold(action: PlannedAction, subject: Subject | None = None) -> PlannedAction | None:
+    """The action a kept record is due when its legal hold ends (queued in the ledger), in
+    every kind: what its mapping planned for that day (dsrflow/planning.py), with the day in
+    ``keep_until`` so that the connector checks the hold on it (``hold_checked_on``).
+    ``subject``: for a kind whose erasure must recognise them (``erasure_needs_subject``)."""
     after = action.hints.get("after_hold")
     if action.action != Action.KEEP or not after or action.keep_until is None:
         return None
     if after["action"] == Action.KEEP:
         return None  # kept for another reason too (shared with others): stays as it is
+    hints = dict(after.get("hints", {}))
+    if subject is not None:
+        hints[HELD_FOR] = subject.model_dump(mode="json")
     return action.model_copy(
         update={
             "action": Action(after["action"]),
             "fields": after.get("fields", {}),
             "reason": f"legal hold ended ({action.reason})",
-            "hints": {},
+            "hints": hints,
         }
     )
+
+
+def held_for(subject: Subject, mapping: BaseMapping) -> Subject | None:
+    return subject if mapping.erasure_needs_subject else None
 
 
 def outcome_counts(report: ExecutionReport) -> dict[str, int]:
@@ -357,7 +367,11 @@ def run_change(
             copies=copies,
         )
         json_path, _ = write_receipt(receipt, path.parent, config.language)
-        deferred = [d for a in plan if (d := after_hold(a)) is not None]
+        deferred = [
+            d
+            for a in plan
+            if (d := after_hold(a, held_for(request.subject, mappings[a.source]))) is not None
+        ]
         if deferred:
             ledger.add_holds(request.id, deferred)
         if request.type is RequestType.ERASURE:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -94,6 +94,7 @@ class JiraRetentionRule(Strict):
 
 class JiraMapping(BaseMapping):
     kind: Literal["jira"]
+    erasure_needs_subject: ClassVar[bool] = True
     projects: list[str] = Field(
         min_length=1, description="project keys of the service desks searched (e.g. SUP)"
     )

@@ -296,6 +296,10 @@ class BaseMapping(Strict):
     # A kind whose records the controller cannot change (the Marketplace's are Atlassian's):
     # its plans only keep, so no right needs the source to write (dsrflow/preflight.py).
     read_only: ClassVar[bool] = False
+    # A kind whose erasure must recognise the subject in what it changes (Jira pseudonymises
+    # them in texts): a record it keeps under a legal hold is queued with the subject's
+    # identifiers, which the ledger drops once the hold's erasure is done.
+    erasure_needs_subject: ClassVar[bool] = False
 
     def declares(self, category: str) -> bool:
         return self.use_of(category) is not None
