@@ -85,7 +85,7 @@ def after_hold(action: PlannedAction, subject: Subject | None = None) -> Planned
     """The action a kept record is due when its legal hold ends (queued in the ledger), in
     every kind: what its mapping planned for that day (dsrflow/planning.py), with the day in
     ``keep_until`` so that the connector checks the hold on it (``hold_checked_on``).
-    ``subject``: for a kind whose erasure must recognise them (``erasure_needs_subject``)."""
+    ``subject``: what a kind's erasure needs of them then (``subject_at_hold_end``)."""
     after = action.hints.get("after_hold")
     if action.action != Action.KEEP or not after or action.keep_until is None:
         return None
@@ -102,10 +102,6 @@ def after_hold(action: PlannedAction, subject: Subject | None = None) -> Planned
             "hints": hints,
         }
     )
-
-
-def held_for(subject: Subject, mapping: BaseMapping) -> Subject | None:
-    return subject if mapping.erasure_needs_subject else None
 
 
 def outcome_counts(report: ExecutionReport) -> dict[str, int]:
@@ -367,11 +363,13 @@ def run_change(
             copies=copies,
         )
         json_path, _ = write_receipt(receipt, path.parent, config.language)
-        deferred = [
-            d
-            for a in plan
-            if (d := after_hold(a, held_for(request.subject, mappings[a.source]))) is not None
-        ]
+        needs = {
+            name: mappings[name].subject_at_hold_end(
+                request.subject, [a for a in plan if a.source == name]
+            )
+            for name in {a.source for a in plan if a.keep_until}
+        }
+        deferred = [d for a in plan if (d := after_hold(a, needs.get(a.source))) is not None]
         if deferred:
             ledger.add_holds(request.id, deferred)
         if request.type is RequestType.ERASURE:

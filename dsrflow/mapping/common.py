@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Sequence
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from dateutil.relativedelta import relativedelta
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from dsrflow.plan import Action, PlannedAction
 from dsrflow.records import Record
+
+if TYPE_CHECKING:
+    from dsrflow.request import Subject
 
 CATEGORY_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
 
@@ -296,10 +300,15 @@ class BaseMapping(Strict):
     # A kind whose records the controller cannot change (the Marketplace's are Atlassian's):
     # its plans only keep, so no right needs the source to write (dsrflow/preflight.py).
     read_only: ClassVar[bool] = False
-    # A kind whose erasure must recognise the subject in what it changes (Jira pseudonymises
-    # them in texts): a record it keeps under a legal hold is queued with the subject's
-    # identifiers, which the ledger drops once the hold's erasure is done.
-    erasure_needs_subject: ClassVar[bool] = False
+
+    def subject_at_hold_end(
+        self, subject: Subject, plan: Sequence[PlannedAction]
+    ) -> Subject | None:
+        """What the erasure of this kind's held records needs of the subject when their hold
+        ends (queued with them, dropped once done); None, the default: nothing, as a record
+        is found by its id alone. A kind that recognises the subject in what it changes
+        (Jira pseudonymises them in texts) says what it needs."""
+        return None
 
     def declares(self, category: str) -> bool:
         return self.use_of(category) is not None
