@@ -17,6 +17,7 @@ from connectors.base import (
     capabilities,
 )
 from connectors.registry import open_connector
+from connectors.third_parties import SourceContext
 
 __all__ = [
     "Capability",
@@ -25,6 +26,7 @@ __all__ = [
     "Erasing",
     "Rectifying",
     "Restricting",
+    "SourceContext",
     "SourceUnavailable",
     "Sweeping",
     "capabilities",

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Union
 
 from pydantic import Field
 
+from connectors.third_parties import SourceContext
 from dsrflow.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ class Kind:
     name: str
     settings: type[SourceSettings]
     mapping: type[BaseMapping]
-    open: Callable[[str, Any, Any, str], Connector]
+    open: Callable[[str, Any, Any, SourceContext], Connector]
 
 
 @cache
@@ -66,12 +67,14 @@ def mapping_union() -> Any:
 
 
 def open_connector(
-    name: str, source: SourceSettings, mapping: BaseMapping, phone_region: str = "NO"
+    name: str, source: SourceSettings, mapping: BaseMapping, context: SourceContext | None = None
 ) -> Connector:
-    """Open the connector for one source; checks the mapping against the live source."""
+    """Open the connector for one source; checks the mapping against the live source.
+    ``context``: the phone region and the controller's own addresses (``SourceContext.of(config)``;
+    default: region NO, no own addresses)."""
     known = kind(source.kind)
     if not isinstance(mapping, known.mapping):
         raise ConfigError(
             f"source {name!r} is kind {source.kind} but its mapping is {mapping.kind_name()!r}"
         )
-    return known.open(name, source, mapping, phone_region)
+    return known.open(name, source, mapping, context or SourceContext())

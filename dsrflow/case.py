@@ -52,10 +52,14 @@ SHOWN_DETAILS = frozenset(
         "expires_at",
         "archive_sha256",
         "files",
+        "outcome",  # a manual source's answer: the place's name, outcome and date, no note
+        "on",
+        "sources",
+        "asking",
     }
 )
 # Events the officer acts on; their actor is shown (an officer's name, not the subject's).
-DECISIONS = frozenset({"approved", "rejected", "approval_refused"})
+DECISIONS = frozenset({"approved", "rejected", "approval_refused", "manual_answered"})
 # The milestones the page's header answers, by the ledger events that settle them.
 IDENTITY = ("identity_verified", "identity_not_required")
 DELIVERY = ("delivered",)

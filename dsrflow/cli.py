@@ -4,20 +4,29 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 import signal
 import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar, cast
+from typing import Annotated, Any, cast
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from dsrflow.cli_handover import register as register_handover
+from dsrflow.cli_support import (
+    ConfigOption,
+    OfficerOption,
+    _config_folder,
+    _friendly,
+    _in_process,
+    _ledger,
+    _validated,
+    console,
+    err,
+)
 from dsrflow.config import load_config
-from dsrflow.errors import DsrflowError
 from dsrflow.local_prefect import no_telemetry
 from dsrflow.mapping import MappingError, load_mapping, mapping_json_schema_text
 from dsrflow.request import new_request_id
@@ -32,69 +41,14 @@ mapping_app = typer.Typer(help="Check mapping files.")
 export_app = typer.Typer(help="Work with written exports.")
 ledger_app = typer.Typer(help="The request ledger and its audit trail.")
 stack_app = typer.Typer(help="The whole stack on this machine: Prefect server, sandbox, worker.")
+manual_app = typer.Typer(help="Manual sources: places without an API that a person searches.")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(schema_app, name="schema")
 app.add_typer(mapping_app, name="mapping")
 app.add_typer(export_app, name="export")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(stack_app, name="stack")
-
-console = Console(soft_wrap=True)  # paths stay whole, for copy and paste
-err = Console(stderr=True, soft_wrap=True)  # error lines stay whole, for grep and logs
-T = TypeVar("T")
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", help="dsrflow config file (default: $DSRFLOW_CONFIG or dsrflow.yaml)"),
-]
-
-
-def _friendly(action: Callable[[], T]) -> T:
-    """Run ``action``; an error a person can act on (``DsrflowError``) becomes one clear line
-    and exit status 2. Anything else is a bug: its traceback stays."""
-    try:
-        return action()
-    except DsrflowError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from None
-
-
-def _validated(what: str, build: Callable[[], T]) -> T:
-    """Build a model from what the officer typed: a refusal is one line naming ``what``."""
-    from pydantic import ValidationError
-
-    try:
-        return _friendly(build)
-    except ValidationError as exc:
-        problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
-        err.print(f"[bold red]error:[/] {what}: {problems}", highlight=False)
-        raise typer.Exit(2) from None
-
-
-def _config_folder(config: Path | None) -> Path:
-    from dsrflow.config import Settings
-
-    return Path(config or Settings().config).resolve().parent
-
-
-def _in_process(home: Path, run: Callable[[], T], approver: str | None = None) -> T:
-    """Run a flow in this process: Prefect's home private to ``home`` (unless the user chose
-    one), its server started here with visible progress, the run owned by this terminal."""
-    from dsrflow.local_prefect import private_home
-
-    private_home(home)
-    from dsrflow.local_prefect import prefect_server
-    from flows.approval import at_terminal
-    from flows.private import scrub_run_logs
-
-    scrub_run_logs()  # a source that refused is one line, and no line names the subject
-
-    def go() -> T:
-        progress = lambda line: err.print(line, highlight=False)  # noqa: E731
-        with prefect_server(progress=progress), at_terminal(approver):
-            return run()
-
-    return _friendly(go)
+app.add_typer(manual_app, name="manual")
 
 
 def _open_request(
@@ -108,15 +62,27 @@ def _open_request(
     approving: bool = False,
     draft: bool = False,
     jira_accounts: list[str] | None = None,
+    analytics: tuple[list[str] | None, list[str] | None] = (None, None),
 ) -> str:
     """Validate at the edge and open the request in the ledger, so that the flow run is
-    started with the request's id only (no identifiers in Prefect's database)."""
+    started with the request's id only (no identifiers in Prefect's database). ``analytics``:
+    the subject's Analytics client ids and user ids."""
     from dsrflow.ledger import Ledger
     from dsrflow.preflight import preflight
     from dsrflow.request import DataSubjectRequest, RequestType, Subject
 
-    # identifiers first
-    _friendly(lambda: Subject.from_raw(subject, phone or [], jira_accounts=jira_accounts or []))
+    def who(phone_region: str = "NO") -> Subject:
+        return Subject.from_raw(
+            subject,
+            phone or [],
+            None,
+            phone_region,
+            jira_accounts=jira_accounts or [],
+            analytics_client_ids=analytics[0] or [],
+            analytics_user_ids=analytics[1] or [],
+        )
+
+    _friendly(who)  # identifiers first
     loaded = _friendly(lambda: load_config(config))
     # Everything executing the request will need, before it is opened or anyone approves.
     _friendly(lambda: preflight(loaded, request_type).raise_for_problems())
@@ -133,9 +99,7 @@ def _open_request(
         lambda: DataSubjectRequest(
             id=request_id or new_request_id(),
             type=RequestType(request_type),
-            subject=Subject.from_raw(
-                subject, phone or [], None, loaded.phone_region, jira_accounts=jira_accounts or []
-            ),
+            subject=who(loaded.phone_region),
             received_at=received_at or dt.datetime.now(dt.UTC),
         ),
     )
@@ -153,6 +117,14 @@ def _open_request(
     return request.id
 
 
+def _manual_hint(request_id: str, awaiting: list[str]) -> None:
+    console.print(
+        f"{request_id} is [bold]not complete[/]: it waits for the manual source(s) "
+        f"{', '.join(awaiting)}; when each is searched: dsr manual answer {request_id} SOURCE "
+        "--outcome ... --officer NAME (see dsr manual answer --help)"
+    )
+
+
 def _print_access_result(result: Any) -> None:
     table = Table(title=f"Access request {result.request_id}")
     table.add_column("source")
@@ -161,6 +133,9 @@ def _print_access_result(result: Any) -> None:
         table.add_row(source, str(count))
     table.add_row("[bold]total", f"[bold]{result.total_records}")
     console.print(table)
+    if result.status == "awaiting_manual":
+        _manual_hint(result.request_id, result.awaiting)
+        return
     console.print(f"export written to [bold]{result.export_dir}[/] (owner-only)")
     for name in ("export.json", "export.html", "manifest.json"):
         console.print(f"  {Path(result.export_dir) / name}")
@@ -186,6 +161,21 @@ JiraAccountOption = Annotated[
         "(repeatable)",
     ),
 ]
+AnalyticsClientOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--analytics-client-id",
+        help="the subject's Google Analytics client id, e.g. 1197596843.1673515099 or the _ga "
+        "cookie GA1.1.1197596843.1673515099 (repeatable)",
+    ),
+]
+AnalyticsUserOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--analytics-user-id",
+        help="the user id the site sends Google Analytics for the subject (repeatable)",
+    ),
+]
 RequestIdOption = Annotated[
     str | None, typer.Option("--request-id", help="e.g. DSR-2026-0042 (default: a new id)")
 ]
@@ -201,10 +191,6 @@ ApproveOption = Annotated[
         "--approve", help="approve the plan here, as --officer (else: dsr approve, later)"
     ),
 ]
-OfficerOption = Annotated[
-    str,
-    typer.Option("--officer", envvar="USER", help="who acts (recorded in the ledger)"),
-]
 
 
 @app.command()
@@ -213,12 +199,15 @@ def access(
     out: Annotated[Path, typer.Option("--out", help="folder that receives REQUEST-ID/")],
     phone: PhoneOption = None,
     jira_account: JiraAccountOption = None,
+    analytics_client_id: AnalyticsClientOption = None,
+    analytics_user_id: AnalyticsUserOption = None,
     request_id: RequestIdOption = None,
     received_at: ReceivedOption = None,
     officer: OfficerOption = "officer",
     config: ConfigOption = None,
 ) -> None:
-    """Run an access request in this process and write the portable export."""
+    """Run an access request in this process and write the portable export (Analytics ids
+    are named in it: Analytics cannot return their data)."""
     # Bad identifiers or config are refused here, before Prefect starts or a source is touched.
     opened = _open_request(
         "access",
@@ -229,6 +218,7 @@ def access(
         config,
         officer,
         jira_accounts=jira_account,
+        analytics=(analytics_client_id, analytics_user_id),
     )
     from flows.access import access_request
 
@@ -266,6 +256,8 @@ def _run_change(
             f"dsr approve {result.request_id} --officer NAME  (or dsr reject "
             f"{result.request_id} --reason TEXT)"
         )
+    if result.status == "awaiting_manual":
+        _manual_hint(result.request_id, result.awaiting)
     if result.receipt:
         console.print(f"receipt: [bold]{result.receipt}[/] (and receipt.html)")
 
@@ -275,6 +267,8 @@ def erase(
     subject: SubjectOption,
     phone: PhoneOption = None,
     jira_account: JiraAccountOption = None,
+    analytics_client_id: AnalyticsClientOption = None,
+    analytics_user_id: AnalyticsUserOption = None,
     dry_run: DryRunOption = False,
     approve: ApproveOption = False,
     officer: OfficerOption = "officer",
@@ -295,6 +289,7 @@ def erase(
         approve,
         dry_run,
         jira_accounts=jira_account,
+        analytics=(analytics_client_id, analytics_user_id),
     )
     from flows.erasure import erasure_request
 
@@ -366,6 +361,8 @@ def withdraw_consent(
     purpose: Annotated[str, typer.Option("--purpose", help="analytics, config_collection or all")],
     phone: PhoneOption = None,
     jira_account: JiraAccountOption = None,
+    analytics_client_id: AnalyticsClientOption = None,
+    analytics_user_id: AnalyticsUserOption = None,
     dry_run: DryRunOption = False,
     approve: ApproveOption = False,
     officer: OfficerOption = "officer",
@@ -393,6 +390,7 @@ def withdraw_consent(
         approve,
         dry_run,
         jira_accounts=jira_account,
+        analytics=(analytics_client_id, analytics_user_id),
     )
     from flows.other_rights import Purpose, consent_withdrawal
 
@@ -549,6 +547,129 @@ def reject(
     _decide(request_id, config, decision, None, stack_dir)
 
 
+@manual_app.command("answer")
+def manual_answer(
+    request_id: Annotated[str, typer.Argument(help="the request waiting for the answer")],
+    source: Annotated[str, typer.Argument(help="the manual source's name (config)")],
+    outcome: Annotated[
+        str,
+        typer.Option(
+            "--outcome", help="found_nothing, found (access), erased, corrected or restricted"
+        ),
+    ],
+    officer: Annotated[str, typer.Option("--officer", help="who looked (in the ledger)")],
+    on: Annotated[
+        str | None, typer.Option("--on", help="the day it was erased, corrected or restricted")
+    ] = None,
+    attachment: Annotated[
+        Path | None,
+        typer.Option("--attachment", help="with found: the file for the export (a path)"),
+    ] = None,
+    note: Annotated[
+        str, typer.Option("--note", help="where you looked, what you did; no personal data")
+    ] = "",
+    stack_dir: StackOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Answer a manual task: the paused run's form (through Prefect's API) when it asks for
+    this source, else recorded here; the last answer of a terminal's request finishes it."""
+    from dsrflow.local_prefect import private_home
+
+    private_home(_config_folder(config))  # before Prefect is imported
+    from dsrflow.manual import read_attachment
+    from flows.manual import answer_task
+
+    fields = {
+        "outcome": outcome,
+        "on": on,
+        "attachment": str(attachment.resolve()) if attachment else None,
+        "note": note,
+        "officer": officer,
+    }
+    if attachment:
+        _friendly(lambda: read_attachment(attachment.resolve()))  # readable, before anything
+    loaded = _friendly(lambda: load_config(config))
+
+    def answer() -> Any:
+        return _friendly(lambda: answer_task(loaded, request_id, source, fields))
+
+    if stack_dir is not None:
+        from dsrflow import stack
+
+        _friendly(lambda: stack.client_environment(stack_dir))
+        with stack.connected(stack_dir):
+            done = answer()
+    else:
+        _waiting_run_reachable(request_id, source, loaded)
+        done = answer()
+    if done.resumed:
+        console.print(f"{request_id}: {source} answered; flow run {done.wait.flow_run} resumes")
+        return
+    console.print(f"{request_id}: {source} answered ({outcome}), recorded in the ledger")
+    if done.remaining:
+        _manual_hint(request_id, done.remaining)
+    elif done.wait.where == "prefect":
+        console.print(f"flow run {done.wait.flow_run} takes the answer when it reaches {source}")
+    else:
+        _finish_after_manual(request_id, done, config, officer)
+
+
+def _waiting_run_reachable(request_id: str, source: str, loaded: Any) -> None:
+    """A run paused in Prefect is answered through the configured server's API: without one,
+    say how to reach it (as ``dsr approve`` does) rather than answer beside the run."""
+    from dsrflow.ledger import Ledger
+    from dsrflow.local_prefect import configured_api_url
+    from flows.manual import manual_wait
+
+    with _friendly(lambda: Ledger.from_config(loaded)) as ledger:
+        wait = _friendly(lambda: manual_wait(ledger, request_id))
+    if wait.where == "prefect" and wait.asking == source and not configured_api_url():
+        err.print(
+            f"[bold red]error:[/] {request_id} waits in Prefect flow run {wait.flow_run}: give "
+            "--stack DIR of the stack it runs on, or set PREFECT_API_URL (and "
+            "PREFECT_API_AUTH_STRING) to that server's, or use the run's Resume form in the UI",
+            highlight=False,
+        )
+        raise typer.Exit(2)
+
+
+def _finish_after_manual(request_id: str, done: Any, config: Path | None, officer: str) -> None:
+    """Every manual answer is in: run the request again here; it takes the answers as given
+    and completes (an access request writes its export, a changing one resumes its plan)."""
+    from dsrflow.request import RequestType
+
+    config_path = str(config) if config else None
+    out_dir = str(done.wait.out_dir)
+    if done.request_type is RequestType.ACCESS:
+        from flows.access import access_request
+
+        result = _in_process(
+            _config_folder(config),
+            lambda: access_request(request_id=request_id, config_path=config_path, out_dir=out_dir),
+        )
+        _print_access_result(result)
+    elif done.request_type is RequestType.RESTRICTION:
+        from flows.other_rights import restriction_request
+
+        _run_change(
+            request_id,
+            config,
+            lambda: restriction_request(
+                request_id=request_id, config_path=config_path, out_dir=out_dir, officer=officer
+            ),
+        )
+    else:
+        from flows.resume import approved_request
+
+        _run_change(
+            request_id,
+            config,
+            lambda: approved_request(
+                request_id=request_id, config_path=config_path, out_dir=out_dir
+            ),
+        )
+
+
 @app.command()
 def sweep(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="report what would go")] = False,
@@ -668,6 +789,14 @@ def sandbox_up(
     once: Annotated[
         bool, typer.Option("--once", help="prepare and exit instead of running until Ctrl-C")
     ] = False,
+    manual_sources: Annotated[
+        bool,
+        typer.Option(
+            "--manual-sources",
+            help="the config names the places without an API too (a phone, "
+            "paper): every request then waits for `dsr manual answer`",
+        ),
+    ] = False,
 ) -> None:
     """Start the sandbox, write a config pointing at it, keep running until interrupted."""
     from sandbox.emulators.faults import FaultSettings
@@ -685,6 +814,7 @@ def sandbox_up(
             profile=profile,  # type: ignore[arg-type]
             faults=faults,
             progress=console.print,
+            manual_sources=manual_sources,
         )
     )
     try:
@@ -886,20 +1016,6 @@ def letter(
         console.print(f"written: [bold]{path}[/]", highlight=False)
 
 
-def _ledger(config: Path | None) -> Any:
-    """The config's ledger for a command that reads or writes it outside a flow run. With a
-    Prefect server named (``PREFECT_API_URL``: the stack's), what the command records shows
-    on the request's case page at once; otherwise the next run of the request publishes it."""
-    from dsrflow.ledger import Ledger, on_request_change
-
-    loaded = _friendly(lambda: load_config(config))
-    if os.environ.get("PREFECT_API_URL") and on_request_change.get() is None:
-        from flows.case_page import publish_case_page
-
-        on_request_change.set(publish_case_page)
-    return _friendly(lambda: Ledger.from_config(loaded))
-
-
 @ledger_app.command("verify")
 def ledger_verify(
     head: Annotated[
@@ -1008,15 +1124,6 @@ def extend(
     )
 
 
-# `dsr identity …` and `dsr deliver` (Art. 12(6), delivery of the export).
-from dsrflow.cli_handover import register  # noqa: E402
-
-register(app)
-
-if __name__ == "__main__":
-    app()
-
-
 intake_app = typer.Typer(
     help="Requests from the service desk and the mailbox (the config's intake section)."
 )
@@ -1118,3 +1225,10 @@ def intake_confirm(
     with stack.connected(stack_dir):
         run_id = start_request(deployment, request_id)
     console.print(f"{request_id}: flow run {run_id} started (see the Prefect UI)")
+
+
+# `dsr identity …` and `dsr deliver` (Art. 12(6), delivery of the export).
+register_handover(app)
+
+if __name__ == "__main__":
+    app()

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dsrflow.cli import ConfigOption, OfficerOption, _friendly, _ledger, console
+from dsrflow.cli_support import ConfigOption, OfficerOption, _friendly, _ledger, console
 from dsrflow.config import load_config
 
 identity_app = typer.Typer(help="Verify that the requester is the subject (Art. 12(6)).")

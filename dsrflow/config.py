@@ -22,6 +22,7 @@ from dsrflow.handover_settings import DeliveryPolicy, IdentityPolicy
 from dsrflow.identifiers import email_key, lookalike_reason, normalise_email
 from dsrflow.intake_config import IntakeSettings
 from dsrflow.language import Language
+from dsrflow.manual import ManualSource, unique_names
 from dsrflow.mapping import BaseMapping, MappingError, load_mapping
 from dsrflow.secrets import SecretRef, SecretUnavailable
 
@@ -205,6 +206,17 @@ class Config(_Strict):
         description="where the scheduled intake flow reads new requests: a service desk's "
         "request type and a mailbox folder (neither by default)",
     )
+    manual_sources: list[ManualSource] = Field(
+        default_factory=list,
+        description="places without an API (mobile devices, paper): each request they apply "
+        "to waits for the officer's answer per place, and is not complete without it "
+        "(dsrflow/manual.py)",
+    )
+
+    @field_validator("manual_sources")
+    @classmethod
+    def _manual_names(cls, value: list[ManualSource]) -> list[ManualSource]:
+        return unique_names(value)
 
     @model_validator(mode="after")
     def _intake_sources(self) -> Config:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from connectors import open_connector
+from connectors import SourceContext, open_connector
 from connectors.base import Finding, SourceUnavailable, Surveying
 from dsrflow.config import Config
 from dsrflow.errors import DsrflowError
@@ -128,7 +128,7 @@ def survey(config: Config, now: dt.datetime | None = None) -> CoverageReport:
             continue
         try:
             mapping = load_mapping(source.mapping)
-            with open_connector(name, source, mapping, config.phone_region) as connector:
+            with open_connector(name, source, mapping, SourceContext.of(config)) as connector:
                 if not isinstance(connector, Surveying):
                     report.not_surveyed[name] = f"the {source.kind} kind has no coverage survey"
                     continue

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -34,8 +35,10 @@ from dsrflow.export_model import (
 )
 from dsrflow.export_page import page_context
 from dsrflow.language import Language
+from dsrflow.manual import ManualSourceAnswer
 from dsrflow.mapping import BaseMapping
 from dsrflow.merge import rows, summary
+from dsrflow.private_files import write_private  # here too: its importers name this module
 from dsrflow.request import DataSubjectRequest
 
 RIGHTS = [
@@ -147,6 +150,7 @@ def build_export(
     frame: pd.DataFrame,
     now: dt.datetime | None = None,
     not_searched: dict[str, list[str]] | None = None,
+    manual: list[ManualSourceAnswer] | None = None,
 ) -> AccessExport:
     now = now or dt.datetime.now(dt.UTC)
     counts = summary(frame)
@@ -170,6 +174,7 @@ def build_export(
         records=_records_by_category(frame),
         whole_records=_whole_records(frame),
         not_searched=not_searched or {},
+        manual_sources=manual or [],
     )
 
 
@@ -182,16 +187,6 @@ class ExportFiles:
     manifest: Path
 
 
-def write_private(path: Path, data: bytes) -> None:
-    """Create or replace a file readable by its owner only, never briefly wider."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.chmod(tmp, 0o600)  # the umask can only narrow; make it exact
-    tmp.replace(path)
-
-
 def render_html(document: AccessExport, first: Language = "nb") -> str:
     """The page for the subject, in both languages (``first`` on top)."""
     env = jinja2.Environment(
@@ -202,7 +197,14 @@ def render_html(document: AccessExport, first: Language = "nb") -> str:
     return env.get_template("export.html").render(doc=document, **page_context(document, first))
 
 
-def write_export(document: AccessExport, directory: Path, language: Language = "nb") -> ExportFiles:
+def write_export(
+    document: AccessExport,
+    directory: Path,
+    language: Language = "nb",
+    attachments: Sequence[Path] = (),
+) -> ExportFiles:
+    """``attachments``: files already in ``directory`` (a manual source's), listed in the
+    manifest with the rest."""
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(directory, 0o700)
     files = ExportFiles(
@@ -220,11 +222,16 @@ def write_export(document: AccessExport, directory: Path, language: Language = "
     }
     for path, data in contents.items():
         write_private(path, data)
+    contents.update({path: path.read_bytes() for path in attachments})
     manifest = {
         "request_id": document.request.id,
         "generated_at": document.request.generated_at,
         "files": [
-            {"name": p.name, "bytes": len(d), "sha256": hashlib.sha256(d).hexdigest()}
+            {
+                "name": p.relative_to(directory).as_posix(),
+                "bytes": len(d),
+                "sha256": hashlib.sha256(d).hexdigest(),
+            }
             for p, d in contents.items()
         ],
     }

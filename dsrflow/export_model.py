@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from dsrflow.config import Controller
+from dsrflow.manual import ManualSourceAnswer
 
 SCHEMA_FILE = "export.schema.json"
 SCHEMA_ID = "urn:dsrflow:schema:export:1"
@@ -130,6 +131,11 @@ class AccessExport(_Doc):
         default_factory=dict,
         description="source -> what it could not search, and why (e.g. a mailbox the vendor's "
         "API cannot reach): the records above do not cover it",
+    )
+    manual_sources: list[ManualSourceAnswer] = Field(
+        default_factory=list,
+        description="places without an API (devices, paper) that a person searched, with "
+        "what they found; a found record's file travels in this folder",
     )
 
 

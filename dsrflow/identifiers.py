@@ -375,12 +375,53 @@ def phone_key(raw: object, default_region: str = "NO") -> str | None:
 try_normalise_phone = phone_key
 
 
+def phones_in(text: str | None, default_region: str = "NO") -> Iterator[tuple[int, int, str]]:
+    """(start, end, E.164) of every phone number written in free text, as ``phonenumbers``
+    finds them (its matcher, valid numbers only: it passes over dates, times and reference
+    numbers that merely hold digits); the key is the one ``phone_key`` gives."""
+    if not text or sum(c.isdigit() for c in text) < 5:
+        return
+    for match in phonenumbers.PhoneNumberMatcher(text, default_region):
+        e164 = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
+        yield match.start, match.end, e164
+
+
 def phone_spellings(e164: str) -> list[str]:
     """One number as it may be stored once separators are stripped: +4791234567, 004791234567,
     91234567. Compare against a column with PHONE_SEPARATORS removed."""
     parsed = phonenumbers.parse(e164)
     national = phonenumbers.national_significant_number(parsed)
     return list(dict.fromkeys([e164, f"00{e164[1:]}", national]))
+
+
+ANALYTICS_CLIENT_ID = "analytics_client_id"
+ANALYTICS_USER_ID = "analytics_user_id"
+# A Google Analytics client id as gtag.js writes it into the _ga cookie after its "GA1.1."
+# prefix: a random number, a dot, the first visit in Unix seconds ("1197596843.1673515099").
+_ANALYTICS_CLIENT_ID = re.compile(r"^\d{1,20}\.\d{1,20}$")
+_ANALYTICS_COOKIE = re.compile(r"^GA\d\.\d+\.")
+# A user id the site sets (GA4 user_id): at most 256 characters, none blank or control.
+_ANALYTICS_USER_ID = re.compile(r"^[^\s\x00-\x1f\x7f]{1,256}$")
+
+
+def normalise_analytics_client_id(raw: str) -> str:
+    """A client id, also as the whole _ga cookie value (its ``GA1.1.`` prefix dropped);
+    compared as exact text."""
+    value = _ANALYTICS_COOKIE.sub("", raw.strip(), count=1)
+    if not _ANALYTICS_CLIENT_ID.match(value):
+        raise IdentifierError(
+            "a Google Analytics client id is two numbers joined by a dot "
+            "(e.g. 1197596843.1673515099, or the _ga cookie GA1.1.1197596843.1673515099)"
+        )
+    return value
+
+
+def normalise_analytics_user_id(raw: str) -> str:
+    """A user id as the site sent it to Analytics, trimmed; exact (case-sensitive)."""
+    value = raw.strip()
+    if not _ANALYTICS_USER_ID.match(value):
+        raise IdentifierError("a Google Analytics user id is 1 to 256 characters without spaces")
+    return value
 
 
 def normalise_found(kind: str, raw: object, phone_region: str = "NO") -> str | None:
@@ -391,6 +432,18 @@ def normalise_found(kind: str, raw: object, phone_region: str = "NO") -> str | N
         return email_key(raw)
     if kind == IdentifierKind.PHONE:
         return phone_key(raw, phone_region)
+    if kind in (ANALYTICS_CLIENT_ID, ANALYTICS_USER_ID):
+        # The officer's rules (a stored _ga cookie loses its GA1.1. prefix); a value that is no
+        # such id is not one of the subject's.
+        normalise = (
+            normalise_analytics_client_id
+            if kind == ANALYTICS_CLIENT_ID
+            else normalise_analytics_user_id
+        )
+        try:
+            return normalise(str(raw))
+        except IdentifierError:
+            return None
     text = str(raw).strip()
     return text or None
 

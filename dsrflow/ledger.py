@@ -138,6 +138,7 @@ class Status(StrEnum):
     RECEIVED = "received"  # read by the intake flow; the officer has not confirmed it yet
     OPEN = "open"
     AWAITING_APPROVAL = "awaiting_approval"
+    AWAITING_MANUAL = "awaiting_manual"  # a manual source's answer is missing (dsrflow/manual.py)
     IN_PROGRESS = "in_progress"
     COMPLETED = "completed"
     REJECTED = "rejected"

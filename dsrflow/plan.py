@@ -60,6 +60,11 @@ class ActionResult(BaseModel):
         description="what the vendor still keeps after a DONE action (e.g. a mail in "
         "Recoverable Items, old values in an issue's history) and the step that finishes it",
     )
+    requested_at: str | None = Field(
+        default=None,
+        description="when the vendor recorded a deletion it carries out later, as it answered "
+        "(Google Analytics' deletionRequestTime)",
+    )
 
 
 class ExecutionReport(BaseModel):

@@ -10,16 +10,23 @@ from collections.abc import Collection, Iterable
 from dsrflow.errors import DsrflowError
 from dsrflow.identifiers import normalise_email, normalise_phone
 from dsrflow.mapping import BaseMapping
-from dsrflow.mapping.common import CATEGORY_PATTERN
+from dsrflow.mapping.common import CATEGORY_PATTERN, DeleteOnly, LegalBasis
 from dsrflow.plan import Action, PlannedAction
 from dsrflow.records import Record
+from dsrflow.request import Subject
 
 
 def build_erasure_plan(
-    records: Iterable[Record], mappings: dict[str, BaseMapping], today: dt.date
+    records: Iterable[Record],
+    mappings: dict[str, BaseMapping],
+    today: dt.date,
+    subject: Subject | None = None,
 ) -> list[PlannedAction]:
-    """One action per record, decided by the record's mapping (holds, sharing, erasure mode)."""
+    """One action per record, decided by the record's mapping (holds, sharing, erasure mode);
+    with ``subject``, also the deletions of the delete-only sources, which have no records."""
     plan = [with_after_hold(mappings[r.source], r, today) for r in records]
+    if subject is not None:
+        plan += recordless_deletions(mappings, subject)
     return sorted(plan, key=lambda a: a.record_id)
 
 
@@ -34,6 +41,41 @@ def with_after_hold(mapping: BaseMapping, record: Record, today: dt.date) -> Pla
     after = mapping.plan_erasure(record, action.keep_until)
     then = {"action": after.action.value, "fields": after.fields, "hints": after.hints}
     return action.model_copy(update={"hints": {**action.hints, "after_hold": then}})
+
+
+def recordless_deletions(
+    mappings: dict[str, BaseMapping], subject: Subject, purposes: set[str] | None = None
+) -> list[PlannedAction]:
+    """What the delete-only sources (``DeleteOnly``) delete for ``subject``. With
+    ``purposes`` (a consent withdrawal): only sources whose every category rests on consent
+    to one of them, since their deletion takes everything they hold under the id. A source
+    without an identifier of the subject to delete by says so in the plan (and the receipt):
+    nothing filed there is not the same as nothing there."""
+    plan = []
+    for name, mapping in mappings.items():
+        if not isinstance(mapping, DeleteOnly):
+            continue
+        if purposes is not None and not rests_on_consent(mapping, purposes):
+            continue
+        plan += mapping.plan_deletions(name, subject) or [
+            PlannedAction(
+                record_id=f"{name}:-:no-identifier",
+                source=name,
+                location="-",
+                native_id={},
+                action=Action.NOT_APPLICABLE,
+                reason="no identifier this source deletes by is known for the subject (it "
+                "cannot be searched by address): nothing was asked of it",
+            )
+        ]
+    return plan
+
+
+def rests_on_consent(mapping: BaseMapping, purposes: set[str]) -> bool:
+    uses = mapping.categories.values()
+    return bool(uses) and all(
+        use.legal_basis == LegalBasis.CONSENT and use.consent_purpose in purposes for use in uses
+    )
 
 
 def record_ref(action: PlannedAction) -> str:
@@ -150,12 +192,17 @@ def build_consent_plan(
     mappings: dict[str, BaseMapping],
     purposes: set[str],
     now: dt.datetime,
+    subject: Subject | None = None,
 ) -> list[PlannedAction]:
+    """Each record's mapping decides; with ``subject``, the delete-only sources that held data
+    on the withdrawn consent alone file their deletions too (Art. 7(3) with Art. 17(1)(b))."""
     plan = [
         action
         for r in records
         if (action := mappings[r.source].plan_consent_withdrawal(r, purposes, now)) is not None
     ]
+    if subject is not None:
+        plan += recordless_deletions(mappings, subject, purposes)
     return sorted(plan, key=lambda a: a.record_id)
 
 

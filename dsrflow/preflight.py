@@ -16,10 +16,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from connectors import open_connector
+from connectors import SourceContext, open_connector
 from connectors.base import Capability, Connector, SourceUnavailable, capabilities
 from dsrflow.config import Config, ConfigError
 from dsrflow.mapping import BaseMapping, MappingError, load_mapping
+from dsrflow.mapping.common import DeleteOnly
 from dsrflow.request import RequestType
 
 # The capability the actions of a right need from a connector. Restriction needs none: a source
@@ -121,7 +122,7 @@ def _check_source(config: Config, name: str, rights: Sequence[RequestType]) -> _
         found.common += [f"mapping {exc.path}: {p}" for p in exc.problems]
         return found
     try:
-        connector = open_connector(name, source, found.mapping, config.phone_region)
+        connector = open_connector(name, source, found.mapping, SourceContext.of(config))
     except MappingError as exc:  # the mapping against the live source
         found.common += [f"mapping {exc.path}: {p}" for p in exc.problems]
         return found
@@ -159,5 +160,7 @@ def _plans(mapping: BaseMapping, right: RequestType) -> bool:
     if mapping.read_only:
         return False
     if right is RequestType.CONSENT_WITHDRAWAL:
-        return type(mapping).plan_consent_withdrawal is not BaseMapping.plan_consent_withdrawal
+        return isinstance(mapping, DeleteOnly) or (
+            type(mapping).plan_consent_withdrawal is not BaseMapping.plan_consent_withdrawal
+        )
     return True

@@ -19,6 +19,7 @@ from dsrflow.copies import Removed
 from dsrflow.export import write_private
 from dsrflow.export_page import helpers, page_languages
 from dsrflow.language import Language
+from dsrflow.manual import ManualSourceAnswer
 from dsrflow.plan import Action, ExecutionReport, Outcome, PlannedAction
 from dsrflow.request import DataSubjectRequest
 
@@ -42,6 +43,11 @@ class ReceiptLine(BaseModel):
     )
     remains: str | None = Field(
         default=None, description="what the vendor still keeps, and the step that finishes it"
+    )
+    requested_at: str | None = Field(
+        default=None,
+        description="when the vendor recorded the deletion request (e.g. Google Analytics' "
+        "deletionRequestTime): done means requested; the vendor deletes later (remains)",
     )
 
 
@@ -72,6 +78,10 @@ class Receipt(BaseModel):
         default=None,
         description="SEQ:HASH of the ledger's audit chain when the receipt was written: "
         "`dsr ledger verify --head` with it shows any later rewrite of the chain",
+    )
+    manual_sources: list[ManualSourceAnswer] = Field(
+        default_factory=list,
+        description="places without an API (devices, paper): who looked, what they found and did",
     )
 
     @property
@@ -106,6 +116,7 @@ def build_receipt(
     recorded_by: str | None = None,
     ledger_head: str | None = None,
     copies: Removed | None = None,
+    manual: list[ManualSourceAnswer] | None = None,
 ) -> Receipt:
     results = {r.record_id: r for report in reports for r in report.results}
     changed: list[ReceiptLine] = []
@@ -122,6 +133,7 @@ def build_receipt(
             if action.action in CHANGING
             else "kept",
             remains=result.remains if result else None,
+            requested_at=result.requested_at if result else None,
             fields=sorted(action.fields),
             reason=action.reason,
             keep_until=action.keep_until.isoformat() if action.keep_until else None,
@@ -143,6 +155,7 @@ def build_receipt(
         ledger_head=ledger_head,
         copies_removed=copies.removed if copies else [],
         copies_remaining=copies.remaining if copies else [],
+        manual_sources=manual or [],
     )
 
 

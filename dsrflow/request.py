@@ -10,11 +10,15 @@ from enum import StrEnum
 from dateutil.relativedelta import relativedelta
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from dsrflow.identifiers import (
+from dsrflow.identifiers import (  # the Analytics kinds are here for their users
+    ANALYTICS_CLIENT_ID,
+    ANALYTICS_USER_ID,
     Identifier,
     IdentifierError,
     IdentifierKind,
     mask_identifier,
+    normalise_analytics_client_id,
+    normalise_analytics_user_id,
     normalise_email,
     normalise_phone,
 )
@@ -34,36 +38,6 @@ def normalise_jira_account(raw: str) -> str:
             "a Jira account id is 1 to 128 characters without spaces "
             "(e.g. 5b10ac8d82e05b22cc7d4ef5)"
         )
-    return value
-
-
-ANALYTICS_CLIENT_ID = "analytics_client_id"
-ANALYTICS_USER_ID = "analytics_user_id"
-# A Google Analytics client id as gtag.js writes it into the _ga cookie after its "GA1.1."
-# prefix: a random number, a dot, the first visit in Unix seconds ("1197596843.1673515099").
-_ANALYTICS_CLIENT_ID = re.compile(r"^\d{1,20}\.\d{1,20}$")
-_ANALYTICS_COOKIE = re.compile(r"^GA\d\.\d+\.")
-# A user id the site sets (GA4 user_id): at most 256 characters, none blank or control.
-_ANALYTICS_USER_ID = re.compile(r"^[^\s\x00-\x1f\x7f]{1,256}$")
-
-
-def normalise_analytics_client_id(raw: str) -> str:
-    """A client id, also as the whole _ga cookie value (its ``GA1.1.`` prefix dropped);
-    compared as exact text."""
-    value = _ANALYTICS_COOKIE.sub("", raw.strip(), count=1)
-    if not _ANALYTICS_CLIENT_ID.match(value):
-        raise IdentifierError(
-            "a Google Analytics client id is two numbers joined by a dot "
-            "(e.g. 1197596843.1673515099, or the _ga cookie GA1.1.1197596843.1673515099)"
-        )
-    return value
-
-
-def normalise_analytics_user_id(raw: str) -> str:
-    """A user id as the site sent it to Analytics, trimmed; exact (case-sensitive)."""
-    value = raw.strip()
-    if not _ANALYTICS_USER_ID.match(value):
-        raise IdentifierError("a Google Analytics user id is 1 to 256 characters without spaces")
     return value
 
 

@@ -7,13 +7,15 @@ import hashlib
 from pathlib import Path
 
 from prefect import flow, get_run_logger
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from dsrflow.config import Config
 from dsrflow.ledger import Ledger, Status
+from dsrflow.manual import shown
 from dsrflow.request import DataSubjectRequest, RequestType
 from flows.coverage import coverage_notice
 from flows.discovery import discover_everywhere
+from flows.manual import open_sources, settle_manual_tasks
 from flows.private import private_run
 from flows.tasks import (
     check_sources,
@@ -34,6 +36,10 @@ class AccessResult(BaseModel):
     export_dir: str
     expansion_rounds: int
     coverage_warning: str | None = None  # the last coverage report is missing, old or open
+    status: str = "completed"
+    awaiting: list[str] = Field(
+        default_factory=list, description="manual sources still to answer (awaiting_manual)"
+    )
 
 
 @flow(
@@ -50,12 +56,21 @@ def access_request(
     received_at: dt.datetime | None = None,
     config_path: str | None = None,
     out_dir: str | None = None,
+    subject_analytics_client_ids: list[str] | None = None,
+    subject_analytics_user_ids: list[str] | None = None,
 ) -> AccessResult:
     """Answer an access request: every configured source, one portable export. The
-    identifiers may be left out for a request already in the ledger."""
+    identifiers may be left out for a request already in the ledger. Analytics ids are not
+    searched (the API cannot): the export names them where it says so."""
     logger = get_run_logger()
     request, config = request_and_config(
-        RequestType.ACCESS, request_id, subject_emails, subject_phones, received_at, config_path
+        RequestType.ACCESS,
+        request_id,
+        subject_emails,
+        subject_phones,
+        received_at,
+        config_path,
+        analytics_ids=(subject_analytics_client_ids, subject_analytics_user_ids),
     )
     ledger = Ledger.from_config(config)
     ledger.open_request(request)
@@ -66,7 +81,7 @@ def access_request(
         raise
     finally:
         ledger.close()
-    logger.info("request %s answered: %d record(s)", request.id, result.total_records)
+    logger.info("request %s %s: %d record(s)", request.id, result.status, result.total_records)
     return result
 
 
@@ -81,9 +96,31 @@ def _answer(
     found = discover_everywhere(config, mappings, request.subject)
     request = request.model_copy(update={"subject": found.subject})
     frame = merge_records(found.records)
-    files = write_access_export(request, config, mappings, frame, out_dir, found.not_searched)
-    publish_summary(request, frame)
     per_source = frame.groupby("source").size().to_dict() if len(frame) else {}
+    # The places without an API are searched by a person before the export is written: it
+    # holds their answers and files, and is not written while one is missing.
+    manual = settle_manual_tasks(request, config, ledger, out_dir)
+    if manual is None:
+        return AccessResult(
+            request_id=request.id,
+            total_records=len(frame),
+            records_per_source={k: int(v) for k, v in per_source.items()},
+            export_dir=str(out_dir / request.id),
+            expansion_rounds=found.rounds,
+            coverage_warning=coverage,
+            status=Status.AWAITING_MANUAL.value,
+            awaiting=[s.name for s in open_sources(config, request, out_dir / request.id)],
+        )
+    files = write_access_export(
+        request,
+        config,
+        mappings,
+        frame,
+        out_dir,
+        found.not_searched,
+        [shown(source, answer) for source, answer in manual],
+    )
+    publish_summary(request, frame)
     ledger.record(
         request.id,
         "exported",

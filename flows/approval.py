@@ -56,6 +56,11 @@ def at_terminal(approver: str | None = None, note: str | None = None) -> Iterato
         _terminal.reset(token)
 
 
+def terminal() -> Terminal | None:
+    """The terminal this flow runs for, if any (flows/manual.py asks: no form can reach it)."""
+    return _terminal.get()
+
+
 class FourEyesError(DsrflowError, ValueError):
     """The config asks for a second person and the approver is the one who opened it."""
 

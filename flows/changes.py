@@ -20,7 +20,15 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
-from connectors import Capability, Connector, Erasing, Rectifying, Restricting, open_connector
+from connectors import (
+    Capability,
+    Connector,
+    Erasing,
+    Rectifying,
+    Restricting,
+    SourceContext,
+    open_connector,
+)
 from dsrflow.config import Config
 from dsrflow.copies import Removed, earlier_copies
 from dsrflow.copies import remove as remove_copies
@@ -28,6 +36,7 @@ from dsrflow.errors import DsrflowError
 from dsrflow.export import write_private
 from dsrflow.identity import require_verified
 from dsrflow.ledger import HELD_FOR, Ledger, Status
+from dsrflow.manual import shown
 from dsrflow.mapping import BaseMapping
 from dsrflow.merge import fold_records
 from dsrflow.plan import Action, ActionResult, ExecutionReport, Outcome, PlannedAction
@@ -37,6 +46,7 @@ from dsrflow.records import Record
 from dsrflow.request import DataSubjectRequest, RequestType, Subject
 from flows.approval import obtain_approval
 from flows.discovery import discover_everywhere
+from flows.manual import open_sources, settle_manual_tasks
 from flows.tasks import check_sources, restriction_notice
 
 # Which right carries out which actions (connectors/base.py: one protocol per right).
@@ -62,13 +72,18 @@ class ChangeResult(BaseModel):
         "step that finishes it",
     )
     receipt: str | None = None
+    awaiting: list[str] = Field(
+        default_factory=list, description="manual sources still to answer (awaiting_manual)"
+    )
 
 
 class IncompleteError(DsrflowError, RuntimeError):
     """Execution or verification left something undone; the request stays open."""
 
 
-Planner = Callable[[list[Record], dict[str, BaseMapping]], list[PlannedAction]]
+# records, mappings, and the subject as discovery found them (with the identifiers found on
+# the way): sources without records (connectors/base.py: delete-only) plan from the subject.
+Planner = Callable[[list[Record], dict[str, BaseMapping], Subject], list[PlannedAction]]
 Verifier = Callable[
     [DataSubjectRequest, Config, dict[str, BaseMapping], list[PlannedAction]], list[str]
 ]
@@ -135,11 +150,13 @@ def make_plan(
     mappings: dict[str, BaseMapping],
     planner: Planner,
     notice: str | None = None,
+    subject: Subject | None = None,
 ) -> list[PlannedAction]:
     """Plan, and show the plan to the officer: record references and reasons, no values;
-    ``notice`` is something the officer must know before approving."""
+    ``notice`` is something the officer must know before approving; ``subject``: as
+    discovery found it (default: the request's)."""
     folded = fold_records(records)
-    plan = planner(folded, mappings)
+    plan = planner(folded, mappings, subject or request.subject)
     shared = {r.record_id for r in folded if r.shared}
     key = f"{request.type.value.replace('_', '-')}-plan-{request.id.lower()}"
     create_table_artifact(
@@ -184,7 +201,7 @@ def execute_actions(
 ) -> ExecutionReport:
     """Hand a source its actions, right by right; a source that cannot do one fails it."""
     report = ExecutionReport(source=name)
-    with open_connector(name, config.sources[name], mapping, config.phone_region) as connector:
+    with open_connector(name, config.sources[name], mapping, SourceContext.of(config)) as connector:
         for right in (Capability.ERASE, Capability.RECTIFY, Capability.RESTRICT):
             batch = [a for a in actions if RIGHTS.get(a.action) is right]
             if batch:
@@ -218,9 +235,11 @@ def execute_plan(
     plan: list[PlannedAction],
     ledger: Ledger,
     interrupted: bool = False,
+    subject: Subject | None = None,
 ) -> list[ExecutionReport]:
     """``interrupted``: this resumes an execution of the same approved plan that was cut
-    off; what it finds gone is credited to this request (``credit_interrupted``)."""
+    off; what it finds gone is credited to this request (``credit_interrupted``).
+    ``subject``: the one the plan was made for (default: the request's)."""
     ledger.set_status(request.id, Status.IN_PROGRESS)
     reports = []
     for name in config.sources:
@@ -228,7 +247,7 @@ def execute_plan(
         if not actions:
             continue
         report = execute_actions.with_options(task_run_name=f"execute-{name}")(
-            name, config, mappings[name], actions, request.subject
+            name, config, mappings[name], actions, subject or request.subject
         )
         if interrupted:
             report = credit_interrupted(report)
@@ -304,6 +323,7 @@ def run_change(
         resumed = None if dry_run else approved_plan(ledger, path, request.id)
         officer: str | None
         interrupted = False
+        subject = request.subject  # a resumed plan: the ids the request was opened with
         if resumed:
             plan, digest, officer = resumed.plan, resumed.digest, resumed.officer
             interrupted = any(
@@ -312,13 +332,14 @@ def run_change(
             ledger.record(request.id, "resumed", plan_sha256=digest)
         else:
             found = discover_everywhere(config, mappings, request.subject)
-            plan = make_plan(request, found.records, mappings, planner, notice)
+            subject = found.subject  # with what discovery found, e.g. an Analytics id
+            plan = make_plan(request, found.records, mappings, planner, notice, subject)
             digest = store_plan(request, plan, ledger, directory)
             if dry_run:
                 ledger.record(request.id, "dry_run")
                 return ChangeResult(request_id=request.id, status="dry_run", plan=plan_counts(plan))
             if immediate and (now := [a for a in plan if immediate(a)]):
-                reports = execute_plan(request, config, mappings, now, ledger)
+                reports = execute_plan(request, config, mappings, now, ledger, subject=subject)
                 ledger.record(request.id, "took_effect", actions=len(now))
                 if not all(r.complete for r in reports):
                     raise IncompleteError(f"{request.id}: the withdrawal itself was not recorded")
@@ -338,7 +359,18 @@ def run_change(
                 officer = None
         if gated:  # Art. 12(6): an approved change runs only for a verified requester
             require_verified(ledger, request.id, config.identity, "execution")
-        reports = execute_plan(request, config, mappings, plan, ledger, interrupted)
+        # The officer changes the places without an API once the plan is approved (and the
+        # requester verified), before the sources are (flows/manual.py); the request waits
+        # while one is unanswered.
+        settled = settle_manual_tasks(request, config, ledger, directory)
+        if settled is None:
+            return ChangeResult(
+                request_id=request.id,
+                status=Status.AWAITING_MANUAL.value,
+                plan=plan_counts(plan),
+                awaiting=[s.name for s in open_sources(config, request, directory / request.id)],
+            )
+        reports = execute_plan(request, config, mappings, plan, ledger, interrupted, subject)
         residue = verifier(request, config, mappings, plan) if verifier else []
         if residue or not all(r.complete for r in reports):
             ledger.record(request.id, "verification_failed", residue=len(residue))
@@ -361,6 +393,7 @@ def run_change(
             recorded_by=actor,
             ledger_head=ledger.anchor(),
             copies=copies,
+            manual=[shown(source, answer) for source, answer in settled],
         )
         json_path, _ = write_receipt(receipt, path.parent, config.language)
         needs = {

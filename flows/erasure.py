@@ -17,7 +17,7 @@ from dsrflow.mapping import BaseMapping
 from dsrflow.plan import Action, PlannedAction
 from dsrflow.planning import build_erasure_plan, record_ref
 from dsrflow.records import Record
-from dsrflow.request import DataSubjectRequest, RequestType
+from dsrflow.request import DataSubjectRequest, RequestType, Subject
 from flows.changes import ChangeResult, run_change
 from flows.discovery import discover_everywhere
 from flows.private import private_run
@@ -25,10 +25,11 @@ from flows.tasks import request_and_config
 
 
 def _erasure_planner(
-    records: list[Record], mappings: dict[str, BaseMapping]
+    records: list[Record], mappings: dict[str, BaseMapping], subject: Subject
 ) -> list[PlannedAction]:
-    """Every kind plans in its mapping (the officer can read why); no source is opened."""
-    return build_erasure_plan(records, mappings, dt.datetime.now(dt.UTC).date())
+    """Every kind plans in its mapping (the officer can read why); no source is opened. A
+    delete-only source plans from the subject's identifiers (dsrflow/planning.py)."""
+    return build_erasure_plan(records, mappings, dt.datetime.now(dt.UTC).date(), subject)
 
 
 @flow(name="erasure-request", flow_run_name="{request_id}", persist_result=False)
@@ -41,8 +42,11 @@ def erasure_request(
     config_path: str | None = None,
     out_dir: str | None = None,
     dry_run: bool = False,
+    subject_analytics_client_ids: list[str] | None = None,
+    subject_analytics_user_ids: list[str] | None = None,
 ) -> ChangeResult:
-    """Erase the subject's data everywhere, after the officer approves the plan.
+    """Erase the subject's data everywhere, after the officer approves the plan. Analytics
+    ids (the _ga cookie's client id, the site's user id) get a user deletion request each.
 
     The run pauses for the officer's decision (the run's Resume form, or ``dsr approve``);
     nothing a run is started with can approve it (flows/approval.py). The identifiers may be
@@ -56,6 +60,7 @@ def erasure_request(
         received_at,
         config_path,
         draft=dry_run,
+        analytics_ids=(subject_analytics_client_ids, subject_analytics_user_ids),
     )
     return run_change(
         request,

@@ -78,7 +78,7 @@ def rectification_request(
         request,
         config,
         Path(out_dir) if out_dir else config.output_dir,
-        lambda records, mappings: build_rectification_plan(records, mappings, wanted),
+        lambda records, mappings, _subject: build_rectification_plan(records, mappings, wanted),
         None,  # each connector reads its changes back; DONE means they stuck
         gated=True,
         dry_run=dry_run,
@@ -96,9 +96,12 @@ def consent_withdrawal(
     config_path: str | None = None,
     out_dir: str | None = None,
     dry_run: bool = False,
+    subject_analytics_client_ids: list[str] | None = None,
+    subject_analytics_user_ids: list[str] | None = None,
 ) -> ChangeResult:
     """Record the withdrawal (now, never back-dated) and erase the data whose only legal basis
-    was that consent, through the same approval gate as an erasure."""
+    was that consent, through the same approval gate as an erasure (for ``analytics``: a user
+    deletion request per Analytics id)."""
     request, config = request_and_config(
         RequestType.CONSENT_WITHDRAWAL,
         request_id,
@@ -107,6 +110,7 @@ def consent_withdrawal(
         received_at,
         config_path,
         draft=dry_run,
+        analytics_ids=(subject_analytics_client_ids, subject_analytics_user_ids),
     )
     purposes: set[str] = set(CONSENT_PURPOSES) if purpose == "all" else {purpose}
     now = dt.datetime.now(dt.UTC)
@@ -121,7 +125,9 @@ def consent_withdrawal(
         request,
         config,
         Path(out_dir) if out_dir else config.output_dir,
-        lambda records, mappings: build_consent_plan(records, mappings, purposes, now),
+        lambda records, mappings, subject: build_consent_plan(
+            records, mappings, purposes, now, subject
+        ),
         deleted_residue,
         gated=True,
         dry_run=dry_run,
@@ -164,7 +170,7 @@ def restriction_request(
         request,
         config,
         Path(out_dir) if out_dir else config.output_dir,
-        lambda records, _mappings: build_restriction_plan(records),
+        lambda records, _mappings, _subject: build_restriction_plan(records),
         None,
         gated=False,
         dry_run=False,

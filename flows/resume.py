@@ -109,7 +109,7 @@ def approved_request(
         request,
         config,
         directory,
-        lambda _records, _mappings: [],  # never called: the approved plan is resumed
+        lambda _records, _mappings, _subject: [],  # never called: the approved plan is resumed
         VERIFIERS[request.type],
         gated=True,
         dry_run=False,

@@ -16,7 +16,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
-from connectors import Discovering, SourceUnavailable, Sweeping, open_connector
+from connectors import Discovering, SourceContext, SourceUnavailable, Sweeping, open_connector
 from dsrflow.config import Config, load_config
 from dsrflow.copies import expired_exports
 from dsrflow.copies import remove as remove_copies
@@ -55,7 +55,7 @@ def sweep_source(
     dry_run: bool,
     min_group_size: int | None,
 ) -> list[dict[str, object]] | None:
-    with open_connector(name, config.sources[name], mapping, config.phone_region) as connector:
+    with open_connector(name, config.sources[name], mapping, SourceContext.of(config)) as connector:
         if not isinstance(connector, Sweeping):
             return None
         # Restricted subjects' records are stored, not processed: found first, then left alone.

@@ -15,11 +15,13 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from connectors import Discovering, open_connector
+from connectors import Discovering, SourceContext, open_connector
 from dsrflow.config import Config, load_config
 from dsrflow.export import ExportFiles, build_export, write_export
 from dsrflow.ledger import Ledger, UnknownRequest
+from dsrflow.manual import ManualSourceAnswer, ManualStore
 from dsrflow.mapping import BaseMapping
+from dsrflow.mapping.common import DeleteOnly
 from dsrflow.merge import merge, records_frame, summary
 from dsrflow.preflight import preflight
 from dsrflow.records import Record
@@ -51,18 +53,19 @@ def request_and_config(
     received_at: dt.datetime | None,
     config_path: str | None,
     draft: bool = False,
+    analytics_ids: tuple[list[str] | None, list[str] | None] = (None, None),
 ) -> tuple[DataSubjectRequest, Config]:
     """The config, and the request: as the ledger has it when it was opened before (by the
     command line, so that the flow run's parameters carry its id only), else validated from
     the flow's parameters (identifiers first). The ledger's received time wins: the deadline
-    counts from receipt."""
+    counts from receipt. ``analytics_ids``: the subject's Analytics client ids and user ids."""
     try:
         return _request_and_config(
-            request_type, request_id, emails, phones, received_at, config_path, draft
+            request_type, request_id, emails, phones, received_at, config_path, draft, analytics_ids
         )
     finally:
         # Whatever happens, identifiers typed into the run form do not stay in Prefect.
-        if emails or phones:
+        if emails or phones or any(analytics_ids):
             forget_parameters(IDENTIFIER_PARAMETERS)
 
 
@@ -74,9 +77,23 @@ def _request_and_config(
     received_at: dt.datetime | None,
     config_path: str | None,
     draft: bool,
+    analytics_ids: tuple[list[str] | None, list[str] | None],
 ) -> tuple[DataSubjectRequest, Config]:
     config = load_config(config_path)
-    given = Subject.from_raw(emails, phones or [], None, config.phone_region) if emails else None
+    client_ids, user_ids = analytics_ids
+    given = (
+        # Analytics ids without an address are refused (IdentifierError), never dropped.
+        Subject.from_raw(
+            emails or [],
+            phones or [],
+            None,
+            config.phone_region,
+            analytics_client_ids=client_ids or [],
+            analytics_user_ids=user_ids or [],
+        )
+        if emails or client_ids or user_ids
+        else None
+    )
     with Ledger.from_config(config) as ledger:
         known = ledger.request(request_id)
         if known is None and given is None:
@@ -95,7 +112,12 @@ def _request_and_config(
     return request, config
 
 
-IDENTIFIER_PARAMETERS = ("subject_emails", "subject_phones")
+IDENTIFIER_PARAMETERS = (
+    "subject_emails",
+    "subject_phones",
+    "subject_analytics_client_ids",
+    "subject_analytics_user_ids",
+)
 
 
 def forget_parameters(names: tuple[str, ...], blank: object = None) -> None:
@@ -111,7 +133,8 @@ def forget_parameters(names: tuple[str, ...], blank: object = None) -> None:
     parameters = dict(context.flow_run.parameters)
     if not any(parameters.get(name) for name in names):
         return
-    parameters.update(dict.fromkeys(names, blank))
+    # Only the flow's own parameters (not every flow takes every identifier kind).
+    parameters.update(dict.fromkeys((n for n in names if n in parameters), blank))
     with get_client(sync_client=True) as client:
         client.update_flow_run(context.flow_run.id, parameters=parameters)
     # The run's copy must follow: a second call writes the whole dict again, and would
@@ -143,8 +166,10 @@ class Found:
 
 @task(name="discover", retries=0, persist_result=False, cache_policy=NO_CACHE)
 def discover_source(name: str, config: Config, mapping: BaseMapping, subject: Subject) -> Found:
-    with open_connector(name, config.sources[name], mapping, config.phone_region) as connector:
+    with open_connector(name, config.sources[name], mapping, SourceContext.of(config)) as connector:
         if not isinstance(connector, Discovering):  # a delete-only API: said, not "nothing"
+            if isinstance(mapping, DeleteOnly):  # its own words, e.g. Analytics' (Art. 15)
+                return Found([], [mapping.explain_access(subject)])
             return Found([], [f"{name}: its API cannot look a person up, it can only erase"])
         records = list(connector.discover(subject))
         not_searched = list(getattr(connector, "not_searched", []))
@@ -174,9 +199,13 @@ def write_access_export(
     frame: pd.DataFrame,
     out_dir: Path,
     not_searched: dict[str, list[str]] | None = None,
+    manual: list[ManualSourceAnswer] | None = None,
 ) -> ExportFiles:
-    document = build_export(request, config, mappings, frame, not_searched=not_searched)
-    files = write_export(document, out_dir / request.id, config.language)
+    document = build_export(
+        request, config, mappings, frame, not_searched=not_searched, manual=manual
+    )
+    folder = out_dir / request.id
+    files = write_export(document, folder, config.language, ManualStore(folder).attachments())
     get_run_logger().info("export of %d record(s) written (owner-only)", document.total_records)
     return files
 

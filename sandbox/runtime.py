@@ -24,6 +24,7 @@ import yaml
 
 from dsrflow.export import write_private
 from sandbox import FixtureError, onprem_seed
+from sandbox.analytics_part import start_analytics
 from sandbox.drive_part import start_drive
 from sandbox.emulators.faults import FaultSettings
 from sandbox.jira_part import start_jira
@@ -40,6 +41,9 @@ CONTROLLER: dict[str, Any] = {
     "address": "Kongens gate 1, 7011 Trondheim, Norway",
     "contact_email": "privacy@fjelltopp.example",
     "dpo_email": "dpo@fjelltopp.example",
+    # The tenant of its mailboxes and staff (sandbox/mail_seed.py, jira_seed.py): nobody else
+    # has an address there, so mail to its support desk is not shared with a third person.
+    "own_domains": ["fjelltopp.example"],
     "recipients": [
         {
             "name": "Microsoft Ireland Operations Ltd (Office 365)",
@@ -64,6 +68,23 @@ CONTROLLER: dict[str, Any] = {
         },
     ],
 }
+# The places without an API of the fictional controller (`dsr sandbox up --manual-sources`):
+# every request then waits for an answer per place (README, "Places without an API").
+MANUAL_SOURCES: list[dict[str, Any]] = [
+    {
+        "name": "sales-phones",
+        "instructions": "Search the contacts, call log and SMS of each company phone for the "
+        "subject's e-mail addresses and phone numbers; export what you find as one file.",
+        "responsible": "Head of sales",
+    },
+    {
+        "name": "paper",
+        "instructions": "Look through the signed contracts binder (office, cabinet 2) for the "
+        "subject's name; scan what you find into one PDF.",
+        "responsible": "Office manager",
+        "rights": ["access", "erasure", "rectification"],
+    },
+]
 
 
 # The generated sandbox's intake channels: the desk's "Privacy request" type and the privacy
@@ -144,6 +165,7 @@ PARTS: dict[str, Callable[[SandboxContext], PartStarted]] = {
     "mail": start_mail,
     "drive": start_drive,
     "marketplace": start_marketplace,
+    "analytics": start_analytics,
 }
 
 
@@ -176,8 +198,10 @@ def start(
     profile: Profile = "small",
     faults: FaultSettings | None = None,
     progress: Callable[[str], None] | None = None,
+    manual_sources: bool = False,
 ) -> RunningSandbox:
-    """Start every part in ``directory`` and write the config; stop the parts when done."""
+    """Start every part in ``directory`` and write the config; stop the parts when done.
+    ``manual_sources``: the config names the controller's places without an API too."""
     if fixtures and not fixtures.is_dir():
         raise FixtureError(f"fixtures directory {fixtures} does not exist")
     directory.mkdir(parents=True, exist_ok=True)
@@ -203,6 +227,7 @@ def start(
         directory / "exports",
         masking_key_file=key_file,
         intake=None if fixtures or profile != "small" else SANDBOX_INTAKE,
+        manual_sources=MANUAL_SOURCES if manual_sources else None,
     )
     return running
 
@@ -224,6 +249,7 @@ def write_config(
     *,
     masking_key_file: Path | None = None,
     intake: dict[str, Any] | None = None,
+    manual_sources: list[dict[str, Any]] | None = None,
 ) -> None:
     config: dict[str, Any] = {
         "controller": CONTROLLER,
@@ -243,6 +269,8 @@ def write_config(
         config["intake"] = intake
     if masking_key_file is not None:
         config["masking_key"] = {"file": str(masking_key_file.resolve())}
+    if manual_sources:
+        config["manual_sources"] = manual_sources
     path.parent.mkdir(parents=True, exist_ok=True)
     header = "# Written by `dsr sandbox up`: points dsrflow at the sandbox. Settings: README.md\n"
     path.write_text(header + yaml.safe_dump(config, sort_keys=False), encoding="utf-8")

@@ -59,6 +59,7 @@ def test_check_passes_on_the_sandbox_then_names_what_broke(box, tmp_path):
             ("mail", "mail"),
             ("drive", "drive"),
             ("marketplace", "marketplace"),
+            ("analytics", "analytics"),
         )
     ]
     assert elapsed < 20, f"dsr check took {elapsed:.1f} s on the sandbox"

@@ -8,6 +8,9 @@
 2. A crash injected after each step of execution of the mail, Drive and Jira connectors, then
    a rerun of the same request: it resumes the approved plan and ends in the same state as an
    uninterrupted run (the SQL connector's version is in tests/test_erasure_flow.py).
+3. Google Analytics, which cannot be searched: the officer gives the subject's client id, and
+   the emulator's own state must hold exactly one deletion request for it; with the daily
+   quota used up the action fails and the request stays open.
 
 The checkers are tested on sabotaged snapshots too, so that they are known to fail when a
 connector touches something outside the plan.
@@ -26,9 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from connectors import open_connector
+from connectors import Discovering, SourceContext, open_connector
+from connectors.analytics.settings import AnalyticsSource
 from connectors.drive.changes import SheetChanges
 from connectors.drive.connector import DriveConnector
 from connectors.drive.mapping import header_key
@@ -44,9 +49,10 @@ from dsrflow.plan import Action, PlannedAction
 from dsrflow.records import Record
 from dsrflow.request import Subject
 from flows.approval import at_terminal
-from flows.changes import ChangeResult
+from flows.changes import ChangeResult, IncompleteError
 from flows.discovery import found_identifiers
 from flows.erasure import erasure_request
+from sandbox.analytics_part import PROPERTY_ID
 from sandbox.onprem_seed import DEMO_SUBJECT, LOOK_ALIKES
 from sandbox.runtime import RunningSandbox, start, write_config
 from tests.support.snapshots import Snapshot, snapshot_all
@@ -54,9 +60,12 @@ from tests.test_erasure_flow import events
 
 pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]
 
-SOURCES = ("onprem", "mail", "drive", "jira", "marketplace")
+SOURCES = ("onprem", "mail", "drive", "jira", "marketplace", "analytics")
 # The Marketplace's records are Atlassian's: every one is kept, nothing there changes.
+# Analytics holds no records (its deletion is checked on its own below).
 CHANGED = ("onprem", "mail", "drive", "jira")
+# The demo subject's Analytics client id as the officer got it: her _ga cookie.
+CLIENT_ID = "1197596843.1673515099"
 CHANGING = (Action.DELETE, Action.REDACT)
 # The subject's address as a whole address: not inside akari.nordmann@…, …@example.com.evil.org.
 ADDRESS = re.compile(
@@ -65,12 +74,20 @@ ADDRESS = re.compile(
 )
 
 
-def erase(config_path: Path, request_id: str, approved_by: str | None = "Ingrid") -> ChangeResult:
+def erase(
+    config_path: Path,
+    request_id: str,
+    approved_by: str | None = "Ingrid",
+    analytics_client_ids: list[str] | None = None,
+) -> ChangeResult:
     """The erasure as run at a terminal with --approve (``approved_by=None``: a rerun that
     resumes the plan approved before)."""
     with at_terminal(approved_by):
         return erasure_request(
-            request_id=request_id, subject_emails=[DEMO_SUBJECT], config_path=str(config_path)
+            request_id=request_id,
+            subject_emails=[DEMO_SUBJECT],
+            config_path=str(config_path),
+            subject_analytics_client_ids=analytics_client_ids,
         )
 
 
@@ -108,7 +125,9 @@ def erased(tmp_path_factory: pytest.TempPathFactory, prefect_harness: None) -> I
             config = load_config(box.config_path)
             assert set(config.sources) == set(SOURCES)
             before = snapshot_all(config)
-            result = erase(box.config_path, "DSR-2026-0801")
+            result = erase(
+                box.config_path, "DSR-2026-0801", analytics_client_ids=[f"GA1.1.{CLIENT_ID}"]
+            )
             after = snapshot_all(config)
             plan = load_plan(config, "DSR-2026-0801")
             yield Erased(config, before, after, plan, result)
@@ -475,9 +494,10 @@ def discover_again(config: Config) -> list[Record]:
     for _ in range(5):
         records: list[Record] = []
         for name, source in config.sources.items():
-            connector = open_connector(name, source, mappings[name], config.phone_region)
+            connector = open_connector(name, source, mappings[name], SourceContext.of(config))
             try:
-                records += list(connector.discover(subject))
+                if isinstance(connector, Discovering):  # Analytics cannot be searched
+                    records += list(connector.discover(subject))
             finally:
                 connector.close()
         expanded = subject.expanded(found_identifiers(records))
@@ -583,7 +603,8 @@ def _look_alike_in(value: Any) -> bool:
 
 
 def sabotaged(erased: Erased, source: str) -> Snapshot:
-    """The after-snapshot of ``source`` with one look-alike's item deleted."""
+    """The after-snapshot of ``source`` with one look-alike's item deleted (Analytics: a
+    deletion filed for a look-alike's id too)."""
     after = copy.deepcopy(erased.after[source])
     if source == "onprem":
         table, key = next(
@@ -607,6 +628,8 @@ def sabotaged(erased: Erased, source: str) -> Snapshot:
             if i and _look_alike_in(r)
         )
         del after[name]["sheets"][title]["values"][index]
+    elif source == "analytics":  # a look-alike's id filed too
+        after[f"{PROPERTY_ID}/CLIENT_ID/555.666"] = "2026-01-01T00:00:00.000Z"
     elif source == "marketplace":
         report, key = next(
             (r, k) for r, items in after.items() for k, i in items.items() if _look_alike_in(i)
@@ -632,12 +655,59 @@ def test_the_marketplace_is_untouched(erased: Erased) -> None:
     )
 
 
+# Analytics ----------------------------------------------------------------------------------
+
+
+def check_analytics(before: Snapshot, after: Snapshot, plan: list[PlannedAction]) -> None:
+    """The deletion requests filed: exactly the plan's DELETE actions, nothing else."""
+    planned = {
+        f"{PROPERTY_ID}/{a.native_id['type']}/{a.native_id['userId']}"
+        for a in plan
+        if a.action == Action.DELETE
+    }
+    assert set(after) - set(before) == planned, (
+        f"filed: {sorted(set(after) - set(before))}; planned: {sorted(planned)}"
+    )
+    assert {k: v for k, v in after.items() if k in before} == before, "earlier requests changed"
+
+
+def analytics_state(config: Config) -> dict[str, Any]:
+    source = config.sources["analytics"]
+    assert isinstance(source, AnalyticsSource)
+    answer = httpx.post(f"{source.api_url}/_emulator/analytics", json={}, timeout=10)
+    answer.raise_for_status()
+    return dict(answer.json())
+
+
+def test_analytics_files_exactly_one_deletion_for_her_client_id(erased: Erased) -> None:
+    plan = of_source(erased.plan, "analytics")
+    assert [(a.action, a.native_id) for a in plan] == [
+        (Action.DELETE, {"type": "CLIENT_ID", "userId": CLIENT_ID})
+    ]
+    check_analytics(erased.before["analytics"], erased.after["analytics"], plan)
+    assert erased.before["analytics"] == {}
+    assert list(erased.after["analytics"]) == [f"{PROPERTY_ID}/CLIENT_ID/{CLIENT_ID}"]
+    # One request reached the API (the emulator's count): filed once, not resent.
+    assert sum(analytics_state(erased.config)["used"].values()) == 1
+    assert erased.result.executed["analytics"] == {
+        "done": 1,
+        "already_done": 0,
+        "skipped": 0,
+        "failed": 0,
+    }
+    receipt = json.loads(Path(erased.result.receipt or "").read_text())
+    [line] = [x for x in receipt["changed"] if x["source"] == "analytics"]
+    assert line["requested_at"] == erased.after["analytics"][f"{PROPERTY_ID}/CLIENT_ID/{CLIENT_ID}"]
+    assert "72 hours" in line["remains"]
+
+
 CHECKS: dict[str, Callable[[Snapshot, Snapshot, list[PlannedAction]], None]] = {
     "onprem": check_sql,
     "mail": check_mail,
     "drive": check_drive,
     "jira": check_jira,
     "marketplace": check_marketplace,
+    "analytics": check_analytics,
 }
 
 
@@ -649,6 +719,7 @@ CHECKS: dict[str, Callable[[Snapshot, Snapshot, list[PlannedAction]], None]] = {
         ("drive", "changed, but the plan does not touch it|not as the plan says"),
         ("jira", "issues gone or added"),
         ("marketplace", "marketplace records changed"),
+        ("analytics", "filed: "),
     ],
 )
 def test_a_checker_catches_a_look_alike_erased_too(
@@ -874,3 +945,31 @@ def test_crash_after_each_step_then_rerun_ends_like_an_uninterrupted_run(
             assert "resumed" in events(config, request_id)
             after = stable(snapshot_all(load_config(config))[source], before)
             assert after == expected, (source, at)
+
+
+# -- 3. Analytics with its daily quota used up ------------------------------------------------
+
+
+def test_an_exhausted_analytics_quota_fails_the_action_and_the_request_stays_open(
+    tmp_path: Path,
+) -> None:
+    box, config = one_source_sandbox(tmp_path, "analytics")
+    with box:
+        loaded = load_config(config)
+        source = loaded.sources["analytics"]
+        assert isinstance(source, AnalyticsSource)
+        httpx.post(
+            f"{source.api_url}/_emulator/analytics", json={"daily_quota": 0}
+        ).raise_for_status()
+        with pytest.raises(IncompleteError, match="not complete"):
+            erase(config, "DSR-2026-0990", analytics_client_ids=[CLIENT_ID])
+        assert analytics_state(loaded)["deletions"] == []
+        ledger = Ledger.from_config(loaded)
+        try:
+            request = ledger.request_row("DSR-2026-0990")
+            executed = [e.details for e in ledger.entries("DSR-2026-0990") if e.event == "executed"]
+        finally:
+            ledger.close()
+        assert request is not None and request["status"] == "failed"
+        assert [(e["source"], e["failed"], e["done"]) for e in executed] == [("analytics", 1, 0)]
+        assert "status:completed" not in events(config, "DSR-2026-0990")

@@ -61,6 +61,10 @@ def test_first_demo_with_an_empty_home(tmp_path):
     export = json.loads((box / "exports" / "DSR-2026-0001" / "export.json").read_text())
     assert export["total_records"] > 0
     assert set(export["records"]) == {"onprem", "mail", "drive", "jira", "marketplace"}
+    # Analytics cannot be searched: the export says so in the mapping's words, and that the
+    # demo request names no Analytics id.
+    [analytics] = export["not_searched"]["analytics"]
+    assert analytics.endswith("names no Analytics id (Analytics cannot be searched by address)")
     # Art. 15(1)(g): the Marketplace's records name the Marketplace as their source.
     origins = {(s["source"], s["collected_from"]) for s in export["information"]["sources"]}
     assert {o for s, o in origins if s == "marketplace"} == {

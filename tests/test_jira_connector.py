@@ -93,7 +93,8 @@ def test_finds_reporter_participant_commenter_and_mentions(site: Site) -> None:
     by_id = {(r.location, json.dumps(r.native_id, sort_keys=True)): r for r in records}
     sup1 = by_id[("issues", '{"key": "SUP-1"}')]
     assert sup1.matched == ("email:al@example.com", "jira_account_id:u-al")
-    assert sup1.shared and sup1.shared_with == ("comments.author",)
+    # Bob commented, and his address is written in the description (Art. 15(4)).
+    assert sup1.shared and sup1.shared_with == ("comments.author", "description")
     assert sup1.expands == ("jira_account_id:u-al",)
     assert sup1.fields["status"] == "Waiting for support"
     assert sup1.fields["request_type"] == "Get help"

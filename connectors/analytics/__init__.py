@@ -14,10 +14,11 @@ from connectors.registry import Kind
 
 if TYPE_CHECKING:
     from connectors.base import Connector
+    from connectors.third_parties import SourceContext
 
 
 def open_connector(
-    name: str, source: AnalyticsSource, mapping: AnalyticsMapping, phone_region: str
+    name: str, source: AnalyticsSource, mapping: AnalyticsMapping, context: SourceContext
 ) -> Connector:
     from connectors.analytics.connector import AnalyticsConnector
 

@@ -74,6 +74,7 @@ class AnalyticsConnector(Closing):
                     outcome=Outcome.DONE,
                     detail=f"deletion requested; deletionRequestTime {when}",
                     remains=REMAINS,
+                    requested_at=str(when),
                 )
             )
         return report

@@ -48,5 +48,16 @@ class AnalyticsMapping(BaseMapping):
             for i in subject.of_kind(kind)
         ]
 
+    def explain_access(self, subject: Subject) -> str:
+        """The access note, and the Analytics ids the request names (the data is held under
+        them, and a deletion would be filed for them), so the subject sees which ids count."""
+        ids = [f"{ID_TYPES[i.kind]} {i.value}" for kind in ID_TYPES for i in subject.of_kind(kind)]
+        named = (
+            "the request names the Analytics ids " + ", ".join(ids)
+            if ids
+            else "the request names no Analytics id (Analytics cannot be searched by address)"
+        )
+        return f"{self.access_note}; {named}"
+
     def plan_erasure(self, record: Record, today: dt.date) -> PlannedAction:
         return plan_action(record, Action.DELETE, reason="user deletion request")

@@ -14,14 +14,15 @@ from connectors.registry import Kind
 
 if TYPE_CHECKING:
     from connectors.base import Connector
+    from connectors.third_parties import SourceContext
 
 
 def open_connector(
-    name: str, source: DriveSource, mapping: DriveMapping, phone_region: str
+    name: str, source: DriveSource, mapping: DriveMapping, context: SourceContext
 ) -> Connector:
     from connectors.drive.connector import DriveConnector
 
-    return DriveConnector(name, mapping, source, phone_region=phone_region)
+    return DriveConnector(name, mapping, source, context=context)
 
 
 KIND = Kind(name="drive", settings=DriveSource, mapping=DriveMapping, open=open_connector)

@@ -36,6 +36,7 @@ from connectors.drive.preflight import preflight_problems
 from connectors.drive.rectification import rectify_sheet
 from connectors.drive.retention import DriveRetention
 from connectors.drive.settings import DriveSource
+from connectors.third_parties import SourceContext
 from dsrflow.plan import Action, ExecutionReport, PlannedAction
 from dsrflow.records import Record
 from dsrflow.request import RequestType, Subject
@@ -51,18 +52,19 @@ class DriveConnector(Closing):
         mapping: DriveMapping,
         source: DriveSource,
         *,
-        phone_region: str = "NO",
+        context: SourceContext | None = None,
         client: GoogleClient | None = None,
     ) -> None:
         self.name = name
         self.mapping = mapping
         self.source = source
-        self.phone_region = phone_region
+        self.context = context or SourceContext()
+        self.phone_region = self.context.phone_region
         self.client = client or GoogleClient(name, source)
         self.sheets = Sheets(self.client)
         self.listing = Listing(self.sheets, mapping)
-        self.discovery = Discovery(self.listing, self.sheets, mapping, phone_region)
-        self.changes = SheetChanges(self.sheets, mapping, phone_region)
+        self.discovery = Discovery(self.listing, self.sheets, mapping, self.context)
+        self.changes = SheetChanges(self.sheets, mapping, self.phone_region)
 
     @property
     def stats(self) -> DriveStats:

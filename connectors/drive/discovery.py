@@ -22,6 +22,7 @@ from connectors.drive.listing import Listing
 from connectors.drive.mapping import DriveMapping
 from connectors.drive.operations import Sheets, mapped
 from connectors.drive.rows import Matcher, SheetReader
+from connectors.third_parties import SourceContext
 from dsrflow.records import Record
 from dsrflow.request import Subject
 
@@ -40,17 +41,17 @@ class Discovery:
     """Finds one subject's rows at a time; ``stats`` add up over every search."""
 
     def __init__(
-        self, listing: Listing, sheets: Sheets, mapping: DriveMapping, phone_region: str
+        self, listing: Listing, sheets: Sheets, mapping: DriveMapping, context: SourceContext
     ) -> None:
         self.listing = listing
         self.sheets = sheets
         self.mapping = mapping
-        self.phone_region = phone_region
+        self.context = context
         self.name = sheets.name
         self.stats = DriveStats()
 
     def records(self, subject: Subject) -> Iterator[Record]:
-        matcher = Matcher.of(subject, self.phone_region)
+        matcher = Matcher.of(subject, self.context)
         workers = self.sheets.client.source.workers
         ahead = workers * 2
         with ThreadPoolExecutor(workers, thread_name_prefix=f"drive-{self.name}") as pool:

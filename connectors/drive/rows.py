@@ -6,7 +6,9 @@ and never decides alone: an e-mail cell is only normalised if it contains one of
 local parts (both in ``search_form``: NFC, lower-cased, so a capitalised or decomposed spelling
 passes), a phone cell only if its characters without separators are one of the ways the
 subject's numbers may be written. Only rows that match are looked at in full, for the other
-people's identifiers that make a row shared (Art. 15(4)).
+people's identifiers that make a row shared (Art. 15(4)) and are masked in its record: an
+identity cell whole, any other text cell (a note) for the addresses and phone numbers written
+in it, by the one rule of ``connectors.third_parties`` (the controller's own stay in clear).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dateutil import parser as date_parser
 
 from connectors.drive.edits import trimmed
 from connectors.drive.mapping import Layout, emails_in
+from connectors.third_parties import SourceContext, ThirdParties, Whose
 from dsrflow.identifiers import (
     PHONE_SEPARATORS,
     IdentifierKind,
@@ -74,9 +77,11 @@ class Matcher:
     needles: tuple[str, ...]  # "local-part@" of each of the subject's keys, in search_form
     phone_forms: frozenset[str]
     phone_region: str
+    others: ThirdParties
 
     @classmethod
-    def of(cls, subject: Subject, phone_region: str = "NO") -> Matcher:
+    def of(cls, subject: Subject, context: SourceContext | None = None) -> Matcher:
+        context = context or SourceContext()
         forms = {form for phone in subject.phones for form in phone_spellings(phone)}
         return cls(
             identifiers=frozenset(str(i) for i in subject.identifiers),
@@ -84,7 +89,8 @@ class Matcher:
                 sorted({search_form(e.rpartition("@")[0]) + "@" for e in subject.emails})
             ),
             phone_forms=frozenset(forms),
-            phone_region=phone_region,
+            phone_region=context.phone_region,
+            others=context.third_parties(subject),
         )
 
     def match(self, kind: str, raw: Any) -> str | None:
@@ -199,14 +205,15 @@ class SheetReader:
         if not matched:
             return None
         headers = self.headers
-        others = {
-            col
-            for col, found in self.layout.identifiers_in(headers, row, self.matcher.phone_region)
-            if found not in self.matcher.identifiers
-        }
-        fields = {
-            headers[c]: v for c, v in enumerate(row) if c < len(headers) and v not in ("", None)
-        }
+        others: set[int] = set()
+        fields: dict[str, Any] = {}
+        for col, value in enumerate(row[: len(headers)]):
+            if value in ("", None):
+                continue
+            shown, someone_else = self._cell(col, value)
+            fields[headers[col]] = shown
+            if someone_else:
+                others.add(col)
         timestamps = {
             h: stamp
             for h in self.timestamp_headers
@@ -233,6 +240,26 @@ class SheetReader:
             shared=bool(others),
             shared_with=tuple(sorted({headers[c] for c in others})),
         )
+
+    def _cell(self, col: int, value: Any) -> tuple[Any, bool]:
+        """The cell as the record shows it, and whether it names someone else (Art. 15(4))."""
+        rule = self.matcher.others
+        identity = None if self.layout.scan else self.layout.identity_of(self.headers[col])
+        if identity is None:
+            if isinstance(value, str) and rule.others_in(value):
+                return rule.mask(value), True
+            return value, False
+        if identity.kind == IdentifierKind.EMAIL:
+            whose = rule.whose_address(value)
+        elif identity.kind == IdentifierKind.PHONE:
+            whose = rule.whose_phone(value)
+        else:  # an account id or the like: anyone's but the subject's is someone else's
+            found = normalise_found(identity.kind, value, self.matcher.phone_region)
+            whose = (
+                Whose.SUBJECT if f"{identity.kind}:{found}" in self.matcher.identifiers else None
+            )
+            whose = whose or (Whose.OTHER if found else None)
+        return rule.masked_cell(identity.kind, value), whose == Whose.OTHER
 
 
 def _timestamp(value: Any) -> str | None:

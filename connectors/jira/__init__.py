@@ -18,14 +18,15 @@ from connectors.registry import Kind
 
 if TYPE_CHECKING:
     from connectors.base import Connector
+    from connectors.third_parties import SourceContext
 
 
 def open_connector(
-    name: str, source: JiraSource, mapping: JiraMapping, phone_region: str
+    name: str, source: JiraSource, mapping: JiraMapping, context: SourceContext
 ) -> Connector:
     from connectors.jira.connector import JiraConnector
 
-    return JiraConnector(name, mapping, source)
+    return JiraConnector(name, mapping, source, context=context)
 
 
 KIND = Kind(name="jira", settings=JiraSource, mapping=JiraMapping, open=open_connector)

@@ -28,6 +28,7 @@ from connectors.jira.operations import Issues, JiraStats
 from connectors.jira.retention import JiraRetention
 from connectors.jira.settings import JiraSource
 from connectors.jira.subject import Known, Resolver
+from connectors.third_parties import SourceContext
 from dsrflow.plan import ExecutionReport, PlannedAction
 from dsrflow.records import Record
 from dsrflow.request import RequestType, Subject
@@ -44,10 +45,12 @@ class JiraConnector(Closing):
         source: JiraSource,
         *,
         client: JiraClient | None = None,
+        context: SourceContext | None = None,
     ) -> None:
         self.name = name
         self.mapping = mapping
         self.source = source
+        self.context = context or SourceContext()
         self.client = client or JiraClient(name, source)
         self.issues = Issues(
             self.client, mapping, mapping_path=source.mapping, page_size=source.page_size
@@ -69,7 +72,9 @@ class JiraConnector(Closing):
 
     def discover(self, subject: Subject) -> Iterator[Record]:
         known = self.resolve(subject)
-        yield from Discovery(self.name, self.mapping, self.issues).records(known)
+        yield from Discovery(self.name, self.mapping, self.issues, self.context).records(
+            known, frozenset(subject.phones)
+        )
 
     def erase(self, actions: Sequence[PlannedAction], subject: Subject) -> ExecutionReport:
         """Carry out DELETE/REDACT actions (the subject says what to pseudonymise); a KEEP is

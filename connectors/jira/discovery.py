@@ -35,7 +35,8 @@ from connectors.jira.operations import (
     shared_with,
 )
 from connectors.jira.subject import ACCOUNT, Known
-from connectors.jira.text import OTHER_PERSON, Person, mask_others, mentions
+from connectors.jira.text import OTHER_PERSON, Person, mask_others, mentions, others_in
+from connectors.third_parties import SourceContext, ThirdParties
 from dsrflow.identifiers import email_spellings
 from dsrflow.records import Record
 
@@ -52,13 +53,23 @@ def _request_type(value: Any) -> str | None:
 class Discovery:
     """Turns what Jira holds of a resolved subject into records."""
 
-    def __init__(self, source_name: str, mapping: JiraMapping, issues: Issues) -> None:
+    def __init__(
+        self,
+        source_name: str,
+        mapping: JiraMapping,
+        issues: Issues,
+        context: SourceContext | None = None,
+    ) -> None:
         self.name = source_name
         self.mapping = mapping
         self.issues = issues
         self.client = issues.client
+        self.context = context or SourceContext()
+        self.rule = ThirdParties.of((), context=self.context)
 
-    def records(self, known: Known) -> Iterator[Record]:
+    def records(self, known: Known, phones: frozenset[str] = frozenset()) -> Iterator[Record]:
+        """``phones``: the subject's phone numbers (E.164), which are not someone else's."""
+        self.rule = ThirdParties.of(known.person.emails, phones, self.context)
         stats = self.issues.stats
         yield from self._customer_records(known)
         for issue in self._search(known.person):
@@ -154,6 +165,9 @@ class Discovery:
             matched |= text_hits
         names = self._other_names(known, issue, comments)
         shared = shared_with(person, reporter, participants, comments)
+        texts_of_others = {"summary": f.get("summary"), "description": f.get("description")}
+        texts_of_others |= {n: t for n, t in texts.items() if n.startswith("customfield_")}
+        shared += tuple(n for n, t in texts_of_others.items() if others_in(t, person, self.rule))
         if roles and not shared and self.issues.others_subtasks(person, f):
             # Deleting the issue deletes its subtasks: others' work there makes it shared.
             shared += ("subtasks",)
@@ -207,6 +221,9 @@ class Discovery:
         if not roles:
             return None
         own = author in person.account_ids
+        shared: tuple[str, ...] = () if own else ("comments.author",)
+        if others_in(comment.get("body"), person, self.rule):
+            shared += ("comments.body",)
         fields = {
             "issue": key,
             "body": self._masked(comment.get("body"), person, names),
@@ -224,8 +241,8 @@ class Discovery:
             fields=fields,
             matched=tuple(sorted(matched)),
             timestamps={"created": fields["created"]} if fields["created"] else {},
-            shared=not own,
-            shared_with=() if own else ("comments.author",),
+            shared=bool(shared),
+            shared_with=shared,
         )
 
     def _other_names(
@@ -242,4 +259,4 @@ class Discovery:
         ]
 
     def _masked(self, text: str | None, person: Person, names: list[str]) -> str | None:
-        return mask_others(text, person, names) if self.mapping.mask_others else text
+        return mask_others(text, person, names, self.rule) if self.mapping.mask_others else text

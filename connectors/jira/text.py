@@ -3,7 +3,9 @@
 A person shows up in a text as an e-mail address or as a mention ``[~accountid:ID]`` (Cloud) /
 ``[~username]`` (Data Center), and by name. Addresses are cut out of the text whole and compared
 after normalisation, so ``kari.nordmann@example.com.evil.org`` is never the subject's
-``kari.nordmann@example.com``; names are only ever replaced, never matched on.
+``kari.nordmann@example.com``; names are only ever replaced, never matched on. Whose an
+address or phone number is, and how it is masked, is the one rule of ``connectors.third_parties``
+(the controller's own addresses stay in clear); mentions and names are Jira's own.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from dsrflow.identifiers import ADDRESS_IN_TEXT, addresses_in, clean_in_text, email_key, mask_email
+from connectors.third_parties import ThirdParties
+from dsrflow.identifiers import ADDRESS_IN_TEXT, addresses_in, clean_in_text, email_key
 
 # An address is always taken whole on both sides (åse@…, sub.domain.evil.org included).
 EMAIL_IN_TEXT = ADDRESS_IN_TEXT
@@ -69,13 +72,22 @@ def _replace_names(text: str, names: Iterable[str], by: str) -> str:
     return text
 
 
-def mask_others(text: str | None, person: Person, other_names: Iterable[str]) -> str | None:
-    """Art. 15(4): other people's addresses, mentions and names masked, the subject's kept."""
+def others_in(text: str | None, person: Person, rule: ThirdParties) -> bool:
+    """Whether ``text`` names someone else: an address or phone number that is neither the
+    subject's nor the controller's, or a mention of another account."""
+    if not text:
+        return False
+    return bool(rule.others_in(text) or mentions_in(text) - person.account_ids)
+
+
+def mask_others(
+    text: str | None, person: Person, other_names: Iterable[str], rule: ThirdParties
+) -> str | None:
+    """Art. 15(4): other people's addresses, phone numbers, mentions and names masked; the
+    subject's and the controller's kept."""
     if not text:
         return text
-    text = _replace_emails(
-        text, lambda norm, raw: raw if norm in person.emails else mask_email(norm)
-    )
+    text = rule.mask(text)
     text = MENTION.sub(
         lambda m: m.group() if m.group(1) in person.account_ids else OTHER_PERSON, text
     )

@@ -13,14 +13,15 @@ from connectors.registry import Kind
 
 if TYPE_CHECKING:
     from connectors.base import Connector
+    from connectors.third_parties import SourceContext
 
 
 def open_connector(
-    name: str, source: MailSource, mapping: MailMapping, phone_region: str
+    name: str, source: MailSource, mapping: MailMapping, context: SourceContext
 ) -> Connector:
     from connectors.mail.connector import MailConnector
 
-    return MailConnector(name, mapping, source)
+    return MailConnector(name, mapping, source, context=context)
 
 
 KIND = Kind(name="mail", settings=MailSource, mapping=MailMapping, open=open_connector)

@@ -49,6 +49,7 @@ from connectors.mail.mapping import MailMapping
 from connectors.mail.operations import MailOperations
 from connectors.mail.retention import MailRetention
 from connectors.mail.settings import MailSource
+from connectors.third_parties import SourceContext
 from dsrflow.plan import Action, ExecutionReport, PlannedAction
 from dsrflow.records import Record
 from dsrflow.request import RequestType, Subject
@@ -66,10 +67,12 @@ class MailConnector(Closing):
         *,
         retry_delay_s: float = 3.0,
         credential: Any | None = None,
+        context: SourceContext | None = None,
     ) -> None:
         self.name = name
         self.mapping = mapping
         self.settings = settings
+        self.context = context or SourceContext()
         self.graph = GraphSession(
             name, settings, retry_delay_s=retry_delay_s, credential=credential
         )
@@ -115,7 +118,7 @@ class MailConnector(Closing):
     # -- the rights -------------------------------------------------------------------------------
 
     def discover(self, subject: Subject) -> Iterator[Record]:
-        yield from MailDiscovery(self.ops, subject, self.index).run()
+        yield from MailDiscovery(self.ops, subject, self.index, self.context).run()
 
     def erase(self, actions: Sequence[PlannedAction], subject: Subject) -> ExecutionReport:
         """Delete every copy of each planned message; a KEEP is skipped with its reason, any

@@ -38,6 +38,7 @@ from connectors.mail.match import (
 )
 from connectors.mail.operations import BATCH_SIZE, Copy, MailOperations
 from connectors.mail.records import MessageRecords
+from connectors.third_parties import SourceContext
 from dsrflow.records import Record
 from dsrflow.request import Subject
 
@@ -97,7 +98,11 @@ class MailDiscovery:
     """One discovery of a subject's mail over the source's operations."""
 
     def __init__(
-        self, ops: MailOperations, subject: Subject, index: ParticipantIndex | None
+        self,
+        ops: MailOperations,
+        subject: Subject,
+        index: ParticipantIndex | None,
+        context: SourceContext | None = None,
     ) -> None:
         self.ops = ops
         self.mapping = ops.mapping
@@ -105,7 +110,10 @@ class MailDiscovery:
         self.addresses = list(subject.emails)
         self.plus_tags = self.mapping.matching.plus_addressing == PlusAddressing.SAME
         self.matcher = Matcher(self.addresses, fold_plus_tags=self.plus_tags)
-        self.records = MessageRecords(ops.name, self.mapping, self.matcher)
+        others = (context or SourceContext()).third_parties(
+            subject, comparable=self.matcher.comparable
+        )
+        self.records = MessageRecords(ops.name, self.mapping, self.matcher, others)
 
     def run(self) -> Iterator[Record]:
         if not self.addresses:

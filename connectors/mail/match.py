@@ -64,9 +64,9 @@ class Matcher:
         self.fold = fold_plus_tags
         self.wanted: dict[str, str] = {}  # comparable form -> the subject's address
         for address in addresses:
-            self.wanted[self._comparable(address)] = address
+            self.wanted[self.comparable(address)] = address
 
-    def _comparable(self, normalised: str) -> str:
+    def comparable(self, normalised: str) -> str:
         return fold_plus(normalised) if self.fold else normalised
 
     def subject_address(self, raw: object) -> str | None:
@@ -74,7 +74,7 @@ class Matcher:
         normalised = email_key(raw)
         if normalised is None:
             return None
-        return self.wanted.get(self._comparable(normalised))
+        return self.wanted.get(self.comparable(normalised))
 
     def in_participants(self, message: Mapping[str, Any]) -> set[str]:
         return {

@@ -1,5 +1,7 @@
 """A confirmed message as a ``Record``: the parts the mapping asks for, each with its data
-category, other participants masked (Art. 15(4)) unless the mapping turns that off.
+category, other people masked (Art. 15(4)) unless the mapping turns that off: participants,
+and addresses and phone numbers written in the subject line and body, by the one rule of
+``connectors.third_parties`` (the controller's own addresses are not other people's).
 
 A record's ``native_id`` is the message's ``internetMessageId`` and its location is
 ``messages``: the same message in several mailboxes gives records with one id, which the merge
@@ -12,19 +14,24 @@ from typing import Any
 
 from connectors.mail.mapping import MailMapping, RecordPart
 from connectors.mail.match import PARTICIPANT_FIELDS, Matcher, body_text, participants
-from dsrflow.identifiers import mask_email
+from connectors.third_parties import ThirdParties, Whose
 from dsrflow.records import Record
 
 LOCATION = "messages"
 
 
 class MessageRecords:
-    """Builds the records of one discovery: ``matcher`` holds the subject's addresses."""
+    """Builds the records of one discovery: ``matcher`` holds the subject's addresses,
+    ``others`` says who else a message names."""
 
-    def __init__(self, source: str, mapping: MailMapping, matcher: Matcher) -> None:
+    def __init__(
+        self, source: str, mapping: MailMapping, matcher: Matcher, others: ThirdParties
+    ) -> None:
         self.source = source
         self.mapping = mapping
         self.matcher = matcher
+        self.others = others
+        self.mask = mapping.record.mask_other_participants
 
     def record(
         self,
@@ -43,8 +50,9 @@ class MessageRecords:
         if RecordPart.FOLDER in parts:
             fields |= {"mailbox": mailbox, "folder": folder}
             cats |= {"mailbox": categories.folder, "folder": categories.folder}
+        others = self._others(message)
         if RecordPart.SUBJECT in parts:
-            fields["subject"] = message.get("subject")
+            fields["subject"] = self._text(message.get("subject"), "subject", others)
             cats["subject"] = categories.subject
         timestamps = {}
         if RecordPart.DATES in parts:
@@ -53,13 +61,12 @@ class MessageRecords:
                 cats[name] = categories.dates
                 if message.get(name):
                     timestamps[name] = message[name]
-        others = self._others(message)
         if RecordPart.PARTICIPANTS in parts:
             for name in PARTICIPANT_FIELDS:
                 fields[name] = self._people(message.get(name))
                 cats[name] = categories.participants
         if RecordPart.BODY in parts:
-            fields["body"] = body_text(message.get("body"))
+            fields["body"] = self._text(body_text(message.get("body")), "body", others)
             cats["body"] = categories.body
         if RecordPart.ATTACHMENTS in parts:
             fields["attachments"] = attachments or []
@@ -82,20 +89,27 @@ class MessageRecords:
             shared_with=tuple(sorted(others)),
         )
 
-    def _is_subject(self, address: object) -> bool:
-        """Whether ``address`` is one of the subject's (any of them, not only those matched)."""
-        return self.matcher.subject_address(address) is not None
-
     def _others(self, message: dict[str, Any]) -> set[str]:
-        """The participant fields that name someone other than the subject (Art. 15(4))."""
+        """The participant fields that name someone other than the subject or the controller
+        (Art. 15(4)). A participant without a readable address is someone else."""
         others = set()
         for name in PARTICIPANT_FIELDS:
             if name == "sender":
                 continue  # the sender is the from address, or a delegate acting for it
             for person in participants({name: message.get(name)}):
-                if not self._is_subject(person.get("address")):
+                if self.others.whose_address(person.get("address")) in (None, Whose.OTHER):
                     others.add(name)
         return others
+
+    def _text(self, text: str | None, name: str, others: set[str]) -> str | None:
+        """A text part, other people masked; one who is named there makes the message shared
+        (``others`` gains the part's name)."""
+        if not text:
+            return text
+        if self.others.others_in(text):
+            others.add(name)
+            return self.others.mask(text) if self.mask else text
+        return text
 
     def _people(self, value: Any) -> Any:
         """Participants as ``{"name", "address"}``; other people masked unless the mapping
@@ -105,15 +119,14 @@ class MessageRecords:
             for entry in (value if isinstance(value, list) else [value])
             if isinstance(entry, dict) and (e := entry.get("emailAddress"))
         ]
-        mask = self.mapping.record.mask_other_participants
         out = []
         for person in people:
-            address = str(person.get("address") or "")
-            if mask and not self._is_subject(address):
+            whose = self.others.whose_address(person.get("address"))
+            if self.mask and whose in (None, Whose.OTHER):
                 name = str(person.get("name") or "")
                 person = {
                     "name": f"{name[:1]}***" if name else None,
-                    "address": mask_email(address.lower()) if "@" in address else "***",
+                    "address": self.others.masked_address(person.get("address")),
                 }
             out.append(person)
         if isinstance(value, list):

@@ -16,14 +16,15 @@ from connectors.registry import Kind
 
 if TYPE_CHECKING:
     from connectors.base import Connector
+    from connectors.third_parties import SourceContext
 
 
 def open_connector(
-    name: str, source: MarketplaceSource, mapping: MarketplaceMapping, phone_region: str
+    name: str, source: MarketplaceSource, mapping: MarketplaceMapping, context: SourceContext
 ) -> Connector:
     from connectors.marketplace.connector import MarketplaceConnector
 
-    return MarketplaceConnector(name, mapping, source)
+    return MarketplaceConnector(name, mapping, source, context=context)
 
 
 KIND = Kind(

@@ -12,6 +12,7 @@ from connectors.marketplace.client import MarketplaceClient
 from connectors.marketplace.contacts import CUSTOMER, subjects_roles
 from connectors.marketplace.mapping import MarketplaceMapping
 from connectors.marketplace.settings import MarketplaceSource
+from connectors.third_parties import SourceContext
 from dsrflow.identifiers import email_spellings
 from dsrflow.records import Record
 from dsrflow.request import Subject
@@ -41,9 +42,12 @@ class MarketplaceConnector(Closing):
         mapping: MarketplaceMapping,
         source: MarketplaceSource,
         client: MarketplaceClient | None = None,
+        *,
+        context: SourceContext | None = None,
     ) -> None:
         self.name = name
         self.mapping = mapping
+        self.context = context or SourceContext()
         self.client = client or MarketplaceClient(name, source)
 
     def close(self) -> None:
@@ -70,7 +74,7 @@ class MarketplaceConnector(Closing):
     def _record(
         self, location: str, native: str, item: dict[str, Any], keys: set[str]
     ) -> Record | None:
-        own, others, matched = subjects_roles(location, item, keys)
+        own, others, matched = subjects_roles(location, item, keys, self.context.own)
         if not own:
             return None
         customer = item.get(CUSTOMER[location]) or {}

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from connectors.third_parties import OwnAddresses
 from dsrflow.identifiers import email_key
 
 CUSTOMER = {"licenses": "contactDetails", "transactions": "customerDetails"}
@@ -33,10 +34,11 @@ def contacts(location: str, item: dict[str, Any]) -> Iterator[tuple[str, dict[st
 
 
 def subjects_roles(
-    location: str, item: dict[str, Any], keys: set[str]
+    location: str, item: dict[str, Any], keys: set[str], own_addresses: OwnAddresses | None = None
 ) -> tuple[dict[str, dict[str, Any]], list[str], set[str]]:
     """The subject's contacts by field, the fields naming someone else, and the keys matched.
-    A contact without an address is someone else's: never assumed to be the subject."""
+    A contact without an address is someone else's: never assumed to be the subject. A
+    contact that is the controller's own (``connectors.third_parties``) is neither."""
     own: dict[str, dict[str, Any]] = {}
     others: list[str] = []
     matched: set[str] = set()
@@ -45,6 +47,6 @@ def subjects_roles(
         if key is not None and key in keys:
             own[field] = contact
             matched.add(key)
-        else:
+        elif key is None or own_addresses is None or not own_addresses.holds(key):
             others.append(field)
     return own, others, matched

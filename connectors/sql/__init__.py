@@ -15,10 +15,11 @@ from connectors.sql.settings import SqlSource
 
 if TYPE_CHECKING:
     from connectors.base import Connector
+    from connectors.third_parties import SourceContext
 
 
 def open_connector(
-    name: str, source: SqlSource, mapping: SqlMapping, phone_region: str
+    name: str, source: SqlSource, mapping: SqlMapping, context: SourceContext
 ) -> Connector:
     from connectors.masking import MaskingKey
     from connectors.sql.connector import SqlConnector
@@ -29,7 +30,7 @@ def open_connector(
         source.database_url(),
         batch_size=source.batch_size,
         timezone=source.timezone,
-        phone_region=phone_region,
+        context=context,
         mapping_path=source.mapping,
         masking_key=MaskingKey(source.masking_key),
     )

@@ -24,6 +24,7 @@ from connectors.sql.operations import MappedTables
 from connectors.sql.preflight import preflight_problems
 from connectors.sql.retention import DEFAULT_BATCH_ROWS, SqlRetention
 from connectors.sql.row_changes import RowChanges
+from connectors.third_parties import SourceContext
 from dsrflow.plan import ExecutionReport, PlannedAction
 from dsrflow.records import Record
 from dsrflow.request import RequestType, Subject
@@ -40,7 +41,7 @@ class SqlConnector(Closing):
         *,
         batch_size: int = 500,
         timezone: str = "UTC",
-        phone_region: str = "NO",
+        context: SourceContext | None = None,
         mapping_path: Path | None = None,
         masking_key: MaskingKey | None = None,
         sweep_batch_rows: int = DEFAULT_BATCH_ROWS,
@@ -60,7 +61,7 @@ class SqlConnector(Closing):
             self.tables,
             batch_size=batch_size,
             timezone=zoneinfo.ZoneInfo(timezone),
-            phone_region=phone_region,
+            context=context or SourceContext(),
             lower_folds_unicode=self.lower_folds_unicode,
         )
         self.changes = RowChanges(name, self.client, self.tables, self.masking_key)

@@ -4,7 +4,10 @@ subject's footprint, never the size of the database:
 1. rows: from the identity columns, follow the mapping's references to a fixed point (cycles are
    fine), reading rows in batches of keys through indexed ``IN (...)`` lookups;
 2. sharing: for every link to a table of personal data, count the rows on the other side that the
-   subject does not own; a row with such neighbours is shared (Art. 15(4)).
+   subject does not own; a row with such neighbours is shared (Art. 15(4)). So is a row whose
+   text columns (not its keys, references or identity columns) name someone else: addresses and
+   phone numbers written there are judged, and masked in the record, by the one rule of
+   ``connectors.third_parties``.
 
 Then the rows are handed out as Records.
 
@@ -26,6 +29,7 @@ from sqlalchemy.engine import Connection
 from connectors.sql.client import SqlClient
 from connectors.sql.mapping import Direction, SqlMapping
 from connectors.sql.operations import Key, MappedTables, chunks
+from connectors.third_parties import SourceContext, ThirdParties
 from dsrflow.identifiers import (
     PHONE_SEPARATORS,
     Identifier,
@@ -77,7 +81,7 @@ class Discovery:
         *,
         batch_size: int,
         timezone: zoneinfo.ZoneInfo,
-        phone_region: str,
+        context: SourceContext,
         lower_folds_unicode: bool,
     ) -> None:
         self.source = source
@@ -86,10 +90,12 @@ class Discovery:
         self.tables = tables
         self.batch_size = batch_size
         self.tz = timezone
-        self.phone_region = phone_region
+        self.context = context
+        self.phone_region = context.phone_region
         self.lower_folds_unicode = lower_folds_unicode
         self.edges = self._edges()
         self.links = self._link_columns()
+        self.text_columns = {name: self._text_columns(name) for name in self.mapping.tables}
 
     def _edges(self) -> dict[str, list[Edge]]:
         """Outgoing discovery edges per table, from the references and their directions."""
@@ -120,9 +126,10 @@ class Discovery:
         with self.client.reachable(), self.client.connect() as conn:
             found = self._find_rows(conn, subject.identifiers)
             shared = self._find_shared(conn, found)
+        rule = self.context.third_parties(subject)
         for table, rows in found.items():
             for key, entry in rows.items():
-                yield self._record(table, entry, shared[table].get(key, set()))
+                yield self._record(table, entry, shared[table].get(key, set()), rule)
 
     def _find_rows(
         self, conn: Connection, identifiers: Iterable[Identifier]
@@ -229,9 +236,17 @@ class Discovery:
                                 shared[table].setdefault(key, set()).add(f"{other}.{other_column}")
         return shared
 
-    def _record(self, table: str, entry: Found, shared_with: set[str]) -> Record:
+    def _record(
+        self, table: str, entry: Found, shared_with: set[str], rule: ThirdParties
+    ) -> Record:
         spec = self.mapping.tables[table]
         data = entry.row
+        fields = {c: portable_value(v, self.tz) for c, v in data.items()}
+        for column in self.text_columns[table]:
+            value = fields.get(column)
+            if isinstance(value, str) and rule.others_in(value):
+                fields[column] = rule.mask(value)
+                shared_with = shared_with | {f"{table}.{column}"}
         expands = []
         for identity in spec.expands_identity:
             value = normalise_found(identity.kind, data.get(identity.column), self.phone_region)
@@ -242,7 +257,7 @@ class Discovery:
             location=table,
             native_id={c: portable_value(data[c], self.tz) for c in spec.primary_key},
             categories={c: spec.category_of(c) for c in data},
-            fields={c: portable_value(v, self.tz) for c, v in data.items()},
+            fields=fields,
             matched=tuple(sorted(entry.matched)),
             reached_via=entry.reached_via,
             timestamps={c: to_utc_iso(v, self.tz) for c, v in data.items() if _is_temporal(v)},
@@ -250,6 +265,20 @@ class Discovery:
             shared_with=tuple(sorted(shared_with)),
             expands=tuple(expands),
         )
+
+    def _text_columns(self, table: str) -> list[str]:
+        """The columns read as text that may name other people: all but the keys, the
+        references and the identity columns (whose owner the links already say)."""
+        spec = self.mapping.tables[table]
+        skip = set(spec.primary_key) | {i.column for i in spec.identities}
+        skip |= {r.column for r in spec.references}
+        skip |= {
+            r.target_column
+            for t in self.mapping.tables.values()
+            for r in t.references
+            if r.target_table == table
+        }
+        return [c.name for c in self.tables[table].c if c.name not in skip]
 
     @staticmethod
     def _coerce(column: sa.Column[Any], values: Sequence[str]) -> list[Any]:

@@ -6,16 +6,14 @@ import datetime as dt
 import re
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from dateutil.relativedelta import relativedelta
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from dsrflow.plan import Action, PlannedAction
 from dsrflow.records import Record
-
-if TYPE_CHECKING:
-    from dsrflow.request import Subject
+from dsrflow.request import Subject
 
 CATEGORY_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
 
@@ -366,3 +364,19 @@ def plan_action(record: Record, action: Action, **values: Any) -> PlannedAction:
         action=action,
         **values,
     )
+
+
+@runtime_checkable
+class DeleteOnly(Protocol):
+    """A mapping of a source whose API deletes what it holds under the subject's identifiers
+    but cannot look a person up (Google Analytics' user deletion). There are no records to plan
+    from, so erasure and consent withdrawal plan from the subject (dsrflow/planning.py), and an
+    access answer says why nothing is listed."""
+
+    def plan_deletions(self, source: str, subject: Subject) -> list[PlannedAction]:
+        """One deletion per identifier of the subject the source deletes by; none without."""
+        ...
+
+    def explain_access(self, subject: Subject) -> str:
+        """What an access export says of this source in place of its records."""
+        ...

@@ -15,6 +15,8 @@ stable names; nothing else is dropped.
   customers, and every user that a user search finds (Jira Cloud REST over httpx).
 * marketplace: every licence and transaction the vendor's reports hold, by ``addonLicenseId``
   and ``transactionId`` (the reporting API over httpx, following ``next``).
+* analytics: the user deletion requests filed, by ``propertyId/type/userId`` (the API cannot
+  read a property's data; the emulator's ``GET /_emulator/analytics`` lists what was filed).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
+from connectors.analytics.settings import AnalyticsSource
 from connectors.drive.settings import DriveSource
 from connectors.jira.settings import JiraSource
 from connectors.mail.settings import MailSource
@@ -294,6 +297,16 @@ def marketplace_snapshot(source: MarketplaceSource) -> Snapshot:
     return everything
 
 
+def analytics_snapshot(source: AnalyticsSource) -> Snapshot:
+    """``propertyId/type/userId`` -> deletionRequestTime, as the emulator holds them."""
+    answer = httpx.get(f"{source.api_url}/_emulator/analytics", timeout=30)
+    answer.raise_for_status()
+    return {
+        f"{d['propertyId']}/{d['type']}/{d['userId']}": d["deletionRequestTime"]
+        for d in answer.json()["deletions"]
+    }
+
+
 def snapshot_all(config: Config) -> Snapshot:
     """Every source of ``config``, by source name."""
     everything: Snapshot = {}
@@ -308,6 +321,8 @@ def snapshot_all(config: Config) -> Snapshot:
             everything[name] = jira_snapshot(source)
         elif isinstance(source, MarketplaceSource):
             everything[name] = marketplace_snapshot(source)
+        elif isinstance(source, AnalyticsSource):
+            everything[name] = analytics_snapshot(source)
         else:  # pragma: no cover - a new kind of source needs its snapshot here
             raise TypeError(f"no snapshot for {name}: {type(source).__name__}")
     return everything

@@ -17,6 +17,10 @@ discovery document shipped with google-api-python-client):
   "Indicates that user has exceeded the daily quota"); the emulator counts per UTC day.
   Which of 403 dailyLimitExceeded and 429 RESOURCE_EXHAUSTED the front end sends today for this
   API is not documented: the emulator sends the documented one.
+
+Not Google's: ``GET /_emulator/analytics`` lists what was filed (and the day's count), ``POST
+/_emulator/analytics {"daily_quota": N}`` sets the quota, so that tests and the sandbox's user
+see what the API holds rather than take a client's word for it.
 """
 
 from __future__ import annotations
@@ -95,4 +99,25 @@ def routes(state: GoogleState) -> list[Route]:
         }
         return GoogleJSON(answer)
 
-    return [Route(PATH, upsert, methods=["POST"])]
+    async def control(request: Request) -> Response:
+        analytics = state.analytics
+        with state.lock:
+            if request.method == "POST":
+                body = await request.json()
+                analytics.daily_quota = int(body.get("daily_quota", analytics.daily_quota))
+            filed = [
+                {"propertyId": p, "type": t, "userId": u, "deletionRequestTime": when}
+                for (p, t, u), when in sorted(analytics.deletions.items())
+            ]
+            return GoogleJSON(
+                {
+                    "deletions": filed,
+                    "used": dict(analytics.used),
+                    "daily_quota": analytics.daily_quota,
+                }
+            )
+
+    return [
+        Route(PATH, upsert, methods=["POST"]),
+        Route("/_emulator/analytics", control, methods=["GET", "POST"]),
+    ]

@@ -8,7 +8,8 @@ Routes: ``POST /token``; ``GET /drive/v3/files``, ``GET /drive/v3/files/{id}``;
 fault-control routes of ``sandbox.emulators.faults`` and ``POST /_emulator/quota``
 (``{"read_quota_per_minute": N}``, 0 = off) and ``POST /_emulator/search``
 (``{"incomplete_all_drives": true}``: a ``corpora=allDrives`` listing leaves out the shared
-drives' items and says ``incompleteSearch: true``, as Drive may). Unknown routes and parameters
+drives' items and says ``incompleteSearch: true``, as Drive may); ``GET|POST /_emulator/analytics``
+(the deletions filed, the daily quota: analytics_api.py). Unknown routes and parameters
 get Google's error shape. Throttling from ``Faults`` answers 429 RESOURCE_EXHAUSTED without
 Retry-After, as Google does; the per-user read quota answers Drive's 403 userRateLimitExceeded
 on Drive routes and Sheets' 429 on Sheets routes.
