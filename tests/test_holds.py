@@ -29,6 +29,7 @@ import yaml
 from connectors import open_connector
 from connectors.drive.connector import DriveConnector
 from connectors.sql.settings import SqlSource
+from connectors.third_parties import SourceContext
 from dsrflow.config import Config, load_config
 from dsrflow.ledger import HELD_FOR, Ledger
 from dsrflow.plan import Action, PlannedAction
@@ -112,7 +113,7 @@ class Held:
         """The subject's records in ``source`` as discovery finds them now."""
         spec = self.config.sources[source]
         mapping = self.config.load_mappings()[source]
-        with open_connector(source, spec, mapping, self.config.phone_region) as connector:
+        with open_connector(source, spec, mapping, SourceContext.of(self.config)) as connector:
             return {r.record_id: r for r in connector.discover(Subject(emails=(DEMO_SUBJECT,)))}
 
 
@@ -120,7 +121,9 @@ def add_held_invoice(config: Config) -> None:
     """A second invoice row of the subject's in the sandbox's held sheet (it has one), so that
     one is erased at the hold's end and the other changed before it."""
     spec = config.sources["drive"]
-    with open_connector("drive", spec, config.load_mappings()["drive"], "NO") as connector:
+    with open_connector(
+        "drive", spec, config.load_mappings()["drive"], SourceContext.of(config)
+    ) as connector:
         assert isinstance(connector, DriveConnector)
         client = connector.client
         files = client.call(client.list_files("name = 'Renewals 2024'", None), "list_pages")[
@@ -190,7 +193,7 @@ def change_sheet_row(held: Held, action: PlannedAction) -> None:
     native = action.native_id
     spec = held.config.sources["drive"]
     mapping = held.config.load_mappings()["drive"]
-    with open_connector("drive", spec, mapping, held.config.phone_region) as connector:
+    with open_connector("drive", spec, mapping, SourceContext.of(held.config)) as connector:
         assert isinstance(connector, DriveConnector)
         cell = f"{native['sheet']}!E{native['row']}"  # Amount, the fifth column of Invoices
         connector.client.write(connector.client.update_cell(native["spreadsheet_id"], cell, "1"))
