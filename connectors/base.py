@@ -31,15 +31,19 @@ class SourceUnavailable(DsrflowError, RuntimeError):
         super().__init__(f"source {source!r} is unavailable: {reason}")
 
 
+# The hint the retention sweep puts on an action it hands over because the record's legal hold
+# has ended (flows/retention.py): the sweep's day, ISO.
+SWEEP_DAY = "sweep_day"
+
+
 def hold_checked_on(action: PlannedAction, today: dt.date) -> dt.date:
-    """The day a record's legal hold is checked against before it is erased. An action the
-    retention sweep hands over because the record's hold ended (``keep_until``, see
-    flows/changes.py ``after_hold``) is checked on that day at the earliest: the sweep, whose
-    clock (``as_of``) every retention rule follows, has reached it. A record whose hold now
-    ends later than planned (it changed since) is still found held."""
-    if action.action == Action.KEEP or action.keep_until is None:
-        return today
-    return max(today, action.keep_until)
+    """The day a record's legal hold is checked against before it is erased: today, or for
+    an action the retention sweep hands over at the end of the record's hold, the sweep's day
+    (``as_of``, which every retention rule follows). A record whose hold now ends later than
+    that (it changed since planning) is still found held; any other action, whatever its
+    ``keep_until``, is checked against today."""
+    day = action.hints.get(SWEEP_DAY)
+    return max(today, dt.date.fromisoformat(day)) if isinstance(day, str) else today
 
 
 def not_carried_out(action: PlannedAction) -> ActionResult:

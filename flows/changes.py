@@ -98,8 +98,8 @@ class Approved:
 
 def after_hold(action: PlannedAction, subject: Subject | None = None) -> PlannedAction | None:
     """The action a kept record is due when its legal hold ends (queued in the ledger), in
-    every kind: what its mapping planned for that day (dsrflow/planning.py), with the day in
-    ``keep_until`` so that the connector checks the hold on it (``hold_checked_on``).
+    every kind: what its mapping planned for that day (dsrflow/planning.py), due on
+    ``keep_until``; the sweep hands it over then (connectors/base.py ``hold_checked_on``).
     ``subject``: what a kind's erasure needs of them then (``subject_at_hold_end``)."""
     after = action.hints.get("after_hold")
     if action.action != Action.KEEP or not after or action.keep_until is None:

@@ -17,6 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
 from connectors import Discovering, SourceContext, SourceUnavailable, Sweeping, open_connector
+from connectors.base import SWEEP_DAY
 from dsrflow.config import Config, load_config
 from dsrflow.copies import expired_exports
 from dsrflow.copies import remove as remove_copies
@@ -188,7 +189,11 @@ def _erase_ended_holds(
         return len(due), []
     released, left = [], []
     for name in config.sources:
-        mine = [action for _, action in due if action.source == name]
+        mine = [
+            action.model_copy(update={"hints": {**action.hints, SWEEP_DAY: today.isoformat()}})
+            for _, action in due
+            if action.source == name
+        ]
         for subject, actions in _by_subject(mine):
             report = execute_actions.with_options(task_run_name=f"holds-ended-{name}")(
                 name, config, mappings[name], actions, subject
