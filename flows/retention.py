@@ -41,7 +41,8 @@ class SweepSummary(BaseModel):
     holds_left: list[str] = Field(
         default_factory=list,
         description="due holds not carried out (a record changed since planning, a failure): "
-        "record references and why; they stay queued for the officer",
+        "record references and their outcome, no details (a detail may name a mailbox); they "
+        "stay queued for the officer",
     )
     exports_removed: int = 0
 
@@ -183,7 +184,7 @@ def _erase_ended_holds(
     """Records kept by an erasure under a legal hold that has ended are erased now, with the
     action their plan set aside, in every kind through its connector (which checks the hold
     again, and whether the record changed since planning); a hold stays queued until its
-    action is done. Returns how many were released, and the ones left (reference: why)."""
+    action is done. Returns how many were released, and the ones left (reference: outcome)."""
     due = ledger.due_holds(today)
     if dry_run or not due:
         return len(due), []
