@@ -31,6 +31,21 @@ class SourceUnavailable(DsrflowError, RuntimeError):
         super().__init__(f"source {source!r} is unavailable: {reason}")
 
 
+# The hint the retention sweep puts on an action it hands over because the record's legal hold
+# has ended (flows/retention.py): the sweep's day, ISO.
+SWEEP_DAY = "sweep_day"
+
+
+def hold_checked_on(action: PlannedAction, today: dt.date) -> dt.date:
+    """The day a record's legal hold is checked against before it is erased: today, or for
+    an action the retention sweep hands over at the end of the record's hold, the sweep's day
+    (``as_of``, which every retention rule follows). A record whose hold now ends later than
+    that (it changed since planning) is still found held; any other action, whatever its
+    ``keep_until``, is checked against today."""
+    day = action.hints.get(SWEEP_DAY)
+    return max(today, dt.date.fromisoformat(day)) if isinstance(day, str) else today
+
+
 def not_carried_out(action: PlannedAction) -> ActionResult:
     """The answer, the same in every kind, to an action handed to a method that does not do
     it: a KEEP is skipped with its reason, anything else fails. Never dropped in silence,

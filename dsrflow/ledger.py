@@ -106,6 +106,10 @@ intake_table = sa.Table(
     ),
 )
 
+# The hint of a queued hold's action that names the subject (flows/changes.py ``after_hold``);
+# dropped from the action when the hold is released.
+HELD_FOR = "subject"
+
 STATE_TABLES = {t.name: t for t in (requests_table, restrictions_table, holds_table, intake_table)}
 GENESIS = "0" * 64
 LEDGER_KEY_ENV = "DSRFLOW_LEDGER_KEY"
@@ -220,6 +224,13 @@ def _subject_json(subject: Subject) -> str:
     if subject.others:  # e.g. jira_account_id:5b10… (rows without any have no key)
         stored["others"] = [str(i) for i in subject.others]
     return json.dumps(stored)
+
+
+def _released(action: str) -> str:
+    """A queued hold's action (JSON) without the subject it named."""
+    done = PlannedAction.model_validate_json(action)
+    hints = {k: v for k, v in done.hints.items() if k != HELD_FOR}
+    return done.model_copy(update={"hints": hints}).model_dump_json()
 
 
 def _others(stored: dict[str, Any]) -> list[str]:
@@ -815,14 +826,20 @@ class Ledger:
         return [(r.request_id, PlannedAction.model_validate_json(r.action)) for r in rows]
 
     def release_holds(self, record_ids: list[str], actor: str = "dsrflow") -> None:
+        """Mark holds done; the subject's identifiers, kept for their erasure, go with it."""
         now = dt.datetime.now(dt.UTC)
         with self._writing() as conn:
             held = conn.execute(
-                sa.select(holds_table.c.record_id)
+                sa.select(holds_table.c.record_id, holds_table.c.action)
                 .where(holds_table.c.record_id.in_(record_ids))
                 .order_by(holds_table.c.record_id)
-            ).scalars()
-            changes = [self._update(conn, holds_table, r, released_at=now) for r in held.all()]
+            ).all()
+            changes = [
+                self._update(
+                    conn, holds_table, r.record_id, released_at=now, action=_released(r.action)
+                )
+                for r in held
+            ]
             self._append(conn, None, actor, "holds_released", {"records": len(record_ids)}, changes)
 
     # -- the one place that writes the tables -----------------------------------------------

@@ -24,10 +24,23 @@ def build_erasure_plan(
 ) -> list[PlannedAction]:
     """One action per record, decided by the record's mapping (holds, sharing, erasure mode);
     with ``subject``, also the deletions of the delete-only sources, which have no records."""
-    plan = [mappings[r.source].plan_erasure(r, today) for r in records]
+    plan = [with_after_hold(mappings[r.source], r, today) for r in records]
     if subject is not None:
         plan += recordless_deletions(mappings, subject)
     return sorted(plan, key=lambda a: a.record_id)
+
+
+def with_after_hold(mapping: BaseMapping, record: Record, today: dt.date) -> PlannedAction:
+    """The record's action; one kept under a legal hold until a date also carries what its
+    mapping plans for it on that date (``hints.after_hold``), which the ledger queues for the
+    retention sweep (flows/changes.py ``after_hold``). Done here, once for every kind, so that
+    no source's held records are left without an erasure at the hold's end."""
+    action = mapping.plan_erasure(record, today)
+    if action.action != Action.KEEP or action.keep_until is None:
+        return action
+    after = mapping.plan_erasure(record, action.keep_until)
+    then = {"action": after.action.value, "fields": after.fields, "hints": after.hints}
+    return action.model_copy(update={"hints": {**action.hints, "after_hold": then}})
 
 
 def recordless_deletions(

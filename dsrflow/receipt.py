@@ -36,6 +36,11 @@ class ReceiptLine(BaseModel):
     fields: list[str] = Field(default_factory=list)
     reason: str | None = None
     keep_until: str | None = None
+    at_hold_end: str | None = Field(
+        default=None,
+        description="a record kept under a legal hold: what the retention sweep does to it on "
+        "keep_until (delete, redact); none: it is not erased then (it is someone else's too)",
+    )
     remains: str | None = Field(
         default=None, description="what the vendor still keeps, and the step that finishes it"
     )
@@ -93,6 +98,14 @@ TITLES = {
 CHANGING = (Action.DELETE, Action.REDACT, Action.RECTIFY, Action.RESTRICT)
 
 
+def at_hold_end(action: PlannedAction) -> str | None:
+    """The action queued for a held record's hold end (flows/changes.py ``after_hold``)."""
+    after = action.hints.get("after_hold") or {}
+    if action.action != Action.KEEP or action.keep_until is None:
+        return None
+    return str(after["action"]) if after.get("action") not in (None, Action.KEEP) else None
+
+
 def build_receipt(
     request: DataSubjectRequest,
     controller: Controller,
@@ -124,6 +137,7 @@ def build_receipt(
             fields=sorted(action.fields),
             reason=action.reason,
             keep_until=action.keep_until.isoformat() if action.keep_until else None,
+            at_hold_end=at_hold_end(action),
         )
         (changed if action.action in CHANGING else kept).append(line)
     return Receipt(

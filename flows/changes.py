@@ -35,7 +35,7 @@ from dsrflow.copies import remove as remove_copies
 from dsrflow.errors import DsrflowError
 from dsrflow.export import write_private
 from dsrflow.identity import require_verified
-from dsrflow.ledger import Ledger, Status
+from dsrflow.ledger import HELD_FOR, Ledger, Status
 from dsrflow.manual import shown
 from dsrflow.mapping import BaseMapping
 from dsrflow.merge import fold_records
@@ -97,19 +97,25 @@ class Approved:
     officer: str
 
 
-def after_hold(action: PlannedAction) -> PlannedAction | None:
-    """The action a kept record is due when its legal hold ends (queued in the ledger)."""
+def after_hold(action: PlannedAction, subject: Subject | None = None) -> PlannedAction | None:
+    """The action a kept record is due when its legal hold ends (queued in the ledger), in
+    every kind: what its mapping planned for that day (dsrflow/planning.py), due on
+    ``keep_until``; the sweep hands it over then (connectors/base.py ``hold_checked_on``).
+    ``subject``: what a kind's erasure needs of them then (``subject_at_hold_end``)."""
     after = action.hints.get("after_hold")
     if action.action != Action.KEEP or not after or action.keep_until is None:
         return None
     if after["action"] == Action.KEEP:
         return None  # kept for another reason too (shared with others): stays as it is
+    hints = dict(after.get("hints", {}))
+    if subject is not None:
+        hints[HELD_FOR] = subject.model_dump(mode="json")
     return action.model_copy(
         update={
             "action": Action(after["action"]),
             "fields": after.get("fields", {}),
             "reason": f"legal hold ended ({action.reason})",
-            "hints": {},
+            "hints": hints,
         }
     )
 
@@ -413,7 +419,13 @@ def run_change(
             manual=[shown(source, answer) for source, answer in settled],
         )
         json_path, _ = write_receipt(receipt, path.parent, config.language)
-        deferred = [d for a in plan if (d := after_hold(a)) is not None]
+        needs = {
+            name: mappings[name].subject_at_hold_end(
+                request.subject, [a for a in plan if a.source == name]
+            )
+            for name in {a.source for a in plan if a.keep_until}
+        }
+        deferred = [d for a in plan if (d := after_hold(a, needs.get(a.source))) is not None]
         if deferred:
             ledger.add_holds(request.id, deferred)
         if request.type is RequestType.ERASURE:

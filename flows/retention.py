@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from connectors import SourceContext, Sweeping, open_connector
+from connectors.base import SWEEP_DAY
 from dsrflow.config import Config, load_config
 from dsrflow.copies import expired_exports
 from dsrflow.copies import remove as remove_copies
 from dsrflow.delivery import delivered_exports
-from dsrflow.ledger import Ledger
+from dsrflow.ledger import HELD_FOR, Ledger
 from dsrflow.mapping import BaseMapping
-from dsrflow.plan import Outcome
+from dsrflow.plan import Outcome, PlannedAction
+from dsrflow.planning import record_ref
 from dsrflow.request import Subject
 from flows.changes import execute_actions
 from flows.private import private_run
@@ -40,6 +43,12 @@ class SweepSummary(BaseModel):
     results: list[dict[str, object]]
     skipped_sources: list[str]
     holds_ended: int = 0
+    holds_left: list[str] = Field(
+        default_factory=list,
+        description="due holds not carried out (a record changed since planning, a failure): "
+        "record references and their outcome, no details (a detail may name a mailbox); they "
+        "stay queued for the officer",
+    )
     exports_removed: int = 0
 
 
@@ -99,7 +108,7 @@ def retention_sweep(
                 skipped.append(name)
             else:
                 results += rows
-        holds_ended = _erase_ended_holds(config, mappings, ledger, now.date(), dry_run)
+        holds_ended, holds_left = _erase_ended_holds(config, mappings, ledger, now.date(), dry_run)
         exports = _remove_expired_exports(config, ledger, now, dry_run)
         create_table_artifact(
             key="retention-sweep",
@@ -114,6 +123,7 @@ def retention_sweep(
             aggregated=_aggregated(results),
             restricted_subjects=len(restricted),
             holds_ended=holds_ended,
+            holds_left=len(holds_left),
             exports_removed=exports,
         )
     return SweepSummary(
@@ -121,6 +131,7 @@ def retention_sweep(
         results=results,
         skipped_sources=skipped,
         holds_ended=holds_ended,
+        holds_left=holds_left,
         exports_removed=exports,
     )
 
@@ -168,27 +179,48 @@ def _erase_ended_holds(
     ledger: Ledger,
     today: dt.date,
     dry_run: bool,
-) -> int:
+) -> tuple[int, list[str]]:
     """Records kept by an erasure under a legal hold that has ended are erased now, with the
-    action their plan set aside; a hold stays queued until its action is done."""
+    action their plan set aside, in every kind through its connector (which checks the hold
+    again, and whether the record changed since planning); a hold stays queued until its
+    action is done. Returns how many were released, and the ones left (reference: outcome)."""
     due = ledger.due_holds(today)
     if due and (restricted := restricted_subjects(ledger)):
         # Art. 18: destroying a restricted subject's data waits in the queue for its end.
         spared = restricted_in(config, mappings, restricted)
         due = [(rid, action) for rid, action in due if not destroys_restricted(action, spared)]
     if dry_run or not due:
-        return len(due)
-    released = []
+        return len(due), []
+    released, left = [], []
     for name in config.sources:
-        actions = [action for _, action in due if action.source == name]
-        if not actions:
-            continue
-        report = execute_actions.with_options(task_run_name=f"holds-ended-{name}")(
-            name, config, mappings[name], actions, Subject(emails=())
-        )
-        released += [
-            r.record_id for r in report.results if r.outcome in (Outcome.DONE, Outcome.ALREADY_DONE)
+        mine = [
+            action.model_copy(update={"hints": {**action.hints, SWEEP_DAY: today.isoformat()}})
+            for _, action in due
+            if action.source == name
         ]
+        for subject, actions in _by_subject(mine):
+            report = execute_actions.with_options(task_run_name=f"holds-ended-{name}")(
+                name, config, mappings[name], actions, subject
+            )
+            refs = {a.record_id: record_ref(a) for a in actions}
+            for r in report.results:
+                if r.outcome in (Outcome.DONE, Outcome.ALREADY_DONE):
+                    released.append(r.record_id)
+                else:
+                    left.append(f"{refs[r.record_id]}: {r.outcome.value}")
+                    get_run_logger().warning("hold ended, not erased: %s", left[-1])
     if released:
         ledger.release_holds(released)
-    return len(released)
+    return len(released), sorted(left)
+
+
+def _by_subject(actions: list[PlannedAction]) -> list[tuple[Subject, list[PlannedAction]]]:
+    """Due actions per subject they were queued with (``HELD_FOR``; none: an empty one, for
+    a kind whose erasure does not need it)."""
+    groups: dict[str, list[PlannedAction]] = {}
+    for action in actions:
+        groups.setdefault(json.dumps(action.hints.get(HELD_FOR), sort_keys=True), []).append(action)
+    return [
+        (Subject.model_validate(json.loads(key)) if key != "null" else Subject(emails=()), group)
+        for key, group in groups.items()
+    ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from connectors.base import hold_checked_on
 from connectors.drive.changes import GuardedSheet, Target
 from connectors.drive.edits import (
     EMPTIED,
@@ -30,6 +31,7 @@ def held(sheet: GuardedSheet, target: Target, today: dt.date) -> ActionResult | 
     row = sheet.rows[target.row - 1]
     fields = {sheet.headers[c]: v for c, v in enumerate(row) if c < len(sheet.headers)}
     hold = layout.hold_until(fields)
+    today = hold_checked_on(target.action, today)
     if not layout.legal_hold or hold is None or hold <= today:
         return None
     until = "" if hold == dt.date.max else f" until {hold}"

@@ -16,9 +16,10 @@ are the subject's alone; others' subtasks make it shared. Results say what Jira 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 
-from connectors.base import not_carried_out
+from connectors.base import hold_checked_on, not_carried_out
 from connectors.jira import accounts, desks, history
 from connectors.jira.mapping import JiraMapping
 from connectors.jira.operations import (
@@ -29,6 +30,11 @@ from connectors.jira.operations import (
 )
 from connectors.jira.subject import Known
 from dsrflow.plan import Action, ActionResult, ExecutionReport, Outcome, PlannedAction
+
+
+def today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
 
 # What an erasure step did: outcome, detail, and what the vendor still keeps (ActionResult).
 Result = tuple[Outcome, str | None, str | None]
@@ -96,7 +102,7 @@ class Eraser:
         if issue is None:
             return Outcome.ALREADY_DONE, None, None
         fields = issue["fields"]
-        held = self.issues.held(fields)
+        held = self.issues.held(fields, hold_checked_on(action, today()))
         if held:
             return Outcome.SKIPPED, held, None
         comments = self.issues.all_comments(issue)
@@ -128,7 +134,7 @@ class Eraser:
         issue = self.issues.read_issue(key)
         if issue is None:
             return Outcome.ALREADY_DONE, None, None
-        held = self.issues.held(issue["fields"])
+        held = self.issues.held(issue["fields"], hold_checked_on(action, today()))
         if held:
             return Outcome.SKIPPED, held, None
         comment = self.issues.read_comment(key, cid)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -21,6 +22,7 @@ from dsrflow.mapping.common import (
 )
 from dsrflow.plan import Action, PlannedAction
 from dsrflow.records import Record
+from dsrflow.request import JIRA_ACCOUNT, Identifier, Subject
 
 CUSTOM_FIELD = re.compile(r"^customfield_\d+$")
 TEXT_FIELDS = ("summary", "description", "comments")
@@ -171,6 +173,23 @@ class JiraMapping(BaseMapping):
             return None
         start = dt.datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
         return hold.ends_on(start.astimezone(dt.UTC).date() if start.tzinfo else start.date())
+
+    def subject_at_hold_end(
+        self, subject: Subject, plan: Sequence[PlannedAction]
+    ) -> Subject | None:
+        """The subject's addresses and the accounts the plan confirmed as theirs (its customer
+        records): the erasure deletes a portal-only account, and at the hold's end it must
+        still know whose comments and mentions these are."""
+        accounts = sorted(
+            {
+                str(a.native_id["account_id"])
+                for a in plan
+                if a.location == "customers" and "account_id" in a.native_id
+            }
+            - {i.value for i in subject.of_kind(JIRA_ACCOUNT)}
+        )
+        extra = tuple(Identifier(kind=JIRA_ACCOUNT, value=a) for a in accounts)
+        return subject.model_copy(update={"others": (*subject.others, *extra)})
 
     def plan_erasure(self, record: Record, today: dt.date) -> PlannedAction:
         """Issues and comments under the legal hold are kept until it ends; a customer is

@@ -193,11 +193,12 @@ class Issues:
                 return False
         return True
 
-    def held(self, fields: dict[str, Any]) -> str | None:
-        """Why an issue (by its fields as Jira has them) stays: the legal hold, until when."""
+    def held(self, fields: dict[str, Any], on: dt.date | None = None) -> str | None:
+        """Why an issue (by its fields as Jira has them) stays: the legal hold, until when.
+        ``on``: the day to check (default today)."""
         times = {k: jira_timestamp(fields.get(k)) for k in ("created", "updated")}
         until = self.mapping.hold_until(times)
-        if until and until > dt.datetime.now(dt.UTC).date():
+        if until and until > (on or dt.datetime.now(dt.UTC).date()):
             assert self.mapping.legal_hold
             return f"kept: {self.mapping.legal_hold.reason} until {until.isoformat()}"
         return None

@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from connectors.base import SourceUnavailable
+from connectors.base import SourceUnavailable, hold_checked_on
 from connectors.mail.client import GraphError, chunks, message_dict
 from connectors.mail.mapping import ErasureMode
 from connectors.mail.operations import BATCH_SIZE, Copy, MailOperations
@@ -48,7 +48,7 @@ class MailErasure:
                 start = start or copy.sent
                 if hold and start:
                     until = hold.held_until(dt.date.fromisoformat(start[:10]))
-                    if until > today:
+                    if until > hold_checked_on(action, today):
                         held[action.record_id].append(
                             f"{copy.mailbox}/{copy.folder}: {hold.reason}, until {until}"
                         )

@@ -198,21 +198,13 @@ class SqlMapping(BaseMapping):
         (or are kept for the officer), the subject's own rows are deleted or redacted."""
         table = self.tables[record.location]
         if table.legal_hold:
-            start = _as_date(record.fields.get(table.legal_hold.counts_from))
+            start = as_date(record.fields.get(table.legal_hold.counts_from))
             if start is not None:
                 until = table.legal_hold.ends_on(start)
                 if until > today:
-                    # What to do once the hold ends, kept with the plan for the sweep that
-                    # erases it then (a record whose hold ended is planned like any other).
-                    after = self.plan_erasure(record, until)
+                    # What it is due at ``until``: dsrflow/planning.py (every kind alike).
                     return plan_action(
-                        record,
-                        Action.KEEP,
-                        reason=table.legal_hold.reason,
-                        keep_until=until,
-                        hints={
-                            "after_hold": {"action": after.action.value, "fields": after.fields}
-                        },
+                        record, Action.KEEP, reason=table.legal_hold.reason, keep_until=until
                     )
         if record.shared:
             own = {i.column: table.strategy_of(i.column) for i in table.identities}
@@ -271,8 +263,10 @@ class SqlMapping(BaseMapping):
         return plan_action(record, Action.REDACT, fields=withdrawn, reason=reason)
 
 
-def _as_date(value: object) -> dt.date | None:
-    """A date from a record field (ISO text after ``portable_value``)."""
+def as_date(value: object) -> dt.date | None:
+    """A date from a record field (ISO text after ``portable_value``) or a column value."""
+    if isinstance(value, dt.datetime):
+        return value.date()
     if isinstance(value, dt.date):
         return value
     if isinstance(value, str) and len(value) >= 10:

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from connectors.base import not_carried_out
 from connectors.masking import HMAC_STRATEGY, MaskingKey, mask
 from connectors.sql.client import SqlClient
-from connectors.sql.mapping import SqlMapping
+from connectors.sql.mapping import SqlMapping, as_date
 from connectors.sql.operations import MappedTables, native
 from dsrflow.plan import Action, ActionResult, ExecutionReport, Outcome, PlannedAction
 
@@ -84,6 +84,11 @@ class RowChanges:
         table = self.tables[action.location]
         where = self.tables.where_key(action.location, action.native_id, action.record_id)
         with self.client.begin() as conn:
+            moved = self._hold_moved(conn, action, where)
+            if moved:
+                return ActionResult(
+                    record_id=action.record_id, outcome=Outcome.SKIPPED, detail=moved
+                )
             if action.action == Action.DELETE:
                 deleted = conn.execute(sa.delete(table).where(where)).rowcount
                 if deleted > 1:
@@ -112,6 +117,22 @@ class RowChanges:
             record_id=action.record_id,
             outcome=Outcome.DONE,
             detail=f"{action.action.value} {sorted(values)}",
+        )
+
+    def _hold_moved(self, conn: sa.Connection, action: PlannedAction, where: Any) -> str | None:
+        """For an erasure at the end of a legal hold (``keep_until``): why the row is left,
+        if its hold, read from the row as it is now, ends later than the plan said (its date
+        changed since planning); else None. Read in the transaction that then changes it."""
+        hold = self.mapping.tables[action.location].legal_hold
+        if hold is None or action.keep_until is None or action.action == Action.KEEP:
+            return None
+        row = conn.execute(sa.select(self.tables[action.location]).where(where)).mappings().first()
+        start = as_date(row[hold.counts_from]) if row is not None else None
+        if start is None or (until := hold.ends_on(start)) <= action.keep_until:
+            return None
+        return (
+            f"changed since planning: its legal hold ({hold.reason}) now ends on {until}, "
+            f"not {action.keep_until}; left untouched"
         )
 
     def _new_values(self, action: PlannedAction, current: Any) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, Protocol, runtime_checkable
 
@@ -297,6 +298,15 @@ class BaseMapping(Strict):
     # A kind whose records the controller cannot change (the Marketplace's are Atlassian's):
     # its plans only keep, so no right needs the source to write (dsrflow/preflight.py).
     read_only: ClassVar[bool] = False
+
+    def subject_at_hold_end(
+        self, subject: Subject, plan: Sequence[PlannedAction]
+    ) -> Subject | None:
+        """What the erasure of this kind's held records needs of the subject when their hold
+        ends (queued with them, dropped once done); None, the default: nothing, as a record
+        is found by its id alone. A kind that recognises the subject in what it changes
+        (Jira pseudonymises them in texts) says what it needs."""
+        return None
 
     def declares(self, category: str) -> bool:
         return self.use_of(category) is not None
