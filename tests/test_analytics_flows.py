@@ -34,6 +34,7 @@ from flows.approval import at_terminal
 from sandbox.analytics_part import PROPERTY_ID, start_analytics
 from sandbox.onprem_seed import DEMO_SUBJECT
 from sandbox.runtime import MAPPINGS, SandboxContext, start, write_config
+from tests.support.runs import runs_named
 
 pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]
 
@@ -189,7 +190,7 @@ def test_consent_withdrawal_files_the_deletions_only_after_the_approval(
     deadline = time.monotonic() + 90
     with get_client(sync_client=True) as client:
         while True:
-            runs = [r for r in client.read_flow_runs() if r.name == "DSR-2026-0702"]
+            runs = runs_named(client, "DSR-2026-0702")
             if runs and runs[0].state and runs[0].state.is_paused():
                 break
             assert time.monotonic() < deadline, outcome

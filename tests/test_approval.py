@@ -21,6 +21,7 @@ from dsrflow.config import load_config
 from dsrflow.ledger import Ledger
 from dsrflow.request import Subject
 from tests.conftest import REPO
+from tests.support.runs import runs_named
 from tests.test_sql_erasure import snapshot
 
 pytestmark = [
@@ -164,7 +165,7 @@ def test_approve_resumes_a_run_paused_in_prefect(box):
         time.sleep(0.3)
     with get_client(sync_client=True) as client:  # the run is paused, not finished
         while True:
-            runs = [r for r in client.read_flow_runs() if r.name == "DSR-2026-0804"]
+            runs = runs_named(client, "DSR-2026-0804")
             if runs and runs[0].state and runs[0].state.is_paused():
                 break
             assert time.monotonic() < deadline

@@ -21,6 +21,7 @@ from dsrflow.request import DataSubjectRequest, RequestType, Subject
 from sandbox.emulators.graph import GraphStore, create_app
 from sandbox.emulators.server import EmulatorServer
 from tests.support.handover import OFFICER_BOX, SUBJECT, Channels
+from tests.support.runs import runs_named
 
 REQUEST = "DSR-2026-1601"
 
@@ -176,7 +177,7 @@ def test_code_form_is_answered_through_prefects_api(channels):
         deadline = time.monotonic() + 60
         with get_client(sync_client=True) as client:
             while True:
-                runs = [r for r in client.read_flow_runs() if r.name == request]
+                runs = runs_named(client, request)
                 paused = runs and runs[0].state and runs[0].state.is_paused()
                 if paused and channels.events(request).count("identity_code_wrong") == times:
                     return str(runs[0].id)

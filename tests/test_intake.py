@@ -30,6 +30,7 @@ from sandbox.emulators.jira.store import REQUEST_TYPE_FIELD
 from sandbox.runtime import write_config
 from tests.support.graph import Graph
 from tests.support.jira_site import MAPPING_PATH, TOKEN_ENV, Site
+from tests.support.runs import runs_named
 
 REPO = Path(__file__).resolve().parents[1]
 MAILBOX = "privacy@fjelltopp.example"
@@ -305,7 +306,7 @@ def test_the_confirmation_form_answered_through_prefect_starts_the_request(confi
     deadline = time.monotonic() + 60
     with get_client(sync_client=True) as client:
         while True:
-            runs = [r for r in client.read_flow_runs() if r.name == f"confirm-{request_id}"]
+            runs = runs_named(client, f"confirm-{request_id}")
             if runs and runs[0].state and runs[0].state.is_paused():
                 break
             assert time.monotonic() < deadline, outcome
@@ -363,7 +364,7 @@ def test_a_subject_other_than_the_requester_is_confirmed_at_the_terminal(config:
     deadline = time.monotonic() + 60
     with get_client(sync_client=True) as client:
         while True:
-            runs = [r for r in client.read_flow_runs() if r.name == f"confirm-{request_id}"]
+            runs = runs_named(client, f"confirm-{request_id}")
             if runs and runs[0].state and runs[0].state.is_paused():
                 break
             assert time.monotonic() < deadline, outcome

@@ -24,6 +24,7 @@ from dsrflow.ledger import Ledger
 from dsrflow.manual import ManualAnswerError, check_answer
 from dsrflow.request import RequestType
 from tests.conftest import REPO
+from tests.support.runs import runs_named
 from tests.test_sql_erasure import snapshot
 
 pytestmark = [
@@ -101,7 +102,7 @@ def paused_run(request_id: str) -> Any:
     from prefect.client.orchestration import get_client
 
     with get_client(sync_client=True) as client:
-        runs = [r for r in client.read_flow_runs() if r.name == request_id]
+        runs = runs_named(client, request_id)
     return runs[0] if runs and runs[0].state and runs[0].state.is_paused() else None
 
 
