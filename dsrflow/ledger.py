@@ -563,6 +563,18 @@ class Ledger:
             result[name] = _utc(row[name]) if row[name] else None
         return result
 
+    def waiting_entry(self, request_id: str, status: Status, what: str) -> AuditEntry:
+        """The status entry of a request that waits as ``status`` (for approval, for a manual
+        answer); anything else is one line naming its status (``what``: what it waits for)."""
+        statuses = [e for e in self.entries(request_id) if e.event.startswith("status:")]
+        if not statuses:
+            raise UnknownRequest(f"no request {request_id} in the ledger")
+        last = statuses[-1]
+        if last.event != f"status:{status.value}":
+            now = last.event.removeprefix("status:")
+            raise LedgerError(f"{request_id} is not awaiting {what} (its status is {now})")
+        return last
+
     def opened_by(self, request_id: str) -> str:
         """Who opened the request: the actor of its ``received`` entry."""
         with self.engine.connect() as conn:

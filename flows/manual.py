@@ -27,7 +27,7 @@ from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 
 from dsrflow.config import Config
-from dsrflow.ledger import Ledger, LedgerError, Status, UnknownRequest
+from dsrflow.ledger import Ledger, Status, UnknownRequest
 from dsrflow.manual import (
     OUTCOMES,
     ManualAnswer,
@@ -180,13 +180,7 @@ class ManualWait:
 
 
 def manual_wait(ledger: Ledger, request_id: str) -> ManualWait:
-    statuses = [e for e in ledger.entries(request_id) if e.event.startswith("status:")]
-    if not statuses:
-        raise UnknownRequest(f"no request {request_id} in the ledger")
-    last = statuses[-1]
-    if last.event != f"status:{Status.AWAITING_MANUAL.value}":
-        status = last.event.removeprefix("status:")
-        raise LedgerError(f"{request_id} is not awaiting a manual answer (its status is {status})")
+    last = ledger.waiting_entry(request_id, Status.AWAITING_MANUAL, "a manual answer")
     return ManualWait(
         where=last.details["waiting"],
         sources=list(last.details["sources"]),

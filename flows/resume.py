@@ -16,7 +16,7 @@ from uuid import UUID
 from prefect import flow
 
 from dsrflow.config import Config, load_config
-from dsrflow.ledger import Ledger, LedgerError, Status, UnknownRequest
+from dsrflow.ledger import Ledger, Status, UnknownRequest
 from dsrflow.request import RequestType
 from flows.approval import Approval, check_four_eyes
 from flows.changes import ChangeResult, Verifier, approved_plan, plan_path, run_change
@@ -42,13 +42,7 @@ class Waiting:
 
 def waiting(ledger: Ledger, request_id: str) -> Waiting:
     """The request's wait for approval, as the ledger last recorded it."""
-    statuses = [e for e in ledger.entries(request_id) if e.event.startswith("status:")]
-    if not statuses:
-        raise UnknownRequest(f"no request {request_id} in the ledger")
-    last = statuses[-1]
-    if last.event != f"status:{Status.AWAITING_APPROVAL.value}":
-        status = last.event.removeprefix("status:")
-        raise LedgerError(f"{request_id} is not awaiting approval (its status is {status})")
+    last = ledger.waiting_entry(request_id, Status.AWAITING_APPROVAL, "approval")
     return Waiting(
         plan_sha256=last.details["plan_sha256"],
         where=last.details.get("waiting", "prefect"),

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from flows.approval import at_terminal
 from sandbox.analytics_part import PROPERTY_ID, start_analytics
 from sandbox.onprem_seed import DEMO_SUBJECT
 from sandbox.runtime import MAPPINGS, SandboxContext, start, write_config
-from tests.support.runs import runs_named
+from tests.support.runs import wait_paused
 
 pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]
 
@@ -187,15 +186,9 @@ def test_consent_withdrawal_files_the_deletions_only_after_the_approval(
 
     thread = threading.Thread(target=run)
     thread.start()
-    deadline = time.monotonic() + 90
     with get_client(sync_client=True) as client:
-        while True:
-            runs = runs_named(client, "DSR-2026-0702")
-            if runs and runs[0].state and runs[0].state.is_paused():
-                break
-            assert time.monotonic() < deadline, outcome
-            time.sleep(0.3)
-        parameters = client.read_flow_run(runs[0].id).parameters
+        paused = wait_paused(client, "DSR-2026-0702", outcome, seconds=90)
+        parameters = client.read_flow_run(paused.id).parameters
     assert filed(analytics)["deletions"] == []  # the approval gate holds
     stored = json.dumps(parameters)
     assert CLIENT not in stored and USER not in stored and SUBJECT not in stored, stored

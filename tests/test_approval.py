@@ -21,7 +21,7 @@ from dsrflow.config import load_config
 from dsrflow.ledger import Ledger
 from dsrflow.request import Subject
 from tests.conftest import REPO
-from tests.support.runs import runs_named
+from tests.support.runs import wait_paused
 from tests.test_sql_erasure import snapshot
 
 pytestmark = [
@@ -164,12 +164,7 @@ def test_approve_resumes_a_run_paused_in_prefect(box):
         assert time.monotonic() < deadline, outcome
         time.sleep(0.3)
     with get_client(sync_client=True) as client:  # the run is paused, not finished
-        while True:
-            runs = runs_named(client, "DSR-2026-0804")
-            if runs and runs[0].state and runs[0].state.is_paused():
-                break
-            assert time.monotonic() < deadline
-            time.sleep(0.3)
+        wait_paused(client, "DSR-2026-0804", outcome, seconds=max(deadline - time.monotonic(), 1))
     assert snapshot(url) == before
     answered = cli("approve", "DSR-2026-0804", "--officer", "Ingrid", "--config", str(config))
     assert answered.exit_code == 0, answered.output

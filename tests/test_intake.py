@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from sandbox.emulators.jira.store import REQUEST_TYPE_FIELD
 from sandbox.runtime import write_config
 from tests.support.graph import Graph
 from tests.support.jira_site import MAPPING_PATH, TOKEN_ENV, Site
-from tests.support.runs import runs_named
+from tests.support.runs import wait_paused
 
 REPO = Path(__file__).resolve().parents[1]
 MAILBOX = "privacy@fjelltopp.example"
@@ -303,15 +302,8 @@ def test_the_confirmation_form_answered_through_prefect_starts_the_request(confi
 
     thread = threading.Thread(target=run)
     thread.start()
-    deadline = time.monotonic() + 60
     with get_client(sync_client=True) as client:
-        while True:
-            runs = runs_named(client, f"confirm-{request_id}")
-            if runs and runs[0].state and runs[0].state.is_paused():
-                break
-            assert time.monotonic() < deadline, outcome
-            time.sleep(0.3)
-        paused = runs[0]
+        paused = wait_paused(client, f"confirm-{request_id}", outcome, seconds=60)
         # The form's schema and description name no one (the requester is shown masked).
         stored = client.filter_flow_run_input(paused.id, "", 50, set())
         assert stored and all("bob@example.com" not in s.value for s in stored)
@@ -361,16 +353,10 @@ def test_a_subject_other_than_the_requester_is_confirmed_at_the_terminal(config:
         )
     )
     thread.start()
-    deadline = time.monotonic() + 60
     with get_client(sync_client=True) as client:
-        while True:
-            runs = runs_named(client, f"confirm-{request_id}")
-            if runs and runs[0].state and runs[0].state.is_paused():
-                break
-            assert time.monotonic() < deadline, outcome
-            time.sleep(0.3)
+        paused = wait_paused(client, f"confirm-{request_id}", outcome, seconds=60)
         answer = {"request_type": "erasure", "use_requester_address": False, "officer": "Ingrid"}
-        resume_flow_run(runs[0].id, run_input=answer)
+        resume_flow_run(paused.id, run_input=answer)
     thread.join(timeout=90)
     assert outcome["result"].started is None
     row = rows(config)["conversation-1"]

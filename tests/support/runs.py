@@ -7,6 +7,7 @@ same name. The filter and the sort go to the server.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 
@@ -22,3 +23,16 @@ def runs_named(client: Any, name: str) -> list[Any]:
             limit=20,
         )
     )
+
+
+def wait_paused(client: Any, name: str, outcome: dict[str, Any], seconds: float = 90) -> Any:
+    """The newest run called ``name`` once Prefect shows it paused; fails with the flow's
+    ``outcome`` (its error, if it ended) when that does not happen within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        runs = runs_named(client, name)
+        if runs and runs[0].state and runs[0].state.is_paused():
+            return runs[0]
+        assert "error" not in outcome, outcome["error"]
+        assert time.monotonic() < deadline, outcome
+        time.sleep(0.3)
