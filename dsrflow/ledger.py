@@ -437,13 +437,7 @@ class Ledger:
         subject's identifiers; the request is open from now on (its received time stays)."""
         with self._writing() as conn:
             row = self._request(conn, request_id)
-            if row is None:
-                raise UnknownRequest(f"no request {request_id} in the ledger")
-            if row["status"] != Status.RECEIVED.value:
-                raise LedgerError(
-                    f"{request_id} is {row['status']}, not awaiting confirmation (confirmed "
-                    "before, or not opened by the intake)"
-                )
+            _awaiting_confirmation(row, request_id)
             change = self._update(
                 conn,
                 requests_table,
@@ -460,13 +454,7 @@ class Ledger:
         identifiers (as stored; an intake row may hold none, or a Jira account id only)."""
         with self.engine.connect() as conn:
             row = self._request(conn, request_id)
-        if row is None:
-            raise UnknownRequest(f"no request {request_id} in the ledger")
-        if row["status"] != Status.RECEIVED.value:
-            raise LedgerError(
-                f"{request_id} is {row['status']}, not awaiting confirmation (confirmed "
-                "before, or not opened by the intake)"
-            )
+        row = _awaiting_confirmation(row, request_id)
         stored = json.loads(row["subject"])
         others = tuple(
             Identifier(kind=kind, value=value)
@@ -1033,6 +1021,18 @@ def _anchor_problems(rows: Sequence[Any], head: tuple[int, str]) -> list[ChainPr
     if found.hash != hash_:
         return [ChainProblem(seq, "differs from the head kept elsewhere: the chain was rewritten")]
     return []
+
+
+def _awaiting_confirmation(row: sa.RowMapping | None, request_id: str) -> sa.RowMapping:
+    """The row of a request the intake opened and the officer has not confirmed yet."""
+    if row is None:
+        raise UnknownRequest(f"no request {request_id} in the ledger")
+    if row["status"] != Status.RECEIVED.value:
+        raise LedgerError(
+            f"{request_id} is {row['status']}, not awaiting confirmation (confirmed "
+            "before, or not opened by the intake)"
+        )
+    return row
 
 
 def _check_same_request(row: sa.RowMapping, request: DataSubjectRequest) -> None:
