@@ -108,7 +108,9 @@ def retention_sweep(
                 skipped.append(name)
             else:
                 results += rows
-        holds_ended, holds_left = _erase_ended_holds(config, mappings, ledger, now.date(), dry_run)
+        holds_ended, holds_left = _erase_ended_holds(
+            config, mappings, ledger, restricted, now.date(), dry_run
+        )
         exports = _remove_expired_exports(config, ledger, now, dry_run)
         create_table_artifact(
             key="retention-sweep",
@@ -177,6 +179,7 @@ def _erase_ended_holds(
     config: Config,
     mappings: dict[str, BaseMapping],
     ledger: Ledger,
+    restricted: list[Subject],
     today: dt.date,
     dry_run: bool,
 ) -> tuple[int, list[str]]:
@@ -185,7 +188,7 @@ def _erase_ended_holds(
     again, and whether the record changed since planning); a hold stays queued until its
     action is done. Returns how many were released, and the ones left (reference: outcome)."""
     due = ledger.due_holds(today)
-    if due and (restricted := restricted_subjects(ledger)):
+    if due and restricted:
         # Art. 18: destroying a restricted subject's data waits in the queue for its end.
         spared = restricted_in(config, mappings, restricted)
         due = [(rid, action) for rid, action in due if not destroys_restricted(action, spared)]
