@@ -22,9 +22,11 @@ are read once per process (they are counted in the cold run). Targets (issue 18)
     python -m benchmarks.jira_access [--issues 50000] [--latency-ms 20] [--runs 3] [--json]
         [--no-rate-limit]
 
-Measured here (2026-12-06, this container: 2 CPUs shared with other jobs, load ~20; 5,000
-issues, 20 ms, rate limits on): warm 3 requests for a bound of 3 (1.00x; main made 6 = 2.00x),
-cold 6; discovery 0.2-0.3 s; no 429 (one subject stays far inside the emulator's budgets).
+Measured here (2026-12-06, this container: 2 CPUs shared with other jobs, load average ~20;
+defaults: 50,000 issues, 20 ms, rate limits on): warm 3 requests for a lower bound of 3 (1.00x;
+main made 6 = 2.00x: serverInfo, field and the desk list every time), cold 6; discovery 2.0 s
+warm and cold (the emulator's search over 50,000 issues is CPU-bound on a loaded machine; 0.2 s
+at 5,000 issues); no 429 (one subject stays far inside the emulator's budgets).
 
 The emulator builds its word index for ``text ~`` on the first search; the benchmark makes
 that search once before timing, as a real site's index is built before anyone asks.
