@@ -11,6 +11,9 @@ Writes pass ``confirm`` (a fresh read: has the write taken effect?). They are se
 a 429 only, refused before they ran (``connectors/writes.py``); when the answer is lost (a
 connection failure, a timeout, a 5xx) the target is read again instead: applied means done,
 not applied means the write may go again (bounded like every retry). Never a blind resend.
+
+What the site says about itself (serverInfo, field ids, service desks) is shared by the
+connectors of a process for a while (``connectors.jira.sitecache``); nothing about people is.
 """
 
 from __future__ import annotations
