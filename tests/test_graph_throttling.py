@@ -103,7 +103,7 @@ def _found(connector: MailConnector) -> set[tuple[str, str]]:
 
 
 def test_the_fifth_concurrent_request_to_one_mailbox_gets_429(tenant: Tenant) -> None:
-    tenant.faults.settings = FaultSettings(latency_ms=400)  # long enough to overlap
+    tenant.faults.settings = FaultSettings(latency_ms=1000)  # long enough to overlap
 
     async def burst() -> list[httpx.Response]:
         async with httpx.AsyncClient(
