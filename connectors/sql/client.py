@@ -61,14 +61,28 @@ class SqlClient:
     def connect(self) -> Connection:
         return self.engine.connect()
 
+    def reading(self) -> Connection:
+        """A connection for lookups only, each statement on its own (autocommit): no BEGIN
+        and ROLLBACK round trips around them. Under READ COMMITTED, PostgreSQL's default, a
+        transaction would not give them one snapshot anyway."""
+        return self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
     def begin(self) -> AbstractContextManager[Connection]:
         """A connection in a transaction that commits when the block ends (rolls back on error)."""
         return self.engine.begin()
 
     def stream(self, conn: Connection, query: sa.Select[Any], batch: int) -> Iterator[sa.Row[Any]]:
-        """The rows of ``query``, fetched ``batch`` at a time, counted."""
+        """The rows of ``query``, fetched ``batch`` at a time through a server-side cursor,
+        counted: for scans whose result may be large (retention), not for lookups (``rows``)."""
         result = conn.execution_options(stream_results=True, yield_per=batch).execute(query)
         for row in result:
+            self.stats.rows += 1
+            yield row
+
+    def rows(self, conn: Connection, query: sa.Executable) -> Iterator[sa.Row[Any]]:
+        """The rows of a lookup whose result follows the subject's footprint, read in one go:
+        a server-side cursor (``stream``) would cost extra round trips per statement."""
+        for row in conn.execute(query):
             self.stats.rows += 1
             yield row
 
