@@ -96,7 +96,8 @@ def check_indexes(mapping: SqlMapping, mapping_path: Path, url: str) -> IndexRep
         report = IndexReport()
         with client.reachable(), client.connect() as conn:
             for lookup in lookups(discovery):
-                sample = _placeholder(lookup.expression)
+                # The column's type: lower(column) has none SQLAlchemy knows.
+                sample = _placeholder(tables[lookup.table].c[lookup.column])
                 if sample is None:
                     report.not_checked.append(
                         f"{lookup.table}.{lookup.column}: no placeholder for its type"
@@ -173,7 +174,13 @@ def _index_serves(conn: Connection, query: sa.Select[Any]) -> bool:
     (plan,) = conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {sql}").scalar_one()
     conn.rollback()
     plan = json.loads(plan) if isinstance(plan, str) else plan
-    return not any(node.get("Node Type") == "Seq Scan" for node in _nodes(plan["Plan"]))
+    # Without sequential scans the planner may still read a whole index (a filter, no
+    # condition on it): only an index probed by the lookup's condition serves it.
+    scans = [n for n in _nodes(plan["Plan"]) if n.get("Node Type") in _SCANS]
+    return bool(scans) and all("Index Cond" in n for n in scans)
+
+
+_SCANS = {"Seq Scan", "Index Scan", "Index Only Scan", "Bitmap Index Scan"}
 
 
 def _nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
