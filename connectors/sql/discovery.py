@@ -99,6 +99,7 @@ class Discovery:
         self.lower_folds_unicode = lower_folds_unicode
         self.edges = self._edges()
         self.links = self._link_columns()
+        self.reach = self._reach()
         self.text_columns = {name: self._text_columns(name) for name in self.mapping.tables}
 
     def _edges(self) -> dict[str, list[Edge]]:
@@ -113,6 +114,20 @@ class Discovery:
                         Edge(ref.target_table, ref.target_column, name, ref.column)
                     )
         return edges
+
+    def _reach(self) -> dict[str, set[str]]:
+        """The tables discovery can get to from each table, following the edges."""
+        reach: dict[str, set[str]] = {}
+        for start in self.mapping.tables:
+            seen: set[str] = set()
+            todo = [start]
+            while todo:
+                for edge in self.edges.get(todo.pop(), []):
+                    if edge.dst_table not in seen:
+                        seen.add(edge.dst_table)
+                        todo.append(edge.dst_table)
+            reach[start] = seen
+        return reach
 
     def _link_columns(self) -> dict[str, list[tuple[str, str, str]]]:
         """Every link of a table to a personal table, either way: (column, other, other_col)."""
@@ -191,8 +206,15 @@ class Discovery:
 
         # Follow references until nothing new appears, one step at a time.
         while pending:
-            step = dict(pending)
-            pending.clear()
+            # A table another waiting table leads to waits for it, so that it is read once
+            # with the values of both (orders lead to payment cards and addresses too).
+            waiting = {edge.dst_table for edge in pending}
+            ready = {
+                t
+                for t in waiting
+                if not any(t in self.reach[u] and u not in self.reach[t] for u in waiting)
+            }
+            step = {edge: pending.pop(edge) for edge in list(pending) if edge.dst_table in ready}
             by_table: dict[str, list[Edge]] = defaultdict(list)
             for edge in step:
                 by_table[edge.dst_table].append(edge)
