@@ -195,12 +195,11 @@ class Discovery:
             for query in self._lookups(self.tables[table], lookups):
                 for row in self.client.rows(conn, query):
                     # The pre-filter is wider than the key (spellings, padding); this decides.
-                    matched = {
-                        str(wanted[value])
-                        for kind, name, wanted in confirm
-                        if (value := normalise_found(kind, row._mapping[name], self.phone_region))
-                        in wanted
-                    }
+                    matched = set()
+                    for kind, name, by_key in confirm:
+                        key = normalise_found(kind, row._mapping[name], self.phone_region)
+                        if key in by_key:
+                            matched.add(str(by_key[key]))
                     if matched:
                         visit(table, row, None, matched)
 
@@ -313,9 +312,9 @@ class Discovery:
             for n, (_, by_value) in enumerate(links)
             for chunk in chunks(list(by_value), self.batch_size)
         ]
-        positions = [value_position(targets, n) for n in range(len(targets))]
+        types, positions = _value_columns(targets)
         for batch in _packed(pieces, self.batch_size):
-            for n, *values, count in conn.execute(_counts(targets, batch)):
+            for n, *values, count in conn.execute(_counts(targets, types, positions, batch)):
                 self.client.stats.rows += 1
                 (other, other_column), by_value = links[n]
                 value = values[positions[n]]
@@ -407,24 +406,35 @@ def _packed(
         yield batch
 
 
+def _value_columns(
+    targets: Sequence[sa.Column[Any]],
+) -> tuple[list[sa.types.TypeEngine[Any]], list[int]]:
+    """The value columns of ``_counts``' rows, one per type of the linked columns, and the
+    position of each linked column's value among them."""
+    types: dict[str, sa.types.TypeEngine[Any]] = {}
+    names = [repr(target.type) for target in targets]
+    for name, target in zip(names, targets, strict=True):
+        types.setdefault(name, target.type)
+    order = list(types)
+    return list(types.values()), [order.index(name) for name in names]
+
+
 def _counts(
-    targets: Sequence[sa.Column[Any]], batch: Sequence[tuple[int, Sequence[Any]]]
+    targets: Sequence[sa.Column[Any]],
+    types: Sequence[sa.types.TypeEngine[Any]],
+    positions: Sequence[int],
+    batch: Sequence[tuple[int, Sequence[Any]]],
 ) -> sa.CompoundSelect[Any] | sa.Select[Any]:
     """One statement counting, per linked column ``n`` of ``batch``, the rows per value:
-    rows ``(n, v1, ..., vk, count)`` with one value column per type of the linked columns; the
+    rows ``(n, v1, ..., vk, count)`` with one value column per type (``_value_columns``); the
     branch's value sits in its type's position, the others hold a NULL of their type, so every
     database unites the branches without casting a value."""
-    types: dict[str, sa.types.TypeEngine[Any]] = {}
-    for target in targets:
-        types.setdefault(repr(target.type), target.type)
-    positions = {name: i for i, name in enumerate(types)}
     selects = []
     for n, values in batch:
         target = targets[n]
-        mine = positions[repr(target.type)]
         columns = [
-            target if i == mine else sa.cast(sa.null(), type_)
-            for i, type_ in enumerate(types.values())
+            target if i == positions[n] else sa.cast(sa.null(), type_)
+            for i, type_ in enumerate(types)
         ]
         selects.append(
             sa.select(sa.literal_column(str(n)), *columns, sa.func.count())
@@ -432,12 +442,6 @@ def _counts(
             .group_by(target)
         )
     return selects[0] if len(selects) == 1 else sa.union_all(*selects)
-
-
-def value_position(targets: Sequence[sa.Column[Any]], n: int) -> int:
-    """Where ``_counts`` puts the value of linked column ``n`` in its rows (after ``n``)."""
-    names = list(dict.fromkeys(repr(t.type) for t in targets))
-    return names.index(repr(targets[n].type))
 
 
 def comparable(column: sa.Column[Any], kind: str) -> sa.ColumnElement[Any]:
