@@ -3,8 +3,9 @@ through an index?
 
 The connector reads a subject's rows by its identity columns (seeds), by the columns the
 references lead to (traversal) and counts the rows behind each link (sharing). Each of those
-lookups is asked of the database's own planner, exactly as the connector phrases it, with a
-placeholder value: PostgreSQL with sequential scans switched off for the question (so a small
+lookups is asked of the database's own planner, on the column or expression the connector
+compares, as ``IN`` with one placeholder value (PostgreSQL plans the connector's
+``= ANY(array)`` on the same index paths): PostgreSQL with sequential scans switched off for the question (so a small
 table's cheaper scan does not hide a missing index: a scan it still plans means no index can
 serve it), SQLite by ``EXPLAIN QUERY PLAN`` (``SEARCH ... USING INDEX`` or a scan). A lookup no
 index serves is reported with the ``CREATE INDEX`` statement that would serve it, e.g.

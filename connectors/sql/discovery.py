@@ -19,11 +19,12 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from connectors.sql.client import SqlClient
@@ -100,6 +101,7 @@ class Discovery:
         self.edges = self._edges()
         self.links = self._link_columns()
         self.reach = self._reach()
+        self.postgres = client.dialect == "postgresql"
         self.text_columns = {name: self._text_columns(name) for name in self.mapping.tables}
 
     def _edges(self) -> dict[str, list[Edge]]:
@@ -248,8 +250,8 @@ class Discovery:
     def _lookups(
         self, table: sa.Table, lookups: Sequence[tuple[Any, Sequence[Any]]]
     ) -> Iterator[sa.Select[Any]]:
-        """``SELECT * FROM table WHERE a IN (...) OR b IN (...)``, as few as batch_size allows
-        (at most batch_size values per statement)."""
+        """``SELECT * FROM table WHERE a IN (...) OR b IN (...)`` (``member``), as few as
+        batch_size allows (at most batch_size values per statement)."""
         batch: list[Any] = []
         size = 0
         for target, values in lookups:
@@ -257,10 +259,19 @@ class Discovery:
                 if batch and size + len(chunk) > self.batch_size:
                     yield sa.select(table).where(sa.or_(*batch))
                     batch, size = [], 0
-                batch.append(target.in_(chunk))
+                batch.append(self.member(target, chunk))
                 size += len(chunk)
         if batch:
             yield sa.select(table).where(sa.or_(*batch))
+
+    def member(self, target: sa.ColumnElement[Any], values: Sequence[Any]) -> Any:
+        """``target IN (values)``; on PostgreSQL ``target = ANY(:values)``, one array
+        parameter: the statement's text, and so psycopg's prepared plan, stays the same
+        whatever the number of values, and an index on ``target`` serves it alike."""
+        if not self.postgres:
+            return target.in_(values)
+        type_ = sa.Text() if isinstance(target.type, sa.types.NullType) else target.type
+        return target == sa.any_(sa.literal(list(values), postgresql.ARRAY(type_)))
 
     def _candidates(
         self, kind: str, wanted: Iterable[Identifier], *, padded: bool = True
@@ -314,7 +325,8 @@ class Discovery:
         ]
         types, positions = _value_columns(targets)
         for batch in _packed(pieces, self.batch_size):
-            for n, *values, count in conn.execute(_counts(targets, types, positions, batch)):
+            query = _counts(targets, types, positions, batch, self.member)
+            for n, *values, count in conn.execute(query):
                 self.client.stats.rows += 1
                 (other, other_column), by_value = links[n]
                 value = values[positions[n]]
@@ -424,6 +436,7 @@ def _counts(
     types: Sequence[sa.types.TypeEngine[Any]],
     positions: Sequence[int],
     batch: Sequence[tuple[int, Sequence[Any]]],
+    member: Callable[[sa.ColumnElement[Any], Sequence[Any]], Any],
 ) -> sa.CompoundSelect[Any] | sa.Select[Any]:
     """One statement counting, per linked column ``n`` of ``batch``, the rows per value:
     rows ``(n, v1, ..., vk, count)`` with one value column per type (``_value_columns``); the
@@ -438,7 +451,7 @@ def _counts(
         ]
         selects.append(
             sa.select(sa.literal_column(str(n)), *columns, sa.func.count())
-            .where(target.in_(values))
+            .where(member(target, values))
             .group_by(target)
         )
     return selects[0] if len(selects) == 1 else sa.union_all(*selects)
