@@ -79,10 +79,12 @@ class SqlClient:
             self.stats.rows += 1
             yield row
 
-    def rows(self, conn: Connection, query: sa.Executable) -> Iterator[sa.Row[Any]]:
+    def rows(
+        self, conn: Connection, query: sa.Executable, params: dict[str, Any] | None = None
+    ) -> Iterator[sa.Row[Any]]:
         """The rows of a lookup whose result follows the subject's footprint, read in one go:
         a server-side cursor (``stream``) would cost extra round trips per statement."""
-        for row in conn.execute(query):
+        for row in conn.execute(query, params or {}):
             self.stats.rows += 1
             yield row
 

@@ -102,6 +102,10 @@ class Discovery:
         self.links = self._link_columns()
         self.reach = self._reach()
         self.postgres = client.dialect == "postgresql"
+        # Built once: the expression of each identity, and each statement shape (its values
+        # travel as parameters), so that a request does not rebuild the same SQL.
+        self._targets: dict[tuple[str, int], sa.ColumnElement[Any]] = {}
+        self._statements: dict[tuple[Any, ...], Any] = {}
         self.text_columns = {name: self._text_columns(name) for name in self.mapping.tables}
 
     def _edges(self) -> dict[str, list[Edge]]:
@@ -194,8 +198,8 @@ class Discovery:
                 if values:
                     lookups.append((self.identity_target(table, identity), values))
                     confirm.append((identity.kind, identity.column, wanted))
-            for query in self._lookups(self.tables[table], lookups):
-                for row in self.client.rows(conn, query):
+            for query, params in self._lookups(self.tables[table], lookups):
+                for row in self.client.rows(conn, query, params):
                     # The pre-filter is wider than the key (spellings, padding); this decides.
                     matched = set()
                     for kind, name, by_key in confirm:
@@ -223,8 +227,8 @@ class Discovery:
                 dst = self.tables[table]
                 lookups = [(dst.c[edge.dst_column], step[edge]) for edge in edges]
                 wanted_by = [(edge, set(step[edge])) for edge in edges]
-                for query in self._lookups(dst, lookups):
-                    for row in self.client.rows(conn, query):
+                for query, params in self._lookups(dst, lookups):
+                    for row in self.client.rows(conn, query, params):
                         via = next(
                             (
                                 edge.label
@@ -240,38 +244,45 @@ class Discovery:
         """What the pre-filter compares for ``identity``: its ``lookup_column``, the column
         itself when the mapping declares it ``normalised`` (an ordinary index serves it), else
         the column as its key compares it (lower-cased; phone without separators)."""
-        columns = self.tables[table].c
-        if identity.lookup_column:
-            return columns[identity.lookup_column]
-        if identity.normalised:
-            return columns[identity.column]
-        return comparable(columns[identity.column], identity.kind)
+        memo = (table, id(identity))
+        if memo not in self._targets:
+            columns = self.tables[table].c
+            target: sa.ColumnElement[Any]
+            if identity.lookup_column:
+                target = columns[identity.lookup_column]
+            elif identity.normalised:
+                target = columns[identity.column]
+            else:
+                target = comparable(columns[identity.column], identity.kind)
+            self._targets[memo] = target
+        return self._targets[memo]
 
     def _lookups(
         self, table: sa.Table, lookups: Sequence[tuple[Any, Sequence[Any]]]
-    ) -> Iterator[sa.Select[Any]]:
-        """``SELECT * FROM table WHERE a IN (...) OR b IN (...)`` (``member``), as few as
-        batch_size allows (at most batch_size values per statement)."""
-        batch: list[Any] = []
-        size = 0
-        for target, values in lookups:
-            for chunk in chunks(values, self.batch_size):
-                if batch and size + len(chunk) > self.batch_size:
-                    yield sa.select(table).where(sa.or_(*batch))
-                    batch, size = [], 0
-                batch.append(self.member(target, chunk))
-                size += len(chunk)
-        if batch:
-            yield sa.select(table).where(sa.or_(*batch))
+    ) -> Iterator[tuple[sa.Select[Any], dict[str, Any]]]:
+        """``SELECT * FROM table WHERE a IN (...) OR b IN (...)`` (``member``) with its
+        parameters, as few as batch_size allows (at most batch_size values per statement)."""
+        pieces = [
+            (i, chunk)
+            for i, (_, values) in enumerate(lookups)
+            for chunk in chunks(values, self.batch_size)
+        ]
+        for batch in _packed(pieces, self.batch_size):
+            targets = [lookups[i][0] for i, _ in batch]
+            shape = ("rows", table.name, *(id(t) for t in targets))
+            if shape not in self._statements:
+                members = [self.member(t, f"v{j}") for j, t in enumerate(targets)]
+                self._statements[shape] = sa.select(table).where(sa.or_(*members))
+            yield self._statements[shape], {f"v{j}": list(c) for j, (_, c) in enumerate(batch)}
 
-    def member(self, target: sa.ColumnElement[Any], values: Sequence[Any]) -> Any:
-        """``target IN (values)``; on PostgreSQL ``target = ANY(:values)``, one array
-        parameter: the statement's text, and so psycopg's prepared plan, stays the same
-        whatever the number of values, and an index on ``target`` serves it alike."""
+    def member(self, target: sa.ColumnElement[Any], name: str) -> Any:
+        """``target IN (:name)``, the list expanded; on PostgreSQL ``target = ANY(:name)``,
+        one array parameter: the statement's text, and so psycopg's prepared plan, stays the
+        same whatever the number of values, and an index on ``target`` serves it alike."""
         if not self.postgres:
-            return target.in_(values)
+            return target.in_(sa.bindparam(name, expanding=True))
         type_ = sa.Text() if isinstance(target.type, sa.types.NullType) else target.type
-        return target == sa.any_(sa.literal(list(values), postgresql.ARRAY(type_)))
+        return target == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(type_)))
 
     def _candidates(
         self, kind: str, wanted: Iterable[Identifier], *, padded: bool = True
@@ -325,8 +336,11 @@ class Discovery:
         ]
         types, positions = _value_columns(targets)
         for batch in _packed(pieces, self.batch_size):
-            query = _counts(targets, types, positions, batch, self.member)
-            for n, *values, count in conn.execute(query):
+            shape = ("counts", *(id(t) for t in targets), *(n for n, _ in batch))
+            if shape not in self._statements:
+                self._statements[shape] = _counts(targets, types, positions, batch, self.member)
+            params = {f"v{j}": list(values) for j, (_, values) in enumerate(batch)}
+            for n, *values, count in conn.execute(self._statements[shape], params):
                 self.client.stats.rows += 1
                 (other, other_column), by_value = links[n]
                 value = values[positions[n]]
@@ -436,14 +450,14 @@ def _counts(
     types: Sequence[sa.types.TypeEngine[Any]],
     positions: Sequence[int],
     batch: Sequence[tuple[int, Sequence[Any]]],
-    member: Callable[[sa.ColumnElement[Any], Sequence[Any]], Any],
+    member: Callable[[sa.ColumnElement[Any], str], Any],
 ) -> sa.CompoundSelect[Any] | sa.Select[Any]:
     """One statement counting, per linked column ``n`` of ``batch``, the rows per value:
     rows ``(n, v1, ..., vk, count)`` with one value column per type (``_value_columns``); the
     branch's value sits in its type's position, the others hold a NULL of their type, so every
     database unites the branches without casting a value."""
     selects = []
-    for n, values in batch:
+    for j, (n, _) in enumerate(batch):
         target = targets[n]
         columns = [
             target if i == positions[n] else sa.cast(sa.null(), type_)
@@ -451,7 +465,7 @@ def _counts(
         ]
         selects.append(
             sa.select(sa.literal_column(str(n)), *columns, sa.func.count())
-            .where(member(target, values))
+            .where(member(target, f"v{j}"))
             .group_by(target)
         )
     return selects[0] if len(selects) == 1 else sa.union_all(*selects)
