@@ -3,12 +3,13 @@
 Both find everything of ``customer-4242@example.com`` on the same PostgreSQL database: the
 connector through the mapping of Fides' dataset (tests/fixtures/fides/mapping.yaml, the e-mail
 columns declared ``normalised``), the hand-written program with one statement per table,
-following the same references (``HAND_WRITTEN`` below), over one psycopg connection. The runs
-are interleaved, A B A B ... (connector, then hand-written, alternating which goes first in each
-pair), after one warm-up run of each; the figures are the medians, and the statements each side
-sends are counted.
+following the same references (``HAND_WRITTEN`` below), over one psycopg connection. After one
+warm-up run of each, the runs are interleaved: connector then hand-written, then hand-written
+then connector, and so on (A B B A A B ...), so neither side always runs on the other's warm
+caches; the figures are the medians, and the statements each side sends are counted. The
+hand-written side does not tell shared rows (Art. 15(4)); the connector does.
 
-Build the database (``/work/shared/peer/fides/large``, about 15 s), then run:
+Build the database (``../shared/peer/fides/large`` beside the repository, about 15 s), then:
 
     createdb large && psql -d large -v ON_ERROR_STOP=1 -f gen.sql -f indexes.sql
     python -m benchmarks.fides_access --url postgresql+psycopg://USER@HOST/large [--json]
