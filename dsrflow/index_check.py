@@ -5,12 +5,13 @@ The connector reads a subject's rows by its identity columns (seeds), by the col
 references lead to (traversal) and counts the rows behind each link (sharing). Each of those
 lookups is asked of the database's own planner, on the column or expression the connector
 compares, as ``IN`` with one placeholder value (PostgreSQL plans the connector's
-``= ANY(array)`` on the same index paths): PostgreSQL with sequential scans switched off for the question (so a small
-table's cheaper scan does not hide a missing index: a scan it still plans means no index can
-serve it), SQLite by ``EXPLAIN QUERY PLAN`` (``SEARCH ... USING INDEX`` or a scan). A lookup no
-index serves is reported with the ``CREATE INDEX`` statement that would serve it, e.g.
-``CREATE INDEX ix_customer_email_lower ON customer (lower(email))`` for an identity whose column
-is not declared ``normalised``.
+``= ANY(array)`` on the same index paths). PostgreSQL is asked with sequential scans switched
+off for the question, so that a small table's cheaper scan does not hide a missing index: a
+scan it still plans, or an index it reads whole, means no index can serve the lookup. SQLite
+is asked by ``EXPLAIN QUERY PLAN`` (``SEARCH ...`` or ``SCAN ...``). A lookup no index serves
+is reported with the ``CREATE INDEX`` statement that would serve it, e.g.
+``CREATE INDEX ix_customer_email_lower ON customer (lower(email))`` for an identity whose
+column is not declared ``normalised``.
 
 An identity declared ``normalised`` is also checked against the rows: a stored value that
 differs from its pre-filter form (capitals, phone separators) would be missed by the plain
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from rich.console import Console
 from sqlalchemy.engine import Connection
 
 from connectors.sql.client import SqlClient
@@ -37,6 +39,7 @@ from connectors.sql.mapping import SqlMapping
 from connectors.sql.operations import MappedTables
 from connectors.third_parties import SourceContext
 from dsrflow.errors import DsrflowError
+from dsrflow.mapping.common import BaseMapping
 
 SUPPORTED = ("postgresql", "sqlite")
 # Index names PostgreSQL keeps whole (it truncates longer ones to 63 bytes).
@@ -211,7 +214,7 @@ def _false_declarations(conn: Connection, discovery: Discovery) -> Iterator[str]
                 )
 
 
-def print_report(report: IndexReport, mapping_path: Path, out: Any, err: Any) -> bool:
+def print_report(report: IndexReport, mapping_path: Path, out: Console, err: Console) -> bool:
     """Print the findings; True when every lookup has an index and every declaration holds."""
     for lookup, statement in report.missing:
         err.print(
@@ -231,7 +234,9 @@ def print_report(report: IndexReport, mapping_path: Path, out: Any, err: Any) ->
     return report.ok
 
 
-def check_mappings(mappings: list[tuple[Path, Any]], url: str, out: Any, err: Any) -> bool:
+def check_mappings(
+    mappings: list[tuple[Path, BaseMapping]], url: str, out: Console, err: Console
+) -> bool:
     """``dsr mapping check --db``: every SQL mapping of ``mappings`` against ``url``."""
     sql = [(path, mapping) for path, mapping in mappings if isinstance(mapping, SqlMapping)]
     if not sql:

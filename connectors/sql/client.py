@@ -1,7 +1,7 @@
 """The one place that holds the database: SQLAlchemy's engine, its connections and its errors.
 
 Everything else in this package builds SQLAlchemy Core statements and runs them through here,
-so that opening, reflecting, counting, streaming and an unreachable database are handled once.
+so that opening, reflecting, counting and an unreachable database are handled once.
 """
 
 from __future__ import annotations
@@ -71,19 +71,11 @@ class SqlClient:
         """A connection in a transaction that commits when the block ends (rolls back on error)."""
         return self.engine.begin()
 
-    def stream(self, conn: Connection, query: sa.Select[Any], batch: int) -> Iterator[sa.Row[Any]]:
-        """The rows of ``query``, fetched ``batch`` at a time through a server-side cursor,
-        counted: for scans whose result may be large (retention), not for lookups (``rows``)."""
-        result = conn.execution_options(stream_results=True, yield_per=batch).execute(query)
-        for row in result:
-            self.stats.rows += 1
-            yield row
-
     def rows(
         self, conn: Connection, query: sa.Executable, params: dict[str, Any] | None = None
     ) -> Iterator[sa.Row[Any]]:
         """The rows of a lookup whose result follows the subject's footprint, read in one go:
-        a server-side cursor (``stream``) would cost extra round trips per statement."""
+        a server-side cursor (``stream_results``) would cost extra round trips per statement."""
         for row in conn.execute(query, params or {}):
             self.stats.rows += 1
             yield row
