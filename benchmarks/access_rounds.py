@@ -8,7 +8,8 @@ access flow on a temporary local Prefect server, as ``dsr demo`` does; every emu
 ``--latency-ms`` to each request. The two ways alternate run by run (previous, current,
 previous, …) so that the machine's load falls on both alike. Measured per run: the flow's
 wall time, the requests each emulator answered (its ``/_emulator/stats``), the statements
-sent to the on-prem database, the discovery rounds. Printed: medians, and the counts of the
+sent to the on-prem database, the discovery rounds, and whether the exports' records are the
+same. Printed: medians, and the counts of the
 last run of each way (they do not vary).
 
     python -m benchmarks.access_rounds [--latency-ms 20] [--runs 3] [--dir DIR]
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
+import json
 import statistics
 import sys
 import tempfile
@@ -72,20 +75,41 @@ def main(argv: list[str] | None = None) -> int:
         number = 9001
         for _ in range(args.runs):
             for way, discover in ways.items():
-                flows.access.discover_everywhere = discover
-                figures[way].append(one_request(box.config_path, f"DSR-2026-{number}", urls))
+                spent: list[float] = []
+                flows.access.discover_everywhere = timed(discover, spent)
+                run = one_request(box.config_path, f"DSR-2026-{number}", urls)
+                figures[way].append(run | {"discovery_s": sum(spent)})
                 number += 1
+    answers = {way: {r["answer"] for r in runs} for way, runs in figures.items()}
+    same = len(answers["previous"] | answers["current"]) == 1
+    print(f"the same records in every export of both ways: {'yes' if same else 'NO'}")
     for way, runs in figures.items():
         walls = [r["wall_s"] for r in runs]
+        discovery = [r["discovery_s"] for r in runs]
         last = runs[-1]
         print(
             f"{way}: flow wall time median {statistics.median(walls):.2f} s "
-            f"(runs {', '.join(f'{w:.2f}' for w in walls)}); rounds {last['rounds']}; "
+            f"(runs {', '.join(f'{w:.2f}' for w in walls)}); discovery median "
+            f"{statistics.median(discovery):.2f} s "
+            f"(runs {', '.join(f'{w:.2f}' for w in discovery)}); rounds {last['rounds']}; "
             f"requests {sum(last['requests'].values())} "
             f"({', '.join(f'{k} {v}' for k, v in last['requests'].items())}); "
             f"on-prem statements {last['statements']}; records {last['records']}"
         )
     return 0
+
+
+def timed(discover: Callable[..., Any], spent: list[float]) -> Callable[..., Any]:
+    """``discover``, adding the seconds each call takes to ``spent``."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return discover(*args, **kwargs)
+        finally:
+            spent.append(time.perf_counter() - started)
+
+    return call
 
 
 def emulator_url(settings: Any) -> str:
@@ -131,7 +155,11 @@ def one_request(config_path: Path, request_id: str, urls: dict[str, str]) -> dic
     requests = {
         name: int(httpx.get(f"{url}/_emulator/stats").json()["total"]) for name, url in urls.items()
     }
+    document = json.loads((Path(result.export_dir) / "export.json").read_text())
     return {
+        "answer": hashlib.sha256(
+            json.dumps(document["records"], sort_keys=True).encode()
+        ).hexdigest(),
         "wall_s": wall,
         "rounds": result.expansion_rounds,
         "requests": requests,
