@@ -117,17 +117,15 @@ def masked_in(records: Iterable[Record], identifiers: Iterable[Identifier]) -> s
 
 def plan_round(
     number: int,
-    config: Config,
     mappings: dict[str, BaseMapping],
     subject: Subject,
     asked: dict[str, set[Identifier]],
     kept: dict[str, list[Record]],
 ) -> Round:
     """Who is searched in round ``number``, with what. ``asked``: per source, the identifiers
-    it has searched by already; ``kept``: its records so far."""
+    it has searched by already; ``kept``: its records so far. Sources in ``mappings``' order."""
     searches = []
-    for name in config.sources:
-        mapping = mappings[name]
+    for name, mapping in mappings.items():
         new = subject.identifiers - asked[name]
         kinds = mapping.lookup_kinds()
         usable = new if kinds is None else {i for i in new if i.kind in kinds}
@@ -174,7 +172,7 @@ def discover_everywhere(
         kept: dict[str, list[Record]] = defaultdict(list)
         for _, name, found_there in results:
             kept[name].extend(found_there)
-        plan = plan_round(number, config, mappings, subject, asked, kept)
+        plan = plan_round(number, {n: mappings[n] for n in config.sources}, subject, asked, kept)
         if not plan.searched:
             break
         if number > MAX_EXPANSION_ROUNDS:
