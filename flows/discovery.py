@@ -59,8 +59,8 @@ class Round:
         return [s.source for s in self.searches if s.subject is not None]
 
     def describe(self) -> str:
-        """``round 2: searching onprem (1 phone); not searching mail (cannot look up by
-        phone)`` — what the run log says (no identifiers, only their kinds)."""
+        """``round 2: searching onprem (1 phone new); not searching mail (cannot look up by
+        phone)``: what the run log says (kinds and counts, never identifiers)."""
         parts = [f"{s.source} ({s.why})" for s in self.searches if s.subject is not None]
         skipped = [f"{s.source} ({s.why})" for s in self.searches if s.subject is None]
         text = f"round {self.number}: searching " + (", ".join(parts) or "no source")
