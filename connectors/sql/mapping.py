@@ -204,6 +204,10 @@ class SqlMapping(BaseMapping):
             raise ValueError("; ".join(problems))
         return self
 
+    def lookup_kinds(self) -> frozenset[str]:
+        """The kinds of the identity columns: discovery's seeds (references then follow)."""
+        return frozenset(i.kind for t in self.tables.values() for i in t.identities)
+
     def collected_from(self, location: str) -> str:
         table = self.tables.get(location)
         return table.collected_from if table else super().collected_from(location)
