@@ -43,6 +43,7 @@ from tests.support.browser import (
     running_stack,
     shot,
     start_chromium,
+    submit_resume_form,
     until,
     visible,
     wait_for_state,
@@ -214,10 +215,7 @@ def test_erasure_request_pauses_shows_its_plan_and_completes_after_approval(stac
         By.XPATH, modal + form_property("Note (Optional)") + "//textarea"
     ).send_keys("ok")
     shot(browser, "2-erasure-06-resume-form-filled")
-    browser.find_element(
-        By.XPATH,
-        modal + "//div[contains(@class,'p-modal__footer')]//button[normalize-space()='Submit']",
-    ).click()
+    submit_resume_form(browser, "2-erasure-resume-sent")
 
     wait_for_state(run_id, StateType.COMPLETED)
     open_run_page(browser, ui, run_id, "Completed", "2-erasure-completed")

@@ -146,12 +146,22 @@ def open_run_page(driver: WebDriver, ui_url: str, run_id: str, state: str, step:
     visible(driver, state_badge(state), step)
 
 
-def submit_resume_form(driver: WebDriver) -> None:
-    driver.find_element(
-        By.XPATH,
+def submit_resume_form(driver: WebDriver, step: str) -> None:
+    """Submit the Resume form and wait for it to close. On a loaded machine the UI's resume
+    call may fail and leave the form open: submit once more (the API refuses an answer to a
+    run that is no longer paused, so a second one resumes nothing twice)."""
+    submit = (
         RESUME_MODAL
-        + "//div[contains(@class,'p-modal__footer')]//button[normalize-space()='Submit']",
-    ).click()
+        + "//div[contains(@class,'p-modal__footer')]//button[normalize-space()='Submit']"
+    )
+    closed = EC.invisibility_of_element_located((By.XPATH, RESUME_MODAL))
+    driver.find_element(By.XPATH, submit).click()
+    try:
+        WebDriverWait(driver, UI_WAIT).until(closed)
+    except TimeoutException:
+        shot(driver, f"{step}-resubmitted")
+        driver.find_element(By.XPATH, submit).click()
+        until(driver, closed, step)
 
 
 # --- API helpers -------------------------------------------------------------------------------
