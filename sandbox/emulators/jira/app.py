@@ -33,6 +33,7 @@ from starlette.routing import Route
 from sandbox.emulators.faults import FaultGate, Faults
 from sandbox.emulators.jira import jql
 from sandbox.emulators.jira.attachments import Attachments
+from sandbox.emulators.jira.create_request import CustomerRequestCreation
 from sandbox.emulators.jira.ratelimit import JiraRateLimit, RateLimiter, RateLimitGate
 from sandbox.emulators.jira.store import (
     PARTICIPANTS_FIELD,
@@ -327,6 +328,7 @@ class JiraEmulator:
         self.deployment = deployment
         self.limiter = RateLimiter(rate_limit)
         self.attachments = Attachments(self)
+        self.customer_requests_create = CustomerRequestCreation(self)
         self.app = self._build()
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -360,6 +362,7 @@ class JiraEmulator:
                 f"{sd}/request/{{key}}/participant", self.participants, methods=["GET", "DELETE"]
             ),
             *self.attachments.routes(sd),
+            *self.customer_requests_create.routes(sd),
             *self.faults.control_routes(),
             Route("/_emulator/rate-limit", self._rate_limit, methods=["GET", "POST"]),
         ]
@@ -420,7 +423,11 @@ class JiraEmulator:
                 email, _, token = base64.b64decode(header[6:]).decode().partition(":")
             except (binascii.Error, UnicodeDecodeError):
                 email, token = "", ""
-            ok = bool(email and token) and (expected is None or (email, token) == expected)
+            ok = bool(email and token) and (
+                expected is None
+                or (email, token) == expected
+                or self.store.api_tokens.get(email.lower()) == token
+            )
             request.state.email = email
         elif header.startswith("Bearer "):
             token = header[7:]

@@ -24,7 +24,11 @@ def problems(exchange: Exchange) -> list[str]:
     if "json" not in exchange.content_type and exchange.body.strip():
         return (
             []
-            if "multipart" in exchange.content_type or "text" in exchange.content_type
+            if "multipart" in exchange.content_type
+            or "text" in exchange.content_type
+            or (
+                kind == "jira" and jira.serves_file(exchange.method, exchange.path, exchange.status)
+            )
             else [f"{exchange.method} {exchange.path}: content type {exchange.content_type!r}"]
         )
     try:
