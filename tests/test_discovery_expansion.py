@@ -22,6 +22,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
+from connectors.jira import sitecache
 from connectors.jira.client import JiraClient
 from dsrflow.config import Config, load_config
 from dsrflow.identifiers import phone_spellings
@@ -139,6 +140,7 @@ class Answer:
 def answer(config_path: Path, request_id: str, subject: Subject, urls: dict[str, str]) -> Answer:
     """The access flow for a request opened in the ledger first (as the command line does),
     with the emulators' requests it made and its log lines."""
+    sitecache.forget_all()  # each request starts cold, so the two compare like for like
     config = load_config(config_path)
     with Ledger.from_config(config) as ledger:
         ledger.open_request(
