@@ -417,3 +417,17 @@ def _token(emulator: Emulator) -> str:
     )
     creds.refresh(google_auth_httplib2.Request(httplib2.Http()))
     return str(creds.token)
+
+
+def test_the_folder_tree_is_read_once_per_connector(generated):
+    drive = generated.connector()
+    first = list(drive.discover(kari()))
+    before = generated.requests()
+    httpx.post(f"{generated.url}/_emulator/reset-stats")
+    assert list(drive.discover(kari())) == first
+    again = generated.requests()
+    # No second readability check of the mapped folders, no second walk below them; the
+    # spreadsheets themselves are listed and read afresh.
+    assert before["batch"] == 1 and "batch" not in again
+    assert again["files.list"] < before["files.list"]
+    assert again["files.export"] == before["files.export"] == 20
