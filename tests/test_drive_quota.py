@@ -331,6 +331,22 @@ def test_the_export_clears_only_what_cannot_hold_her(rows, may_hold):
     assert check.may_hold(_workbook(rows)) is may_hold
 
 
+def test_an_address_split_into_rich_text_runs_is_still_found():
+    from openpyxl.cell.rich_text import CellRichText, TextBlock
+    from openpyxl.cell.text import InlineFont
+
+    book = openpyxl.Workbook()
+    book.active.append(["Email"])
+    book.active["A2"] = CellRichText(
+        "kari.", TextBlock(InlineFont(b=True), "nordmann@"), "example.com"
+    )
+    out = io.BytesIO()
+    book.save(out)
+    package = zipfile.ZipFile(out)
+    assert not any(b"kari.nordmann@" in package.read(n) for n in package.namelist())
+    assert WorkbookCheck(Matcher.of(kari())).may_hold(out.getvalue())
+
+
 def test_what_the_export_cannot_tell_is_read_through_sheets():
     check = WorkbookCheck(Matcher.of(kari()))
     # A formula without a cached value (openpyxl writes none): its result is unknown.
