@@ -38,19 +38,24 @@ jobs: wall times are several times what an idle machine gives), defaults (200 x 
     read_via=export: 224 requests (200 files.export, 20 spreadsheets.get, 3 files.list pages,
                      1 batch of 10 files.get) for a lower bound of 203: 1.10; 180 of the 200
                      spreadsheets cleared by the export; 20 records; 0 retries under the quotas
-                     discovery median 26.8 s (runs 17.6-36.6 s across two sessions)
-                     CPU of both processes 5.7 s (median)
+                     discovery median 19.5 s (runs 12.4-43.8 s; other sessions 26-32 s)
+                     CPU of both processes 5.2 s, of this process 1.8 s (medians)
     read_via=sheets: 204 requests (200 spreadsheets.get) for 203: 1.01; the same 20 records;
-                     median 35.6 s without quotas; CPU 9.3 s; quota-implied minimum 180 s
-    peak RSS of this process: 257-268 MB (80 MB before the first discovery)
+                     median 35-83 s without quotas; CPU 9.5 s, this process 4.2 s;
+                     quota-implied minimum 180 s
+    peak RSS of this process: 253-268 MB (80 MB before the first discovery)
+    main (2d73626), same machine and load, old benchmark: 404 requests (200 spreadsheets.get,
+                     200 values.batchGet, 3 files.list pages, 1 batch), median 26.3 s, CPU 1.1 s here + 1.5 s emulator;
+                     quota-implied minimum 360 s
 
 The export's requests are Drive's; its Sheets reads (20) fit in the first minute's 60, so it
 never waits on a quota. Per spreadsheet (2,000 rows, CPU, one process): the emulator makes the
-.xlsx in 9 ms and the connector clears it in 5 ms, against 33 ms and 13 ms for the grid's JSON.
+.xlsx in 9 ms and the connector clears it in 4 ms, against 33 ms and 13 ms for the grid's JSON
+(main's values.batchGet arrays are cheaper still, but cost two Sheets reads a spreadsheet).
 
-Before (main at 2d73626, issue 18): 402 requests for 200 spreadsheets per discovery round
-(spreadsheets.get + values.batchGet each, 2 listing pages), 400 of them Sheets reads: >= 6
-minutes a round at Google under the 60-a-minute quota.
+Before (main at 2d73626, issue 18): 404 requests for 200 spreadsheets per discovery round
+(1.99 x the lower bound), 400 of them Sheets reads: >= 6 minutes a round at Google under the
+60-a-minute quota.
 """
 
 from __future__ import annotations
