@@ -45,7 +45,8 @@ jobs: wall times are several times what an idle machine gives), defaults (200 x 
                      quota-implied minimum 180 s
     peak RSS of this process: 253-268 MB (80 MB before the first discovery)
     main (2d73626), same machine and load, old benchmark: 404 requests (200 spreadsheets.get,
-                     200 values.batchGet, 3 files.list pages, 1 batch), median 26.3 s, CPU 1.1 s here + 1.5 s emulator;
+                     200 values.batchGet, 3 files.list pages, 1 batch), median 26.3 s,
+                     CPU 1.1 s here + 1.5 s emulator;
                      quota-implied minimum 360 s
 
 The export's requests are Drive's; its Sheets reads (20) fit in the first minute's 60, so it
