@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from connectors.sql.discovery import comparable
+
 metadata = sa.MetaData()
 
 customers = sa.Table(
@@ -31,6 +33,8 @@ contacts = sa.Table(
     sa.Column("created_at", sa.DateTime),
     # Discovery compares lower(email): an expression index keeps that a lookup, not a scan.
     sa.Index("ix_contacts_email_lower", sa.func.lower(sa.column("email"))),
+    # ... and phone digits without separators, the very expression discovery compares.
+    sa.Index("ix_contacts_phone_digits", comparable(sa.column("phone"), "phone")),
 )
 
 licenses = sa.Table(

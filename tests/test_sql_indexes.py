@@ -178,3 +178,9 @@ def test_postgres_serves_the_declared_identity_from_a_plain_index(fides_postgres
     assert "Seq Scan" in undeclared
     assert "customer_email_idx" not in undeclared
     engine.dispose()
+
+
+def test_the_sandbox_schema_has_every_index_its_mapping_needs(sandbox_url):
+    """The sandbox is what a newcomer copies: its own check passes, phone lookups included."""
+    result = check(sandbox_url, ONPREM_MAPPING)
+    assert result.exit_code == 0, result.output
