@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dsrflow.errors import DsrflowError
+
+if TYPE_CHECKING:
+    from dsrflow.local_server import LocalServer
 
 # Prefect's own setting; dsrflow's default when the user sets none (seconds).
 STARTUP_TIMEOUT_ENV = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
@@ -74,43 +76,78 @@ def configured_api_url() -> str | None:
 
 @contextlib.contextmanager
 def prefect_server(progress: Callable[[str], None] = print) -> Iterator[str]:
-    """The API URL this process's flows report to: ``PREFECT_API_URL``'s, or a temporary
-    server's, started here and stopped on exit."""
+    """The API URL this process's flows report to: ``PREFECT_API_URL``'s, or the local server
+    of this Prefect home (``dsrflow.local_server``): found running, or started here and left
+    running for the next command (``DSRFLOW_PREFECT_SERVER_IDLE_MINUTES``; 0: stopped when
+    this block ends)."""
     url = configured_api_url()
     if url:
         yield url
         return
-    from prefect.server.api.server import SubprocessASGIServer
-    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
-
-    timeout = startup_timeout()
-    home = PREFECT_HOME.value()
-    fresh = not (Path(home) / "prefect.db").exists()
-    progress(
-        f"starting Prefect's local server (home {home}"
-        + ("; its first start creates the database, which can take a minute" if fresh else "")
-        + ")"
+    from prefect.settings import (
+        PREFECT_API_AUTH_STRING,
+        PREFECT_API_URL,
+        PREFECT_HOME,
+        temporary_settings,
     )
-    # Prefect's clients look for the same instance (port None) and find it running.
-    server = SubprocessASGIServer()
-    started = time.monotonic()
-    with _every(15, lambda: progress(f"  still starting ({time.monotonic() - started:.0f} s)")):
-        try:
-            server.start(timeout=int(timeout))
-        except Exception as exc:
-            server.stop()
-            raise PrefectUnavailable(
-                f"Prefect's local server did not start within {timeout:.0f} s in {home} "
-                f"({_first_line(exc)}); set {STARTUP_TIMEOUT_ENV} to wait longer, or "
-                "PREFECT_API_URL to use a running server"
-            ) from None
-    progress(f"Prefect's local server is up ({time.monotonic() - started:.0f} s)")
+
+    from dsrflow import local_server
+
+    home = Path(PREFECT_HOME.value())
+    idle = _friendly_idle()
+    server, started = local_prefect_server(home, progress)
+    if started and idle:
+        progress(
+            f"it keeps running for the next commands (UI {server.ui_url}) and stops itself "
+            f"after {idle:g} idle minutes; `dsr server stop` with this --config stops it now"
+        )
     try:
-        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
-            yield server.api_url
+        with (
+            local_server.in_use(server),
+            temporary_settings(
+                updates={PREFECT_API_URL: server.url, PREFECT_API_AUTH_STRING: server.auth}
+            ),
+        ):
+            yield server.url
             _drain()
     finally:
-        server.stop()
+        if started and not idle:
+            local_server.stop(home)
+
+
+def home_for(folder: Path) -> Path:
+    """The Prefect home a command working beside ``folder`` uses (see ``private_home``)."""
+    chosen = os.environ.get("PREFECT_HOME")
+    return Path(chosen).expanduser().resolve() if chosen else folder.resolve() / "prefect"
+
+
+def local_prefect_server(
+    home: Path, progress: Callable[[str], None] = print
+) -> tuple[LocalServer, bool]:
+    """The running local server of ``home``, or one started now; whether it was started here.
+    A failure is one line naming what to change."""
+    from dsrflow import local_server
+
+    timeout = startup_timeout()
+    try:
+        return local_server.ensure(home, timeout, progress)
+    except TimeoutError as exc:
+        raise PrefectUnavailable(
+            f"Prefect's local server did not start within {timeout:.0f} s in {home} "
+            f"({_first_line(exc)}); set {STARTUP_TIMEOUT_ENV} to wait longer, or "
+            "PREFECT_API_URL to use a running server"
+        ) from None
+    except local_server.LocalServerError as exc:
+        raise PrefectUnavailable(str(exc)) from None
+
+
+def _friendly_idle() -> float:
+    from dsrflow import local_server
+
+    try:
+        return local_server.idle_minutes()
+    except local_server.LocalServerError as exc:
+        raise PrefectUnavailable(str(exc)) from None
 
 
 def _drain() -> None:
@@ -121,24 +158,6 @@ def _drain() -> None:
 
     APILogWorker.drain_all(timeout=10)
     EventsWorker.drain_all(timeout=10)
-
-
-@contextlib.contextmanager
-def _every(seconds: float, tick: Callable[[], None]) -> Iterator[None]:
-    """Call ``tick`` every ``seconds`` while the block runs (a heartbeat for a long wait)."""
-    done = threading.Event()
-
-    def beat() -> None:
-        while not done.wait(seconds):
-            tick()
-
-    thread = threading.Thread(target=beat, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        done.set()
-        thread.join()
 
 
 def _first_line(exc: BaseException) -> str:
