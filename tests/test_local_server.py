@@ -167,7 +167,7 @@ def test_a_stale_record_is_replaced_and_an_idle_server_stops(tmp_path):
     touching it, the server then stops by itself and forgets its record."""
     home = tmp_path / "prefect"
     home.mkdir(mode=0o700)
-    gone = subprocess.Popen(["true"])  # noqa: S607 - a pid that is surely dead afterwards
+    gone = subprocess.Popen(["true"])  # a pid that is surely dead afterwards
     gone.wait()
     stale = {"pid": gone.pid, "url": "http://127.0.0.1:9/api", "home": str(home.resolve())}
     local_server._write_private(home / local_server.RECORD, json.dumps(stale).encode())
