@@ -1,11 +1,12 @@
 """The Prefect server that a command running a flow in this process talks to.
 
 A command given ``PREFECT_API_URL`` uses that server (the officer's stack, say). Otherwise it
-starts Prefect's temporary server itself, in a private, owner-only Prefect home beside the
-sandbox or the config, never the user's global ``~/.prefect``: that home holds run names, logs
-and artifacts of requests. The first start in a new home creates Prefect's database, which on a
-busy machine takes far longer than Prefect's own 20 s start timeout; so the wait is longer,
-shown while it lasts, and a failure ends in one line naming the setting to change.
+uses the local server of its Prefect home (``dsrflow.local_server``): found running, or started
+and left running for the next command. That home is private and owner-only, beside the sandbox
+or the config, never the user's global ``~/.prefect``: it holds run names, logs and artifacts of
+requests. The first start in a new home creates Prefect's database, which on a busy machine
+takes far longer than Prefect's own 20 s start timeout; so the wait is longer, shown while it
+lasts, and a failure ends in one line naming the setting to change.
 
 Prefect reads its settings when it is first imported, so ``private_home`` must run before
 anything imports it (the CLI imports flows inside its commands for that reason).

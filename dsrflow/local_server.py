@@ -307,17 +307,19 @@ def _kill_group(pid: int, grace: float = 10.0) -> None:
 
 
 def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie leader (our own child, not yet reaped) still counts: reap it if it is ours.
+    """Whether a process of the group still runs (a zombie does not: it has exited, and a
+    container's init may never reap it)."""
+    import psutil
+
     with contextlib.suppress(ChildProcessError):
-        if os.waitpid(pgid, os.WNOHANG)[0] == pgid:
-            return _group_alive(pgid)
-    return True
+        os.waitpid(pgid, os.WNOHANG)  # reap the leader if it is our own child
+    for process in psutil.process_iter(["status"]):
+        try:
+            if os.getpgid(process.pid) == pgid and process.info["status"] != psutil.STATUS_ZOMBIE:
+                return True
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            continue
+    return False
 
 
 # --- checks ----------------------------------------------------------------------------------
