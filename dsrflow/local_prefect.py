@@ -102,9 +102,12 @@ def prefect_server(progress: Callable[[str], None] = print) -> Iterator[str]:
             f"it keeps running for the next commands (UI {server.ui_url}) and stops itself "
             f"after {idle:g} idle minutes; `dsr server stop` with this --config stops it now"
         )
+    client = {"PREFECT_API_URL": server.url, "PREFECT_API_AUTH_STRING": server.auth}
     try:
         with (
             local_server.in_use(server),
+            # The environment too: a thread a flow starts reads its settings from there.
+            _environment(client),
             temporary_settings(
                 updates={PREFECT_API_URL: server.url, PREFECT_API_AUTH_STRING: server.auth}
             ),
@@ -114,6 +117,21 @@ def prefect_server(progress: Callable[[str], None] = print) -> Iterator[str]:
     finally:
         if started and not idle:
             local_server.stop(home)
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the block, and put back what was there."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def home_for(folder: Path) -> Path:

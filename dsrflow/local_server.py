@@ -161,7 +161,8 @@ def in_use(server: LocalServer) -> Iterator[None]:
 
     def beat() -> None:
         while not done.wait(every):
-            touch(server.home)
+            with contextlib.suppress(OSError):  # a home removed under a running command
+                touch(server.home)
 
     touch(server.home)
     thread = threading.Thread(target=beat, daemon=True, name="local-server-in-use")
@@ -171,7 +172,8 @@ def in_use(server: LocalServer) -> Iterator[None]:
     finally:
         done.set()
         thread.join()
-        touch(server.home)
+        with contextlib.suppress(OSError):
+            touch(server.home)
 
 
 def auth_header(auth: str) -> str:
@@ -428,9 +430,20 @@ def serve(home: Path, port: int, idle_minutes: float) -> int:
     check = max(1.0, min(30.0, idle / 10)) if idle else 30.0
     while server.poll() is None and not stopping:
         if idle and time.time() - _last_used(home) > idle:
-            print(f"idle for {idle_minutes:g} min: stopping", flush=True)
-            break
+            # Under the commands' lock: none finds the server between this check and the stop.
+            with _locked(home) if home.is_dir() else contextlib.nullcontext():
+                if time.time() - _last_used(home) > idle:
+                    print(f"idle for {idle_minutes:g} min: stopping", flush=True)
+                    _end(server)
+                    _forget(home, os.getpid())
+                    return 0
         _sleep_unless(lambda: stopping, check)
+    _end(server)
+    _forget(home, os.getpid())
+    return 0
+
+
+def _end(server: subprocess.Popen[bytes]) -> None:
     if server.poll() is None:
         server.terminate()
         try:
@@ -438,8 +451,6 @@ def serve(home: Path, port: int, idle_minutes: float) -> int:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
-    _forget(home, os.getpid())
-    return 0
 
 
 def _last_used(home: Path) -> float:
