@@ -15,6 +15,8 @@ import typer
 from rich.table import Table
 
 from dsrflow.cli_handover import register as register_handover
+from dsrflow.cli_server import register as register_server
+from dsrflow.cli_server import running_note
 from dsrflow.cli_support import (
     ConfigOption,
     OfficerOption,
@@ -67,8 +69,7 @@ def _open_request(
     """Validate at the edge and open the request in the ledger, so that the flow run is
     started with the request's id only (no identifiers in Prefect's database). ``analytics``:
     the subject's Analytics client ids and user ids."""
-    from dsrflow.ledger import Ledger
-    from dsrflow.preflight import preflight
+    from dsrflow.preflight import hand_over, preflight
     from dsrflow.request import DataSubjectRequest, RequestType, Subject
 
     def who(phone_region: str = "NO") -> Subject:
@@ -85,7 +86,9 @@ def _open_request(
     _friendly(who)  # identifiers first
     loaded = _friendly(lambda: load_config(config))
     # Everything executing the request will need, before it is opened or anyone approves.
-    _friendly(lambda: preflight(loaded, request_type).raise_for_problems())
+    checked = _friendly(lambda: preflight(loaded, request_type))
+    _friendly(checked.raise_for_problems)
+    hand_over(loaded, checked)  # the flow this command runs next checks no second time
     if approving and loaded.approval.four_eyes:
         err.print(
             "[bold red]error:[/] approval.four_eyes is set in the config: the officer who opens "
@@ -103,6 +106,8 @@ def _open_request(
             received_at=received_at or dt.datetime.now(dt.UTC),
         ),
     )
+    from dsrflow.ledger import Ledger  # SQLAlchemy: not for a refused argument
+
     ledger = _friendly(lambda: Ledger.from_config(loaded))
     try:
         while request_id is None and ledger.request_row(request.id) is not None:
@@ -909,6 +914,7 @@ def demo(
             lambda: access_request(request_id=opened, config_path=str(box.config_path)),
         )
     _print_access_result(result)
+    running_note(box.config_path)  # where Prefect's local server runs on, and how to stop it
 
 
 @mapping_app.command("check")
@@ -1243,6 +1249,8 @@ def intake_confirm(
 
 # `dsr identity …` and `dsr deliver` (Art. 12(6), delivery of the export).
 register_handover(app)
+# `dsr server start|status|stop` (the local Prefect server later commands reuse).
+register_server(app)
 
 if __name__ == "__main__":
     app()

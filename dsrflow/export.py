@@ -14,10 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
-import pandas as pd
 
 from dsrflow.config import Config
 from dsrflow.export_model import (
@@ -37,9 +36,11 @@ from dsrflow.export_page import page_context
 from dsrflow.language import Language
 from dsrflow.manual import ManualSourceAnswer
 from dsrflow.mapping import BaseMapping
-from dsrflow.merge import rows, summary
 from dsrflow.private_files import write_private  # here too: its importers name this module
 from dsrflow.request import DataSubjectRequest
+
+if TYPE_CHECKING:  # pandas only where an export is built: `dsr export verify` needs none
+    import pandas as pd
 
 RIGHTS = [
     "Rectification of inaccurate data (Art. 16)",
@@ -55,6 +56,8 @@ def _information(
     config: Config, mappings: dict[str, BaseMapping], frame: pd.DataFrame
 ) -> Art15Information:
     """Art. 15(1) from the mappings, limited to the categories actually found."""
+    from dsrflow.merge import rows  # pandas, only when an export is built
+
     found: dict[str, set[str]] = defaultdict(set)  # category -> sources
     origins: set[tuple[str, str, str]] = set()
     for row in rows(frame):
@@ -95,6 +98,8 @@ UNCATEGORISED = "system.operations"
 
 
 def _records_by_category(frame: pd.DataFrame) -> dict[str, dict[str, list[RecordPart]]]:
+    from dsrflow.merge import rows
+
     grouped: dict[str, dict[str, list[RecordPart]]] = defaultdict(lambda: defaultdict(list))
     for row in rows(frame):
         by_category: dict[str, dict[str, Any]] = defaultdict(dict)
@@ -119,6 +124,8 @@ def _records_by_category(frame: pd.DataFrame) -> dict[str, dict[str, list[Record
 
 def _whole_records(frame: pd.DataFrame) -> list[WholeRecord]:
     """Each record once, its fields in the source's order with their categories beside them."""
+    from dsrflow.merge import rows
+
     return [
         WholeRecord(
             record=row.record_id,
@@ -152,6 +159,8 @@ def build_export(
     not_searched: dict[str, list[str]] | None = None,
     manual: list[ManualSourceAnswer] | None = None,
 ) -> AccessExport:
+    from dsrflow.merge import summary
+
     now = now or dt.datetime.now(dt.UTC)
     counts = summary(frame)
     return AccessExport(

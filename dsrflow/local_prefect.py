@@ -1,11 +1,12 @@
 """The Prefect server that a command running a flow in this process talks to.
 
 A command given ``PREFECT_API_URL`` uses that server (the officer's stack, say). Otherwise it
-starts Prefect's temporary server itself, in a private, owner-only Prefect home beside the
-sandbox or the config, never the user's global ``~/.prefect``: that home holds run names, logs
-and artifacts of requests. The first start in a new home creates Prefect's database, which on a
-busy machine takes far longer than Prefect's own 20 s start timeout; so the wait is longer,
-shown while it lasts, and a failure ends in one line naming the setting to change.
+uses the local server of its Prefect home (``dsrflow.local_server``): found running, or started
+and left running for the next command. That home is private and owner-only, beside the sandbox
+or the config, never the user's global ``~/.prefect``: it holds run names, logs and artifacts of
+requests. The first start in a new home creates Prefect's database, which on a busy machine
+takes far longer than Prefect's own 20 s start timeout; so the wait is longer, shown while it
+lasts, and a failure ends in one line naming the setting to change.
 
 Prefect reads its settings when it is first imported, so ``private_home`` must run before
 anything imports it (the CLI imports flows inside its commands for that reason).
@@ -15,12 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dsrflow.errors import DsrflowError
+
+if TYPE_CHECKING:
+    from dsrflow.local_server import LocalServer
 
 # Prefect's own setting; dsrflow's default when the user sets none (seconds).
 STARTUP_TIMEOUT_ENV = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
@@ -74,43 +77,96 @@ def configured_api_url() -> str | None:
 
 @contextlib.contextmanager
 def prefect_server(progress: Callable[[str], None] = print) -> Iterator[str]:
-    """The API URL this process's flows report to: ``PREFECT_API_URL``'s, or a temporary
-    server's, started here and stopped on exit."""
+    """The API URL this process's flows report to: ``PREFECT_API_URL``'s, or the local server
+    of this Prefect home (``dsrflow.local_server``): found running, or started here and left
+    running for the next command (``DSRFLOW_PREFECT_SERVER_IDLE_MINUTES``; 0: stopped when
+    this block ends)."""
     url = configured_api_url()
     if url:
         yield url
         return
-    from prefect.server.api.server import SubprocessASGIServer
-    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
-
-    timeout = startup_timeout()
-    home = PREFECT_HOME.value()
-    fresh = not (Path(home) / "prefect.db").exists()
-    progress(
-        f"starting Prefect's local server (home {home}"
-        + ("; its first start creates the database, which can take a minute" if fresh else "")
-        + ")"
+    from prefect.settings import (
+        PREFECT_API_AUTH_STRING,
+        PREFECT_API_URL,
+        PREFECT_HOME,
+        temporary_settings,
     )
-    # Prefect's clients look for the same instance (port None) and find it running.
-    server = SubprocessASGIServer()
-    started = time.monotonic()
-    with _every(15, lambda: progress(f"  still starting ({time.monotonic() - started:.0f} s)")):
-        try:
-            server.start(timeout=int(timeout))
-        except Exception as exc:
-            server.stop()
-            raise PrefectUnavailable(
-                f"Prefect's local server did not start within {timeout:.0f} s in {home} "
-                f"({_first_line(exc)}); set {STARTUP_TIMEOUT_ENV} to wait longer, or "
-                "PREFECT_API_URL to use a running server"
-            ) from None
-    progress(f"Prefect's local server is up ({time.monotonic() - started:.0f} s)")
+
+    from dsrflow import local_server
+
+    home = Path(PREFECT_HOME.value())
+    idle = _friendly_idle()
+    server, started = local_prefect_server(home, progress)
+    if started and idle:
+        progress(
+            f"it keeps running for the next commands (UI {server.ui_url}) and stops itself "
+            f"after {idle:g} idle minutes; `dsr server stop` with this --config stops it now"
+        )
+    client = {"PREFECT_API_URL": server.url, "PREFECT_API_AUTH_STRING": server.auth}
     try:
-        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
-            yield server.api_url
+        with (
+            local_server.in_use(server),
+            # The environment too: a thread a flow starts reads its settings from there.
+            _environment(client),
+            temporary_settings(
+                updates={PREFECT_API_URL: server.url, PREFECT_API_AUTH_STRING: server.auth}
+            ),
+        ):
+            yield server.url
             _drain()
     finally:
-        server.stop()
+        if started and not idle:
+            local_server.stop(home)
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the block, and put back what was there."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def home_for(folder: Path) -> Path:
+    """The Prefect home a command working beside ``folder`` uses (see ``private_home``)."""
+    chosen = os.environ.get("PREFECT_HOME")
+    return Path(chosen).expanduser().resolve() if chosen else folder.resolve() / "prefect"
+
+
+def local_prefect_server(
+    home: Path, progress: Callable[[str], None] = print
+) -> tuple[LocalServer, bool]:
+    """The running local server of ``home``, or one started now; whether it was started here.
+    A failure is one line naming what to change."""
+    from dsrflow import local_server
+
+    timeout = startup_timeout()
+    try:
+        return local_server.ensure(home, timeout, progress)
+    except TimeoutError as exc:
+        raise PrefectUnavailable(
+            f"Prefect's local server did not start within {timeout:.0f} s in {home} "
+            f"({_first_line(exc)}); set {STARTUP_TIMEOUT_ENV} to wait longer, or "
+            "PREFECT_API_URL to use a running server"
+        ) from None
+    except local_server.LocalServerError as exc:
+        raise PrefectUnavailable(str(exc)) from None
+
+
+def _friendly_idle() -> float:
+    from dsrflow import local_server
+
+    try:
+        return local_server.idle_minutes()
+    except local_server.LocalServerError as exc:
+        raise PrefectUnavailable(str(exc)) from None
 
 
 def _drain() -> None:
@@ -121,24 +177,6 @@ def _drain() -> None:
 
     APILogWorker.drain_all(timeout=10)
     EventsWorker.drain_all(timeout=10)
-
-
-@contextlib.contextmanager
-def _every(seconds: float, tick: Callable[[], None]) -> Iterator[None]:
-    """Call ``tick`` every ``seconds`` while the block runs (a heartbeat for a long wait)."""
-    done = threading.Event()
-
-    def beat() -> None:
-        while not done.wait(seconds):
-            tick()
-
-    thread = threading.Thread(target=beat, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        done.set()
-        thread.join()
 
 
 def _first_line(exc: BaseException) -> str:

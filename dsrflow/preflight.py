@@ -13,6 +13,8 @@ approved, never halfway through its execution.
 
 from __future__ import annotations
 
+import hashlib
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -69,6 +71,32 @@ def preflight(config: Config, right: RequestType | str | None = None) -> Preflig
     """Check every source for ``right``; never raises for a problem of a source."""
     wanted = as_right(right)
     return preflight_rights(config, [wanted])[wanted]
+
+
+# A command that checked the sources just before it runs the request's flow in this process
+# hands the passed check over, so the flow does not open every source a second time (issue
+# 18). Process-local and taken once: a run started any other way (the UI, a deployment, a
+# later command) checks again, and so does one that starts too long after the check.
+HANDOVER_SECONDS = 120.0
+_handed_over: dict[tuple[str, RequestType], tuple[float, Preflight]] = {}
+
+
+def _fingerprint(config: Config) -> str:
+    return hashlib.sha256(config.model_dump_json().encode("utf-8")).hexdigest()
+
+
+def hand_over(config: Config, checked: Preflight) -> None:
+    """Keep a passed check of ``config`` for the flow this process runs next."""
+    if not checked.problems:
+        _handed_over[(_fingerprint(config), checked.right)] = (time.monotonic(), checked)
+
+
+def take_over(config: Config, right: RequestType | str | None = None) -> Preflight | None:
+    """The check handed over for this very config and right, if fresh; it is used once."""
+    kept = _handed_over.pop((_fingerprint(config), as_right(right)), None)
+    if kept is None or time.monotonic() - kept[0] > HANDOVER_SECONDS:
+        return None
+    return kept[1]
 
 
 def preflight_rights(config: Config, rights: Sequence[RequestType]) -> dict[RequestType, Preflight]:

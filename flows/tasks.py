@@ -23,7 +23,7 @@ from dsrflow.manual import ManualSourceAnswer, ManualStore
 from dsrflow.mapping import BaseMapping
 from dsrflow.mapping.common import DeleteOnly
 from dsrflow.merge import merge, records_frame, summary
-from dsrflow.preflight import preflight
+from dsrflow.preflight import preflight, take_over
 from dsrflow.records import Record
 from dsrflow.request import DataSubjectRequest, RequestType, Subject
 
@@ -148,7 +148,7 @@ def check_sources(config: Config, right: RequestType | None = None) -> dict[str,
     """Before reading any data: every mapping valid and matching its live source, every source
     reachable, and everything ``right`` needs to execute in place (dsrflow.preflight); one
     PreflightError listing every problem otherwise. No right: what discovery needs."""
-    checked = preflight(config, right)
+    checked = take_over(config, right) or preflight(config, right)  # the command's, if just run
     checked.raise_for_problems()
     mappings = checked.mappings
     get_run_logger().info("%d source(s) ready: %s", len(mappings), ", ".join(sorted(mappings)))

@@ -13,6 +13,9 @@ os.environ["PREFECT_HOME"] = _PREFECT_HOME
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.pop("PREFECT_API_URL", None)
+# A command that starts Prefect's local server stops it when it ends: no test leaves one
+# running (tests/test_local_server.py sets its own idle times).
+os.environ.setdefault("DSRFLOW_PREFECT_SERVER_IDLE_MINUTES", "0")
 
 import pytest  # noqa: E402
 import sqlalchemy as sa  # noqa: E402

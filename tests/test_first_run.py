@@ -75,3 +75,18 @@ def test_first_demo_with_an_empty_home(tmp_path):
     assert (prefect_home / "prefect.db").exists()
     assert stat.S_IMODE(prefect_home.stat().st_mode) == 0o700
     assert not (home / ".prefect").exists()  # the user's global Prefect home is untouched
+
+    # Prefect's local server keeps running for the next command; the demo says how to stop it.
+    config = box.resolve() / "dsrflow.yaml"
+    assert f"dsr server stop --config {config}" in done.stdout
+    stopped = subprocess.run(
+        [str(DSR), "server", "stop", "--config", str(config)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    assert "stopped Prefect's local server" in stopped.stdout
+    assert not (prefect_home / "local-server.json").exists()
