@@ -16,6 +16,12 @@ deployments) with ``--workers`` process workers on the ``dsrflow`` pool, then:
 4. checks every export: its records, for each source, exactly the reference's for that subject
    (a run that answered another subject's data, or a partial one, is counted as not exact).
 
+The stack's Prefect server keeps its database in PostgreSQL here (``--prefect-db postgres``,
+the default: a throwaway server from tests/support/postgres.py, as README "Running at scale"
+advises for more than one officer): on the stack's default SQLite, 20 runs at once made the
+server answer 503 ("database is locked") to a worker, which then reported the run crashed
+(``--prefect-db sqlite`` shows it).
+
 The workers poll for runs every 2 s (``PREFECT_WORKER_QUERY_SECONDS``, 10 s by default), as the
 stack's tests do; each flow run is a fresh Python process (imports included in its duration).
 ``--limit N`` sets the pool's concurrency limit (none by default: all runs at once).
@@ -36,6 +42,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -219,6 +226,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=20, help="requests submitted at once")
     parser.add_argument("--workers", type=int, default=2, help="process workers on the pool")
     parser.add_argument("--limit", type=int, default=0, help="pool concurrency limit (0: none)")
+    parser.add_argument(
+        "--prefect-db",
+        choices=("postgres", "sqlite"),
+        default="postgres",
+        help="the Prefect server's database (default: a throwaway PostgreSQL server)",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     if args.requests < 1 or args.workers < 1:
@@ -234,6 +247,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
     )
     os.environ.pop("PREFECT_API_URL", None)
+    with ExitStack() as cleanup:
+        if args.prefect_db == "postgres":
+            from tests.support.postgres import PostgresServer
+
+            server = cleanup.enter_context(PostgresServer())
+            url = server.create_database("prefect").replace("+psycopg", "+asyncpg", 1)
+            # The stack's processes copy this environment: the Prefect server reads it.
+            os.environ["PREFECT_API_DATABASE_CONNECTION_URL"] = url
+        return run(args, base)
+
+
+def run(args: argparse.Namespace, base: Path) -> int:
     from dsrflow import stack
 
     directory = base / "stack"

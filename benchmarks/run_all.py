@@ -218,7 +218,10 @@ def run_one(benchmark: Benchmark, profile: str, timeout: float) -> dict[str, Any
             for figure in figures_from(result.stdout, benchmark.adapt)
         ]
     except ValueError as exc:
-        entry["problem"] = f"exit {result.returncode}: {exc}"
+        said = (result.stderr.strip().splitlines() or [""])[-1][:120]
+        entry["problem"] = f"exit {result.returncode}: {exc}" + (
+            f"; it said: {said}" if said else ""
+        )
     return entry
 
 
@@ -241,7 +244,8 @@ def table(summary: dict[str, Any]) -> str:
     verdict = {True: "yes", False: "**no**", None: "—"}
     for entry in summary["benchmarks"]:
         if entry["problem"]:
-            lines.append(f"| {entry['benchmark']} | — | {entry['problem']} | | | | — |")
+            problem = entry["problem"].replace("|", "/")  # a cell of the table
+            lines.append(f"| {entry['benchmark']} | — | {problem} | | | | — |")
             continue
         for figure in entry["figures"]:
             unit = figure.get("unit") or ""
