@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -248,6 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     os.environ.pop("PREFECT_API_URL", None)
     with ExitStack() as cleanup:
+        # The sandbox's (made-up) people, the exports and Prefect's home go with the run.
+        cleanup.callback(shutil.rmtree, base, ignore_errors=True)
         if args.prefect_db == "postgres":
             from tests.support.postgres import PostgresServer
 
