@@ -19,7 +19,7 @@ still run. Each one's full output goes to ``benchmarks/results/NAME.log``.
 
     python -m benchmarks.run_all            # everything, full sizes (about 15-20 min, 2 cores)
     python -m benchmarks.run_all --quick    # small sizes (a few minutes)
-    python -m benchmarks.run_all --only concurrent_requests --only jira_access
+    python -m benchmarks.run_all --only jira_access   # again, into the last summary
     python -m benchmarks.run_all --readme-only   # the README table from the last summary
 """
 
@@ -303,6 +303,25 @@ def write_readme(summary: dict[str, Any], readme: Path = README) -> None:
     readme.write_text(text[:start] + block + text[end:], encoding="utf-8")
 
 
+def merged(summary: dict[str, Any], last: Path) -> dict[str, Any]:
+    """``--only``: the last summary of the same profile with the benchmarks just run replaced
+    (their time added); the new summary alone when there is none."""
+    if not last.exists():
+        return summary
+    before = json.loads(last.read_text(encoding="utf-8"))
+    if before.get("profile") != summary["profile"]:
+        return summary
+    fresh = {e["benchmark"]: e for e in summary["benchmarks"]}
+    names = ", ".join(fresh)
+    entries = [fresh.pop(e["benchmark"], e) for e in before["benchmarks"]]
+    return {
+        **summary,
+        "seconds": before["seconds"] + summary["seconds"],
+        "benchmarks": entries + list(fresh.values()),
+        "commit": f"{before['commit']} (+ {names} at {summary['commit']})",
+    }
+
+
 def _commit() -> str:
     result = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 - git from PATH
@@ -352,10 +371,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seconds": round(time.monotonic() - started, 1),
         "benchmarks": entries,
     }
+    if args.only:
+        summary = merged(summary, RESULTS / "summary.json")
     (RESULTS / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     (RESULTS / "summary.md").write_text(markdown(summary), encoding="utf-8")
     print(table(summary))
-    if not args.no_readme and not args.only:
+    if not args.no_readme:
         write_readme(summary)
     missed = [f for e in entries for f in e["figures"] if f["met"] is False]
     failed = [e for e in entries if e["problem"] and not e.get("missing")]

@@ -97,3 +97,18 @@ def test_every_registered_benchmark_is_unique_and_the_ones_here_exist():
     assert len(modules) == len(set(modules))
     here = {"onprem_access", "retention_sweep", "concurrent_requests", "mail_access"}
     assert here <= {b.module for b in run_all.BENCHMARKS if run_all.present(b)}
+
+
+def test_only_replaces_its_benchmarks_in_the_last_summary_of_the_profile(tmp_path):
+    last = tmp_path / "summary.json"
+    old = {"benchmark": "a", "problem": "stopped after 900 s", "figures": []}
+    kept = {"benchmark": "b", "problem": None, "figures": [figure()]}
+    base = {"profile": "full", "seconds": 100.0, "commit": "abc", "benchmarks": [old, kept]}
+    last.write_text(json.dumps(base))
+    again = {"benchmark": "a", "problem": None, "figures": [figure(ratio=1.1)]}
+    new = {"profile": "full", "seconds": 20.0, "commit": "def", "benchmarks": [again]}
+    result = run_all.merged(new, last)
+    assert result["benchmarks"] == [again, kept]
+    assert result["seconds"] == 120.0
+    assert result["commit"] == "abc (+ a at def)"
+    assert run_all.merged({**new, "profile": "quick"}, last)["benchmarks"] == [again]
