@@ -50,7 +50,10 @@ def test_the_onprem_benchmarks_own_json_becomes_figures(sandbox_sqlite_url, caps
     by_name = {f["name"]: f for f in figures}
     assert by_name["on-prem discovery, SQL statements"]["figure"] > 0
     assert by_name["on-prem discovery, cold (subject with 50 rows)"]["target"] == "<= 1.0"
-    assert run_all.met(by_name["on-prem discovery, peak RSS"]) is True
+    # Judged (the pytest process's own peak RSS, so not whether it is met here).
+    rss = by_name["on-prem discovery, peak RSS"]
+    assert rss["figure"] > 0 and rss["target"] == "<= 300.0"
+    assert run_all.met(rss) is (rss["figure"] <= 300)
 
 
 def test_the_retention_pairs_alternate_and_give_figures(tmp_path, capsys):
