@@ -39,14 +39,12 @@ lock:
 	.lockenv/bin/python -m pip freeze --exclude-editable | grep -v '^dsrflow' > constraints.txt
 	rm -rf .lockenv
 
-# Benchmarks (not tests): build the large on-prem database once, then measure an access request.
-BENCH_DB := .sandbox/large-10m.db
-$(BENCH_DB): | $(STAMP)
-	mkdir -p .sandbox
-	$(BIN)/python -m sandbox.large --out $(BENCH_DB) --events 10000000
-
-bench: $(STAMP) $(BENCH_DB)
-	$(BIN)/python -m benchmarks.onprem_access --url sqlite:///$(BENCH_DB) --repeat 5 --check
+# Benchmarks (not tests): every benchmark, one after the other (benchmarks/run_all.py builds the
+# large on-prem databases under .sandbox/ when missing); figures into benchmarks/results/summary.md
+# and .json and the README's table. Small sizes: make bench BENCH_FLAGS=--quick
+BENCH_FLAGS ?=
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run_all $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(VENV) .sandbox .pytest_cache .ruff_cache

@@ -165,8 +165,10 @@ def _wait_for(url: str, what: str, timeout: float, directory: Path, log: str) ->
     raise StackError(f"{what} did not come up within {timeout:.0f} s; {log} ends:\n{tail}")
 
 
-def up(directory: Path, port: int = 4200, host: str = "127.0.0.1") -> Stack:
-    """Start the stack; raise with the failing part's log tail if any part does not come up."""
+def up(directory: Path, port: int = 4200, host: str = "127.0.0.1", workers: int = 1) -> Stack:
+    """Start the stack; raise with the failing part's log tail if any part does not come up.
+    ``workers``: process workers on the pool (each starts every flow run it takes as a
+    process of its own)."""
     given, directory = directory, _private_directory(directory.resolve())
     if (directory / PIDS_FILE).exists():
         raise StackAlreadyRunning(
@@ -220,10 +222,10 @@ def up(directory: Path, port: int = 4200, host: str = "127.0.0.1") -> Stack:
         "creating the work pool",
     )
     _run([prefect, "--no-prompt", "deploy", "--all"], env, "registering the deployments")
-    pids["worker"] = _start(
-        "worker", [prefect, "worker", "start", "--pool", "dsrflow"], directory, env
-    )
-    record()
+    for number in range(1, workers + 1):
+        name = "worker" if number == 1 else f"worker-{number}"  # down() finds all by the mark
+        pids[name] = _start(name, [prefect, "worker", "start", "--pool", "dsrflow"], directory, env)
+        record()
     return stack
 
 

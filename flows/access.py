@@ -17,6 +17,7 @@ from flows.coverage import coverage_notice
 from flows.discovery import discover_everywhere
 from flows.manual import open_sources, settle_manual_tasks
 from flows.private import private_run
+from flows.runner import task_runner
 from flows.tasks import (
     check_sources,
     merge_records,
@@ -47,6 +48,7 @@ class AccessResult(BaseModel):
     flow_run_name="{request_id}",
     persist_result=False,
     validate_parameters=True,
+    task_runner=task_runner(),  # DSRFLOW_TASK_RUNNER (flows/runner.py)
 )
 @private_run
 def access_request(

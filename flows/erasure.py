@@ -21,6 +21,7 @@ from dsrflow.request import DataSubjectRequest, RequestType, Subject
 from flows.changes import ChangeResult, run_change
 from flows.discovery import discover_everywhere
 from flows.private import private_run
+from flows.runner import task_runner
 from flows.tasks import request_and_config
 
 
@@ -32,7 +33,12 @@ def _erasure_planner(
     return build_erasure_plan(records, mappings, dt.datetime.now(dt.UTC).date(), subject)
 
 
-@flow(name="erasure-request", flow_run_name="{request_id}", persist_result=False)
+@flow(
+    name="erasure-request",
+    flow_run_name="{request_id}",
+    persist_result=False,
+    task_runner=task_runner(),
+)
 @private_run
 def erasure_request(
     request_id: str,

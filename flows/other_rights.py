@@ -29,6 +29,7 @@ from dsrflow.request import DataSubjectRequest, RequestType
 from flows.changes import ChangeResult, run_change
 from flows.discovery import discover_everywhere
 from flows.private import private_run
+from flows.runner import task_runner
 from flows.tasks import forget_parameters, request_and_config
 
 Purpose = Literal["analytics", "config_collection", "all"]
@@ -46,7 +47,12 @@ def deleted_residue(
     return sorted(record_ref(deleted[r.record_id]) for r in found.records if r.record_id in deleted)
 
 
-@flow(name="rectification-request", flow_run_name="{request_id}", persist_result=False)
+@flow(
+    name="rectification-request",
+    flow_run_name="{request_id}",
+    persist_result=False,
+    task_runner=task_runner(),
+)
 @private_run
 def rectification_request(
     request_id: str,
@@ -85,7 +91,12 @@ def rectification_request(
     )
 
 
-@flow(name="consent-withdrawal", flow_run_name="{request_id}", persist_result=False)
+@flow(
+    name="consent-withdrawal",
+    flow_run_name="{request_id}",
+    persist_result=False,
+    task_runner=task_runner(),
+)
 @private_run
 def consent_withdrawal(
     request_id: str,
@@ -137,7 +148,12 @@ def consent_withdrawal(
     )
 
 
-@flow(name="restriction-request", flow_run_name="{request_id}", persist_result=False)
+@flow(
+    name="restriction-request",
+    flow_run_name="{request_id}",
+    persist_result=False,
+    task_runner=task_runner(),
+)
 @private_run
 def restriction_request(
     request_id: str,

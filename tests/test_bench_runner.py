@@ -1,0 +1,117 @@
+"""``make bench``'s runner (benchmarks/run_all.py): it reads the figures the benchmarks really
+print, judges targets, writes the README's table between its markers; the retention benchmark
+alternates the order of its two commands."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import onprem_access, retention_sweep, run_all
+from sandbox.large import generate_large_onprem
+
+
+def figure(**changes):
+    return {
+        "name": "x / y",
+        "figure": 2.0,
+        "unit": "s",
+        "anchor": 1.0,
+        "ratio": 2.0,
+        "target": "<= 1.3",
+    } | changes
+
+
+def test_targets_judge_the_ratio_or_else_the_figure():
+    assert run_all.met(figure()) is False
+    assert run_all.met(figure(ratio=1.3)) is True
+    assert run_all.met(figure(ratio=None, figure=150, target="<= 200")) is True
+    assert run_all.met(figure(ratio=None, anchor=None, figure=19, target=">= 20")) is False
+    assert run_all.met(figure(target=None)) is None
+    with pytest.raises(ValueError, match="'about 1' is not"):
+        run_all.met(figure(target="about 1"))
+
+
+def test_figures_are_the_last_json_of_the_output():
+    printed = "12:00 | INFO | something [1, 2]\n" + json.dumps([figure()], indent=2) + "\n"
+    assert run_all.figures_from(printed, None) == [figure()]
+    with pytest.raises(ValueError, match="no JSON figures"):
+        run_all.figures_from("usage: error: unrecognized arguments: --json\n", None)
+    broken = figure()
+    del broken["anchor"]
+    with pytest.raises(ValueError, match="lacks one of"):
+        run_all.figures_from(json.dumps([broken]), None)
+
+
+def test_the_onprem_benchmarks_own_json_becomes_figures(sandbox_sqlite_url, capsys):
+    onprem_access.main(["--url", sandbox_sqlite_url, "--subject", "al@example.com", "--json"])
+    figures = run_all.figures_from(capsys.readouterr().out, run_all.onprem_figures)
+    by_name = {f["name"]: f for f in figures}
+    assert by_name["on-prem discovery, SQL statements"]["figure"] > 0
+    assert by_name["on-prem discovery, cold (subject with 50 rows)"]["target"] == "<= 1.0"
+    # Judged (the pytest process's own peak RSS, so not whether it is met here).
+    rss = by_name["on-prem discovery, peak RSS"]
+    assert rss["figure"] > 0 and rss["target"] == "<= 300.0"
+    assert run_all.met(rss) is (rss["figure"] <= 300)
+
+
+def test_the_retention_pairs_alternate_and_give_figures(tmp_path, capsys):
+    database = tmp_path / "small.db"
+    generate_large_onprem(f"sqlite:///{database}", contacts=500, licenses=1000, events=20_000)
+    retention_sweep.main(["--sqlite", str(database), "--repeat", "2"])
+    report = json.loads(capsys.readouterr().out)
+    assert [run["first"] for run in report["runs"]] == ["baseline", "sweep"]
+    figures = retention_sweep.bench_figures(report)
+    assert figures[0]["ratio"] == report["median_time_ratio"]
+    assert figures[0]["anchor"] > 0 and figures[0]["figure"] > 0
+    assert run_all.figures_from(json.dumps(figures), None) == figures
+
+
+def test_the_readme_table_is_written_between_the_markers(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{run_all.README_START}\nold table\n{run_all.README_END}\n\nafter\n")
+    summary = {
+        "profile": "quick",
+        "finished": "2026-12-06 15:00 UTC",
+        "machine": "2 CPUs",
+        "commit": "abc123",
+        "seconds": 61.0,
+        "benchmarks": [
+            {"benchmark": "a", "problem": None, "figures": [figure() | {"met": False}]},
+            {"benchmark": "b", "problem": "exit 2: no JSON figures", "figures": []},
+        ],
+    }
+    run_all.write_readme(summary, readme)
+    text = readme.read_text()
+    assert "old table" not in text
+    assert text.endswith(f"{run_all.README_END}\n\nafter\n")
+    assert "| a | x / y | 2 s | 1 | 2 | <= 1.3 | **no** |" in text
+    assert "| b | — | exit 2: no JSON figures |" in text
+    run_all.write_readme(summary, readme)  # again: the same text, not a second table
+    assert readme.read_text() == text
+    readme.write_text("# no markers\n")
+    with pytest.raises(SystemExit, match="has no"):
+        run_all.write_readme(summary, readme)
+
+
+def test_every_registered_benchmark_is_unique_and_the_ones_here_exist():
+    modules = [b.module for b in run_all.BENCHMARKS]
+    assert len(modules) == len(set(modules))
+    here = {"onprem_access", "retention_sweep", "concurrent_requests", "mail_access"}
+    assert here <= {b.module for b in run_all.BENCHMARKS if run_all.present(b)}
+
+
+def test_only_replaces_its_benchmarks_in_the_last_summary_of_the_profile(tmp_path):
+    last = tmp_path / "summary.json"
+    old = {"benchmark": "a", "problem": "stopped after 900 s", "figures": []}
+    kept = {"benchmark": "b", "problem": None, "figures": [figure()]}
+    base = {"profile": "full", "seconds": 100.0, "commit": "abc", "benchmarks": [old, kept]}
+    last.write_text(json.dumps(base))
+    again = {"benchmark": "a", "problem": None, "figures": [figure(ratio=1.1)]}
+    new = {"profile": "full", "seconds": 20.0, "commit": "def", "benchmarks": [again]}
+    result = run_all.merged(new, last)
+    assert result["benchmarks"] == [again, kept]
+    assert result["seconds"] == 120.0
+    assert result["commit"] == "abc (+ a at def)"
+    assert run_all.merged({**new, "profile": "quick"}, last)["benchmarks"] == [again]
