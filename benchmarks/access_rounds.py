@@ -10,9 +10,11 @@ previous, …) so that the machine's load falls on both alike. Measured per run:
 wall time, the requests each emulator answered (its ``/_emulator/stats``), the statements
 sent to the on-prem database, the discovery rounds, and whether the exports' records are the
 same. Printed: medians, and the counts of the
-last run of each way (they do not vary).
+last run of each way (they do not vary). ``--json`` prints them for ``make bench`` instead,
+as a JSON list of ``{"name", "figure", "unit", "anchor", "ratio", "target"}``, each the
+current way against the previous one (``bench_figures`` below); the rest goes to stderr.
 
-    python -m benchmarks.access_rounds [--latency-ms 20] [--runs 3] [--dir DIR]
+    python -m benchmarks.access_rounds [--latency-ms 20] [--runs 3] [--dir DIR] [--json]
 """
 
 from __future__ import annotations
@@ -50,7 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=float, default=20)
     parser.add_argument("--runs", type=int, default=3, help="runs of each way")
     parser.add_argument("--dir", type=Path, default=None, help="sandbox folder (default: temp)")
+    parser.add_argument("--json", action="store_true", help="print the make-bench figures")
     args = parser.parse_args(argv)
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+    # With --json only the figures go to stdout (make bench reads them); the rest to stderr.
+    out = sys.stderr if args.json else sys.stdout
     folder = args.dir or Path(tempfile.mkdtemp(prefix="dsrflow-rounds-"))
     private_home(folder)  # before Prefect is imported
 
@@ -80,9 +87,8 @@ def main(argv: list[str] | None = None) -> int:
                 run = one_request(box.config_path, f"DSR-2026-{number}", urls)
                 figures[way].append(run | {"discovery_s": sum(spent)})
                 number += 1
-    answers = {way: {r["answer"] for r in runs} for way, runs in figures.items()}
-    same = len(answers["previous"] | answers["current"]) == 1
-    print(f"the same records in every export of both ways: {'yes' if same else 'NO'}")
+    same = same_records(figures)
+    print(f"the same records in every export of both ways: {'yes' if same else 'NO'}", file=out)
     for way, runs in figures.items():
         walls = [r["wall_s"] for r in runs]
         discovery = [r["discovery_s"] for r in runs]
@@ -94,9 +100,78 @@ def main(argv: list[str] | None = None) -> int:
             f"(runs {', '.join(f'{w:.2f}' for w in discovery)}); rounds {last['rounds']}; "
             f"requests {sum(last['requests'].values())} "
             f"({', '.join(f'{k} {v}' for k, v in last['requests'].items())}); "
-            f"on-prem statements {last['statements']}; records {last['records']}"
+            f"on-prem statements {last['statements']}; records {last['records']}",
+            file=out,
         )
+    if args.json:
+        print(json.dumps(bench_figures(figures), indent=2))
     return 0
+
+
+def same_records(runs: dict[str, list[dict[str, Any]]]) -> bool:
+    """Whether every export of both ways holds the same records."""
+    return len({run["answer"] for way in runs.values() for run in way}) == 1
+
+
+def bench_figures(runs: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The ``make bench`` figures of the runs of each way: the current way's against the
+    previous way's (anchor). Requests and statements are the last run's (they do not vary);
+    times are medians."""
+    previous, current = runs["previous"], runs["current"]
+
+    def against(
+        name: str,
+        unit: str,
+        measure: Callable[[list[dict[str, Any]]], float],
+        target: str | None,
+        digits: int = 2,
+    ) -> dict[str, Any]:
+        figure, anchor = measure(current), measure(previous)
+        return {
+            "name": name,
+            "figure": round(figure, digits),
+            "unit": unit,
+            "anchor": round(anchor, digits),
+            "ratio": round(figure / anchor, 2) if anchor else None,
+            "target": target,
+        }
+
+    def requests(way: list[dict[str, Any]]) -> float:
+        return sum(way[-1]["requests"].values())
+
+    return [
+        # Expansion must not ask the vendors more than re-running every source did.
+        against(
+            "emulator requests, new rounds / every source again", "requests", requests, "<= 1.0", 0
+        ),
+        against(
+            "on-prem SQL statements, new rounds / every source again",
+            "statements",
+            lambda way: way[-1]["statements"],
+            None,
+            0,
+        ),
+        against(
+            "access flow wall time (median), new rounds / every source again",
+            "s",
+            lambda way: statistics.median(r["wall_s"] for r in way),
+            None,
+        ),
+        against(
+            "discovery time (median), new rounds / every source again",
+            "s",
+            lambda way: statistics.median(r["discovery_s"] for r in way),
+            None,
+        ),
+        {
+            "name": "every export of both ways holds the same records (1 = yes)",
+            "figure": int(same_records(runs)),
+            "unit": "",
+            "anchor": None,
+            "ratio": None,
+            "target": ">= 1",
+        },
+    ]
 
 
 def timed(discover: Callable[..., Any], spent: list[float]) -> Callable[..., Any]:

@@ -126,7 +126,9 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     ),
     Benchmark("drive_access", quick=("--spreadsheets", "20", "--rows", "500", "--runs", "1")),
     Benchmark("jira_access", quick=("--issues", "5000", "--runs", "1")),
-    Benchmark("fides_access"),
+    # Builds its own PostgreSQL database from ../shared/peer/fides/large (about a minute).
+    Benchmark("fides_access", quick=("--runs", "5")),
+    Benchmark("access_rounds", quick=("--runs", "1")),
     Benchmark("concurrent_requests", quick=("--requests", "6")),
 )
 

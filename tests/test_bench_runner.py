@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from benchmarks import onprem_access, retention_sweep, run_all
+from benchmarks import access_rounds, fides_access, onprem_access, retention_sweep, run_all
 from sandbox.large import generate_large_onprem
 
 
@@ -99,6 +99,7 @@ def test_every_registered_benchmark_is_unique_and_the_ones_here_exist():
     modules = [b.module for b in run_all.BENCHMARKS]
     assert len(modules) == len(set(modules))
     here = {"onprem_access", "retention_sweep", "concurrent_requests", "mail_access"}
+    here |= {"fides_access", "access_rounds"}
     assert here <= {b.module for b in run_all.BENCHMARKS if run_all.present(b)}
 
 
@@ -115,3 +116,71 @@ def test_only_replaces_its_benchmarks_in_the_last_summary_of_the_profile(tmp_pat
     assert result["seconds"] == 120.0
     assert result["commit"] == "abc (+ a at def)"
     assert run_all.merged({**new, "profile": "quick"}, last)["benchmarks"] == [again]
+
+
+def rounds_run(answer: str, wall_s: float, requests: dict[str, int], statements: int) -> dict:
+    """One run of benchmarks/access_rounds.py's ``one_request`` (with its discovery time)."""
+    return {
+        "answer": answer,
+        "wall_s": wall_s,
+        "discovery_s": wall_s / 2,
+        "rounds": 2,
+        "requests": requests,
+        "statements": statements,
+        "records": 40,
+    }
+
+
+def test_the_rounds_figures_put_the_new_way_against_the_old():
+    runs = {
+        "previous": [
+            rounds_run("h", 9.0, {"jira": 10, "mail": 30}, 20),
+            rounds_run("h", 7.0, {"jira": 10, "mail": 30}, 20),
+            rounds_run("h", 8.0, {"jira": 10, "mail": 30}, 20),
+        ],
+        "current": [
+            rounds_run("h", 4.0, {"jira": 6, "mail": 14}, 12),
+            rounds_run("h", 6.0, {"jira": 6, "mail": 14}, 12),
+            rounds_run("h", 5.0, {"jira": 6, "mail": 14}, 12),
+        ],
+    }
+    figures = access_rounds.bench_figures(runs)
+    assert run_all.figures_from(json.dumps(figures), None) == figures
+    requests, statements, wall, discovery, same = figures
+    assert (requests["figure"], requests["anchor"], requests["ratio"]) == (20, 40, 0.5)
+    assert run_all.met(requests) is True
+    assert (statements["figure"], statements["anchor"], statements["ratio"]) == (12, 20, 0.6)
+    assert (wall["figure"], wall["anchor"], wall["ratio"]) == (5.0, 8.0, 0.62)  # medians
+    assert (discovery["figure"], discovery["anchor"]) == (2.5, 4.0)
+    assert run_all.met(same) is True
+    # More requests than before, or another export in any run, is not met.
+    runs["current"][-1]["requests"] = {"jira": 30, "mail": 30}
+    runs["previous"][0]["answer"] = "other"
+    requests, *_, same = access_rounds.bench_figures(runs)
+    assert requests["ratio"] == 1.5 and run_all.met(requests) is False
+    assert same["figure"] == 0 and run_all.met(same) is False
+
+
+def test_the_fides_figures_say_what_was_measured():
+    measured = {
+        "connector": {"median_ms": 45.0, "statements": 13},
+        "hand_written": {"median_ms": 10.0, "statements": 12},
+    }
+    ratio, statements = fides_access.figures(measured, 6)
+    assert run_all.figures_from(json.dumps([ratio, statements]), None) == [ratio, statements]
+    assert "indexes.sql + 6 named by the check" in ratio["name"]
+    assert (ratio["figure"], ratio["anchor"], ratio["ratio"]) == (45.0, 10.0, 4.5)
+    assert run_all.met(ratio) is True
+    assert (statements["figure"], statements["anchor"], statements["target"]) == (13, 12, None)
+    given, _ = fides_access.figures(measured, None)
+    assert "the given database" in given["name"]
+
+
+def test_without_the_shared_folder_the_fides_benchmark_says_so_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("DSRFLOW_SHARED_DIR", str(tmp_path))
+    with pytest.raises(SystemExit) as exc:
+        fides_access.main(["--json"])
+    message = str(exc.value)
+    assert "\n" not in message
+    assert str(tmp_path / "peer" / "fides" / "large" / "gen.sql") in message
+    assert "DSRFLOW_SHARED_DIR" in message
