@@ -185,10 +185,10 @@ def built_database(mapping_path: Path, log: Callable[[str], None]) -> Iterator[t
     many indexes were added."""
     folder = large_dir()
     scripts = [folder / "gen.sql", folder / "indexes.sql"]
-    if missing := [str(s) for s in scripts if not s.is_file()]:
+    if missing := [s.name for s in scripts if not s.is_file()]:
         raise SystemExit(
-            f"fides_access: {', '.join(missing)} not found: the large Fides database lives in "
-            "../shared/peer/fides/large beside the repository (or set DSRFLOW_SHARED_DIR)"
+            f"fides_access: no {' or '.join(missing)} in {folder}: set DSRFLOW_SHARED_DIR to the "
+            "folder holding peer/fides/large (default: ../shared beside the repository)"
         )
     # Test support, imported only here: with --url the benchmark needs no PostgreSQL binaries.
     from tests.support.postgres import HOST, SUPERUSER, PostgresServer, find_bin_dir
@@ -284,9 +284,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     else:
         with built_database(args.mapping, log) as (url, added):
             measured = bench(url, args.runs, args.mapping)
-    if args.json:
-        print(json.dumps(figures(measured, added), indent=2))
-        return
     log(f"subject {mask_email(SUBJECT)}, {args.runs} interleaved runs per side, medians")
     for name, side in measured.items():
         rows = ", ".join(f"{t} {n}" for t, n in side["rows_by_table"].items())
@@ -294,6 +291,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     ratio = measured["connector"]["median_ms"] / measured["hand_written"]["median_ms"]
     verdict = "met" if ratio <= TARGET_RATIO else "NOT met"
     log(f"connector / hand-written = {ratio:.2f}x (target <= {TARGET_RATIO:g}x: {verdict})")
+    if args.json:
+        print(json.dumps(figures(measured, added), indent=2))
 
 
 if __name__ == "__main__":
