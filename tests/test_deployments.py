@@ -9,6 +9,7 @@ import pytest
 import yaml
 from prefect import Flow
 
+from dsrflow.run_settings import run_settings
 from tests.conftest import REPO
 
 
@@ -66,7 +67,8 @@ def test_deadline_report_lists_open_requests_overdue_first(tmp_path):
             )
         )
     ledger.close()
-    assert deadline_report(config_path=str(config)) == 1
+    with run_settings(config):
+        assert deadline_report() == 1
     with get_client(sync_client=True) as client:
         artifact = client.read_latest_artifacts(limit=50)
     table = next(a for a in artifact if a.key == "open-requests")
