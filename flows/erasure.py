@@ -55,8 +55,7 @@ def erasure_request(
             intake or `dsr`) needs no identifiers here.
         subject_emails: The subject's e-mail addresses; leave empty for a request already in
             the ledger. Moved out of Prefect once read.
-        subject_phones: The subject's phone numbers (national, or with the country code);
-            optional.
+        subject_phones: The subject's phone numbers, national or with the country code.
         received_at: When the request was received: the one-month deadline counts from it.
             Empty: now; a request opened before keeps its time.
         dry_run: Plan only: the plan is written and nothing changes; the request stays a

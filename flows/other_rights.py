@@ -66,8 +66,7 @@ def rectification_request(
             name=..., phone=... or <data category>=value. Moved out of Prefect once read.
         subject_emails: The subject's e-mail addresses; leave empty for a request already in
             the ledger. Moved out of Prefect once read.
-        subject_phones: The subject's phone numbers (national, or with the country code);
-            optional.
+        subject_phones: The subject's phone numbers, national or with the country code.
         received_at: When the request was received: the one-month deadline counts from it.
             Empty: now; a request opened before keeps its time.
         dry_run: Plan only: the plan is written and nothing changes; the request stays a
@@ -119,8 +118,7 @@ def consent_withdrawal(
         purpose: The consent withdrawn: analytics, config_collection, or all of them.
         subject_emails: The subject's e-mail addresses; leave empty for a request already in
             the ledger. Moved out of Prefect once read.
-        subject_phones: The subject's phone numbers (national, or with the country code);
-            optional.
+        subject_phones: The subject's phone numbers, national or with the country code.
         received_at: When the request was received: the one-month deadline counts from it.
             Empty: now; a request opened before keeps its time.
         dry_run: Plan only: the plan is written and nothing changes; the request stays a
@@ -184,8 +182,7 @@ def restriction_request(
             the ledger. Moved out of Prefect once read.
         lift: Lift the restriction instead: take the subject off the list again (tell
             them first, Art. 18(3)).
-        subject_phones: The subject's phone numbers (national, or with the country code);
-            optional.
+        subject_phones: The subject's phone numbers, national or with the country code.
         received_at: When the request was received: the one-month deadline counts from it.
             Empty: now; a request opened before keeps its time.
         officer: Your name, as the ledger shall record it (empty: officer).
