@@ -22,7 +22,7 @@ config once (``SourceContext.of``).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -63,14 +63,25 @@ class OwnAddresses:
 @dataclass(frozen=True)
 class SourceContext:
     """What every connector is opened with beside its settings and mapping: how to read phone
-    numbers written without a country code, and which addresses are the controller's own."""
+    numbers written without a country code, which addresses are the controller's own, and the
+    subject's addresses and numbers beyond the ones a search is given (a later discovery round
+    searches by new identifiers only: the earlier ones are still the subject's, never a third
+    person's)."""
 
     phone_region: str = "NO"
     own: OwnAddresses = field(default_factory=OwnAddresses)
+    subject_emails: frozenset[str] = frozenset()
+    subject_phones: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, config: Config) -> SourceContext:
         return cls(phone_region=config.phone_region, own=OwnAddresses.of(config.controller))
+
+    def knowing(self, subject: Subject) -> SourceContext:
+        """This context with all of ``subject``'s addresses and numbers known as theirs."""
+        return replace(
+            self, subject_emails=frozenset(subject.emails), subject_phones=frozenset(subject.phones)
+        )
 
     def third_parties(
         self, subject: Subject, *, comparable: Callable[[str], str] | None = None
@@ -120,10 +131,11 @@ class ThirdParties:
         comparable: Callable[[str], str] | None = None,
     ) -> ThirdParties:
         same = comparable or (lambda key: key)
+        context = context or SourceContext()
         return cls(
-            emails=frozenset(same(e) for e in emails),
-            phones=frozenset(phones),
-            context=context or SourceContext(),
+            emails=frozenset(same(e) for e in [*emails, *context.subject_emails]),
+            phones=frozenset(phones) | context.subject_phones,
+            context=context,
             comparable=comparable,
         )
 

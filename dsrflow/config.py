@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connectors.registry import source_union
@@ -25,13 +25,10 @@ from dsrflow.language import Language
 from dsrflow.manual import ManualSource, unique_names
 from dsrflow.mapping import BaseMapping, MappingError, load_mapping
 from dsrflow.secrets import SecretRef, SecretUnavailable
+from dsrflow.strict import StrictModel
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Recipient(_Strict):
+class Recipient(StrictModel):
     """Art. 15(1)(c): who receives the data, and in what role."""
 
     name: str
@@ -41,13 +38,13 @@ class Recipient(_Strict):
     safeguards: str | None = Field(default=None, description="e.g. EU standard contractual clauses")
 
 
-class SupervisoryAuthority(_Strict):
+class SupervisoryAuthority(StrictModel):
     name: str = "Datatilsynet"
     url: str = "https://www.datatilsynet.no"
     address: str = "Postboks 458 Sentrum, 0105 Oslo, Norway"
 
 
-class InformationOfficer(_Strict):
+class InformationOfficer(StrictModel):
     """The person the privacy policy names as in charge of data protection questions.
 
     Not necessarily a data protection officer in the sense of Art. 37 (``dpo_email``): a
@@ -62,7 +59,7 @@ class InformationOfficer(_Strict):
         return normalise_email(value)
 
 
-class Controller(_Strict):
+class Controller(StrictModel):
     """Who answers for the processing; printed in every export (Art. 13/15)."""
 
     name: str = Field(description="the controller's legal name")
@@ -141,7 +138,7 @@ else:  # every kind's settings, told apart by ``kind`` (connectors/registry.py)
     Source = source_union()
 
 
-class ApprovalPolicy(_Strict):
+class ApprovalPolicy(StrictModel):
     """How changing requests are approved."""
 
     four_eyes: bool = Field(
@@ -153,7 +150,7 @@ class ApprovalPolicy(_Strict):
     )
 
 
-class Config(_Strict):
+class Config(StrictModel):
     controller: Controller
     sources: dict[str, Source] = Field(min_length=1)
     phone_region: str = Field(default="NO", description="region of phone numbers given without +")

@@ -4,16 +4,13 @@ them without importing the ledger or the connectors."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from dsrflow.identifiers import normalise_email
+from dsrflow.strict import StrictModel
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class IdentityPolicy(_Strict):
+class IdentityPolicy(StrictModel):
     """Art. 12(6): no export leaves and no erasure runs before the requester is known to be the
     subject; how that was established is recorded in the ledger."""
 
@@ -47,7 +44,7 @@ class IdentityPolicy(_Strict):
         return normalise_email(value) if value else None
 
 
-class DeliveryPolicy(_Strict):
+class DeliveryPolicy(StrictModel):
     """How an export goes back to the subject."""
 
     jira_source: str | None = Field(

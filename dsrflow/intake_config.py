@@ -11,14 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from dsrflow.strict import StrictModel
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ServiceDeskIntake(_Strict):
+class ServiceDeskIntake(StrictModel):
     """Requests of one request type on one service desk."""
 
     source: str = Field(description="the name of the `kind: jira` source in `sources` to read")
@@ -33,7 +31,7 @@ class ServiceDeskIntake(_Strict):
     )
 
 
-class MailboxIntake(_Strict):
+class MailboxIntake(StrictModel):
     """New messages in one folder of one mailbox."""
 
     source: str = Field(description="the name of the `kind: mail` source in `sources` to read")
@@ -48,7 +46,7 @@ class MailboxIntake(_Strict):
     )
 
 
-class IntakeSettings(_Strict):
+class IntakeSettings(StrictModel):
     """Where the scheduled ``intake`` flow reads new requests."""
 
     servicedesk: ServiceDeskIntake | None = Field(

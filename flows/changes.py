@@ -38,9 +38,10 @@ from dsrflow.identity import require_verified
 from dsrflow.ledger import HELD_FOR, Ledger, Status
 from dsrflow.manual import shown
 from dsrflow.mapping import BaseMapping
+from dsrflow.mapping.common import DeleteOnly
 from dsrflow.merge import fold_records
 from dsrflow.plan import Action, ActionResult, ExecutionReport, Outcome, PlannedAction
-from dsrflow.planning import plan_counts, plan_notices, plan_table
+from dsrflow.planning import plan_counts, plan_notices, plan_table, recordless_deletions
 from dsrflow.receipt import build_receipt, plan_digest, write_receipt
 from dsrflow.records import Record
 from dsrflow.request import DataSubjectRequest, RequestType, Subject
@@ -316,6 +317,23 @@ def remove_earlier_copies(
     return copies
 
 
+def _subject_for(
+    plan: list[PlannedAction],
+    opened_with: Subject,
+    config: Config,
+    mappings: dict[str, BaseMapping],
+) -> Subject:
+    """The subject a resumed plan is carried out for. The ledger keeps only the identifiers
+    the request was opened with; a delete-only source's deletion planned for an identifier
+    discovery found (an Analytics id from a consent record) is filed only for the subject's
+    own ids, so discovery is asked again for them rather than trusting the plan file."""
+    expected = {a.record_id for a in recordless_deletions(mappings, opened_with)}
+    delete_only = {name for name, m in mappings.items() if isinstance(m, DeleteOnly)}
+    if all(a.record_id in expected for a in plan if a.source in delete_only):
+        return opened_with
+    return discover_everywhere(config, mappings, opened_with, label="resume").subject
+
+
 def run_change(
     request: DataSubjectRequest,
     config: Config,
@@ -351,6 +369,7 @@ def run_change(
                 e.event == f"status:{Status.IN_PROGRESS.value}" for e in ledger.entries(request.id)
             )
             ledger.record(request.id, "resumed", plan_sha256=digest)
+            subject = _subject_for(plan, request.subject, config, mappings)
         else:
             found = discover_everywhere(config, mappings, request.subject)
             subject = found.subject  # with what discovery found, e.g. an Analytics id

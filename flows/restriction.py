@@ -67,16 +67,17 @@ def subject_of(identifiers: Iterable[str]) -> Subject:
     )
 
 
-def protected_records(connector: Connector, name: str, subjects: list[Subject]) -> list[Record]:
-    """The restricted subjects' records in one source, for its sweep to keep. A source that
-    cannot find them cannot be swept: it would process what may only be stored."""
-    if not subjects:
+def protected_records(connector: Connector, name: str, restricted: Restricted) -> list[Record]:
+    """The restricted subjects' records in one source (found once, by ``restricted_in``), for
+    its sweep to keep. A source that cannot find them cannot be swept: it would process what
+    may only be stored."""
+    if not restricted.identifiers:
         return []
     if not isinstance(connector, Discovering):
         raise SourceUnavailable(
             name, "restricted subjects' records cannot be found to be kept out of the sweep"
         )
-    return [record for subject in subjects for record in connector.discover(subject)]
+    return restricted.records_in(name)
 
 
 # native_id parts that say whose the record is, not where it is: a Drive row's ``holds`` is a
@@ -119,6 +120,10 @@ class Restricted:
 
     places: Mapping[Place, frozenset[str]] = field(default_factory=dict)
     identifiers: frozenset[Identifier] = frozenset()
+    records: tuple[Record, ...] = ()  # as their discovery found them, for a sweep to keep
+
+    def records_in(self, source: str) -> list[Record]:
+        return [r for r in self.records if r.source == source]
 
     def fields_naming_them(self, at: Place, record: Record | None) -> frozenset[str]:
         """The fields of the record at ``at`` that name a restricted subject: as their own
@@ -136,15 +141,17 @@ def restricted_in(
     raises rather than answer partly, so a source that cannot be searched stops the request)."""
     places: dict[Place, frozenset[str]] = {}
     identifiers: set[Identifier] = set()
+    records: list[Record] = []
     for subject in subjects:
         discovery = discover_everywhere(config, mappings, subject, label="restricted")
         theirs = discovery.subject.identifiers
         identifiers |= theirs
+        records += discovery.records
         for r in discovery.records:
             at = place(r.source, r.location, r.native_id)
             naming = frozenset(k for k, v in r.fields.items() if names(theirs, v))
             places[at] = places.get(at, frozenset()) | naming
-    return Restricted(places, frozenset(identifiers))
+    return Restricted(places, frozenset(identifiers), tuple(records))
 
 
 def destroys_restricted(

@@ -31,6 +31,7 @@ from dsrflow.run_settings import current_run_settings
 from flows.changes import execute_actions
 from flows.private import private_run
 from flows.restriction import (
+    Restricted,
     destroys_restricted,
     protected_records,
     restricted_in,
@@ -58,7 +59,7 @@ def sweep_source(
     name: str,
     config: Config,
     mapping: BaseMapping,
-    restricted: list[Subject],
+    restricted: Restricted,
     now: dt.datetime,
     dry_run: bool,
     min_group_size: int | None,
@@ -101,19 +102,21 @@ def retention_sweep(dry_run: bool = False, as_of: dt.datetime | None = None) -> 
     mappings = check_sources(config)
     with Ledger.from_config(config) as ledger:
         restricted = restricted_subjects(ledger)
+        # Found once, in every source, for the sweeps and the hold-end erasure alike.
+        spared = restricted_in(config, mappings, restricted) if restricted else Restricted()
         now = as_of or dt.datetime.now(dt.UTC)
         results: list[dict[str, object]] = []
         skipped = []
         for name in config.sources:
             rows = sweep_source.with_options(task_run_name=f"sweep-{name}")(
-                name, config, mappings[name], restricted, now, dry_run, settings.min_group_size
+                name, config, mappings[name], spared, now, dry_run, settings.min_group_size
             )
             if rows is None:
                 skipped.append(name)
             else:
                 results += rows
         holds_ended, holds_left = _erase_ended_holds(
-            config, mappings, ledger, restricted, now.date(), dry_run
+            config, mappings, ledger, spared, now.date(), dry_run
         )
         exports = _remove_expired_exports(config, ledger, now, dry_run)
         create_table_artifact(
@@ -183,7 +186,7 @@ def _erase_ended_holds(
     config: Config,
     mappings: dict[str, BaseMapping],
     ledger: Ledger,
-    restricted: list[Subject],
+    spared: Restricted,
     today: dt.date,
     dry_run: bool,
 ) -> tuple[int, list[str]]:
@@ -192,9 +195,8 @@ def _erase_ended_holds(
     again, and whether the record changed since planning); a hold stays queued until its
     action is done. Returns how many were released, and the ones left (reference: outcome)."""
     due = ledger.due_holds(today)
-    if due and restricted:
+    if due and spared.identifiers:
         # Art. 18: destroying a restricted subject's data waits in the queue for its end.
-        spared = restricted_in(config, mappings, restricted)
         due = [(rid, action) for rid, action in due if not destroys_restricted(action, spared)]
     if dry_run or not due:
         return len(due), []

@@ -165,8 +165,16 @@ class Found:
 
 
 @task(name="discover", retries=0, persist_result=False, cache_policy=NO_CACHE)
-def discover_source(name: str, config: Config, mapping: BaseMapping, subject: Subject) -> Found:
-    with open_connector(name, config.sources[name], mapping, SourceContext.of(config)) as connector:
+def discover_source(
+    name: str, config: Config, mapping: BaseMapping, subject: Subject, known: Subject | None = None
+) -> Found:
+    """The records of ``subject`` in one source. ``known``: the whole subject, when ``subject``
+    holds only the identifiers a later round searches by (flows/discovery.py): what the source
+    finds is still judged against all of them (connectors.third_parties)."""
+    context = SourceContext.of(config)
+    if known is not None:
+        context = context.knowing(known)
+    with open_connector(name, config.sources[name], mapping, context) as connector:
         if not isinstance(connector, Discovering):  # a delete-only API: said, not "nothing"
             if isinstance(mapping, DeleteOnly):  # its own words, e.g. Analytics' (Art. 15)
                 return Found([], [mapping.explain_access(subject)])

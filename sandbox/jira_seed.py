@@ -54,6 +54,8 @@ from sandbox.onprem_seed import DEMO_SUBJECT, LOOK_ALIKES
 SANDBOX_EMAIL = "sandbox-admin@fjelltopp.example"
 # The emulator's own credential, not a secret of any real site.
 SANDBOX_TOKEN = "sandbox-api-token"  # noqa: S105
+# Kari's own API token: she raises a request on the desk as herself (Create customer request).
+DEMO_CUSTOMER_TOKEN = "kari-customer-api-token"  # noqa: S105
 PROJECT = "SUP"
 DESK_ID = "1"
 DEMO_NAME = "Kari Nordmann"
@@ -247,6 +249,7 @@ def _demo_subject(
     customers = _customers(store)
     kari = store.add_user(account_id(rng, True), "Kari.Nordmann@Example.COM", DEMO_NAME)
     desk.customers.append(kari.account_id)
+    store.api_tokens[str(kari.email).lower()] = DEMO_CUSTOMER_TOKEN
     look_alikes = []
     for email in LOOK_ALIKES:
         user = store.add_user(account_id(rng, True), email, fake.name())

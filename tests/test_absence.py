@@ -40,6 +40,8 @@ SPREADSHEET = USAGE[0]
 # Sheets' routes for one spreadsheet: metadata (spreadsheets.get) and values (batchGet).
 METADATA = rf"/v4/spreadsheets/{SPREADSHEET}$"
 VALUES = rf"/v4/spreadsheets/{SPREADSHEET}/values:batchGet$"
+# Discovery reads a spreadsheet through Drive's export first.
+EXPORT = rf"/drive/v3/files/{SPREADSHEET}/export$"
 
 
 def not_found(source: DriveSource, path: str) -> None:
@@ -50,7 +52,7 @@ def not_found(source: DriveSource, path: str) -> None:
 # -- Drive: access ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", [VALUES, METADATA], ids=["values.batchGet", "spreadsheets.get"])
+@pytest.mark.parametrize("path", [EXPORT, METADATA], ids=["files.export", "spreadsheets.get"])
 def test_a_sheets_404_for_a_listed_spreadsheet_fails_discovery_not_zero_records(
     drive_sandbox,  # noqa: F811
     path,

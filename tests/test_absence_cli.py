@@ -134,10 +134,10 @@ def error_lines(output: str) -> list[str]:
     [
         pytest.param(
             "drive",
-            FaultSettings(fail_path=r"/values:batchGet$", fail_status=404, fail_count=1000),
+            FaultSettings(fail_path=r"/export$", fail_status=404, fail_count=1000),
             "kari.nordmann@example.com",
             "HTTP 404",
-            id="drive-404-on-values.batchGet",
+            id="drive-404-on-files.export",
         ),
         pytest.param(
             "jira",

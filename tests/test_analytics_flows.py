@@ -136,6 +136,30 @@ def test_erasure_files_the_client_id_a_consent_record_holds(
     assert f"deletion requested at {line['requested_at']}" in html
 
 
+def test_an_approval_given_later_files_the_client_id_a_consent_record_holds(
+    analytics: dict[str, Any], tmp_path: Path
+) -> None:
+    """Planned at a terminal without ``--approve``, the plan waits; ``dsr approve`` resumes
+    it in another process, which has only the ledger's identifiers (the address): the id the
+    consent record gave at planning is still filed, and only it."""
+    config = tmp_path / "dsrflow.yaml"
+    write_config(config, {**consent_db(tmp_path), **analytics}, tmp_path / "out")
+    args = ["--config", str(config), "--out", str(tmp_path / "out")]
+    runner = CliRunner()
+    planned = runner.invoke(
+        app, ["erase", "--subject", SUBJECT, "--request-id", "DSR-2026-0706", *args]
+    )
+    assert planned.exit_code == 0, planned.output
+    assert "awaiting_approval" in planned.output
+    assert filed(analytics)["deletions"] == []
+    done = runner.invoke(app, ["approve", "DSR-2026-0706", "--officer", "Ingrid", *args])
+    assert done.exit_code == 0, done.output
+    assert "completed" in done.output
+    assert [(d["type"], d["userId"]) for d in filed(analytics)["deletions"]] == [
+        ("CLIENT_ID", CLIENT)
+    ]
+
+
 def test_an_erasure_without_an_analytics_id_says_nothing_was_asked_of_analytics(
     analytics: dict[str, Any], tmp_path: Path
 ) -> None:

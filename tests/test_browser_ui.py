@@ -15,71 +15,47 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support.browser import MISSING, have_chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-    pytest.skip(
-        f"{CHROMIUM} or {CHROMEDRIVER} is missing: run `bash scripts/ensure-browser.sh` "
-        "(Debian's chromium and chromium-driver packages)",
-        allow_module_level=True,
-    )
+if not have_chromium():
+    pytest.skip(MISSING, allow_module_level=True)
 
-from prefect.client.orchestration import get_client  # noqa: E402
-from prefect.client.schemas.objects import FlowRun, StateType  # noqa: E402
-from prefect.deployments import run_deployment  # noqa: E402
-from selenium import webdriver  # noqa: E402
-from selenium.common.exceptions import TimeoutException  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
-from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
-from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from prefect.client.schemas.objects import StateType
+from prefect.deployments import run_deployment
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions as EC
 
-from dsrflow import stack as officer_stack  # noqa: E402
-from dsrflow.config import load_config  # noqa: E402
-from dsrflow.ledger import Ledger  # noqa: E402
-from tests.support.stack import free_port, stack_environment  # noqa: E402
+from dsrflow import stack as officer_stack
+from dsrflow.config import load_config
+from tests.support.browser import (
+    HEADING,
+    SHOTS,
+    clickable,
+    form_property,
+    ledger_entries,
+    log_in,
+    open_run_page,
+    running_stack,
+    shot,
+    start_chromium,
+    submit_resume_form,
+    until,
+    visible,
+    wait_for_state,
+)
 
 SUBJECT = "kari.nordmann@example.com"
-SHOTS = REPO / ".artifacts" / "browser"
-CHROME_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-quic",
-    "--no-first-run",
-    # Without these Chromium's own connections are refused on a closed network and stall it.
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1400,1000",
-)
-UI_WAIT = 30  # seconds for the UI to render something
-RUN_WAIT = 150  # seconds for a flow run to reach a state
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[officer_stack.Stack]:
     """The officer's stack on a free port; the client of this process talks to its API."""
-    directory = tmp_path_factory.mktemp("stack")
-    try:
-        with stack_environment():
-            running = officer_stack.up(directory, port=free_port())
-        with officer_stack.connected(directory):
-            yield running
-    finally:
-        officer_stack.down(directory)
+    yield from running_stack(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -89,12 +65,7 @@ def browser(
     if SHOTS.exists():
         shutil.rmtree(SHOTS)  # only this run's screenshots, none left over
     SHOTS.mkdir(parents=True)
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in CHROME_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver = start_chromium(tmp_path_factory.mktemp("chromium-profile"))
     try:
         log_in(driver, stack)
         yield driver
@@ -102,60 +73,7 @@ def browser(
         driver.quit()
 
 
-# --- browser helpers ---------------------------------------------------------------------------
-
-
-def shot(driver: WebDriver, name: str) -> Path:
-    path = SHOTS / f"{name}.png"
-    assert driver.save_screenshot(str(path)), f"no screenshot saved to {path}"
-    return path
-
-
-def until(driver: WebDriver, condition: Callable[[Any], Any], step: str, timeout: float = UI_WAIT):
-    """WebDriverWait, leaving the screenshot and the DOM behind when it times out."""
-    try:
-        return WebDriverWait(driver, timeout).until(condition)
-    except TimeoutException:
-        shot(driver, f"FAILED-{step}")
-        (SHOTS / f"FAILED-{step}.html").write_text(driver.page_source)
-        raise
-
-
-def clickable(driver: WebDriver, xpath: str, step: str) -> WebElement:
-    return until(driver, EC.element_to_be_clickable((By.XPATH, xpath)), step)
-
-
-def visible(driver: WebDriver, xpath: str, step: str) -> WebElement:
-    return until(driver, EC.visibility_of_element_located((By.XPATH, xpath)), step)
-
-
-def form_property(label: str) -> str:
-    """XPath of one field of a Prefect schema form (the run form, the Resume form)."""
-    return (
-        "//div[contains(@class,'p-label') and contains(@class,'schema-form-property')]"
-        f"[.//span[@class='schema-form-property__label' and normalize-space()='{label}']]"
-    )
-
-
-def log_in(driver: WebDriver, stack: officer_stack.Stack) -> None:
-    """The UI of a server with an auth string opens on its login page; the officer types the
-    credential from the stack's owner-only file there."""
-    driver.get(stack.ui_url)
-    until(driver, EC.url_contains("/login"), "0-login")
-    field = visible(driver, "//input[@type='password']", "0-login")
-    field.send_keys(officer_stack.credential(stack.directory))
-    shot(driver, "0-login-01-filled")
-    clickable(driver, "//button[@type='submit'][normalize-space()='Login']", "0-login").click()
-    until(driver, lambda d: "/login" not in d.current_url, "0-logged-in")
-    assert driver.execute_script("return localStorage.getItem('prefect-password')")
-
-
-HEADING = "//header[contains(@class,'page-heading-flow-run')]"
-
-
-def state_badge(state: str) -> str:
-    """XPath of the state badge in a flow run page's heading."""
-    return f"{HEADING}//span[contains(@class,'state-badge')][normalize-space()='{state}']"
+# --- browser helpers (the shared ones are in tests/support/browser.py) -------------------------
 
 
 def start_from_run_form(
@@ -214,38 +132,6 @@ def start_from_run_form(
     driver.execute_script("arguments[0].click()", view)
     until(driver, EC.url_contains("/runs/flow-run/"), f"{step}-run-page")
     return driver.current_url.split("/runs/flow-run/")[1].split("?")[0]
-
-
-def open_run_page(driver: WebDriver, ui_url: str, run_id: str, state: str, step: str) -> None:
-    driver.get(f"{ui_url}/runs/flow-run/{run_id}")
-    visible(driver, state_badge(state), step)
-
-
-# --- API helpers -------------------------------------------------------------------------------
-
-
-def wait_for_state(run_id: str, wanted: StateType, timeout: float = RUN_WAIT) -> FlowRun:
-    """Poll the API until the run reaches ``wanted``; fail at once on another final state."""
-    deadline = time.monotonic() + timeout
-    with get_client(sync_client=True) as client:
-        while True:
-            run = client.read_flow_run(run_id)
-            state = run.state
-            if state is not None and state.type == wanted:
-                return run
-            if state is not None and state.is_final():
-                pytest.fail(f"flow run {run.name} ended {state.name}: {state.message}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"flow run {run.name} still {state and state.name} after {timeout} s")
-            time.sleep(0.5)
-
-
-def ledger_entries(stack: officer_stack.Stack, request_id: str) -> list[Any]:
-    ledger = Ledger(load_config(stack.config_path).ledger_url)
-    try:
-        return list(ledger.entries(request_id))
-    finally:
-        ledger.close()
 
 
 # --- the tests ---------------------------------------------------------------------------------
@@ -330,10 +216,7 @@ def test_erasure_request_pauses_shows_its_plan_and_completes_after_approval(stac
         By.XPATH, modal + form_property("Note (Optional)") + "//textarea"
     ).send_keys("ok")
     shot(browser, "2-erasure-06-resume-form-filled")
-    browser.find_element(
-        By.XPATH,
-        modal + "//div[contains(@class,'p-modal__footer')]//button[normalize-space()='Submit']",
-    ).click()
+    submit_resume_form(browser, "2-erasure-resume-sent")
 
     wait_for_state(run_id, StateType.COMPLETED)
     open_run_page(browser, ui, run_id, "Completed", "2-erasure-completed")

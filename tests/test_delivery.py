@@ -9,45 +9,26 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-import io
 import json
 import os
-import re
 from pathlib import Path
 
 import pytest
-import pyzipper
 
 from dsrflow.config import load_config
 from dsrflow.delivery import delivered_exports, pack
-from tests.support.handover import SUBJECT, Channels, exported
+from tests.support.handover import (
+    SUBJECT,
+    Channels,
+    exported,
+    matches_manifest,
+    password_in,
+    unpacked,
+)
 from tests.test_sql_erasure import snapshot
 
 pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]
 REQUEST = "DSR-2026-1611"
-
-
-def password_in(output: str) -> str:
-    found = re.search(r"password \(give it.*?\): (\S+)", output)
-    assert found, output
-    return found.group(1)
-
-
-def unpacked(archive: bytes, password: str) -> dict[str, bytes]:
-    with pyzipper.AESZipFile(io.BytesIO(archive)) as zipped:
-        zipped.setpassword(password.encode())
-        infos = zipped.infolist()
-        assert infos and all(i.flag_bits & 0x1 for i in infos)  # every entry encrypted
-        return {i.filename: zipped.read(i.filename) for i in infos}
-
-
-def matches_manifest(files: dict[str, bytes], folder: Path) -> None:
-    manifest = json.loads(files[f"{folder.name}/manifest.json"])
-    assert manifest == json.loads((folder / "manifest.json").read_text())
-    expected = {f"{folder.name}/{e['name']}": e["sha256"] for e in manifest["files"]}
-    got = {n: hashlib.sha256(c).hexdigest() for n, c in files.items() if n in expected}
-    assert got == expected
-    assert set(files) == {*expected, f"{folder.name}/manifest.json"}
 
 
 def delivered_entry(channels: Channels, request_id: str) -> dict[str, object]:

@@ -162,17 +162,29 @@ def test_quotes_in_identifiers_are_escaped_for_q(sandbox):
     ]
 
 
-def test_folder_listing_pages_and_one_values_request_per_spreadsheet(sandbox):
-    drive = connector(sandbox, page_size=2)
-    list(drive.discover(kari()))
-    # One values request per spreadsheet: 7 in the folders, 1 named by id.
-    assert drive.client.stats.values_reads == 8
+@pytest.mark.parametrize("read_via", ["export", "sheets"])
+def test_folder_listing_pages_and_one_read_per_spreadsheet(sandbox, read_via):
+    drive = connector(sandbox, page_size=2, read_via=read_via)
+    records = list(drive.discover(kari()))
+    stats = drive.client.stats
+    # One read per spreadsheet: 7 in the folders, 1 named by id. Through the export, a Sheets
+    # read only for those the export cannot clear of her.
+    held = {r.native_id["spreadsheet_id"] for r in records}
+    if read_via == "export":
+        assert stats.exports == 8
+        assert len(held) <= stats.values_reads < 8
+        assert drive.stats.cleared == 8 - stats.values_reads
+    else:
+        assert (stats.exports, stats.values_reads) == (0, 8)
     # Subfolders of the mapped folders: none (1 page). Folder listing: 7 spreadsheets, 4 pages.
     # Full-text search: 5 for the address (3 pages), none for the phone (1 page).
-    assert drive.client.stats.list_pages == 9
+    assert stats.list_pages == 9
     url = sandbox.api_url
     counts = httpx.get(f"{url}/_emulator/stats").json()["requests"]
-    assert counts["values.batchGet"] == 8
+    # Sheet titles and values come in one spreadsheets.get: no values.batchGet at all.
+    assert counts.get("values.batchGet", 0) == 0
+    assert counts["spreadsheets.get"] == stats.values_reads
+    assert counts.get("files.export", 0) == stats.exports
     # Through /batch/drive/v3: the mapped folders (readable?), the spreadsheet named by id.
     assert counts["batch"] == 2
 
@@ -389,7 +401,7 @@ def test_throttling_is_retried_with_growing_backoff(sandbox):
 def test_backoff_grows_exponentially_then_gives_up(sandbox):
     httpx.post(
         f"{sandbox.api_url}/_emulator/faults",
-        json={"fail_path": "values:batchGet", "fail_status": 503, "fail_count": 1000},
+        json={"fail_path": "/export", "fail_status": 503, "fail_count": 1000},
     )
     drive = connector(sandbox, max_retries=4, backoff_s=1, max_backoff_s=5, workers=1)
     with pytest.raises(SourceUnavailable, match=r"HTTP 503.*after 4 retries"):

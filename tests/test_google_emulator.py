@@ -368,5 +368,5 @@ def test_per_user_read_quota(google):
     with pytest.raises(HttpError) as caught:
         sheets.spreadsheets().get(spreadsheetId="ss-0").execute()
     assert caught.value.status_code == 429
-    assert caught.value.error_details[0]["reason"] == "rateLimitExceeded"
+    assert caught.value.error_details[0]["reason"] == "RATE_LIMIT_EXCEEDED"
     assert "per minute per user" in caught.value.reason

@@ -18,14 +18,17 @@ Each step is checked for every source (the table), by discovering Ben's records 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import pytest
+import sqlalchemy as sa
+from prefect import flow
 
 from connectors import Discovering, SourceContext, open_connector
 from dsrflow.config import Config, load_config
@@ -39,7 +42,15 @@ from flows.approval import at_terminal
 from flows.changes import ChangeResult
 from flows.erasure import erasure_request
 from flows.other_rights import restriction_request
-from flows.restriction import KEPT_REASON, Place, Restricted, place, spare_restricted
+from flows.restriction import (
+    KEPT_REASON,
+    Place,
+    Restricted,
+    place,
+    restricted_in,
+    spare_restricted,
+    subject_of,
+)
 from flows.retention import SweepSummary, retention_sweep
 from sandbox.runtime import start
 
@@ -101,6 +112,29 @@ def discover(config: Config, email: str) -> list[Record]:
     return found
 
 
+@contextlib.contextmanager
+def sql_lookups_of(email: str) -> Iterator[list[str]]:
+    """The SQL statements sent, by any engine of this process, with ``email`` among their
+    parameters: how often the on-prem database was searched for that person."""
+    seen: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if email in json.dumps(parameters, default=str):
+            seen.append(statement)
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", count)
+
+
+@flow(persist_result=False)
+def find_restricted(config: Config, email: str) -> Restricted:
+    """One discovery of a restricted person in every source, as the sweep makes it."""
+    return restricted_in(config, config.load_mappings(), [subject_of([f"email:{email}"])])
+
+
 def erase(config_path: Path, request_id: str, email: str) -> ChangeResult:
     with at_terminal("Ingrid"), run_settings(config_path):
         return erasure_request(request_id=request_id, subject_emails=[email])
@@ -121,6 +155,8 @@ class Story:
     ann_plan: list[PlannedAction] = field(default_factory=list)
     ann_result: ChangeResult | None = None
     sweep: SweepSummary | None = None
+    sweep_lookups: list[str] = field(default_factory=list)  # SQL sent with Ben's address
+    one_discovery_lookups: list[str] = field(default_factory=list)
     ben_plan: list[PlannedAction] = field(default_factory=list)
     ben_result: ChangeResult | None = None
     restricted_after: set[str] = field(default_factory=set)
@@ -152,8 +188,10 @@ def story(tmp_path_factory: pytest.TempPathFactory, prefect_harness: None) -> It
                 # restricted.
                 ledger.add_holds("DSR-2026-1702", [HELD])
             told.cat["before sweep"] = discover(config, CAT)
-            with run_settings(box.config_path):
+            with sql_lookups_of(BEN) as told.sweep_lookups, run_settings(box.config_path):
                 told.sweep = retention_sweep(as_of=AS_OF)
+            with sql_lookups_of(BEN) as told.one_discovery_lookups:
+                find_restricted(config, BEN)
             with Ledger.from_config(config) as ledger:
                 told.still_due = [a.record_id for _, a in ledger.due_holds(AS_OF.date())]
             told.ben["after sweep"] = discover(config, BEN)
@@ -224,6 +262,13 @@ def test_a_hold_ended_deletion_of_a_restricted_record_waits(story: Story) -> Non
     assert story.sweep is not None and story.sweep.holds_ended == 0
     assert story.still_due == [HELD.record_id]  # still queued, for when the restriction ends
     assert ("usage_events", "id=1", frozenset()) in parts(story.ben["after sweep"], "onprem", "ben")
+
+
+def test_the_sweep_looks_the_restricted_person_up_once(story: Story) -> None:
+    """Their records are found once, for the sweeps and the hold-end erasure alike (a legal
+    hold is due in this story), not once for each."""
+    assert story.one_discovery_lookups, "the on-prem database was never searched for Ben"
+    assert sorted(story.sweep_lookups) == sorted(story.one_discovery_lookups)
 
 
 @pytest.mark.parametrize("source", SOURCES)

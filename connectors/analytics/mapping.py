@@ -32,6 +32,11 @@ class AnalyticsMapping(BaseMapping):
         description="what an access export says of Analytics (Art. 15: why nothing is listed)",
     )
 
+    def lookup_kinds(self) -> frozenset[str]:
+        """Analytics cannot look anyone up; its answer names the subject's Analytics ids, so it
+        is given again when a round finds one."""
+        return frozenset(ID_TYPES)
+
     def plan_deletions(self, source: str, subject: Subject) -> list[PlannedAction]:
         """One deletion request per Analytics id of the subject (there are no records to plan
         from: the API cannot look a person up)."""

@@ -65,6 +65,12 @@ QUOTA_REASONS = frozenset({"userRateLimitExceeded", "rateLimitExceeded"})
 
 FOLDER = "application/vnd.google-apps.folder"
 SPREADSHEET = "application/vnd.google-apps.spreadsheet"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+# spreadsheets.get with the grid: each sheet's properties and every cell as Sheets shows it.
+GRID_FIELDS = (
+    "sheets(properties(sheetId,title,gridProperties(rowCount,frozenRowCount)),"
+    "data(startRow,rowData(values(formattedValue))))"
+)
 
 Request = Any  # a request built by one of GoogleClient's methods, not yet sent
 
@@ -122,6 +128,7 @@ class CallStats:
     list_pages: int = 0
     values_reads: int = 0
     metadata_reads: int = 0
+    exports: int = 0
     writes: int = 0
 
 
@@ -253,6 +260,18 @@ class GoogleClient:
         return self.spreadsheets.get(
             spreadsheetId=spreadsheet_id,
             fields="sheets.properties(sheetId,title,gridProperties(rowCount,frozenRowCount))",
+        )
+
+    def export_xlsx(self, file_id: str) -> Request:
+        """Drive ``files.export`` of a spreadsheet as .xlsx: every sheet, counted against
+        Drive's quota, not Sheets' (10 MB at most, else 403 ``exportSizeLimitExceeded``)."""
+        return self.files.export_media(fileId=file_id, mimeType=XLSX)
+
+    def sheet_grid(self, spreadsheet_id: str) -> Request:
+        """Every sheet's properties and every cell's formatted value in one Sheets read
+        (``includeGridData``), instead of ``spreadsheets.get`` and then ``values.batchGet``."""
+        return self.spreadsheets.get(
+            spreadsheetId=spreadsheet_id, includeGridData=True, fields=GRID_FIELDS
         )
 
     def sheet_values(self, spreadsheet_id: str, titles: list[str]) -> Request:

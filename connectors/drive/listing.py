@@ -39,13 +39,18 @@ def _in_parents(folders: list[str]) -> str:
 
 
 class Listing:
-    """The files of one source's mapping, as its delegated user sees them."""
+    """The files of one source's mapping, as its delegated user sees them.
+
+    The folder tree is read once per connector (a connector lives for one task of one request:
+    the folders do not change under it in any way that matters, and a spreadsheet's own
+    listing is read afresh each time)."""
 
     def __init__(self, sheets: Sheets, mapping: DriveMapping) -> None:
         self.sheets = sheets
         self.client = sheets.client
         self.mapping = mapping
         self.name = sheets.name
+        self._folders: list[str] | None = None
 
     def who(self) -> str:
         return self.client.source.delegated_user or "the service account"
@@ -98,7 +103,12 @@ class Listing:
     def folder_ids(self) -> list[str]:
         """The mapped folders (each confirmed readable, or the source is unavailable: a folder
         the user cannot see lists as empty, which is not "nothing there") and every folder
-        below them, however deep."""
+        below them, however deep (read once per connector)."""
+        if self._folders is None:
+            self._folders = self._read_folder_ids()
+        return list(self._folders)
+
+    def _read_folder_ids(self) -> list[str]:
         ids = [f.id for f in self.mapping.folders if f.id]
         unreadable = [f for f, ok in zip(ids, self.readable_folders(ids), strict=True) if not ok]
         if unreadable:

@@ -397,6 +397,14 @@ class DriveMapping(BaseMapping):
             record, Action.REDACT, fields=dict.fromkeys(gone, CLEARED), reason="consent withdrawn"
         )
 
+    def lookup_kinds(self) -> frozenset[str]:
+        """The kinds of the layouts' identity columns; a scanning layout reads addresses and
+        phone numbers in any cell."""
+        kinds = {i.kind for layout in self.layouts for i in layout.identities}
+        if any(layout.scan for layout in self.layouts):
+            kinds |= {IdentifierKind.EMAIL.value, IdentifierKind.PHONE.value}
+        return frozenset(kinds)
+
     def collected_from(self, location: str) -> str:
         """Art. 15(1)(g) for ``location`` ("spreadsheet / sheet"): the first layout by name."""
         spreadsheet, _, sheet = location.partition(" / ")

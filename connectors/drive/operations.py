@@ -5,6 +5,11 @@ sweep share, over ``GoogleClient``.
   Drive confirms it is gone. A 404 from Sheets alone may be a proxy, a wrong route or a fault:
   only ``files.get`` answering 404 ``notFound`` (or the file in the trash) is absence; any other
   answer makes the source unavailable, never "nothing there".
+* ``sheet_grid``: the same in ONE Sheets read (``spreadsheets.get`` with the grid's formatted
+  values), for discovery: Sheets allows 60 reads a minute per user.
+* ``exported``: the spreadsheet as .xlsx through Drive's ``files.export`` (Drive's quota), or
+  None when it is confirmed gone, or ``TOO_LARGE`` (403 ``exportSizeLimitExceeded``: more than
+  10 MB exported; the caller reads it through Sheets instead).
 * ``send_change``: a write sent once (``GoogleClient.write``). When its answer is lost (a reset,
   a timeout, a 5xx), the sheet is read again and compared with what it held before the write
   and what the write makes of it: the latter means done; the former means the write did not
@@ -66,6 +71,27 @@ def mapped(
         )
 
 
+TOO_LARGE = b""  # ``exported``'s answer for an export Drive refuses as over 10 MB
+
+
+def grid_rows(data: list[dict[str, Any]]) -> list[list[Any]]:
+    """A sheet's ``GridData`` (whole sheet, from row 0) as ``values.batchGet`` would give its
+    rows: each cell's formatted value, "" for an empty cell, trailing empties left out."""
+    rows: list[list[Any]] = []
+    for block in data:
+        start = block.get("startRow", 0)
+        for offset, row in enumerate(block.get("rowData", [])):
+            cells = [cell.get("formattedValue", "") for cell in row.get("values", [])]
+            while cells and cells[-1] == "":
+                cells.pop()
+            index = start + offset
+            rows.extend([] for _ in range(index + 1 - len(rows)))
+            rows[index] = cells
+    while rows and not rows[-1]:
+        rows.pop()
+    return rows
+
+
 class Sheets:
     """Reads and writes of one source's spreadsheets; failures name the source."""
 
@@ -105,6 +131,35 @@ class Sheets:
             return None
         values = [vr.get("values", []) for vr in answer.get("valueRanges", [])]
         return [Sheet(p, rows) for p, rows in zip(props, values, strict=True)]
+
+    def sheet_grid(self, spreadsheet_id: str, what: str) -> list[Sheet] | None:
+        """Every sheet of the spreadsheet, properties and formatted values, in one Sheets read;
+        None if the spreadsheet is confirmed gone."""
+        answer = self._read_or_gone(
+            self.client.sheet_grid(spreadsheet_id), spreadsheet_id, "values_reads", what
+        )
+        if answer is None:
+            return None
+        return [
+            Sheet(sheet["properties"], grid_rows(sheet.get("data", [])))
+            for sheet in answer.get("sheets", [])
+        ]
+
+    def exported(self, spreadsheet_id: str, what: str) -> bytes | None:
+        """The spreadsheet as .xlsx (Drive ``files.export``); None if confirmed gone;
+        ``TOO_LARGE`` if Drive will not export it (over 10 MB). Any other refusal makes the
+        source unavailable (quota refusals are first retried with backoff by ``call``)."""
+        try:
+            data = self.client.call(self.client.export_xlsx(spreadsheet_id), "exports")
+        except Refused as refused:
+            if refused.status == 403 and refused.reason == "exportSizeLimitExceeded":
+                return TOO_LARGE
+            if refused.status == 404 and self.confirmed_gone(spreadsheet_id, what):
+                return None
+            raise SourceUnavailable(self.name, f"{what}: {refused.line}") from refused
+        if not isinstance(data, bytes) or not data:
+            raise SourceUnavailable(self.name, f"{what}: Drive's export came back empty")
+        return data
 
     def _read_or_gone(self, request: Request, spreadsheet_id: str, kind: str, what: str) -> Any:
         """The answer to a read of one spreadsheet; None only if the spreadsheet is confirmed

@@ -32,6 +32,15 @@ class DriveSource(SourceSettings):
     )
     page_size: int = Field(default=1000, ge=1, le=1000, description="files per Drive list page")
     workers: int = Field(default=8, ge=1, le=64, description="spreadsheets read at the same time")
+    read_via: Literal["export", "sheets"] = Field(
+        default="export",
+        description=(
+            "how discovery reads spreadsheets: 'export' fetches each as .xlsx through Drive's "
+            "files.export (Drive's quota) and reads through the Sheets API, in one request, "
+            "only those the export cannot clear of the subject; 'sheets' reads every one "
+            "through the Sheets API (one request each; 60 reads a minute per user)"
+        ),
+    )
     max_retries: int = Field(
         default=5, ge=0, le=10, description="retries of a 429/5xx, with exponential backoff"
     )

@@ -11,6 +11,9 @@ Writes pass ``confirm`` (a fresh read: has the write taken effect?). They are se
 a 429 only, refused before they ran (``connectors/writes.py``); when the answer is lost (a
 connection failure, a timeout, a 5xx) the target is read again instead: applied means done,
 not applied means the write may go again (bounded like every retry). Never a blind resend.
+
+What the site says about itself (serverInfo, field ids, service desks) is shared by the
+connectors of a process for a while (``connectors.jira.sitecache``); nothing about people is.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import requests
 from jira import JIRA, JIRAError
 
 from connectors.base import SourceUnavailable
+from connectors.jira import sitecache
 from connectors.jira.settings import JiraSource
 
 T = TypeVar("T")
@@ -58,25 +62,33 @@ class JiraClient:
         try:
             if source.deployment == "cloud":
                 assert source.email and source.api_token
-                auth["basic_auth"] = (source.email, source.api_token.resolve())
+                secret = source.api_token.resolve()
+                auth["basic_auth"] = (source.email, secret)
             else:
                 assert source.personal_access_token
-                auth["token_auth"] = source.personal_access_token.resolve()
+                secret = source.personal_access_token.resolve()
+                auth["token_auth"] = secret
         except LookupError as exc:
             raise SourceUnavailable(source_name, f"no credentials: {exc}") from exc
-        # The constructor reads serverInfo (Cloud or Data Center decides the search API).
-        self.jira: JIRA = self.call(
-            "reading serverInfo",
-            lambda: JIRA(
-                server=source.url,
-                max_retries=0,
-                timeout=source.timeout_s,
-                options={"check_update": False},
-                **auth,
-            ),
+        self.site = sitecache.facts(
+            sitecache.site_key(source.url, source.email or "", secret), source.metadata_cache_s
+        )
+        # serverInfo (Cloud or Data Center decides the search API) is read here, through the
+        # counting hook, or taken from the site's cached facts: not by the constructor.
+        self.jira: JIRA = JIRA(
+            server=source.url,
+            max_retries=0,
+            timeout=source.timeout_s,
+            options={"check_update": False},
+            get_server_info=False,
+            **auth,
         )
         self.jira._session.hooks["response"].append(self._count)
-        self.requests += 1  # serverInfo went out before the hook was in place
+        if self.site.server_info is None:
+            self.site.server_info = self.call("reading serverInfo", self.jira.server_info)
+        info = self.site.server_info
+        self.jira._version = tuple(info.get("versionNumbers") or (0, 0, 0))
+        self.jira.deploymentType = info.get("deploymentType")
 
     def _count(self, response: requests.Response, *_: Any, **__: Any) -> requests.Response:
         self.requests += 1
@@ -165,10 +177,17 @@ class JiraClient:
             what, lambda: self.jira._get_json(api_path, params=params), missing_ok=missing_ok
         )
 
-    def fields_by_name(self) -> dict[str, str]:
-        """Field ids by their JQL clause name (``/field``; the SDK caches it for its searches)."""
-        fields: dict[str, str] = self.call("reading the fields", lambda: self.jira._fields_cache)
-        return fields
+    def fields_by_name(self, *, fresh: bool = False) -> dict[str, str]:
+        """Field ids by their JQL clause name (``/field``, read once per site for a while:
+        ``connectors.jira.sitecache``; ``fresh``: read again). The SDK uses the same map for
+        its searches."""
+        if fresh or self.site.fields is None:
+            self.jira._fields_cache_value = {}
+            self.site.fields = dict(
+                self.call("reading the fields", lambda: self.jira._fields_cache)
+            )
+        self.jira._fields_cache_value = dict(self.site.fields)
+        return dict(self.site.fields)
 
     def my_permissions(self, project: str | None, keys: str) -> dict[str, Any] | None:
         """Get my permissions (in ``project``, or global); None for a project Jira does not

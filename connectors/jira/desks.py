@@ -25,17 +25,28 @@ def sd_pages(fetch: Callable[[int], dict[str, Any]]) -> Iterator[Any]:
         start += len(values)
 
 
-def servicedesks(client: JiraClient, projects: Iterable[str]) -> Iterator[dict[str, Any]]:
-    """The service desks of the mapped ``projects``."""
-    wanted = set(projects)
-    for desk in sd_pages(
-        lambda start: client.get(
-            "listing service desks",
-            "/rest/servicedeskapi/servicedesk",
-            {"start": start, "limit": SD_PAGE},
+def _all_servicedesks(client: JiraClient) -> list[dict[str, Any]]:
+    return list(
+        sd_pages(
+            lambda start: client.get(
+                "listing service desks",
+                "/rest/servicedeskapi/servicedesk",
+                {"start": start, "limit": SD_PAGE},
+            )
         )
-    ):
-        if desk["projectKey"] in wanted:
+    )
+
+
+def servicedesks(client: JiraClient, projects: Iterable[str]) -> Iterator[dict[str, Any]]:
+    """The service desks of the mapped ``projects``. The site's list is read once for a
+    while (``connectors.jira.sitecache``); a mapped project the cached list lacks makes it
+    read again, so a desk created since is never missed."""
+    wanted = set(projects)
+    listed = client.site.servicedesks
+    if listed is None or not wanted <= {d.get("projectKey") for d in listed}:
+        listed = client.site.servicedesks = _all_servicedesks(client)
+    for desk in listed:
+        if desk.get("projectKey") in wanted:
             yield desk
 
 

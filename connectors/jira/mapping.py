@@ -7,7 +7,7 @@ import datetime as dt
 import re
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -122,6 +122,14 @@ class JiraMapping(BaseMapping):
     origin: str = Field(
         default="the data subject", description="Art. 15(1)(g): where the data came from"
     )
+
+    # The accounts of the addresses it is given are found and searched by in one discovery.
+    resolves_kinds: ClassVar[frozenset[str]] = frozenset({JIRA_ACCOUNT})
+
+    def lookup_kinds(self) -> frozenset[str]:
+        """Users and service-desk customers by address, issues by account id (and mentions of
+        either); phone numbers are only told apart from other people's, never searched."""
+        return frozenset({"email", JIRA_ACCOUNT})
 
     @field_validator("projects")
     @classmethod

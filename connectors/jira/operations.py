@@ -93,14 +93,23 @@ class Issues:
 
     def _resolve_fields(self, mapping_path: Path) -> dict[str, str]:
         """The ids of the Service Management fields; a mapped custom field the site lacks is
-        a mapping problem."""
+        a mapping problem (decided on a fresh read: the site's field ids may be cached)."""
+
+        def missing_in(by_clause: dict[str, str]) -> list[str]:
+            ids = set(by_clause.values())
+            absent = [
+                f"match_in.{i}: no field {f!r} on this Jira site"
+                for i, f in enumerate(self.mapping.match_in)
+                if f.startswith("customfield_") and f not in ids
+            ]
+            if not (by_clause.get(PARTICIPANTS) and by_clause.get(REQUEST_TYPE)):
+                absent.append("")  # not a mapping problem, but worth a fresh look
+            return absent
+
         by_clause = self.client.fields_by_name()
-        ids = set(by_clause.values())
-        missing = [
-            f"match_in.{i}: no field {f!r} on this Jira site"
-            for i, f in enumerate(self.mapping.match_in)
-            if f.startswith("customfield_") and f not in ids
-        ]
+        if missing_in(by_clause):
+            by_clause = self.client.fields_by_name(fresh=True)
+        missing = [m for m in missing_in(by_clause) if m]
         if missing:
             raise MappingError(mapping_path, missing)
         return {

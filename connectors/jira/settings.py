@@ -35,6 +35,13 @@ class JiraSource(SourceSettings):
         default=60, gt=0, description="longest Retry-After honoured before giving up"
     )
     timeout_s: float = Field(default=60, gt=0, description="per request")
+    metadata_cache_s: float = Field(
+        default=600,
+        ge=0,
+        description="how long the site's serverInfo, field ids and service desk list are "
+        "shared by the connectors of one process (0: each connector reads them); people "
+        "(users, customers, issues) are never cached",
+    )
 
     @model_validator(mode="after")
     def _credentials(self) -> JiraSource:

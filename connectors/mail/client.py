@@ -260,10 +260,16 @@ class GraphSession:
                     return await request()
             except APIError as exc:
                 status = exc.response_status_code or 0
-                if write and status == 429 and attempt < self.settings.max_retries:
+                wait = retry_after_of(exc.response_headers)
+                if (
+                    write
+                    and status == 429
+                    and attempt < self.settings.max_retries
+                    and wait <= self.settings.max_retry_wait_s
+                ):
                     attempt += 1
                     self.stats.retries += 1
-                    await asyncio.sleep(min(retry_after_of(exc.response_headers), 60.0))
+                    await asyncio.sleep(wait)  # refused before it ran: it may go again
                     continue
                 if write and status >= 500:
                     raise AmbiguousWrite(f"HTTP {status}") from None

@@ -16,9 +16,11 @@
 Rectifying or restricting a sent message is not something mail does: the connector implements
 neither, and the mapping plans rectification ``not_applicable``.
 
-Throttling: at most 4 requests in flight per mailbox; 429/503/504 retried by the SDK honouring
-``Retry-After``, 500/502 retried here; a source that keeps failing raises ``SourceUnavailable``
-(never a partial answer reported as complete).
+Throttling (Exchange: 4 requests in flight and 10,000 per 10 minutes per mailbox): at most 4
+in flight per mailbox, one item per mailbox in a discovery ``$batch``; 429/503/504 retried by
+the SDK honouring ``Retry-After``, 500/502 and throttled ``$batch`` items retried here; a
+``Retry-After`` beyond ``max_retry_wait_s`` is not waited for; a source that keeps failing raises
+``SourceUnavailable`` (never a partial answer reported as complete).
 
 A real tenant: an app registration with the Graph application permissions ``Mail.ReadWrite``
 (read and delete mail) and ``User.Read.All`` (list mailboxes, for ``all_users``), admin consent

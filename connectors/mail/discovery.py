@@ -1,8 +1,10 @@
 """Finding a subject's mail, per mailbox (the mapping's list, or every user of the tenant):
 
 1. one ``$search`` for all of the subject's addresses (``participants:"…"``, and the bare address
-   for mentions in subject or body when the mapping asks), followed page by page through
-   ``@odata.nextLink``: a page at a time in memory;
+   for mentions in subject or body when the mapping asks); the first pages of up to 20
+   mailboxes' searches in one JSON ``$batch`` (one item per mailbox), each mailbox's further
+   pages followed through ``@odata.nextLink``: at most 20 first pages, then a page at a time,
+   in memory; folder names read (one ``$batch``) only for mailboxes with hits;
 2. every hit confirmed exactly (``connectors.mail.match``): Exchange's search is fuzzy;
 3. attachments listed (names, types, sizes; content up to a cap if asked) for confirmed hits only,
    at most 4 requests in flight per mailbox.
@@ -127,9 +129,43 @@ class MailDiscovery:
             self.ops.stats.index_changes += self.index.sync(self.ops)  # this round's changes
             index_hits = self.index.lookup(self.matcher.wanted)
         for group in chunks(self.ops.mailboxes(), BATCH_SIZE):
-            self.ops.prefetch_folders(group)
+            firsts = self._first_pages(group, kql)
+            # Folder names only where there are hits to name: one $batch for the group.
+            self.ops.prefetch_folders([m for m in group if (firsts.get(m) or {}).get("value")])
             for mailbox in group:
-                yield from self._mailbox(mailbox, kql, index_hits.get(mailbox, set()))
+                first = firsts.pop(mailbox, None)
+                if first is None:
+                    continue  # no mailbox to search: noted in ops.unsearchable
+                yield from self._mailbox(mailbox, kql, index_hits.get(mailbox, set()), first)
+
+    def _first_pages(self, group: list[str], kql: str) -> dict[str, Message | None]:
+        """The first page of each mailbox's search, up to 20 mailboxes in one ``$batch`` (one
+        item per mailbox, so no mailbox has more than one of the batch's items in flight).
+        Items Graph throttles or fails are sent again after their Retry-After (``batched``);
+        one that still fails makes the source unavailable, never "nothing there". None for a
+        user without a mailbox to search (noted)."""
+        search = graph_search_value(kql)
+        requests = [
+            self.ops.requests.search(m, search, self._select(), self.ops.settings.page_size)
+            for m in group
+        ]
+        self.ops.stats.searches += len(group)
+        if len(group) == 1:
+            try:
+                return {group[0]: self.ops.graph.fetch(group[0], "search", requests[0])}
+            except GraphError as exc:
+                if not self.ops.note_unsearchable(group[0], exc.status, exc.code):
+                    raise self.ops.unavailable(group[0], exc) from exc
+                return {group[0]: None}
+        pages: dict[str, Message | None] = {}
+        for mailbox, answer in zip(group, self.ops.batched(requests, "search"), strict=True):
+            if answer.status == 200 and isinstance(answer.body, dict):
+                pages[mailbox] = answer.body
+            elif self.ops.note_unsearchable(mailbox, answer.status, answer.error_code):
+                pages[mailbox] = None
+            else:
+                raise self.ops.unavailable(mailbox, GraphError(answer.status, answer.error_code))
+        return pages
 
     def _select(self) -> list[str]:
         parts = set(self.mapping.record.parts)
@@ -137,14 +173,19 @@ class MailDiscovery:
             return [*_SEARCH_SELECT, "body"]
         return list(_SEARCH_SELECT)
 
-    def _mailbox(self, mailbox: str, kql: str, indexed: set[str]) -> Iterator[Record]:
-        """Every confirmed hit in one mailbox, the search split by date received until every
-        part is under Graph's cap; a single day that still reaches it fails the source."""
+    def _mailbox(
+        self, mailbox: str, kql: str, indexed: set[str], page: Message
+    ) -> Iterator[Record]:
+        """Every confirmed hit in one mailbox (``page``: the first page of its whole search),
+        the search split by date received until every part is under Graph's cap; a single day
+        that still reaches it fails the source."""
         seen: set[str] = set()  # Graph ids of this mailbox's hits already handled
         parts: list[tuple[dt.date | None, dt.date | None]] = [(None, None)]
+        first_page: Message | None = page
         while parts:
             first, last = parts.pop()
-            hits = yield from self._search_part(mailbox, kql, first, last, seen)
+            hits = yield from self._search_part(mailbox, kql, first, last, seen, first_page)
+            first_page = None
             if hits is None:
                 return  # no mailbox to search: noted in ops.unsearchable
             if len(hits) < SEARCH_RESULT_LIMIT:
@@ -192,21 +233,23 @@ class MailDiscovery:
         first: dt.date | None,
         last: dt.date | None,
         seen: set[str],
+        page: Message | None = None,
     ) -> Generator[Record, None, list[dt.date | None] | None]:
-        """One ``$search`` (within [first, last] received, where given), followed page by page;
-        yields the records of hits not seen before, returns the received days of all hits (None
-        when the user has no mailbox to search)."""
-        search = graph_search_value(received_within(kql, first, last))
-        request = self.ops.requests.search(
-            mailbox, search, self._select(), self.ops.settings.page_size
-        )
-        self.ops.stats.searches += 1
-        try:
-            page = self.ops.graph.fetch(mailbox, "search", request)
-        except GraphError as exc:
-            if not self.ops.note_unsearchable(mailbox, exc.status, exc.code):
-                raise self.ops.unavailable(mailbox, exc) from exc
-            return None
+        """One ``$search`` (within [first, last] received, where given; ``page``: its first
+        page, already read), followed page by page; yields the records of hits not seen before,
+        returns the received days of all hits (None when the user has no mailbox to search)."""
+        if page is None:
+            search = graph_search_value(received_within(kql, first, last))
+            request = self.ops.requests.search(
+                mailbox, search, self._select(), self.ops.settings.page_size
+            )
+            self.ops.stats.searches += 1
+            try:
+                page = self.ops.graph.fetch(mailbox, "search", request)
+            except GraphError as exc:
+                if not self.ops.note_unsearchable(mailbox, exc.status, exc.code):
+                    raise self.ops.unavailable(mailbox, exc) from exc
+                return None
         days: list[dt.date | None] = []
         while True:
             self.ops.stats.pages += 1

@@ -191,6 +191,10 @@ class MailMapping(BaseMapping):
             (h for h in self.erasure.legal_holds if h.folder.lower() == folder.lower()), None
         )
 
+    def lookup_kinds(self) -> frozenset[str]:
+        """Mail is searched by address only (participants, and mentions where asked)."""
+        return frozenset({"email"})
+
     def collected_from(self, location: str) -> str:
         return self.collected_from_
 

@@ -216,7 +216,9 @@ class MailOperations:
         self, requests: list[Request], kind: str, confirm: Confirm | None = None
     ) -> list[BatchAnswer]:
         """Send requests 20 to a ``$batch``; items throttled or failing with 5xx are sent again
-        after their Retry-After, up to ``max_retries`` rounds. The last answer of each.
+        after their Retry-After, up to ``max_retries`` rounds (none when the Retry-After is
+        longer than ``max_retry_wait_s``). The last answer of each: the caller decides what a
+        429 or 5xx left standing means, never "nothing there".
 
         With ``confirm`` the requests are writes: a ``$batch`` whose answer is lost, and items
         answered 5xx, are not sent again blindly but looked at by ``confirm`` (indexes ->
@@ -258,7 +260,7 @@ class MailOperations:
                     else:
                         answers[index] = seen
             pending = sorted(retry)
-            if not pending:
-                break
-            self.graph.sleep(min(wait, 60.0))
+            if not pending or wait > self.settings.max_retry_wait_s:
+                break  # done, or throttled for longer than is worth waiting: the caller says so
+            self.graph.sleep(wait)
         return [a if a is not None else BatchAnswer(0, {}, None) for a in answers]

@@ -28,6 +28,12 @@ class MailSource(SourceSettings):
     max_retries: int = Field(
         default=3, ge=0, le=10, description="retries of a throttled or failing request"
     )
+    max_retry_wait_s: float = Field(
+        default=60,
+        gt=0,
+        description="longest Retry-After a throttled batch item is waited for; a longer one "
+        "(Exchange's 10-minute request-rate window) fails the source at once",
+    )
     timeout_s: float = Field(default=60, gt=0, description="per request")
 
     @model_validator(mode="after")

@@ -71,6 +71,10 @@ class MarketplaceMapping(BaseMapping):
     def category_map(self) -> dict[str, str]:
         return {**DEFAULT_CATEGORIES, **self.fields}
 
+    def lookup_kinds(self) -> frozenset[str]:
+        """Licences and transactions name their contacts by address."""
+        return frozenset({"email"})
+
     def collected_from(self, location: str) -> str:
         return self.origin
 

@@ -1,7 +1,7 @@
 """The one place that holds the database: SQLAlchemy's engine, its connections and its errors.
 
 Everything else in this package builds SQLAlchemy Core statements and runs them through here,
-so that opening, reflecting, counting, streaming and an unreachable database are handled once.
+so that opening, reflecting, counting and an unreachable database are handled once.
 """
 
 from __future__ import annotations
@@ -61,14 +61,22 @@ class SqlClient:
     def connect(self) -> Connection:
         return self.engine.connect()
 
+    def reading(self) -> Connection:
+        """A connection for lookups only, each statement on its own (autocommit): no BEGIN
+        and ROLLBACK round trips around them. Under READ COMMITTED, PostgreSQL's default, a
+        transaction would not give them one snapshot anyway."""
+        return self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
     def begin(self) -> AbstractContextManager[Connection]:
         """A connection in a transaction that commits when the block ends (rolls back on error)."""
         return self.engine.begin()
 
-    def stream(self, conn: Connection, query: sa.Select[Any], batch: int) -> Iterator[sa.Row[Any]]:
-        """The rows of ``query``, fetched ``batch`` at a time, counted."""
-        result = conn.execution_options(stream_results=True, yield_per=batch).execute(query)
-        for row in result:
+    def rows(
+        self, conn: Connection, query: sa.Executable, params: dict[str, Any] | None = None
+    ) -> Iterator[sa.Row[Any]]:
+        """The rows of a lookup whose result follows the subject's footprint, read in one go:
+        a server-side cursor (``stream_results``) would cost extra round trips per statement."""
+        for row in conn.execute(query, params or {}):
             self.stats.rows += 1
             yield row
 

@@ -298,6 +298,17 @@ class BaseMapping(Strict):
     # A kind whose records the controller cannot change (the Marketplace's are Atlassian's):
     # its plans only keep, so no right needs the source to write (dsrflow/preflight.py).
     read_only: ClassVar[bool] = False
+    # Identifier kinds this kind's discovery resolves by itself and looks up by in the same
+    # search (Jira: the accounts of the addresses it is given). A later discovery round need
+    # not look this source up again by the ones it reported itself (flows/discovery.py).
+    resolves_kinds: ClassVar[frozenset[str]] = frozenset()
+
+    def lookup_kinds(self) -> frozenset[str] | None:
+        """The identifier kinds this source looks a person up by. When a discovery round finds
+        new identifiers, the next round searches only the sources that look up by one of their
+        kinds, and only with them (flows/discovery.py). None: not known, so the source is
+        searched again in every round with every identifier."""
+        return None
 
     def subject_at_hold_end(
         self, subject: Subject, plan: Sequence[PlannedAction]

@@ -5,12 +5,17 @@ with another participant, by the subject with a hidden address, and by a look-al
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import pyzipper
 import yaml
 from typer.testing import CliRunner, Result
 
@@ -143,3 +148,29 @@ def exported(channels: Channels, request_id: str, tmp: Path) -> Path:
     folder = tmp / "exports" / request_id
     assert (folder / "manifest.json").exists()
     return folder
+
+
+# What the delivery tests check of an archive (tests/test_delivery.py, the browser walk-through).
+
+
+def password_in(output: str) -> str:
+    found = re.search(r"password \(give it.*?\): (\S+)", output)
+    assert found, output
+    return found.group(1)
+
+
+def unpacked(archive: bytes, password: str) -> dict[str, bytes]:
+    with pyzipper.AESZipFile(io.BytesIO(archive)) as zipped:
+        zipped.setpassword(password.encode())
+        infos = zipped.infolist()
+        assert infos and all(i.flag_bits & 0x1 for i in infos)  # every entry encrypted
+        return {i.filename: zipped.read(i.filename) for i in infos}
+
+
+def matches_manifest(files: dict[str, bytes], folder: Path) -> None:
+    manifest = json.loads(files[f"{folder.name}/manifest.json"])
+    assert manifest == json.loads((folder / "manifest.json").read_text())
+    expected = {f"{folder.name}/{e['name']}": e["sha256"] for e in manifest["files"]}
+    got = {n: hashlib.sha256(c).hexdigest() for n, c in files.items() if n in expected}
+    assert got == expected
+    assert set(files) == {*expected, f"{folder.name}/manifest.json"}

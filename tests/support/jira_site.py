@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from connectors.jira import sitecache
 from connectors.jira.client import JiraClient
 from connectors.jira.connector import JiraConnector
 from connectors.jira.mapping import JiraMapping
@@ -60,7 +61,15 @@ class Site:
         httpx.post(f"{self.url}/_emulator/faults", json=settings).raise_for_status()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_site_facts() -> None:
+    """Each test starts with no cached site facts: emulators of earlier tests may have served
+    other fields and desks under the same loopback URL (a port used again)."""
+    sitecache.forget_all()
+
+
 def start_site(store: JiraStore, deployment: str = "Cloud") -> tuple[EmulatorServer, Site]:
+    sitecache.forget_all()  # a new site, perhaps under an earlier one's URL
     faults = Faults()
     server = EmulatorServer(JiraEmulator(store, faults, deployment=deployment).app, name="jira")
     return server, Site(store, server.start(), faults)

@@ -1,12 +1,16 @@
 """The Drive v3 + Sheets v4 emulator as one Starlette app.
 
-Routes: ``POST /token``; ``GET /drive/v3/files``, ``GET /drive/v3/files/{id}``;
+Routes: ``POST /token``; ``GET /drive/v3/files``, ``GET /drive/v3/files/{id}``,
+``GET /drive/v3/files/{id}/export``;
 ``POST /batch/drive/v3``; ``GET /v4/spreadsheets/{id}``; ``GET …/values:batchGet``;
 ``GET|PUT …/values/{range}``, ``POST …/values/{range}:clear``;
 ``POST /v4/spreadsheets/{id}:batchUpdate``; Analytics'
 ``POST /analytics/v3/userDeletion/userDeletionRequests:upsert`` (analytics_api.py); the
-fault-control routes of ``sandbox.emulators.faults`` and ``POST /_emulator/quota``
-(``{"read_quota_per_minute": N}``, 0 = off) and ``POST /_emulator/search``
+fault-control routes of ``sandbox.emulators.faults`` and ``POST /_emulator/quota`` (the
+documented per-minute quotas of ``quotas.py`` by name, 0 = off, ``{"documented": true}`` for
+all of Google's numbers, ``{"off": true}`` for none; ``export_limit_bytes``; and the older
+test knob ``read_quota_per_minute``, one per-user counter for every read) and
+``POST /_emulator/search``
 (``{"incomplete_all_drives": true}``: a ``corpora=allDrives`` listing leaves out the shared
 drives' items and says ``incompleteSearch: true``, as Drive may); ``GET|POST /_emulator/analytics``
 (the deletions filed, the daily quota: analytics_api.py). Unknown routes and parameters
@@ -35,10 +39,12 @@ from sandbox.emulators.google.errors import (
     GoogleJSON,
     drive_quota_exceeded,
 )
+from sandbox.emulators.google.quotas import GoogleQuotas
 from sandbox.emulators.google.state import GoogleState
 
 # Request path -> the route it counts under in /_emulator/stats.
 _ROUTES = [
+    (re.compile(r"^/drive/v3/files/[^/]+/export$"), "files.export"),
     (re.compile(r"^/drive/v3/files/[^/]+$"), "files.get"),
     (re.compile(r"^/drive/v3/files$"), "files.list"),
     (re.compile(r"^/batch/drive/v3$"), "batch"),
@@ -84,9 +90,27 @@ def create_app(state: GoogleState | None = None, faults: Faults | None = None) -
     faults = faults or Faults()
 
     async def set_quota(request: Request) -> Response:
-        body = await request.json()
-        state.read_quota_per_minute = int(body.get("read_quota_per_minute", 0))
-        return GoogleJSON({"read_quota_per_minute": state.read_quota_per_minute})
+        body = dict(await request.json())
+        try:
+            if body.pop("off", False):
+                state.quotas = GoogleQuotas()
+            if body.pop("documented", False):
+                state.quotas = GoogleQuotas.documented()
+            if "read_quota_per_minute" in body:
+                state.read_quota_per_minute = int(body.pop("read_quota_per_minute"))
+            if "export_limit_bytes" in body:
+                state.export_limit_bytes = int(body.pop("export_limit_bytes"))
+            state.quotas = state.quotas.updated(body)
+        except (TypeError, ValueError) as exc:
+            return GoogleJSON({"error": str(exc)}, status_code=400)
+        state.meter.reset()  # new limits start with empty windows
+        return GoogleJSON(
+            {
+                **state.quotas.as_dict(),
+                "read_quota_per_minute": state.read_quota_per_minute,
+                "export_limit_bytes": state.export_limit_bytes,
+            }
+        )
 
     async def set_search(request: Request) -> Response:
         body = await request.json()

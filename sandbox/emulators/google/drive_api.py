@@ -1,6 +1,7 @@
 """Drive v3: ``GET /drive/v3/files`` (``q``, paging, ``orderBy``, ``fields``, shared drives) and
-``GET /drive/v3/files/{fileId}``, as the Drive v3 reference describes them
-(https://developers.google.com/drive/api/reference/rest/v3/files/list).
+``GET /drive/v3/files/{fileId}`` and ``GET /drive/v3/files/{fileId}/export``, as the Drive v3
+reference describes them (https://developers.google.com/drive/api/reference/rest/v3/files/list,
+…/files/export).
 
 Each caller sees what its user may read (``GoogleState.role``). Shared-drive items are listed
 only with ``supportsAllDrives=true``, ``includeItemsFromAllDrives=true`` and a ``corpora`` of
@@ -18,17 +19,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from sandbox.emulators.google import export_formats
 from sandbox.emulators.google.auth import authorise
 from sandbox.emulators.google.drive_query import parse_query_fields
 from sandbox.emulators.google.errors import (
     GoogleError,
     GoogleJSON,
     drive_quota_exceeded,
+    export_too_large,
     invalid_value,
 )
 from sandbox.emulators.google.fields import apply_fields, check_known, parse_fields
 from sandbox.emulators.google.params import bool_param, check_params, int_param
-from sandbox.emulators.google.state import FILE_MEMBERS, DriveFile, GoogleState
+from sandbox.emulators.google.state import FILE_MEMBERS, SPREADSHEET, DriveFile, GoogleState
 
 LIST_PARAMS = frozenset(
     {
@@ -58,6 +61,7 @@ GET_PARAMS = frozenset(
         "supportsTeamDrives",
     }
 )
+EXPORT_PARAMS = frozenset({"mimeType"})
 DEFAULT_FILE_FIELDS = ("kind", "id", "name", "mimeType")
 ORDER_KEYS = {"createdTime": "created_time", "modifiedTime": "modified_time", "name": "name"}
 
@@ -118,6 +122,12 @@ def routes(state: GoogleState) -> list[Route]:
         token = authorise(state, request, api="drive")
         if not state.take_read(token.user):
             raise drive_quota_exceeded("userRateLimitExceeded")
+        exceeded = state.spend_drive(token.user)
+        if exceeded is not None:
+            # The user's quota: userRateLimitExceeded; the project's: rateLimitExceeded.
+            raise drive_quota_exceeded(
+                "userRateLimitExceeded" if exceeded.per_user else "rateLimitExceeded"
+            )
         return token.user
 
     def corpus(request: Request, user: str) -> Any:
@@ -230,7 +240,44 @@ def routes(state: GoogleState) -> list[Route]:
             return GoogleJSON({k: item[k] for k in DEFAULT_FILE_FIELDS})
         return GoogleJSON(apply_fields(item, selection))
 
+    async def export_file(request: Request) -> Response:
+        """The document converted to ``mimeType``; a spreadsheet to .xlsx (every sheet) or
+        CSV/TSV (the first sheet). More than ``export_limit_bytes`` (10 MB) of exported content
+        is refused with 403 ``exportSizeLimitExceeded``; a file that is not a Workspace
+        document with 403 ``fileNotExportable`` (Drive's "Resolve errors" guide)."""
+        # ``alt=media`` is how googleapiclient's ``export_media`` asks for the bytes.
+        check_params(request, EXPORT_PARAMS, alts=("json", "media"))
+        user = user_reads(request)
+        file_id = request.path_params["file_id"]
+        mime_type = request.query_params.get("mimeType")
+        if not mime_type:
+            raise GoogleError(
+                400, "Required parameter: mimeType", reason="required", location="mimeType"
+            )
+        with state.lock:
+            file = state.files.get(file_id)
+            if file is None or not state.can_read(user, file):
+                raise GoogleError(
+                    404, f"File not found: {file_id}.", reason="notFound", location="fileId"
+                )
+            if file.mime_type != SPREADSHEET:
+                raise GoogleError(
+                    403, "Export only supports Docs Editors files.", reason="fileNotExportable"
+                )
+            if mime_type not in export_formats.FORMATS:
+                raise GoogleError(
+                    400,
+                    "The requested conversion is not supported.",
+                    reason="badRequest",
+                    location="convertTo",
+                )
+            content = export_formats.export(file, mime_type)
+        if len(content) > state.export_limit_bytes:
+            raise export_too_large()
+        return Response(content, media_type=mime_type)
+
     return [
         Route("/drive/v3/files", list_files, methods=["GET"]),
         Route("/drive/v3/files/{file_id}", get_file, methods=["GET"]),
+        Route("/drive/v3/files/{file_id}/export", export_file, methods=["GET"]),
     ]

@@ -68,11 +68,13 @@ class GoogleError(Exception):
         domain: str = "global",
         details: list[dict[str, object]] | None = None,
         detail_message: str | None = None,
+        errors: bool = True,
     ) -> None:
         super().__init__(message)
         self.domain = domain
         self.details = details
         self.detail_message = detail_message or message
+        self.errors = errors  # False: the newer shape, ``details`` without ``errors``
         self.code = code
         self.message = message
         self.reason = reason or DEFAULT_REASONS.get(code, "error")
@@ -89,11 +91,9 @@ class GoogleError(Exception):
         if self.location:
             detail["location"] = self.location
             detail["locationType"] = self.location_type
-        error: dict[str, object] = {
-            "code": self.code,
-            "message": self.message,
-            "errors": [detail],
-        }
+        error: dict[str, object] = {"code": self.code, "message": self.message}
+        if self.errors:
+            error["errors"] = [detail]
         if self.status:  # Drive's usageLimits errors come without one
             error["status"] = self.status
         if self.details:
@@ -120,14 +120,63 @@ def unknown_parameter(name: str) -> GoogleError:
     )
 
 
-def quota_exceeded(service: str) -> GoogleError:
-    """Sheets' answer to a request over the per-user read quota: 429 RESOURCE_EXHAUSTED
-    (https://developers.google.com/sheets/api/limits)."""
+SHEETS = "sheets.googleapis.com"
+CONSUMER = "project_number:0"  # the emulator is one Cloud project
+
+
+def quota_exceeded(
+    service: str = SHEETS, *, write: bool = False, per_user: bool = True, limit: int = 60
+) -> GoogleError:
+    """Sheets' answer to a request over a per-minute quota: 429 RESOURCE_EXHAUSTED
+    (https://developers.google.com/sheets/api/limits), in the shape Google's front end sends:
+    the message naming the metric and the limit, an ``ErrorInfo`` and a ``Help`` link, no
+    ``errors`` list (bodies quoted in r-lib/gargle#160, asweigart/ezsheets#8 and
+    AutomaApp/automa#1844; the ``metadata`` keys are Google's ErrorInfo for quota failures, the
+    values this emulator's)."""
+    metric = "Write requests" if write else "Read requests"
+    limit_name = f"{metric[:-1]}s per minute" + (" per user" if per_user else "")
+    quota_limit = (
+        ("Write" if write else "Read") + "RequestsPerMinute" + ("PerUser" if per_user else "")
+    )
     return GoogleError(
         429,
-        f"Quota exceeded for quota metric 'Read requests' and limit 'Read requests per minute "
-        f"per user' of service '{service}' for consumer 'project_number:0'.",
-        reason="rateLimitExceeded",
+        f"Quota exceeded for quota metric '{metric}' and limit '{limit_name}' of service "
+        f"'{service}' for consumer '{CONSUMER}'.",
+        errors=False,
+        details=[
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "RATE_LIMIT_EXCEEDED",
+                "domain": "googleapis.com",
+                "metadata": {
+                    "service": service,
+                    "consumer": "projects/0",
+                    "quota_metric": f"{service}/{'write' if write else 'read'}_requests",
+                    "quota_limit": quota_limit,
+                    "quota_limit_value": str(limit),
+                    "quota_location": "global",
+                },
+            },
+            {
+                "@type": "type.googleapis.com/google.rpc.Help",
+                "links": [
+                    {
+                        "description": "Request a higher quota limit.",
+                        "url": "https://cloud.google.com/docs/quotas/help/request_increase",
+                    }
+                ],
+            },
+        ],
+    )
+
+
+def export_too_large() -> GoogleError:
+    """``files.export`` of a document whose export passes 10 MB ("Note that the exported
+    content is limited to 10 MB", https://developers.google.com/drive/api/reference/rest/v3/files/export):
+    403 ``exportSizeLimitExceeded``, the body quoted in googleapis/google-api-dotnet-client#990
+    and met in rclone/rclone#2357."""
+    return GoogleError(
+        403, "This file is too large to be exported.", reason="exportSizeLimitExceeded", status=""
     )
 
 

@@ -24,12 +24,16 @@ SYSTEM = frozenset(
 )
 
 
-def check_params(request: Request, allowed: frozenset[str]) -> None:
+def check_params(
+    request: Request, allowed: frozenset[str], alts: tuple[str, ...] = ("json",)
+) -> None:
+    """Refuse unknown parameters; ``alts``: the ``alt`` values the method takes (``media`` too
+    for a method with ``supportsMediaDownload``)."""
     for name in request.query_params:
         if name not in allowed and name not in SYSTEM:
             raise unknown_parameter(name)
     alt = request.query_params.get("alt", "json")
-    if alt != "json":
+    if alt not in alts:
         raise invalid_value("alt")
 
 

@@ -11,14 +11,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sandbox.emulators.google.auth import authorise
-from sandbox.emulators.google.errors import GoogleError, GoogleJSON, quota_exceeded
+from sandbox.emulators.google.errors import SHEETS, GoogleError, GoogleJSON, quota_exceeded
 from sandbox.emulators.google.fields import apply_fields, parse_fields
 from sandbox.emulators.google.params import bool_param, check_params, enum_param
 from sandbox.emulators.google.sheets_batch_update import apply, protected_error
 from sandbox.emulators.google.sheets_values import read_window, resolve, write_window
 from sandbox.emulators.google.state import SPREADSHEET, DriveFile, GoogleState
 
-SERVICE = "sheets.googleapis.com"
 GET_PARAMS = frozenset(
     {"ranges", "includeGridData", "excludeTablesInBandedRanges", "commentsViewMode"}
 )
@@ -72,8 +71,20 @@ def routes(state: GoogleState) -> list[Route]:
     def reads(request: Request) -> str:
         token = authorise(state, request)
         if not state.take_read(token.user):
-            raise quota_exceeded(SERVICE)
+            raise quota_exceeded(SHEETS)
+        exceeded = state.spend_sheets(token.user)
+        if exceeded is not None:
+            raise quota_exceeded(SHEETS, per_user=exceeded.per_user, limit=exceeded.limit)
         return token.user
+
+    def writes(request: Request) -> str:
+        user = authorise(state, request, write=True).user
+        exceeded = state.spend_sheets(user, write=True)
+        if exceeded is not None:
+            raise quota_exceeded(
+                SHEETS, write=True, per_user=exceeded.per_user, limit=exceeded.limit
+            )
+        return user
 
     def read_options(request: Request) -> tuple[str, str]:
         major = enum_param(request, "majorDimension", "ROWS", MAJOR)
@@ -161,7 +172,7 @@ def routes(state: GoogleState) -> list[Route]:
 
     async def update_values(request: Request) -> Response:
         check_params(request, UPDATE_PARAMS)
-        user = authorise(state, request, write=True).user
+        user = writes(request)
         input_option = request.query_params.get("valueInputOption")
         if input_option not in ("RAW", "USER_ENTERED"):
             raise GoogleError(400, "'valueInputOption' is required but not specified")
@@ -213,7 +224,7 @@ def routes(state: GoogleState) -> list[Route]:
         if not text.endswith(":clear"):
             raise GoogleError(404, "Method not found.", reason="notFound")
         check_params(request, frozenset())
-        user = authorise(state, request, write=True).user
+        user = writes(request)
         with state.lock:
             file = _spreadsheet(state, request.path_params["sid"], user, write=True)
             sheet, rng = resolve(file, text.removesuffix(":clear"))
@@ -229,7 +240,7 @@ def routes(state: GoogleState) -> list[Route]:
 
     async def batch_update(request: Request) -> Response:
         check_params(request, frozenset())
-        user = authorise(state, request, write=True).user
+        user = writes(request)
         body = await _json_body(request)
         unknown = set(body) - {
             "requests",

@@ -1,5 +1,5 @@
 """What the Drive + Sheets emulator holds: shared drives, folders and spreadsheets, their sheets
-and cells, who may read and write them, issued access tokens and the per-user read quota. One
+and cells, who may read and write them, issued access tokens and the quotas (``quotas.py``). One
 lock guards it all: a change is visible to the next request, whatever thread serves it.
 
 Access, as Drive grants it (https://developers.google.com/drive/api/guides/manage-sharing and
@@ -18,6 +18,8 @@ import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
+
+from sandbox.emulators.google.quotas import Exceeded, GoogleQuotas, QuotaMeter
 
 FOLDER = "application/vnd.google-apps.folder"
 SPREADSHEET = "application/vnd.google-apps.spreadsheet"
@@ -204,7 +206,9 @@ class AnalyticsState:
 class GoogleState:
     """Folders, spreadsheets, tokens and quotas of one emulator."""
 
-    def __init__(self, *, read_quota_per_minute: int = 0) -> None:
+    def __init__(
+        self, *, read_quota_per_minute: int = 0, quotas: GoogleQuotas | None = None
+    ) -> None:
         self.lock = threading.RLock()
         self.files: dict[str, DriveFile] = {}
         self.drives: dict[str, SharedDrive] = {}
@@ -215,7 +219,13 @@ class GoogleState:
         self.delegations: dict[str, frozenset[str]] = {}
         # The domain's users (lower case) a service account may act for; None: anyone.
         self.domain_users: set[str] | None = None
+        # A test knob older than ``quotas``: one per-user counter for every read of both APIs.
         self.read_quota_per_minute = read_quota_per_minute
+        # The documented per-minute quotas (quotas.py); none unless asked for.
+        self.quotas = quotas or GoogleQuotas()
+        self.meter = QuotaMeter()
+        # files.export refuses exports larger than this (10 MB, files.export reference).
+        self.export_limit_bytes = 10 * 1024 * 1024
         # Drive may not search every shared drive under corpora=allDrives: "incompleteSearch:
         # Whether the search process was incomplete. If true, then some search results might be
         # missing, since all documents were not searched. This can occur when searching
@@ -334,3 +344,24 @@ class GoogleState:
                 return False
             reads.append(now)
             return True
+
+    def spend_sheets(self, user: str, *, write: bool = False) -> Exceeded | None:
+        """Count one Sheets request against the per-minute quotas; what is exceeded, if any."""
+        q = self.quotas
+        if write:
+            per_user, per_project = q.sheets_writes_per_minute_per_user, q.sheets_writes_per_minute
+            return self.meter.take("sheets-write", user, per_user, per_project)
+        return self.meter.take(
+            "sheets-read", user, q.sheets_reads_per_minute_per_user, q.sheets_reads_per_minute
+        )
+
+    def spend_drive(self, user: str) -> Exceeded | None:
+        """Count one Drive request's units against the per-minute quotas."""
+        q = self.quotas
+        return self.meter.take(
+            "drive",
+            user,
+            q.drive_units_per_minute_per_user,
+            q.drive_units_per_minute,
+            q.drive_units_per_request,
+        )

@@ -566,11 +566,13 @@ class GraphApi:
         base_url: str,
         admit: Callable[[str], GraphResponse | None] = lambda _path: None,
         roles: frozenset[str] | None = None,
+        done: Callable[[str], None] = lambda _path: None,
     ) -> GraphResponse:
         """JSON batching: up to 20 requests, answered each with its own status.
 
         Requests run one after another here (Graph runs independent ones in parallel); one whose
-        ``dependsOn`` failed gets 424. ``admit`` may refuse an item (injected throttling).
+        ``dependsOn`` failed gets 424. ``admit`` may refuse an item (its mailbox's limits,
+        injected throttling); ``done`` is told of every item ``admit`` let through, once served.
         """
         requests = body.get("requests") if isinstance(body, dict) else None
         if not isinstance(requests, list) or not requests:
@@ -588,7 +590,7 @@ class GraphApi:
         responses = []
         for item in requests:
             item_id = str(item["id"])
-            answer = self._batch_item(item, statuses, base_url, admit, roles)
+            answer = self._batch_item(item, statuses, base_url, admit, roles, done)
             statuses[item_id] = answer.status
             entry: dict[str, Any] = {"id": item_id, "status": answer.status}
             entry["headers"] = {**answer.headers}
@@ -605,6 +607,7 @@ class GraphApi:
         base_url: str,
         admit: Callable[[str], GraphResponse | None],
         roles: frozenset[str] | None = None,
+        done: Callable[[str], None] = lambda _path: None,
     ) -> GraphResponse:
         method = str(item.get("method") or "").upper()
         url = str(item.get("url") or "")
@@ -635,7 +638,10 @@ class GraphApi:
         if refused is not None:
             return refused
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
-        return self.handle(method, path, query, item.get("body"), base_url, roles)
+        try:
+            return self.handle(method, path, query, item.get("body"), base_url, roles)
+        finally:
+            done(path)
 
 
 def decode_json(raw: bytes) -> Any:

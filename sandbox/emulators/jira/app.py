@@ -33,6 +33,8 @@ from starlette.routing import Route
 from sandbox.emulators.faults import FaultGate, Faults
 from sandbox.emulators.jira import jql
 from sandbox.emulators.jira.attachments import Attachments
+from sandbox.emulators.jira.create_request import CustomerRequestCreation
+from sandbox.emulators.jira.ratelimit import JiraRateLimit, RateLimiter, RateLimitGate
 from sandbox.emulators.jira.store import (
     PARTICIPANTS_FIELD,
     REQUEST_TYPE_FIELD,
@@ -310,15 +312,23 @@ async def _json_body(request: Request, *, servicedesk: bool = False) -> dict[str
 
 
 class JiraEmulator:
-    """The app and its state; ``deployment`` is what ``serverInfo`` reports (Cloud or Server)."""
+    """The app and its state; ``deployment`` is what ``serverInfo`` reports (Cloud or Server);
+    ``rate_limit``: Jira Cloud's rate limiting (``ratelimit``; off unless enabled)."""
 
     def __init__(
-        self, store: JiraStore, faults: Faults | None = None, *, deployment: str = "Cloud"
+        self,
+        store: JiraStore,
+        faults: Faults | None = None,
+        *,
+        deployment: str = "Cloud",
+        rate_limit: JiraRateLimit | None = None,
     ) -> None:
         self.store = store
         self.faults = faults or Faults()
         self.deployment = deployment
+        self.limiter = RateLimiter(rate_limit)
         self.attachments = Attachments(self)
+        self.customer_requests_create = CustomerRequestCreation(self)
         self.app = self._build()
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -352,17 +362,30 @@ class JiraEmulator:
                 f"{sd}/request/{{key}}/participant", self.participants, methods=["GET", "DELETE"]
             ),
             *self.attachments.routes(sd),
+            *self.customer_requests_create.routes(sd),
             *self.faults.control_routes(),
+            Route("/_emulator/rate-limit", self._rate_limit, methods=["GET", "POST"]),
         ]
         app = Starlette(routes=routes)
         app.add_exception_handler(404, self._not_found)
         app.add_exception_handler(405, self._not_allowed)
         app.add_exception_handler(ApiError, self._api_error)
         app.add_exception_handler(jql.JqlError, self._jql_error)
-        # The last added runs first: faults (counting, latency, 429) before authentication.
+        # The last added runs first: faults (counting, latency, 429), then the rate limits,
+        # then authentication.
         app.add_middleware(BaseHTTPMiddleware, dispatch=self._authenticated)
+        app.add_middleware(RateLimitGate, limiter=self.limiter, route_of=_route_of)
         app.add_middleware(FaultGate, faults=self.faults, route_of=_route_of, error=platform_error)
         return app
+
+    async def _rate_limit(self, request: Request) -> Response:
+        """GET: the rate limits in force and the 429s answered, by RateLimit-Reason; POST (a
+        ``JiraRateLimit`` body): new limits, the buckets full again."""
+        if request.method == "POST":
+            self.limiter.configure(JiraRateLimit.model_validate(await request.json()))
+        return JSONResponse(
+            {"settings": self.limiter.settings.model_dump(), "refused": self.limiter.refused}
+        )
 
     async def _not_found(self, request: Request, _: Exception) -> Response:
         if request.url.path.startswith("/rest/servicedeskapi/"):
@@ -400,7 +423,11 @@ class JiraEmulator:
                 email, _, token = base64.b64decode(header[6:]).decode().partition(":")
             except (binascii.Error, UnicodeDecodeError):
                 email, token = "", ""
-            ok = bool(email and token) and (expected is None or (email, token) == expected)
+            ok = bool(email and token) and (
+                expected is None
+                or (email, token) == expected
+                or self.store.api_tokens.get(email.lower()) == token
+            )
             request.state.email = email
         elif header.startswith("Bearer "):
             token = header[7:]

@@ -61,7 +61,40 @@ class Attachments:
                 methods=["POST"],
             ),
             Route(f"{sd}/request/{{key}}/attachment", self.attach, methods=["POST"]),
+            Route("/rest/api/2/attachment/content/{id}", self.content, methods=["GET"]),
+            Route("/secure/attachment/{id}/{name}", self.download, methods=["GET"]),
         ]
+
+    def _attachment(self, attachment_id: str) -> dict[str, Any] | None:
+        with self.emulator.store.lock:
+            for issue in self.emulator.store.issues.values():
+                for attachment in issue.fields.get("attachment") or []:
+                    if attachment.get("id") == attachment_id:
+                        return dict(attachment)
+        return None
+
+    async def content(self, request: Request) -> Response:
+        """Get attachment content (GET /rest/api/2/attachment/content/{id}, Jira Cloud platform
+        REST API v2, group Issue attachments): "redirect" (default true) answers 303 to the
+        file's download address; false answers the bytes at once."""
+        from sandbox.emulators.jira.app import _params, platform_error
+
+        params = _params(request, {"redirect"})
+        attachment = self._attachment(request.path_params["id"])
+        if attachment is None or attachment["id"] not in self.files:
+            return platform_error(404, "The attachment does not exist.")
+        if params.get("redirect", "true").lower() != "false":
+            return Response(status_code=303, headers={"Location": attachment["content"]})
+        return Response(self.files[attachment["id"]], media_type=attachment["mimeType"])
+
+    async def download(self, request: Request) -> Response:
+        """The attachment's ``content`` address, where its bytes are served."""
+        from sandbox.emulators.jira.app import platform_error
+
+        attachment = self._attachment(request.path_params["id"])
+        if attachment is None or attachment["filename"] != request.path_params["name"]:
+            return platform_error(404, "The attachment does not exist.")
+        return Response(self.files[attachment["id"]], media_type=attachment["mimeType"])
 
     async def attach_temporary(self, request: Request) -> Response:
         from sandbox.emulators.jira.app import servicedesk_error

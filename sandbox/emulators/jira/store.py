@@ -200,6 +200,9 @@ class JiraStore:
             REQUEST_TYPE_FIELD: "Customer Request Type",
         }
         self.credentials: tuple[str, str] | None = None  # (e-mail, API token) or None: any
+        # Other people's own API tokens, by lower-cased address: a customer who calls the API as
+        # themselves (Create customer request) rather than through the site admin's credential.
+        self.api_tokens: dict[str, str] = {}
         # Permission keys the caller lacks (``GET mypermissions`` answers havePermission false
         # for them); every other permission is granted, as to the sandbox's site admin.
         self.denied_permissions: set[str] = set()

@@ -116,6 +116,26 @@ def _routes() -> list[tuple[str, re.Pattern[str], str, dict[str, Any] | None]]:
     return routes
 
 
+@cache
+def _downloads() -> list[tuple[str, re.Pattern[str]]]:
+    """(HTTP method, path pattern) of the methods whose answer may be the file's bytes
+    (``supportsMediaDownload``: ``files.get`` with ``alt=media``, ``files.export``)."""
+    found = []
+    for name, prefix in SERVICES.items():
+        document = json.loads((DOCUMENTS / name).read_text())
+        for method in _methods(document["resources"]):
+            if method.get("supportsMediaDownload"):
+                template = prefix + (method.get("flatPath") or method["path"])
+                pattern = "[^/]+?".join(map(re.escape, re.split(r"\{\+?\w+\}", template)))
+                found.append((method["httpMethod"], re.compile(f"^{pattern}$")))
+    return found
+
+
+def downloads(method: str, path: str) -> bool:
+    """Whether a successful answer to this request may be bytes of any type, not JSON."""
+    return any(verb == method and pattern.match(path) for verb, pattern in _downloads())
+
+
 def check(method: str, path: str, status: int, body: bytes) -> list[str]:
     """What in this answer the vendor's schema does not allow (empty: conforms)."""
     if NOT_API.match(path):

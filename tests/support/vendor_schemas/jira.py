@@ -8,6 +8,7 @@ here: the OpenAPI document Atlassian publishes ships in no package this project 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import jsonschema
@@ -32,6 +33,17 @@ SERVICE_DESK_ERROR = {
     "required": ["errorMessage"],
     "additionalProperties": False,
 }
+
+# Routes that answer a file's own bytes, whatever its type: Get attachment content ("*/*" in
+# the reference, with ``redirect=false``) and the attachment's ``content`` address it
+# redirects to.
+FILE_CONTENT = re.compile(
+    r"^/(?:rest/api/[23]/attachment/content/[^/]+|secure/attachment/[^/]+/[^/]+)$"
+)
+
+
+def serves_file(method: str, path: str, status: int) -> bool:
+    return method == "GET" and status == 200 and FILE_CONTENT.match(path) is not None
 
 
 def check(method: str, path: str, status: int, body: bytes) -> list[str]:
