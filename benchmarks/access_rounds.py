@@ -199,6 +199,7 @@ def one_request(config_path: Path, request_id: str, urls: dict[str, str]) -> dic
     from dsrflow.config import load_config
     from dsrflow.ledger import Ledger
     from dsrflow.request import DataSubjectRequest, RequestType, Subject
+    from dsrflow.run_settings import run_settings
     from flows.access import access_request
     from sandbox.onprem_seed import DEMO_SUBJECT
 
@@ -223,7 +224,8 @@ def one_request(config_path: Path, request_id: str, urls: dict[str, str]) -> dic
     sa.event.listen(sa.engine.Engine, "before_cursor_execute", count)
     started = time.perf_counter()
     try:
-        result = access_request(request_id=request_id, config_path=str(config_path))
+        with run_settings(config_path):
+            result = access_request(request_id=request_id)
     finally:
         wall = time.perf_counter() - started
         sa.event.remove(sa.engine.Engine, "before_cursor_execute", count)

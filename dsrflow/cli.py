@@ -32,6 +32,7 @@ from dsrflow.config import load_config
 from dsrflow.local_prefect import no_telemetry
 from dsrflow.mapping import MappingError, load_mapping, mapping_json_schema_text
 from dsrflow.request import new_request_id
+from dsrflow.run_settings import run_settings
 
 # A privacy tool phones no one: no telemetry from an embedded Prefect server unless asked for.
 no_telemetry()
@@ -227,14 +228,8 @@ def access(
     )
     from flows.access import access_request
 
-    result = _in_process(
-        _config_folder(config),
-        lambda: access_request(
-            request_id=opened,
-            config_path=str(config) if config else None,
-            out_dir=str(out),
-        ),
-    )
+    with run_settings(config, out):
+        result = _in_process(_config_folder(config), lambda: access_request(request_id=opened))
     _print_access_result(result)
 
 
@@ -298,17 +293,13 @@ def erase(
     )
     from flows.erasure import erasure_request
 
-    _run_change(
-        opened,
-        config,
-        lambda: erasure_request(
-            request_id=opened,
-            config_path=str(config) if config else None,
-            out_dir=str(out) if out else None,
-            dry_run=dry_run,
-        ),
-        approver=officer if approve else None,
-    )
+    with run_settings(config, out):
+        _run_change(
+            opened,
+            config,
+            lambda: erasure_request(request_id=opened, dry_run=dry_run),
+            approver=officer if approve else None,
+        )
 
 
 @app.command()
@@ -346,18 +337,13 @@ def rectify(
     )
     from flows.other_rights import rectification_request
 
-    _run_change(
-        opened,
-        config,
-        lambda: rectification_request(
-            request_id=opened,
-            corrections=set_,
-            config_path=str(config) if config else None,
-            out_dir=str(out) if out else None,
-            dry_run=dry_run,
-        ),
-        approver=officer if approve else None,
-    )
+    with run_settings(config, out):
+        _run_change(
+            opened,
+            config,
+            lambda: rectification_request(request_id=opened, corrections=set_, dry_run=dry_run),
+            approver=officer if approve else None,
+        )
 
 
 @app.command("withdraw-consent")
@@ -399,18 +385,17 @@ def withdraw_consent(
     )
     from flows.other_rights import Purpose, consent_withdrawal
 
-    _run_change(
-        opened,
-        config,
-        lambda: consent_withdrawal(
-            request_id=opened,
-            purpose=cast(Purpose, purpose),  # checked against the purposes above
-            config_path=str(config) if config else None,
-            out_dir=str(out) if out else None,
-            dry_run=dry_run,
-        ),
-        approver=officer if approve else None,
-    )
+    with run_settings(config, out):
+        _run_change(
+            opened,
+            config,
+            lambda: consent_withdrawal(
+                request_id=opened,
+                purpose=cast(Purpose, purpose),  # checked against the purposes above
+                dry_run=dry_run,
+            ),
+            approver=officer if approve else None,
+        )
 
 
 @app.command()
@@ -438,17 +423,12 @@ def restrict(
     )
     from flows.other_rights import restriction_request
 
-    _run_change(
-        opened,
-        config,
-        lambda: restriction_request(
-            request_id=opened,
-            lift=lift,
-            config_path=str(config) if config else None,
-            out_dir=str(out) if out else None,
-            officer=officer,
-        ),
-    )
+    with run_settings(config, out):
+        _run_change(
+            opened,
+            config,
+            lambda: restriction_request(request_id=opened, lift=lift, officer=officer),
+        )
 
 
 StackOption = Annotated[
@@ -480,15 +460,8 @@ def _decide(
             return
         from flows.resume import approved_request
 
-        _run_change(
-            request_id,
-            config,
-            lambda: approved_request(
-                request_id=request_id,
-                config_path=str(config) if config else None,
-                out_dir=str(out) if out else None,
-            ),
-        )
+        with run_settings(config, out):
+            _run_change(request_id, config, lambda: approved_request(request_id=request_id))
         return
     if stack_dir is not None:
         from dsrflow import stack
@@ -643,36 +616,27 @@ def _finish_after_manual(request_id: str, done: Any, config: Path | None, office
     and completes (an access request writes its export, a changing one resumes its plan)."""
     from dsrflow.request import RequestType
 
-    config_path = str(config) if config else None
-    out_dir = str(done.wait.out_dir)
-    if done.request_type is RequestType.ACCESS:
-        from flows.access import access_request
+    # Where the request's manual answers and plan were written (the ledger says).
+    with run_settings(config, done.wait.out_dir):
+        if done.request_type is RequestType.ACCESS:
+            from flows.access import access_request
 
-        result = _in_process(
-            _config_folder(config),
-            lambda: access_request(request_id=request_id, config_path=config_path, out_dir=out_dir),
-        )
-        _print_access_result(result)
-    elif done.request_type is RequestType.RESTRICTION:
-        from flows.other_rights import restriction_request
+            result = _in_process(
+                _config_folder(config), lambda: access_request(request_id=request_id)
+            )
+            _print_access_result(result)
+        elif done.request_type is RequestType.RESTRICTION:
+            from flows.other_rights import restriction_request
 
-        _run_change(
-            request_id,
-            config,
-            lambda: restriction_request(
-                request_id=request_id, config_path=config_path, out_dir=out_dir, officer=officer
-            ),
-        )
-    else:
-        from flows.resume import approved_request
+            _run_change(
+                request_id,
+                config,
+                lambda: restriction_request(request_id=request_id, officer=officer),
+            )
+        else:
+            from flows.resume import approved_request
 
-        _run_change(
-            request_id,
-            config,
-            lambda: approved_request(
-                request_id=request_id, config_path=config_path, out_dir=out_dir
-            ),
-        )
+            _run_change(request_id, config, lambda: approved_request(request_id=request_id))
 
 
 @app.command()
@@ -691,14 +655,8 @@ def sweep(
     private_home(_config_folder(config))  # before Prefect is imported
     from flows.retention import retention_sweep
 
-    summary = _in_process(
-        _config_folder(config),
-        lambda: retention_sweep(
-            config_path=str(config) if config else None,
-            dry_run=dry_run,
-            min_group_size=min_group_size,
-        ),
-    )
+    with run_settings(config, min_group_size=min_group_size):
+        summary = _in_process(_config_folder(config), lambda: retention_sweep(dry_run=dry_run))
     table = Table(title="Retention sweep" + (" (dry run: nothing changed)" if dry_run else ""))
     for column in ("source", "table", "rule", "older than", "rows", "aggregates", "suppressed"):
         table.add_column(column)
@@ -909,10 +867,8 @@ def demo(
         opened = _open_request(
             "access", [DEMO_SUBJECT], None, "DSR-2026-0001", None, box.config_path, "demo"
         )
-        result = _in_process(
-            directory,
-            lambda: access_request(request_id=opened, config_path=str(box.config_path)),
-        )
+        with run_settings(box.config_path):
+            result = _in_process(directory, lambda: access_request(request_id=opened))
     _print_access_result(result)
     running_note(box.config_path)  # where Prefect's local server runs on, and how to stop it
 

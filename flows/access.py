@@ -13,6 +13,7 @@ from dsrflow.config import Config
 from dsrflow.ledger import Ledger, Status
 from dsrflow.manual import shown
 from dsrflow.request import DataSubjectRequest, RequestType
+from dsrflow.run_settings import current_run_settings
 from flows.coverage import coverage_notice
 from flows.discovery import discover_everywhere
 from flows.manual import open_sources, settle_manual_tasks
@@ -56,14 +57,26 @@ def access_request(
     subject_emails: list[str] | None = None,
     subject_phones: list[str] | None = None,
     received_at: dt.datetime | None = None,
-    config_path: str | None = None,
-    out_dir: str | None = None,
     subject_analytics_client_ids: list[str] | None = None,
     subject_analytics_user_ids: list[str] | None = None,
 ) -> AccessResult:
     """Answer an access request: every configured source, one portable export. The
     identifiers may be left out for a request already in the ledger. Analytics ids are not
-    searched (the API cannot): the export names them where it says so."""
+    searched (the API cannot): the export names them where it says so.
+
+    Args:
+        request_id: The request's id, e.g. DSR-2026-0001. A request opened before (by the
+            intake or `dsr`) needs no identifiers here.
+        subject_emails: The subject's e-mail addresses; leave empty for a request already in
+            the ledger. Moved out of Prefect once read.
+        subject_phones: The subject's phone numbers, national or with the country code.
+        received_at: When the request was received: the one-month deadline counts from it.
+            Empty: now; a request opened before keeps its time.
+        subject_analytics_client_ids: The subject's Google Analytics client ids (the _ga
+            cookie's value, e.g. GA1.1.123.456); only with an e-mail address.
+        subject_analytics_user_ids: The subject's user ids in Google Analytics (the site's own
+            ids); only with an e-mail address.
+    """
     logger = get_run_logger()
     request, config = request_and_config(
         RequestType.ACCESS,
@@ -71,13 +84,12 @@ def access_request(
         subject_emails,
         subject_phones,
         received_at,
-        config_path,
         analytics_ids=(subject_analytics_client_ids, subject_analytics_user_ids),
     )
     ledger = Ledger.from_config(config)
     ledger.open_request(request)
     try:
-        result = _answer(request, config, ledger, Path(out_dir) if out_dir else config.output_dir)
+        result = _answer(request, config, ledger, current_run_settings().output_dir(config))
     except Exception as exc:
         ledger.set_status(request.id, Status.FAILED, error=type(exc).__name__)
         raise

@@ -7,19 +7,20 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from dsrflow.config import Config, load_config
+from dsrflow.config import Config
 from dsrflow.coverage import coverage_warning, store, survey
 from dsrflow.ledger import Ledger
+from dsrflow.run_settings import current_run_settings
 from flows.private import private_run, scrub
 
 
 @flow(name="coverage-check", persist_result=False)
 @private_run
-def coverage_check(config_path: str | None = None) -> int:
+def coverage_check() -> int:
     """Survey every source; returns the number of open findings (findings and sources that
     could not be surveyed). The findings themselves stay in this process: they may name an
     employee's mailbox or a spreadsheet's title, which the artifact leaves out."""
-    config = load_config(config_path)
+    config = current_run_settings().config()
     report = survey(config)
     create_markdown_artifact(
         key="coverage-report",

@@ -7,17 +7,17 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
-from dsrflow.config import load_config
 from dsrflow.ledger import Ledger
+from dsrflow.run_settings import current_run_settings
 from flows.case_page import case_key, case_url
 from flows.private import private_run
 
 
 @flow(name="deadline-report", persist_result=False)
 @private_run
-def deadline_report(config_path: str | None = None) -> int:
+def deadline_report() -> int:
     """Publish the open requests; returns how many are overdue."""
-    config = load_config(config_path)
+    config = current_run_settings().config()
     with Ledger.from_config(config) as ledger:
         rows = ledger.open_requests()
     table = [

@@ -8,7 +8,6 @@ records kept on purpose. See flows/changes.py for what every changing request sh
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 from prefect import flow
 
@@ -18,6 +17,7 @@ from dsrflow.plan import Action, PlannedAction
 from dsrflow.planning import build_erasure_plan, record_ref
 from dsrflow.records import Record
 from dsrflow.request import DataSubjectRequest, RequestType, Subject
+from dsrflow.run_settings import current_run_settings
 from flows.changes import ChangeResult, run_change
 from flows.discovery import discover_everywhere
 from flows.private import private_run
@@ -45,8 +45,6 @@ def erasure_request(
     subject_emails: list[str] | None = None,
     subject_phones: list[str] | None = None,
     received_at: dt.datetime | None = None,
-    config_path: str | None = None,
-    out_dir: str | None = None,
     dry_run: bool = False,
     subject_analytics_client_ids: list[str] | None = None,
     subject_analytics_user_ids: list[str] | None = None,
@@ -57,6 +55,21 @@ def erasure_request(
     The run pauses for the officer's decision (the run's Resume form, or ``dsr approve``);
     nothing a run is started with can approve it (flows/approval.py). The identifiers may be
     left out for a request already in the ledger.
+
+    Args:
+        request_id: The request's id, e.g. DSR-2026-0001. A request opened before (by the
+            intake or `dsr`) needs no identifiers here.
+        subject_emails: The subject's e-mail addresses; leave empty for a request already in
+            the ledger. Moved out of Prefect once read.
+        subject_phones: The subject's phone numbers, national or with the country code.
+        received_at: When the request was received: the one-month deadline counts from it.
+            Empty: now; a request opened before keeps its time.
+        dry_run: Plan only: the plan is written and nothing changes; the request stays a
+            draft.
+        subject_analytics_client_ids: The subject's Google Analytics client ids (the _ga
+            cookie's value, e.g. GA1.1.123.456); only with an e-mail address.
+        subject_analytics_user_ids: The subject's user ids in Google Analytics (the site's own
+            ids); only with an e-mail address.
     """
     request, config = request_and_config(
         RequestType.ERASURE,
@@ -64,14 +77,13 @@ def erasure_request(
         subject_emails,
         subject_phones,
         received_at,
-        config_path,
         draft=dry_run,
         analytics_ids=(subject_analytics_client_ids, subject_analytics_user_ids),
     )
     return run_change(
         request,
         config,
-        Path(out_dir) if out_dir else config.output_dir,
+        current_run_settings().output_dir(config),
         _erasure_planner,
         erasure_residue,
         gated=True,

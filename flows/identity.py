@@ -2,16 +2,17 @@
 from the officer's mailbox, then the run pauses with a typed form (``CodeEntry``) in which the
 officer types the code the requester sends back.
 
-The code never reaches Prefect: the run's parameters are the request id (and the config), the
-ledger keeps only a keyed hash (dsrflow/identity.py), logs say counts. What the officer types
-into the form is stored by Prefect as the run's input; the run deletes that input as soon as it
-has read it. A wrong code pauses the run again, until the attempts are used up (the run then
-fails and the code is void).
+The code never reaches Prefect: the run's only parameter is the request id (the config is the
+deployment's), the ledger keeps only a keyed hash (dsrflow/identity.py), logs say counts. What
+the officer types into the form is stored by Prefect as the run's input; the run deletes that
+input as soon as it has read it. A wrong code pauses the run again, until the attempts are used
+up (the run then fails and the code is void).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from uuid import UUID
 
 from prefect import flow, get_run_logger
@@ -25,6 +26,7 @@ from dsrflow.config import load_config
 from dsrflow.delivery import mail_sender
 from dsrflow.identity import IdentityError, Method, check_code, issue_code
 from dsrflow.ledger import Ledger
+from dsrflow.run_settings import current_run_settings
 from flows.private import private_run
 
 
@@ -50,7 +52,7 @@ def code_mail_text(request_id: str, code: str, expires_at: dt.datetime) -> str:
     )
 
 
-def send_code(config_path: str | None, request_id: str, actor: str) -> dt.datetime:
+def send_code(config_path: str | Path | None, request_id: str, actor: str) -> dt.datetime:
     """Issue a code and mail it to the subject; returns when it expires."""
     config = load_config(config_path)
     name, source, sender = mail_sender(config)
@@ -81,11 +83,17 @@ def _forget_input(pause_key: str) -> None:
 
 @flow(name="identity-code", flow_run_name="{request_id}", persist_result=False)
 @private_run
-def identity_by_code(request_id: str, config_path: str | None = None) -> IdentityResult:
-    """Mail a one-time code to the subject and wait for the officer to type it back."""
+def identity_by_code(request_id: str) -> IdentityResult:
+    """Mail a one-time code to the subject and wait for the officer to type it back.
+
+    Args:
+        request_id: The id of the request whose requester is to be checked, e.g.
+            DSR-2026-0001 (the code goes to the subject's address in the ledger).
+    """
     logger = get_run_logger()
-    config = load_config(config_path)
-    expires = send_code(config_path, request_id, actor="dsrflow")
+    settings = current_run_settings()
+    config = settings.config()
+    expires = send_code(settings.config_path, request_id, actor="dsrflow")
     logger.info("code sent for %s; valid until %s", request_id, f"{expires:%Y-%m-%d %H:%M} UTC")
     wrong = 0
     while True:

@@ -21,12 +21,12 @@ from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from pydantic import BaseModel, Field
 
-from dsrflow.config import load_config
 from dsrflow.identifiers import mask_identifier
 from dsrflow.intake import DEPLOYMENTS, UNCLEAR, confirm, open_incoming
 from dsrflow.intake_channels import read_channels
 from dsrflow.ledger import Ledger
 from dsrflow.request import RequestType
+from dsrflow.run_settings import current_run_settings
 from flows.private import private_run
 
 CONFIRM_DEPLOYMENT = "confirm-request/confirm-request"
@@ -42,11 +42,13 @@ class IntakeResult(BaseModel):
 
 @flow(name="intake", persist_result=False)
 @private_run
-def intake(config_path: str | None = None, start_confirmations: bool = True) -> IntakeResult:
+def intake() -> IntakeResult:
     """Read new requests from the configured service desk and mailbox, open each in the ledger
-    (received), and start a confirm-request run for each new one."""
+    (received), and start a confirm-request run for each new one (unless the process that
+    runs it says otherwise: dsrflow/run_settings.py)."""
     logger = get_run_logger()
-    config = load_config(config_path)
+    settings = current_run_settings()
+    config = settings.config()
     if config.intake.servicedesk is None and config.intake.mailbox is None:
         # The schedule runs in every stack; without channels there is nothing to read.
         logger.warning("no intake channel in the config (intake.servicedesk, intake.mailbox)")
@@ -65,7 +67,7 @@ def intake(config_path: str | None = None, start_confirmations: bool = True) -> 
         description="requests opened by this intake run (ids and counts only)",
     )
     runs = []
-    if start_confirmations:
+    if settings.start_runs:
         for request_id in opened:
             runs.append(start_request(CONFIRM_DEPLOYMENT, request_id))
     return IntakeResult(opened=opened, per_channel=counts, confirmations=runs)
@@ -100,13 +102,17 @@ class ConfirmResult(BaseModel):
 
 @flow(name="confirm-request", flow_run_name="confirm-{request_id}", persist_result=False)
 @private_run
-def confirm_request(
-    request_id: str, config_path: str | None = None, start: bool = True
-) -> ConfirmResult:
+def confirm_request(request_id: str) -> ConfirmResult:
     """Wait for the officer's confirmation of a received request, record it, and start the
     request type's deployment with the request id only. A request whose subject is not the
-    requester (or that names no address) is confirmed at the terminal instead."""
-    config = load_config(config_path)
+    requester (or that names no address) is confirmed at the terminal instead.
+
+    Args:
+        request_id: The id of the received request to confirm, e.g. DSR-2026-0001 (the
+            intake starts this run for each new request).
+    """
+    settings = current_run_settings()
+    config = settings.config()
     with Ledger.from_config(config) as ledger:
         asked, requester = ledger.received_subject(request_id)
         row = ledger.request_row(request_id)
@@ -150,7 +156,7 @@ def confirm_request(
         )
         deployment, startable = DEPLOYMENTS[answer.request_type]
         started = None
-        if start and startable:
+        if settings.start_runs and startable:
             started = start_request(deployment, request_id)
             ledger.record(request_id, "started", actor=answer.officer, flow_run=started)
         elif not startable:

@@ -8,7 +8,6 @@ progress to the ledger and a receipt for the subject.
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import Literal
 
 from prefect import flow, get_run_logger
@@ -26,6 +25,7 @@ from dsrflow.planning import (
     record_ref,
 )
 from dsrflow.request import DataSubjectRequest, RequestType
+from dsrflow.run_settings import current_run_settings
 from flows.changes import ChangeResult, run_change
 from flows.discovery import discover_everywhere
 from flows.private import private_run
@@ -60,19 +60,30 @@ def rectification_request(
     subject_emails: list[str] | None = None,
     subject_phones: list[str] | None = None,
     received_at: dt.datetime | None = None,
-    config_path: str | None = None,
-    out_dir: str | None = None,
     dry_run: bool = False,
 ) -> ChangeResult:
     """Correct fields wherever they occur (``corrections``: ``email=new@example.com``,
-    ``name=...``, ``phone=...`` or ``<data category>=value``); each change is read back."""
+    ``name=...``, ``phone=...`` or ``<data category>=value``); each change is read back.
+
+    Args:
+        request_id: The request's id, e.g. DSR-2026-0001. A request opened before (by the
+            intake or `dsr`) needs no identifiers here.
+        corrections: One correction per item, field=new value: email=new@example.com,
+            name=..., phone=... or <data category>=value. Moved out of Prefect once read.
+        subject_emails: The subject's e-mail addresses; leave empty for a request already in
+            the ledger. Moved out of Prefect once read.
+        subject_phones: The subject's phone numbers, national or with the country code.
+        received_at: When the request was received: the one-month deadline counts from it.
+            Empty: now; a request opened before keeps its time.
+        dry_run: Plan only: the plan is written and nothing changes; the request stays a
+            draft.
+    """
     request, config = request_and_config(
         RequestType.RECTIFICATION,
         request_id,
         subject_emails,
         subject_phones,
         received_at,
-        config_path,
         draft=dry_run,
     )
     try:
@@ -83,7 +94,7 @@ def rectification_request(
     return run_change(
         request,
         config,
-        Path(out_dir) if out_dir else config.output_dir,
+        current_run_settings().output_dir(config),
         lambda records, mappings, _subject: build_rectification_plan(records, mappings, wanted),
         None,  # each connector reads its changes back; DONE means they stuck
         gated=True,
@@ -104,22 +115,36 @@ def consent_withdrawal(
     subject_emails: list[str] | None = None,
     subject_phones: list[str] | None = None,
     received_at: dt.datetime | None = None,
-    config_path: str | None = None,
-    out_dir: str | None = None,
     dry_run: bool = False,
     subject_analytics_client_ids: list[str] | None = None,
     subject_analytics_user_ids: list[str] | None = None,
 ) -> ChangeResult:
     """Record the withdrawal (now, never back-dated) and erase the data whose only legal basis
     was that consent, through the same approval gate as an erasure (for ``analytics``: a user
-    deletion request per Analytics id)."""
+    deletion request per Analytics id).
+
+    Args:
+        request_id: The request's id, e.g. DSR-2026-0001. A request opened before (by the
+            intake or `dsr`) needs no identifiers here.
+        purpose: The consent withdrawn: analytics, config_collection, or all of them.
+        subject_emails: The subject's e-mail addresses; leave empty for a request already in
+            the ledger. Moved out of Prefect once read.
+        subject_phones: The subject's phone numbers, national or with the country code.
+        received_at: When the request was received: the one-month deadline counts from it.
+            Empty: now; a request opened before keeps its time.
+        dry_run: Plan only: the plan is written and nothing changes; the request stays a
+            draft.
+        subject_analytics_client_ids: The subject's Google Analytics client ids (the _ga
+            cookie's value, e.g. GA1.1.123.456); only with an e-mail address.
+        subject_analytics_user_ids: The subject's user ids in Google Analytics (the site's own
+            ids); only with an e-mail address.
+    """
     request, config = request_and_config(
         RequestType.CONSENT_WITHDRAWAL,
         request_id,
         subject_emails,
         subject_phones,
         received_at,
-        config_path,
         draft=dry_run,
         analytics_ids=(subject_analytics_client_ids, subject_analytics_user_ids),
     )
@@ -135,7 +160,7 @@ def consent_withdrawal(
     return run_change(
         request,
         config,
-        Path(out_dir) if out_dir else config.output_dir,
+        current_run_settings().output_dir(config),
         lambda records, mappings, subject: build_consent_plan(
             records, mappings, purposes, now, subject
         ),
@@ -161,19 +186,29 @@ def restriction_request(
     lift: bool = False,
     subject_phones: list[str] | None = None,
     received_at: dt.datetime | None = None,
-    config_path: str | None = None,
-    out_dir: str | None = None,
     officer: str | None = None,
 ) -> ChangeResult:
     """Put the subject on the restriction list that every flow honours, and mark their records
-    where a source can; ``lift=True`` takes them off again (its own logged action)."""
+    where a source can; ``lift=True`` takes them off again (its own logged action).
+
+    Args:
+        request_id: The request's id, e.g. DSR-2026-0001. A request opened before (by the
+            intake or `dsr`) needs no identifiers here.
+        subject_emails: The subject's e-mail addresses; leave empty for a request already in
+            the ledger. Moved out of Prefect once read.
+        lift: Lift the restriction instead: take the subject off the list again (tell
+            them first, Art. 18(3)).
+        subject_phones: The subject's phone numbers, national or with the country code.
+        received_at: When the request was received: the one-month deadline counts from it.
+            Empty: now; a request opened before keeps its time.
+        officer: Your name, as the ledger shall record it (empty: officer).
+    """
     request, config = request_and_config(
         RequestType.RESTRICTION,
         request_id,
         subject_emails,
         subject_phones,
         received_at,
-        config_path,
     )
     with Ledger.from_config(config) as ledger:
         ledger.open_request(request)
@@ -185,7 +220,7 @@ def restriction_request(
     return run_change(
         request,
         config,
-        Path(out_dir) if out_dir else config.output_dir,
+        current_run_settings().output_dir(config),
         lambda records, _mappings, _subject: build_restriction_plan(records),
         None,
         gated=False,

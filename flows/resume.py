@@ -10,14 +10,14 @@ then records the decision itself.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from uuid import UUID
 
 from prefect import flow
 
-from dsrflow.config import Config, load_config
+from dsrflow.config import Config
 from dsrflow.ledger import Ledger, Status, UnknownRequest
 from dsrflow.request import RequestType
+from dsrflow.run_settings import current_run_settings
 from flows.approval import Approval, check_four_eyes
 from flows.changes import ChangeResult, Verifier, approved_plan, plan_path, run_change
 from flows.erasure import erasure_residue
@@ -85,12 +85,16 @@ def record_decision(config: Config, request_id: str, decision: Approval) -> Wait
 
 @flow(name="approved-request", flow_run_name="{request_id}", persist_result=False)
 @private_run
-def approved_request(
-    request_id: str, config_path: str | None = None, out_dir: str | None = None
-) -> ChangeResult:
-    """Carry out the plan an officer approved with ``dsr approve``; verify; receipt."""
-    config = load_config(config_path)
-    directory = Path(out_dir) if out_dir else config.output_dir
+def approved_request(request_id: str) -> ChangeResult:
+    """Carry out the plan an officer approved with ``dsr approve``; verify; receipt.
+
+    Args:
+        request_id: The id of the request whose approved plan is carried out, e.g.
+            DSR-2026-0001.
+    """
+    settings = current_run_settings()
+    config = settings.config()
+    directory = settings.output_dir(config)
     with Ledger.from_config(config) as ledger:
         request = ledger.request(request_id)
         if request is None:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from connectors import SourceContext, Sweeping, open_connector
 from connectors.base import SWEEP_DAY
-from dsrflow.config import Config, load_config
+from dsrflow.config import Config
 from dsrflow.copies import expired_exports
 from dsrflow.copies import remove as remove_copies
 from dsrflow.delivery import delivered_exports
@@ -27,6 +27,7 @@ from dsrflow.mapping import BaseMapping
 from dsrflow.plan import Outcome, PlannedAction
 from dsrflow.planning import record_ref
 from dsrflow.request import Subject
+from dsrflow.run_settings import current_run_settings
 from flows.changes import execute_actions
 from flows.private import private_run
 from flows.restriction import (
@@ -86,15 +87,18 @@ def sweep_source(
 
 @flow(name="retention-sweep", persist_result=False)
 @private_run
-def retention_sweep(
-    config_path: str | None = None,
-    dry_run: bool = False,
-    min_group_size: int | None = None,
-    as_of: dt.datetime | None = None,
-) -> SweepSummary:
-    """Apply every retention rule now (or ``as_of``, e.g. to preview a date with ``dry_run``);
-    ``min_group_size`` overrides the mappings' k."""
-    config = load_config(config_path)
+def retention_sweep(dry_run: bool = False, as_of: dt.datetime | None = None) -> SweepSummary:
+    """Apply every retention rule now (or ``as_of``, e.g. to preview a date with ``dry_run``).
+    The mappings' k for aggregates holds unless the process that runs the sweep overrides it
+    (``dsr sweep --min-group-size``: dsrflow/run_settings.py).
+
+    Args:
+        dry_run: Report what would go; change nothing.
+        as_of: Sweep as on this date and time instead of now (with dry run: see what will
+            go then).
+    """
+    settings = current_run_settings()
+    config = settings.config()
     mappings = check_sources(config)
     with Ledger.from_config(config) as ledger:
         restricted = restricted_subjects(ledger)
@@ -105,7 +109,7 @@ def retention_sweep(
         skipped = []
         for name in config.sources:
             rows = sweep_source.with_options(task_run_name=f"sweep-{name}")(
-                name, config, mappings[name], spared, now, dry_run, min_group_size
+                name, config, mappings[name], spared, now, dry_run, settings.min_group_size
             )
             if rows is None:
                 skipped.append(name)

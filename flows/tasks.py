@@ -16,7 +16,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from connectors import Discovering, SourceContext, open_connector
-from dsrflow.config import Config, load_config
+from dsrflow.config import Config
 from dsrflow.export import ExportFiles, build_export, write_export
 from dsrflow.ledger import Ledger, UnknownRequest
 from dsrflow.manual import ManualSourceAnswer, ManualStore
@@ -26,6 +26,7 @@ from dsrflow.merge import merge, records_frame, summary
 from dsrflow.preflight import preflight, take_over
 from dsrflow.records import Record
 from dsrflow.request import DataSubjectRequest, RequestType, Subject
+from dsrflow.run_settings import current_run_settings
 
 
 def restriction_notice(ledger: Ledger, request: DataSubjectRequest) -> str | None:
@@ -51,17 +52,17 @@ def request_and_config(
     emails: list[str] | None,
     phones: list[str] | None,
     received_at: dt.datetime | None,
-    config_path: str | None,
     draft: bool = False,
     analytics_ids: tuple[list[str] | None, list[str] | None] = (None, None),
 ) -> tuple[DataSubjectRequest, Config]:
-    """The config, and the request: as the ledger has it when it was opened before (by the
-    command line, so that the flow run's parameters carry its id only), else validated from
-    the flow's parameters (identifiers first). The ledger's received time wins: the deadline
-    counts from receipt. ``analytics_ids``: the subject's Analytics client ids and user ids."""
+    """The run's config (dsrflow/run_settings.py), and the request: as the ledger has it when
+    it was opened before (by the command line, so that the flow run's parameters carry its id
+    only), else validated from the flow's parameters (identifiers first). The ledger's
+    received time wins: the deadline counts from receipt. ``analytics_ids``: the subject's
+    Analytics client ids and user ids."""
     try:
         return _request_and_config(
-            request_type, request_id, emails, phones, received_at, config_path, draft, analytics_ids
+            request_type, request_id, emails, phones, received_at, draft, analytics_ids
         )
     finally:
         # Whatever happens, identifiers typed into the run form do not stay in Prefect.
@@ -75,11 +76,10 @@ def _request_and_config(
     emails: list[str] | None,
     phones: list[str] | None,
     received_at: dt.datetime | None,
-    config_path: str | None,
     draft: bool,
     analytics_ids: tuple[list[str] | None, list[str] | None],
 ) -> tuple[DataSubjectRequest, Config]:
-    config = load_config(config_path)
+    config = current_run_settings().config()
     client_ids, user_ids = analytics_ids
     given = (
         # Analytics ids without an address are refused (IdentifierError), never dropped.

@@ -15,6 +15,7 @@ import yaml
 from dsrflow.config import load_config
 from dsrflow.export import verify_manifest
 from dsrflow.ledger import Ledger
+from dsrflow.run_settings import run_settings
 from flows.access import access_request
 from sandbox.runtime import CONTROLLER, onprem_source, write_config
 from tests.conftest import REPO
@@ -32,13 +33,12 @@ def sandbox_config(tmp_path, sandbox_sqlite_url):
 
 
 def run(config, *emails, request_id="DSR-2026-0042", out=None):
-    return access_request(
-        request_id=request_id,
-        subject_emails=list(emails),
-        config_path=str(config),
-        out_dir=str(out) if out else None,
-        return_state=True,
-    )
+    with run_settings(config, out):
+        return access_request(
+            request_id=request_id,
+            subject_emails=list(emails),
+            return_state=True,
+        )
 
 
 async def _run_details(flow_run_id):

@@ -29,6 +29,7 @@ from dsrflow.mapping import load_mapping
 from dsrflow.plan import Action
 from dsrflow.planning import build_consent_plan, build_erasure_plan
 from dsrflow.request import Subject
+from dsrflow.run_settings import run_settings
 from flows.approval import at_terminal
 from sandbox.analytics_part import PROPERTY_ID, start_analytics
 from sandbox.onprem_seed import DEMO_SUBJECT
@@ -109,10 +110,8 @@ def test_erasure_files_the_client_id_a_consent_record_holds(
     write_config(config, {**consent_db(tmp_path), **analytics}, tmp_path / "out")
     from flows.erasure import erasure_request
 
-    with at_terminal("Ingrid"):
-        result = erasure_request(
-            request_id="DSR-2026-0701", subject_emails=[SUBJECT], config_path=str(config)
-        )
+    with at_terminal("Ingrid"), run_settings(config):
+        result = erasure_request(request_id="DSR-2026-0701", subject_emails=[SUBJECT])
     assert result.status == "completed"
     assert result.executed["analytics"] == {
         "done": 1,
@@ -168,10 +167,8 @@ def test_an_erasure_without_an_analytics_id_says_nothing_was_asked_of_analytics(
 
     config = tmp_path / "dsrflow.yaml"
     write_config(config, analytics, tmp_path / "out")
-    with at_terminal("Ingrid"):
-        result = erasure_request(
-            request_id="DSR-2026-0705", subject_emails=[SUBJECT], config_path=str(config)
-        )
+    with at_terminal("Ingrid"), run_settings(config):
+        result = erasure_request(request_id="DSR-2026-0705", subject_emails=[SUBJECT])
     assert result.status == "completed"
     assert filed(analytics)["deletions"] == []
     receipt = json.loads(Path(result.receipt or "").read_text())
@@ -197,14 +194,14 @@ def test_consent_withdrawal_files_the_deletions_only_after_the_approval(
 
     def run() -> None:
         try:
-            outcome["result"] = consent_withdrawal(
-                request_id="DSR-2026-0702",
-                purpose="analytics",
-                subject_emails=[SUBJECT],
-                subject_analytics_client_ids=[f"GA1.1.{CLIENT}"],
-                subject_analytics_user_ids=[USER],
-                config_path=str(config),
-            )
+            with run_settings(config):
+                outcome["result"] = consent_withdrawal(
+                    request_id="DSR-2026-0702",
+                    purpose="analytics",
+                    subject_emails=[SUBJECT],
+                    subject_analytics_client_ids=[f"GA1.1.{CLIENT}"],
+                    subject_analytics_user_ids=[USER],
+                )
         except BaseException as exc:
             outcome["error"] = exc
 
@@ -242,13 +239,12 @@ def test_withdrawing_another_consent_files_nothing_in_analytics(
 
     config = tmp_path / "dsrflow.yaml"
     write_config(config, analytics, tmp_path / "out")
-    with at_terminal("Ingrid"):
+    with at_terminal("Ingrid"), run_settings(config):
         result = consent_withdrawal(
             request_id="DSR-2026-0703",
             purpose="config_collection",
             subject_emails=[SUBJECT],
             subject_analytics_client_ids=[CLIENT],
-            config_path=str(config),
         )
     assert result.status == "completed"
     assert result.plan == {}
@@ -262,12 +258,12 @@ def test_an_access_export_names_the_ids_and_says_why_nothing_is_listed(
 
     config = tmp_path / "dsrflow.yaml"
     write_config(config, analytics, tmp_path / "out")
-    result = access_request(
-        request_id="DSR-2026-0704",
-        subject_emails=[SUBJECT],
-        subject_analytics_client_ids=[CLIENT],
-        config_path=str(config),
-    )
+    with run_settings(config):
+        result = access_request(
+            request_id="DSR-2026-0704",
+            subject_emails=[SUBJECT],
+            subject_analytics_client_ids=[CLIENT],
+        )
     document = json.loads((Path(result.export_dir) / "export.json").read_text())
     assert result.total_records == 0
     [note] = document["not_searched"]["analytics"]
@@ -287,12 +283,12 @@ def test_an_access_in_the_whole_sandbox_covers_analytics_without_filing(tmp_path
     from flows.access import access_request
 
     with start(tmp_path / "sandbox") as box:
-        result = access_request(
-            request_id="DSR-2026-0706",
-            subject_emails=[DEMO_SUBJECT],
-            subject_analytics_client_ids=[CLIENT],
-            config_path=str(box.config_path),
-        )
+        with run_settings(box.config_path):
+            result = access_request(
+                request_id="DSR-2026-0706",
+                subject_emails=[DEMO_SUBJECT],
+                subject_analytics_client_ids=[CLIENT],
+            )
         assert filed(box.parts["analytics"].sources)["deletions"] == []
     document = json.loads((Path(result.export_dir) / "export.json").read_text())
     assert set(document["records"]) == {"onprem", "mail", "drive", "jira", "marketplace"}

@@ -20,6 +20,7 @@ from dsrflow.cli import app
 from dsrflow.config import load_config
 from dsrflow.ledger import Ledger
 from dsrflow.request import Subject
+from dsrflow.run_settings import run_settings
 from tests.conftest import REPO
 from tests.support.runs import wait_paused
 from tests.test_sql_erasure import snapshot
@@ -76,11 +77,10 @@ def test_erasure_refuses_an_approval_parameter(box):
 
     config, url = box
     before = snapshot(url)
-    with pytest.raises(ParameterBindError):
+    with pytest.raises(ParameterBindError), run_settings(config):
         erasure_request(
             request_id="DSR-2026-0801",
             subject_emails=[SUBJECT],
-            config_path=str(config),
             approved_by="anyone",
         )
     assert snapshot(url) == before
@@ -151,9 +151,10 @@ def test_approve_resumes_a_run_paused_in_prefect(box):
 
     def run() -> None:
         try:
-            outcome["result"] = erasure_request(
-                request_id="DSR-2026-0804", subject_emails=[SUBJECT], config_path=str(config)
-            )
+            with run_settings(config):
+                outcome["result"] = erasure_request(
+                    request_id="DSR-2026-0804", subject_emails=[SUBJECT]
+                )
         except BaseException as exc:
             outcome["error"] = exc
 

@@ -101,11 +101,12 @@ def start_from_run_form(
         emails + "//div[contains(@class,'p-draggable-list__item')]//textarea",
         f"{step}-form",
     ).send_keys(SUBJECT)
-    # The deployment's own parameter is prefilled: the form is the deployment's, not a blank one.
-    config_field = driver.find_element(By.XPATH, form_property("config_path (Optional)"))
-    assert "dsrflow.yaml" in config_field.find_element(By.TAG_NAME, "textarea").get_attribute(
-        "value"
-    )
+    # What the officer decides, each field with its description; where the config and the
+    # exports are is the deployment's (its worker's environment), not the form's.
+    assert "DSR-2026-0001" in driver.find_element(By.XPATH, form_property("request_id")).text
+    labels = driver.find_elements(By.XPATH, "//span[@class='schema-form-property__label']")
+    shown = {label.text.removesuffix(" (Optional)") for label in labels}
+    assert "subject_emails" in shown and not shown & {"config_path", "out_dir"}
     shot(driver, f"{step}-01-run-form-filled")
     submit = "//button[@type='submit' and normalize-space()='Submit']"
     clickable(driver, submit, step).click()

@@ -8,6 +8,7 @@ import pytest
 from dsrflow.case import case_markdown, read_case
 from dsrflow.ledger import Ledger, Status
 from dsrflow.request import DataSubjectRequest, RequestType, Subject
+from dsrflow.run_settings import run_settings
 
 SUBJECT = "al@example.com"
 
@@ -103,12 +104,12 @@ def test_an_access_run_publishes_the_case_page_at_every_step(tmp_path, sandbox_s
 
     config = tmp_path / "dsrflow.yaml"
     write_config(config, onprem_source(sandbox_sqlite_url), tmp_path / "exports")
-    state = access_request(
-        request_id="DSR-2026-1004",
-        subject_emails=[SUBJECT],
-        config_path=str(config),
-        return_state=True,
-    )
+    with run_settings(config):
+        state = access_request(
+            request_id="DSR-2026-1004",
+            subject_emails=[SUBJECT],
+            return_state=True,
+        )
     assert state.is_completed(), state.message
     with get_client(sync_client=True) as client:
         versions = client.read_artifacts(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from dsrflow.run_settings import run_settings
 from flows.access import access_request
 from flows.erasure import erasure_request
 from flows.retention import retention_sweep
@@ -23,24 +24,18 @@ pytestmark = [
 
 @pytest.fixture
 def config(onprem_config):
-    return onprem_config
+    with run_settings(onprem_config):  # the flows of each test run with this config
+        yield onprem_config
 
 
 def test_erasure_removes_the_subjects_earlier_exports_and_plans(config, tmp_path):
     elsewhere = tmp_path / "sent"
-    mine = access_request(
-        request_id="DSR-2026-0501",
-        subject_emails=["al@example.com"],
-        config_path=str(config),
-        out_dir=str(elsewhere),
-    )
-    other = access_request(
-        request_id="DSR-2026-0502", subject_emails=["sal@example.com"], config_path=str(config)
-    )
+    with run_settings(config, out_dir=elsewhere):
+        mine = access_request(request_id="DSR-2026-0501", subject_emails=["al@example.com"])
+    other = access_request(request_id="DSR-2026-0502", subject_emails=["sal@example.com"])
     erasure_request(
         request_id="DSR-2026-0503",
         subject_emails=["al@example.com"],
-        config_path=str(config),
         dry_run=True,
     )
     plan = tmp_path / "out" / "DSR-2026-0503" / "plan.json"
@@ -49,7 +44,6 @@ def test_erasure_removes_the_subjects_earlier_exports_and_plans(config, tmp_path
         erasure_request,
         request_id="DSR-2026-0504",
         subject_emails=["al@example.com"],
-        config_path=str(config),
     )
     assert result.status == "completed"
     receipt = json.loads(Path(result.receipt).read_text())
@@ -63,18 +57,14 @@ def test_erasure_removes_the_subjects_earlier_exports_and_plans(config, tmp_path
 
 
 def test_the_sweep_removes_exports_past_their_retention(config, tmp_path):
-    export = access_request(
-        request_id="DSR-2026-0511", subject_emails=["al@example.com"], config_path=str(config)
-    )
+    export = access_request(request_id="DSR-2026-0511", subject_emails=["al@example.com"])
     now = dt.datetime.now(dt.UTC)
-    young = retention_sweep(config_path=str(config), as_of=now + dt.timedelta(days=29))
+    young = retention_sweep(as_of=now + dt.timedelta(days=29))
     assert young.exports_removed == 0
-    preview = retention_sweep(
-        config_path=str(config), as_of=now + dt.timedelta(days=31), dry_run=True
-    )
+    preview = retention_sweep(as_of=now + dt.timedelta(days=31), dry_run=True)
     assert preview.exports_removed == 1
     assert (tmp_path / "out" / "DSR-2026-0511").exists()
-    done = retention_sweep(config_path=str(config), as_of=now + dt.timedelta(days=31))
+    done = retention_sweep(as_of=now + dt.timedelta(days=31))
     assert done.exports_removed == 1
     assert not (tmp_path / "out" / "DSR-2026-0511").exists()
     assert export.export_dir.endswith("DSR-2026-0511")

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from dsrflow.config import load_config
 from dsrflow.coverage import CoverageReport, coverage_warning, last_coverage, store, survey
 from dsrflow.ledger import Ledger
+from dsrflow.run_settings import run_settings
 from sandbox.runtime import onprem_source, write_config
 
 NOW = dt.datetime(2026, 12, 6, 12, 0, tzinfo=dt.UTC)
@@ -67,7 +68,8 @@ def test_the_flow_publishes_its_report_and_keeps_the_counts(config):
     from flows.coverage import coverage_check
 
     _unmapped_table(config)
-    state = coverage_check(config_path=str(config), return_state=True)
+    with run_settings(config):
+        state = coverage_check(return_state=True)
     assert state.is_completed(), state.message
     assert state.result() == 1
     artifacts, _ = run_data(state)
@@ -91,12 +93,12 @@ def test_the_flow_publishes_its_report_and_keeps_the_counts(config):
 def test_an_access_request_warns_without_a_coverage_report(config):
     from flows.access import access_request
 
-    state = access_request(
-        request_id="DSR-2026-0901",
-        subject_emails=["al@example.com"],
-        config_path=str(config),
-        return_state=True,
-    )
+    with run_settings(config):
+        state = access_request(
+            request_id="DSR-2026-0901",
+            subject_emails=["al@example.com"],
+            return_state=True,
+        )
     assert state.is_completed(), state.message
     warning = state.result().coverage_warning
     assert warning.startswith("no coverage report exists")

@@ -1,14 +1,21 @@
 """prefect.yaml: every deployment points at a real flow with the parameters it passes, and the
-schedules are the ones the officer expects; the deadline report lists open requests."""
+schedules are the ones the officer expects; each deployment's run form, as ``prefect deploy``
+registers it, offers only what an officer decides, each with a description; the deadline
+report lists open requests."""
 
 import datetime as dt
 import importlib
 import inspect
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
 from prefect import Flow
 
+from dsrflow.run_settings import run_settings
 from tests.conftest import REPO
 
 
@@ -25,6 +32,82 @@ def test_entrypoint_is_a_flow_taking_its_parameters(deployment):
     accepted = set(inspect.signature(flow.fn).parameters)
     assert set(deployment.get("parameters", {})) <= accepted
     assert deployment["work_pool"]["name"] == "dsrflow"
+
+
+# Settings of the process that runs a flow (dsrflow/run_settings.py): never in a run form.
+ENGINEERING = {"config_path", "out_dir", "start", "start_confirmations", "min_group_size"}
+
+
+def engineering(name: str) -> bool:
+    return name in ENGINEERING or name.endswith(("_path", "_dir", "_file")) or "config" in name
+
+
+def test_prefect_yaml_passes_no_engineering_parameters():
+    """The config reaches the worker through its environment, not through the run form."""
+    for deployment in deployments():
+        assert not [p for p in deployment.get("parameters", {}) if engineering(p)], deployment
+        env = deployment["work_pool"]["job_variables"]["env"]
+        assert env["DSRFLOW_CONFIG"] == "{{ $DSRFLOW_CONFIG }}"
+
+
+@pytest.mark.prefect
+@pytest.mark.usefixtures("prefect_harness")
+def test_registered_run_forms_show_only_what_an_officer_decides(tmp_path):
+    """``prefect deploy --all`` against the test server, as ``dsr stack up`` runs it; then
+    each deployment's parameter schema (what the UI's Custom run form is drawn from)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.settings import PREFECT_API_URL
+
+    with get_client(sync_client=True) as client:
+        client.create_work_pool(WorkPoolCreate(name="dsrflow", type="process"), overwrite=True)
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+        "DSRFLOW_HOME": str(REPO),
+        "DSRFLOW_CONFIG": str(tmp_path / "dsrflow.yaml"),
+    }
+    prefect = Path(sys.executable).parent / "prefect"
+    done = subprocess.run(
+        [str(prefect), "--no-prompt", "deploy", "--all"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    registered = {}
+    with get_client(sync_client=True) as client:
+        try:
+            registered = {d.name: d for d in client.read_deployments()}
+            schemas = {
+                d["name"]: registered[d["name"]].parameter_openapi_schema for d in deployments()
+            }
+            for name, deployment in registered.items():
+                if name in schemas:
+                    assert (
+                        deployment.job_variables["env"]["DSRFLOW_CONFIG"] == env["DSRFLOW_CONFIG"]
+                    )
+        finally:
+            # The session's server is shared: other tests register deployments of these names.
+            for deployment in registered.values():
+                client.delete_deployment(deployment.id)
+            client.delete_work_pool("dsrflow")
+    for name, schema in schemas.items():
+        properties = schema.get("properties", {})
+        assert not [p for p in properties if engineering(p)], (name, sorted(properties))
+        undescribed = [p for p, field in properties.items() if not field.get("description")]
+        assert undescribed == [], (name, undescribed)
+    # The request forms: the request id is all a request opened before needs.
+    for name in ("access-request", "erasure-request", "restriction-request"):
+        assert schemas[name]["required"] == ["request_id"]
+    assert set(schemas["rectification-request"]["required"]) == {"request_id", "corrections"}
+    assert set(schemas["consent-withdrawal"]["required"]) == {"request_id", "purpose"}
+    assert set(schemas["confirm-request"]["properties"]) == {"request_id"}
+    assert schemas["intake"].get("properties", {}) == {}
 
 
 def test_every_request_type_and_the_schedules():
@@ -66,7 +149,8 @@ def test_deadline_report_lists_open_requests_overdue_first(tmp_path):
             )
         )
     ledger.close()
-    assert deadline_report(config_path=str(config)) == 1
+    with run_settings(config):
+        assert deadline_report() == 1
     with get_client(sync_client=True) as client:
         artifact = client.read_latest_artifacts(limit=50)
     table = next(a for a in artifact if a.key == "open-requests")

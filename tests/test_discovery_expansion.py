@@ -28,6 +28,7 @@ from dsrflow.config import Config, load_config
 from dsrflow.identifiers import phone_spellings
 from dsrflow.ledger import Ledger
 from dsrflow.request import DataSubjectRequest, RequestType, Subject
+from dsrflow.run_settings import run_settings
 from flows.access import AccessResult, access_request
 from sandbox.onprem_seed import DEMO_PHONE, DEMO_SUBJECT
 from sandbox.runtime import RunningSandbox, start
@@ -152,7 +153,8 @@ def answer(config_path: Path, request_id: str, subject: Subject, urls: dict[str,
             )
         )
     before = requests_made(urls)
-    state = access_request(request_id=request_id, config_path=str(config_path), return_state=True)
+    with run_settings(config_path):
+        state = access_request(request_id=request_id, return_state=True)
     assert state.is_completed(), state.message
     after = requests_made(urls)
     result = state.result()

@@ -28,6 +28,7 @@ from connectors.registry import open_connector
 from dsrflow.mapping import MappingError, load_mapping, parse_mapping
 from dsrflow.plan import Action, Outcome
 from dsrflow.request import Subject
+from dsrflow.run_settings import run_settings
 from sandbox.drive_part import DELEGATED_USER, start_drive
 from sandbox.runtime import SandboxContext
 from tests.conftest import FIXTURES
@@ -465,14 +466,13 @@ def test_access_flow_includes_drive_spreadsheets(
     config = tmp_path / "dsrflow.yaml"
     drive = {"drive": json.loads(sandbox.model_dump_json(exclude_none=True))}
     write_config(config, {**onprem_source(sandbox_sqlite_url), **drive}, tmp_path / "exports")
-    state = access_request(
-        request_id="DSR-2026-0401",
-        subject_emails=[KARI],
-        subject_phones=[KARI_PHONE],
-        config_path=str(config),
-        out_dir=str(tmp_path / "out"),
-        return_state=True,
-    )
+    with run_settings(config, tmp_path / "out"):
+        state = access_request(
+            request_id="DSR-2026-0401",
+            subject_emails=[KARI],
+            subject_phones=[KARI_PHONE],
+            return_state=True,
+        )
     assert state.is_completed(), state.message
     result = state.result()
     assert result.records_per_source["drive"] == 8
@@ -494,14 +494,13 @@ def test_erasure_flow_erases_drive_rows_and_keeps_the_held_one(prefect_harness, 
     config = tmp_path / "dsrflow.yaml"
     drive = {"drive": json.loads(sandbox.model_dump_json(exclude_none=True))}
     write_config(config, drive, tmp_path / "exports")
-    result = approved(
-        erasure_request,
-        request_id="DSR-2026-0402",
-        subject_emails=[KARI],
-        subject_phones=[KARI_PHONE],
-        config_path=str(config),
-        out_dir=str(tmp_path / "out"),
-    )
+    with run_settings(config, tmp_path / "out"):
+        result = approved(
+            erasure_request,
+            request_id="DSR-2026-0402",
+            subject_emails=[KARI],
+            subject_phones=[KARI_PHONE],
+        )
     assert result.status == "completed"
     assert result.plan == {"delete": 4, "redact": 3, "keep": 1}
     assert result.executed["drive"] == {"done": 7, "already_done": 0, "skipped": 0, "failed": 0}

@@ -21,6 +21,7 @@ from connectors.drive.retention import age_of, readings
 from connectors.drive.settings import DriveSource
 from dsrflow.mapping import MappingError, mapping_json_schema, parse_mapping
 from dsrflow.request import Subject
+from dsrflow.run_settings import run_settings
 from sandbox.drive_part import start_drive
 from sandbox.runtime import SandboxContext
 from tests.conftest import FIXTURES
@@ -366,9 +367,11 @@ def test_sweep_flow_sweeps_drive_and_honours_restrictions(prefect_harness, sandb
     ledger.close()
     before = everything(sandbox)
 
-    dry = retention_sweep(config_path=str(config), dry_run=True, as_of=NOW)
+    with run_settings(config):
+        dry = retention_sweep(dry_run=True, as_of=NOW)
     assert everything(sandbox) == before
-    done = retention_sweep(config_path=str(config), as_of=NOW)
+    with run_settings(config):
+        done = retention_sweep(as_of=NOW)
 
     assert dry.skipped_sources == done.skipped_sources == []
     for summary, dry_run in ((dry, True), (done, False)):

@@ -48,6 +48,7 @@ from dsrflow.ledger import Ledger
 from dsrflow.plan import Action, PlannedAction
 from dsrflow.records import Record
 from dsrflow.request import Subject
+from dsrflow.run_settings import run_settings
 from flows.approval import at_terminal
 from flows.changes import ChangeResult, IncompleteError
 from flows.discovery import found_identifiers
@@ -82,11 +83,10 @@ def erase(
 ) -> ChangeResult:
     """The erasure as run at a terminal with --approve (``approved_by=None``: a rerun that
     resumes the plan approved before)."""
-    with at_terminal(approved_by):
+    with at_terminal(approved_by), run_settings(config_path):
         return erasure_request(
             request_id=request_id,
             subject_emails=[DEMO_SUBJECT],
-            config_path=str(config_path),
             subject_analytics_client_ids=analytics_client_ids,
         )
 

@@ -14,6 +14,7 @@ from connectors.sql.connector import SqlConnector
 from connectors.sql.row_changes import RowChanges
 from dsrflow.config import load_config
 from dsrflow.ledger import Ledger
+from dsrflow.run_settings import run_settings
 from flows.approval import at_terminal
 from flows.erasure import erasure_request
 from sandbox.runtime import onprem_source, write_config
@@ -39,12 +40,13 @@ def erase(config, request_id, approved_by=None, **kwargs):
     """The erasure as a terminal's --approve runs it; without ``approved_by`` as a deployment's
     run does (it pauses for the officer, unless an approved plan resumes)."""
     run = lambda: erasure_request(  # noqa: E731
-        request_id=request_id, subject_emails=[SUBJECT], config_path=str(config), **kwargs
+        request_id=request_id, subject_emails=[SUBJECT], **kwargs
     )
-    if approved_by is None:
-        return run()
-    with at_terminal(approved_by):
-        return run()
+    with run_settings(config):
+        if approved_by is None:
+            return run()
+        with at_terminal(approved_by):
+            return run()
 
 
 def events(config, request_id):
@@ -233,7 +235,8 @@ def test_records_kept_under_a_hold_are_erased_when_it_ends(box):
         "onprem:licenses:id=2",
     ]
     before = snapshot(url)
-    summary = retention_sweep(config_path=str(config), as_of=dt.datetime(2031, 1, 1, tzinfo=dt.UTC))
+    with run_settings(config):
+        summary = retention_sweep(as_of=dt.datetime(2031, 1, 1, tzinfo=dt.UTC))
     assert summary.holds_ended == 2
     after = snapshot(url)
     assert after["invoices"][1]["number"] is None  # redacted, as its table's erasure says
@@ -241,5 +244,6 @@ def test_records_kept_under_a_hold_are_erased_when_it_ends(box):
     assert after["licenses"][2]["sen"] is None
     assert after["licenses"][2]["billing_contact_id"] == 4  # links stay
     assert after["licenses"][1] == before["licenses"][1]
-    again = retention_sweep(config_path=str(config), as_of=dt.datetime(2031, 1, 1, tzinfo=dt.UTC))
+    with run_settings(config):
+        again = retention_sweep(as_of=dt.datetime(2031, 1, 1, tzinfo=dt.UTC))
     assert again.holds_ended == 0

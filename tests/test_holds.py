@@ -36,6 +36,7 @@ from dsrflow.plan import Action, PlannedAction
 from dsrflow.planning import record_ref
 from dsrflow.records import Record
 from dsrflow.request import Subject
+from dsrflow.run_settings import run_settings
 from flows.approval import at_terminal
 from flows.changes import ChangeResult
 from flows.erasure import erasure_request
@@ -80,15 +81,14 @@ def sandbox_config(config_path: Path, folder: Path) -> None:
 
 
 def erase(config_path: Path, request_id: str) -> ChangeResult:
-    with at_terminal("Ingrid"):
-        return erasure_request(
-            request_id=request_id, subject_emails=[DEMO_SUBJECT], config_path=str(config_path)
-        )
+    with at_terminal("Ingrid"), run_settings(config_path):
+        return erasure_request(request_id=request_id, subject_emails=[DEMO_SUBJECT])
 
 
 def sweep(config_path: Path, day: dt.date) -> SweepSummary:
     as_of = dt.datetime.combine(day, dt.time(12), tzinfo=dt.UTC)
-    return retention_sweep(config_path=str(config_path), as_of=as_of)
+    with run_settings(config_path):
+        return retention_sweep(as_of=as_of)
 
 
 @dataclass

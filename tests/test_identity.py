@@ -18,6 +18,7 @@ from connectors.mail.client import _jwt_part
 from dsrflow.config import load_config
 from dsrflow.identity import CODE_DIGITS, check_code, issue_code
 from dsrflow.request import DataSubjectRequest, RequestType, Subject
+from dsrflow.run_settings import run_settings
 from sandbox.emulators.graph import GraphStore, create_app
 from sandbox.emulators.server import EmulatorServer
 from tests.support.handover import OFFICER_BOX, SUBJECT, Channels
@@ -167,9 +168,8 @@ def test_code_form_is_answered_through_prefects_api(channels):
 
     def run() -> None:
         try:
-            outcome["result"] = identity_by_code(
-                request_id=request, config_path=str(channels.config)
-            )
+            with run_settings(channels.config):
+                outcome["result"] = identity_by_code(request_id=request)
         except BaseException as exc:
             outcome["error"] = exc
 

@@ -24,6 +24,7 @@ from dsrflow.intake import UNCLEAR, asked_for, confirm, open_incoming
 from dsrflow.intake_channels import read_channels
 from dsrflow.ledger import Ledger, LedgerError, Status, UnknownRequest
 from dsrflow.request import RequestType
+from dsrflow.run_settings import run_settings
 from sandbox import jira_seed
 from sandbox.emulators.jira.store import REQUEST_TYPE_FIELD
 from sandbox.runtime import write_config
@@ -296,7 +297,8 @@ def test_the_confirmation_form_answered_through_prefect_starts_the_request(confi
 
     def run() -> None:
         try:
-            outcome["result"] = confirm_request(request_id=request_id, config_path=str(config))
+            with run_settings(config):
+                outcome["result"] = confirm_request(request_id=request_id)
         except BaseException as exc:
             outcome["error"] = exc
 
@@ -347,11 +349,12 @@ def test_a_subject_other_than_the_requester_is_confirmed_at_the_terminal(config:
     run_intake(config)
     request_id = rows(config)["conversation-1"]["id"]
     outcome: dict[str, Any] = {}
-    thread = threading.Thread(
-        target=lambda: outcome.update(
-            result=confirm_request(request_id=request_id, config_path=str(config))
-        )
-    )
+
+    def run() -> None:
+        with run_settings(config):  # a new thread starts with an empty context
+            outcome.update(result=confirm_request(request_id=request_id))
+
+    thread = threading.Thread(target=run)
     thread.start()
     with get_client(sync_client=True) as client:
         paused = wait_paused(client, f"confirm-{request_id}", outcome, seconds=60)
@@ -374,13 +377,15 @@ def test_the_scheduled_intake_starts_one_confirmation_per_new_request(config: Pa
     from flows.intake import confirm_request, intake
 
     deployment_id = confirm_request.to_deployment(name="confirm-request").apply()
-    first = intake(config_path=str(config))
+    with run_settings(config):
+        first = intake()
     assert len(first.opened) == 2 and first.per_channel == {
         "servicedesk": 1,
         "mail": 1,
         "known": 0,
     }
-    again = intake(config_path=str(config))
+    with run_settings(config):
+        again = intake()
     assert again.opened == [] and again.confirmations == []
     with get_client(sync_client=True) as client:
         started = [client.read_flow_run(run_id) for run_id in first.confirmations]

@@ -24,6 +24,7 @@ from dsrflow.mapping import MappingError, load_mapping, parse_mapping
 from dsrflow.plan import Action, Outcome, PlannedAction
 from dsrflow.records import Record
 from dsrflow.request import Subject
+from dsrflow.run_settings import run_settings
 from sandbox import jira_seed
 from tests.support.jira_site import (
     MAPPING_PATH,
@@ -648,13 +649,12 @@ def test_access_flow_includes_the_service_desk(
     jira["jira"]["api_token"] = {"env": TOKEN_ENV}
     config = tmp_path / "dsrflow.yaml"
     write_config(config, {**onprem_source(sandbox_sqlite_url), **jira}, tmp_path / "exports")
-    state = access_request(
-        request_id="DSR-2026-0101",
-        subject_emails=[AL],
-        config_path=str(config),
-        out_dir=str(tmp_path / "out"),
-        return_state=True,
-    )
+    with run_settings(config, tmp_path / "out"):
+        state = access_request(
+            request_id="DSR-2026-0101",
+            subject_emails=[AL],
+            return_state=True,
+        )
     assert state.is_completed(), state.message
     result = state.result()
     assert result.records_per_source["jira"] == len(AL_RECORDS)

@@ -11,6 +11,7 @@ import pytest
 from connectors.base import SourceUnavailable, Sweeping
 from dsrflow.mapping import MappingError
 from dsrflow.request import Subject
+from dsrflow.run_settings import run_settings
 from sandbox import jira_seed
 from tests.test_jira_connector import (
     TOKEN_ENV,
@@ -226,11 +227,13 @@ def test_the_sweep_flow_sweeps_the_service_desk(
     ledger = Ledger(load_config(config).ledger_url)
     ledger.add_restriction(Subject.from_raw(["sal@example.com"]), "DSR-2026-0601", "test")
     ledger.close()
-    dry = retention_sweep(config_path=str(config), dry_run=True, as_of=NOW)
+    with run_settings(config):
+        dry = retention_sweep(dry_run=True, as_of=NOW)
     [row] = [r for r in dry.results if r["source"] == "jira"]
     assert (row["table"], row["rows"], row["protected"], row["dry_run"]) == ("SUP", 7, 1, True)
     assert set(OLD) <= keys(site)
-    summary = retention_sweep(config_path=str(config), as_of=NOW)
+    with run_settings(config):
+        summary = retention_sweep(as_of=NOW)
     assert "jira" not in summary.skipped_sources
     [row] = [r for r in summary.results if r["source"] == "jira"]
     assert (row["rows"], row["protected"], row["cutoff"]) == (7, 1, CUTOFF)

@@ -8,6 +8,7 @@ import yaml
 
 from dsrflow.config import load_config
 from dsrflow.ledger import Ledger
+from dsrflow.run_settings import run_settings
 from flows.erasure import erasure_request
 from sandbox.runtime import onprem_source, write_config
 from tests.conftest import load_sandbox_fixture
@@ -46,12 +47,12 @@ def test_erasures_at_once_all_recorded(tmp_path, ledger_url):
     def run(n: int) -> None:
         start.wait()
         try:
-            outcome[n] = approved(
-                erasure_request,
-                request_id=f"DSR-2026-{n + 1:04d}",
-                subject_emails=["al@example.com"],
-                config_path=str(configs[n]),
-            ).status
+            with run_settings(configs[n]):
+                outcome[n] = approved(
+                    erasure_request,
+                    request_id=f"DSR-2026-{n + 1:04d}",
+                    subject_emails=["al@example.com"],
+                ).status
         except BaseException as exc:  # reported below with the others
             outcome[n] = exc
 

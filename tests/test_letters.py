@@ -22,6 +22,7 @@ from dsrflow.cli import app
 from dsrflow.config import load_config
 from dsrflow.ledger import Ledger, Status
 from dsrflow.request import DataSubjectRequest, RequestType, Subject
+from dsrflow.run_settings import run_settings
 
 SUBJECT = "al@example.com"
 OFFICER = {"name": "Ingrid Berg", "email": "ingrid.berg@fjelltopp.example"}
@@ -244,13 +245,13 @@ def test_no_refusal_of_a_request_already_answered(config):
 def test_access_answer_says_what_the_export_holds(config):
     from flows.access import access_request
 
-    state = access_request(
-        request_id="DSR-2026-0708",
-        subject_emails=[SUBJECT],
-        received_at=RECEIVED,
-        config_path=str(config),
-        return_state=True,
-    )
+    with run_settings(config):
+        state = access_request(
+            request_id="DSR-2026-0708",
+            subject_emails=[SUBJECT],
+            received_at=RECEIVED,
+            return_state=True,
+        )
     assert state.is_completed(), state.message
     export = json.loads((Path(state.result().export_dir) / "export.json").read_text())
     assert export["total_records"] > 0

@@ -18,6 +18,7 @@ from dsrflow.mapping import MappingError, parse_mapping
 from dsrflow.merge import merge, records_frame
 from dsrflow.plan import Action, Outcome, PlannedAction
 from dsrflow.request import Subject
+from dsrflow.run_settings import run_settings
 from sandbox.emulators.faults import FaultSettings
 from tests.support.graph import BASE_MAPPING, FIXTURE
 
@@ -500,13 +501,12 @@ def test_access_flow_includes_mail(graph, tmp_path, sandbox_sqlite_url, prefect_
     write_config(
         config, onprem_source(sandbox_sqlite_url) | mail_source(graph.url), tmp_path / "exports"
     )
-    state = access_request(
-        request_id="DSR-2026-0043",
-        subject_emails=["al@example.com"],
-        config_path=str(config),
-        out_dir=str(tmp_path / "out"),
-        return_state=True,
-    )
+    with run_settings(config, tmp_path / "out"):
+        state = access_request(
+            request_id="DSR-2026-0043",
+            subject_emails=["al@example.com"],
+            return_state=True,
+        )
     assert state.is_completed(), state.message
     result = state.result()
     # Six messages (quote-1's two copies merged into one record), as found above.

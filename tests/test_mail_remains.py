@@ -8,6 +8,7 @@ import httpx
 
 from dsrflow.plan import Action, Outcome, PlannedAction
 from dsrflow.request import Subject
+from dsrflow.run_settings import run_settings
 
 SUPPORT = "support@fjelltopp.example"
 SALES = "sales@fjelltopp.example"
@@ -130,13 +131,12 @@ def test_the_access_export_says_which_mailboxes_were_not_searched(
     write_config(
         config, onprem_source(sandbox_sqlite_url) | mail_source(graph.url), tmp_path / "exports"
     )
-    state = access_request(
-        request_id="DSR-2026-0044",
-        subject_emails=["al@example.com"],
-        config_path=str(config),
-        out_dir=str(tmp_path / "out"),
-        return_state=True,
-    )
+    with run_settings(config, tmp_path / "out"):
+        state = access_request(
+            request_id="DSR-2026-0044",
+            subject_emails=["al@example.com"],
+            return_state=True,
+        )
     assert state.is_completed(), state.message
     directory = Path(state.result().export_dir)
     document = json.loads((directory / "export.json").read_text())

@@ -13,6 +13,7 @@ from connectors.base import SourceUnavailable, Sweeping
 from connectors.mail.mapping import MailMapping
 from dsrflow.mapping import MappingError, parse_mapping
 from dsrflow.request import Subject
+from dsrflow.run_settings import run_settings
 from sandbox.emulators.faults import FaultSettings
 from tests.support.graph import BASE_MAPPING, Graph, running_graph
 
@@ -254,11 +255,13 @@ def test_the_sweep_flow_sweeps_mail_and_spares_restricted_subjects(
     ledger.add_restriction(Subject.from_raw(["kari@example.com"]), "DSR-2026-0600", "test")
     ledger.close()
     before = graph.names()
-    dry = retention_sweep(config_path=str(config), dry_run=True, as_of=NOW)
+    with run_settings(config):
+        dry = retention_sweep(dry_run=True, as_of=NOW)
     assert graph.names() == before
     mail_rows = {r["table"]: r for r in dry.results if r["source"] == "mail"}
     assert mail_rows["Inbox"]["rows"] == 7 and mail_rows["Inbox"]["protected"] == 3
-    summary = retention_sweep(config_path=str(config), as_of=NOW)
+    with run_settings(config):
+        summary = retention_sweep(as_of=NOW)
     assert "mail" not in summary.skipped_sources
     mail_rows = {r["table"]: r for r in summary.results if r["source"] == "mail"}
     assert sum(r["rows"] for r in mail_rows.values()) == len(OLD_ONES) - len(KARI)

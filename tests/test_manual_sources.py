@@ -23,6 +23,7 @@ from dsrflow.config import load_config
 from dsrflow.ledger import Ledger
 from dsrflow.manual import ManualAnswerError, check_answer
 from dsrflow.request import RequestType
+from dsrflow.run_settings import run_settings
 from tests.conftest import REPO
 from tests.support.runs import runs_named
 from tests.test_sql_erasure import snapshot
@@ -82,13 +83,17 @@ def wait_until(check: Callable[[], bool], outcome: dict[str, Any], seconds: floa
         time.sleep(0.3)
 
 
-def in_thread(run: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
-    """A flow run as a deployment's worker runs it: no terminal, so it pauses for forms."""
+def in_thread(
+    run: Callable[[], Any], config: Path, out: Path
+) -> tuple[threading.Thread, dict[str, Any]]:
+    """A flow run as a deployment's worker runs it: no terminal, so it pauses for forms (a new
+    thread starts with an empty context: its run settings are set in it)."""
     outcome: dict[str, Any] = {}
 
     def target() -> None:
         try:
-            outcome["result"] = run()
+            with run_settings(config, out):
+                outcome["result"] = run()
         except BaseException as exc:
             outcome["error"] = exc
 
@@ -262,12 +267,7 @@ def test_access_run_pauses_for_each_task_and_prefect_api_answers(onprem_config, 
     config = with_manual(onprem_config, PHONES, PAPER)
     out = tmp_path / "exports"
     thread, outcome = in_thread(
-        lambda: access_request(
-            request_id="DSR-2026-0902",
-            subject_emails=[SUBJECT],
-            config_path=str(config),
-            out_dir=str(out),
-        )
+        lambda: access_request(request_id="DSR-2026-0902", subject_emails=[SUBJECT]), config, out
     )
     wait_until(asking(config, "DSR-2026-0902", "sales-phones"), outcome)
     assert status(config, "DSR-2026-0902") == "awaiting_manual"
@@ -315,12 +315,7 @@ def test_erasure_asks_after_approval_and_before_execution(
     out = tmp_path / "plans"
     before = snapshot(sandbox_sqlite_url)
     thread, outcome = in_thread(
-        lambda: erasure_request(
-            request_id="DSR-2026-0903",
-            subject_emails=[SUBJECT],
-            config_path=str(config),
-            out_dir=str(out),
-        )
+        lambda: erasure_request(request_id="DSR-2026-0903", subject_emails=[SUBJECT]), config, out
     )
     wait_until(lambda: status(config, "DSR-2026-0903") == "awaiting_approval", outcome)
     wait_until(lambda: paused_run("DSR-2026-0903") is not None, outcome)

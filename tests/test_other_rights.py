@@ -11,6 +11,7 @@ from dsrflow.config import load_config
 from dsrflow.ledger import Ledger
 from dsrflow.planning import parse_corrections
 from dsrflow.request import Subject
+from dsrflow.run_settings import run_settings
 from flows.other_rights import consent_withdrawal, rectification_request, restriction_request
 from sandbox.runtime import onprem_source, write_config
 from tests.support.approval import approved
@@ -28,7 +29,8 @@ SUBJECT = "al@example.com"
 def box(tmp_path, sandbox_sqlite_url):
     config = tmp_path / "dsrflow.yaml"
     write_config(config, onprem_source(sandbox_sqlite_url), tmp_path / "out")
-    return config, sandbox_sqlite_url
+    with run_settings(config):  # the flows of each test run with this config
+        yield config, sandbox_sqlite_url
 
 
 def discover(config, email):
@@ -63,7 +65,6 @@ def test_rectification_everywhere_the_field_occurs(box):
         request_id="DSR-2026-0401",
         subject_emails=[SUBJECT],
         corrections=["email=al.new@example.com", "name=Al Renamed"],
-        config_path=str(config),
     )
     assert result.status == "completed"
     assert result.executed["onprem"]["done"] == 2
@@ -84,7 +85,7 @@ def test_rectification_everywhere_the_field_occurs(box):
 
 
 def test_consent_withdrawal_records_now_and_erases_what_rested_on_it(box):
-    config, url = box
+    _, url = box
     started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     before = snapshot(url)
     result = approved(
@@ -92,7 +93,6 @@ def test_consent_withdrawal_records_now_and_erases_what_rested_on_it(box):
         request_id="DSR-2026-0402",
         subject_emails=[SUBJECT],
         purpose="analytics",
-        config_path=str(config),
     )
     assert result.status == "completed"
     after = snapshot(url)
@@ -112,20 +112,18 @@ def test_consent_withdrawal_records_now_and_erases_what_rested_on_it(box):
         request_id="DSR-2026-0403",
         subject_emails=[SUBJECT],
         purpose="analytics",
-        config_path=str(config),
     )
     assert again.plan.get("rectify", 0) == 0  # the first withdrawal time stays
     assert snapshot(url)["consents"][1]["withdrawn_at"] == withdrawn
 
 
 def test_withdrawing_all_consent_deletes_rows_with_nothing_else(box):
-    config, url = box
+    _, url = box
     result = approved(
         consent_withdrawal,
         request_id="DSR-2026-0404",
         subject_emails=[SUBJECT],
         purpose="all",
-        config_path=str(config),
     )
     assert result.status == "completed"
     after = snapshot(url)
@@ -140,7 +138,6 @@ def test_restriction_and_its_lifting_are_logged(box):
     result = restriction_request(
         request_id="DSR-2026-0405",
         subject_emails=[SUBJECT],
-        config_path=str(config),
         officer="Ingrid",
     )
     assert result.status == "completed"
@@ -152,7 +149,6 @@ def test_restriction_and_its_lifting_are_logged(box):
     lifted = restriction_request(
         request_id="DSR-2026-0406",
         subject_emails=[SUBJECT],
-        config_path=str(config),
         lift=True,
         officer="Ingrid",
     )
@@ -174,18 +170,13 @@ def test_a_restricted_subjects_own_requests_go_ahead_with_the_officer_told(box, 
     from flows.erasure import erasure_request
 
     config, url = box
-    restriction_request(
-        request_id="DSR-2026-0407", subject_emails=[SUBJECT], config_path=str(config)
-    )
-    access = access_request(
-        request_id="DSR-2026-0408", subject_emails=[SUBJECT], config_path=str(config)
-    )
+    restriction_request(request_id="DSR-2026-0407", subject_emails=[SUBJECT])
+    access = access_request(request_id="DSR-2026-0408", subject_emails=[SUBJECT])
     assert access.total_records > 0  # restricted data is still exported to the subject
     before = snapshot(url)
     plan = erasure_request(
         request_id="DSR-2026-0409",
         subject_emails=[SUBJECT],
-        config_path=str(config),
         dry_run=True,
     )
     assert plan.status == "dry_run"
@@ -193,7 +184,6 @@ def test_a_restricted_subjects_own_requests_go_ahead_with_the_officer_told(box, 
     unrestricted = erasure_request(
         request_id="DSR-2026-0410",
         subject_emails=["sal@example.com"],
-        config_path=str(config),
         dry_run=True,
     )
     assert unrestricted.status == "dry_run"

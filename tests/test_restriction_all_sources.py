@@ -37,6 +37,7 @@ from dsrflow.ledger import Ledger
 from dsrflow.plan import Action, PlannedAction
 from dsrflow.records import Record, native_id_text
 from dsrflow.request import Subject
+from dsrflow.run_settings import run_settings
 from flows.approval import at_terminal
 from flows.changes import ChangeResult
 from flows.erasure import erasure_request
@@ -135,10 +136,8 @@ def find_restricted(config: Config, email: str) -> Restricted:
 
 
 def erase(config_path: Path, request_id: str, email: str) -> ChangeResult:
-    with at_terminal("Ingrid"):
-        return erasure_request(
-            request_id=request_id, subject_emails=[email], config_path=str(config_path)
-        )
+    with at_terminal("Ingrid"), run_settings(config_path):
+        return erasure_request(request_id=request_id, subject_emails=[email])
 
 
 def load_plan(config: Config, request_id: str) -> list[PlannedAction]:
@@ -171,12 +170,12 @@ def story(tmp_path_factory: pytest.TempPathFactory, prefect_harness: None) -> It
         with start(tmp_path_factory.mktemp("restriction"), fixtures=FIXTURES) as box:
             config = load_config(box.config_path)
             told = Story(config)
-            restriction_request(
-                request_id="DSR-2026-1701",
-                subject_emails=[BEN],
-                config_path=str(box.config_path),
-                officer="Ingrid",
-            )
+            with run_settings(box.config_path):
+                restriction_request(
+                    request_id="DSR-2026-1701",
+                    subject_emails=[BEN],
+                    officer="Ingrid",
+                )
             told.ben["restricted"] = discover(config, BEN)
             told.ann_before = discover(config, ANN)
             told.ann_result = erase(box.config_path, "DSR-2026-1702", ANN)
@@ -189,8 +188,8 @@ def story(tmp_path_factory: pytest.TempPathFactory, prefect_harness: None) -> It
                 # restricted.
                 ledger.add_holds("DSR-2026-1702", [HELD])
             told.cat["before sweep"] = discover(config, CAT)
-            with sql_lookups_of(BEN) as told.sweep_lookups:
-                told.sweep = retention_sweep(config_path=str(box.config_path), as_of=AS_OF)
+            with sql_lookups_of(BEN) as told.sweep_lookups, run_settings(box.config_path):
+                told.sweep = retention_sweep(as_of=AS_OF)
             with sql_lookups_of(BEN) as told.one_discovery_lookups:
                 find_restricted(config, BEN)
             with Ledger.from_config(config) as ledger:

@@ -270,6 +270,38 @@ def test_sweep_flow_honours_restrictions_and_is_logged(events_db, tmp_path):
     assert set(sweeps[0].details["aggregated"]["onprem.usage_events"]) == set(report)
 
 
+@pytest.mark.prefect
+@pytest.mark.usefixtures("prefect_harness")
+def test_min_group_size_from_the_command_line_reaches_the_sweep(events_db, tmp_path):
+    """``dsr sweep --min-group-size`` is a setting of the process that runs the sweep
+    (dsrflow/run_settings.py), not of the run form: a k that no group reaches publishes
+    nothing, where the mappings' k published some."""
+    from typer.testing import CliRunner
+
+    from dsrflow.cli import app
+    from dsrflow.config import load_config
+    from dsrflow.ledger import Ledger
+    from sandbox.runtime import onprem_source, write_config
+
+    url, _rows = events_db
+    config = tmp_path / "dsrflow.yaml"
+    write_config(config, onprem_source(url), tmp_path / "out")
+    runner = CliRunner()
+    for k in ([], ["--min-group-size", "100000"]):
+        result = runner.invoke(app, ["sweep", "--dry-run", "--config", str(config), *k])
+        assert result.exit_code == 0, result.output
+    ledger = Ledger(load_config(config).ledger_url)
+    mappings_k, huge_k = [
+        e.details["aggregated"]["onprem.usage_events"]
+        for e in ledger.entries()
+        if e.event == "retention_sweep_dry_run"
+    ]
+    ledger.close()
+    assert sum(mappings_k["levels"].values()) > 0
+    assert sum(huge_k["levels"].values()) == 0
+    assert huge_k["suppressed"] > mappings_k["suppressed"]
+
+
 def aggregate_levels():
     aggregate = load_mapping(ONPREM_MAPPING).tables["usage_events"].retention.aggregate
     return aggregate.levels

@@ -123,15 +123,12 @@ def test_a_command_checks_each_source_once(onprem_config, tmp_path, monkeypatch)
     assert result.exit_code == 0, result.output
     assert opened == {"onprem": 1}
 
+    from dsrflow.run_settings import run_settings
     from flows.access import access_request
 
     opened.clear()
-    access_request(
-        request_id="DSR-2026-0777",
-        subject_emails=["kari.nordmann@example.com"],
-        config_path=str(onprem_config),
-        out_dir=str(tmp_path / "direct"),
-    )
+    with run_settings(onprem_config, tmp_path / "direct"):
+        access_request(request_id="DSR-2026-0777", subject_emails=["kari.nordmann@example.com"])
     assert opened == {"onprem": 1}  # checked in the flow: nothing was handed over
 
 

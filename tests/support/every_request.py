@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from dsrflow.local_prefect import private_home
+from dsrflow.run_settings import run_settings
 
 
 def main(folder: Path) -> None:
@@ -29,17 +30,17 @@ def main(folder: Path) -> None:
     from sandbox.runtime import start
 
     scrub_run_logs()
-    with start(folder / "sandbox") as box, prefect_server(progress=print):
-        config = str(box.config_path)
+    with (
+        start(folder / "sandbox") as box,
+        prefect_server(progress=print),
+        run_settings(box.config_path),
+    ):
         who = {"subject_emails": [DEMO_SUBJECT], "subject_phones": [DEMO_PHONE]}
         states = {}
-        states["access"] = access_request(
-            request_id="DSR-2026-70000001", config_path=config, return_state=True, **who
-        )
+        states["access"] = access_request(request_id="DSR-2026-70000001", return_state=True, **who)
         states["invalid"] = access_request(
             request_id="DSR-2026-70000002",
             subject_emails=[DEMO_SUBJECT.replace("@", "@@")],
-            config_path=config,
             return_state=True,
         )
         # A source that refuses: the vendor's error carries the request's query.
@@ -47,55 +48,54 @@ def main(folder: Path) -> None:
         refuse = {"fail_path": "/drive/v3/files", "fail_status": 500, "fail_count": 10_000}
         httpx.post(f"{drive}/_emulator/faults", json=refuse).raise_for_status()
         states["source_down"] = access_request(
-            request_id="DSR-2026-70000003", config_path=config, return_state=True, **who
+            request_id="DSR-2026-70000003", return_state=True, **who
         )
         httpx.post(f"{drive}/_emulator/faults", json={}).raise_for_status()
         with at_terminal("Ingrid"):
             states["rectification"] = rectification_request(
                 request_id="DSR-2026-70000004",
                 corrections=["name=Kari Nyenavn Nordmann"],
-                config_path=config,
                 return_state=True,
                 **who,
             )
             states["restriction"] = restriction_request(
-                request_id="DSR-2026-70000005", config_path=config, return_state=True, **who
+                request_id="DSR-2026-70000005", return_state=True, **who
             )
             states["consent"] = consent_withdrawal(
                 request_id="DSR-2026-70000006",
                 purpose="analytics",
-                config_path=config,
                 return_state=True,
                 **who,
             )
             states["erasure"] = erasure_request(
-                request_id="DSR-2026-70000007", config_path=config, return_state=True, **who
+                request_id="DSR-2026-70000007", return_state=True, **who
             )
-        states["sweep"] = retention_sweep(config_path=config, dry_run=True, return_state=True)
-        states.update(intake_and_confirm(config))
+        states["sweep"] = retention_sweep(dry_run=True, return_state=True)
+        states.update(intake_and_confirm(box.config_path))
     for name, state in states.items():
         print(f"{name}: {state.type.value}")
         print(f"  ({state.message})")
 
 
-def intake_and_confirm(config: str) -> dict[str, Any]:
+def intake_and_confirm(config: Path) -> dict[str, Any]:
     """The intake (the sandbox's desk and mailbox), and one request confirmed through its
-    pause form, answered through Prefect's API."""
+    pause form, answered through Prefect's API; no deployment is registered here, so neither
+    starts the next run."""
     from prefect.client.orchestration import get_client
     from prefect.flow_runs import resume_flow_run
 
     from flows.intake import confirm_request, intake
 
     states: dict[str, Any] = {}
-    states["intake"] = intake(config_path=config, start_confirmations=False, return_state=True)
+    with run_settings(config, start_runs=False):
+        states["intake"] = intake(return_state=True)
     opened = states["intake"].result().opened
-    thread = threading.Thread(
-        target=lambda: states.update(
-            confirm=confirm_request(
-                request_id=opened[0], config_path=config, start=False, return_state=True
-            )
-        )
-    )
+
+    def confirm() -> None:
+        with run_settings(config, start_runs=False):  # a new thread starts with an empty context
+            states.update(confirm=confirm_request(request_id=opened[0], return_state=True))
+
+    thread = threading.Thread(target=confirm)
     thread.start()
     deadline = time.monotonic() + 120
     with get_client(sync_client=True) as client:
