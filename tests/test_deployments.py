@@ -128,6 +128,7 @@ def test_every_request_type_and_the_schedules():
 @pytest.mark.usefixtures("prefect_harness")
 def test_deadline_report_lists_open_requests_overdue_first(tmp_path):
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
     from dsrflow.config import load_config
     from dsrflow.ledger import Ledger
@@ -151,9 +152,11 @@ def test_deadline_report_lists_open_requests_overdue_first(tmp_path):
     ledger.close()
     with run_settings(config):
         assert deadline_report() == 1
+    # By key: the session's server holds every earlier test's artifacts too.
     with get_client(sync_client=True) as client:
-        artifact = client.read_latest_artifacts(limit=50)
-    table = next(a for a in artifact if a.key == "open-requests")
+        [table] = client.read_latest_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["open-requests"]))
+        )
     rows = yaml.safe_load(table.data) if isinstance(table.data, str) else table.data
     assert [r["request"] for r in rows] == ["DSR-2026-0602", "DSR-2026-0601"]
     assert rows[0]["overdue"] == "yes"
