@@ -64,6 +64,7 @@ import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -149,37 +150,49 @@ class FlowLines(logging.Handler):
             logging.getLogger(name).removeHandler(self)
 
 
-def emulator_urls(config: dict[str, Any]) -> dict[str, str]:
+@dataclass(frozen=True)
+class Emulator:
+    kind: str  # the source's kind: which limits it has
+    url: str
+
+
+def emulators_of(config: dict[str, Any]) -> dict[str, Emulator]:
     """Each emulated source's emulator, by source name (the on-prem database is a file)."""
-    urls = {}
+    found = {}
     for name, source in config["sources"].items():
         url = source.get("url") or source.get("api_url") or source.get("base_url")
         if url:
-            urls[name] = str(url).removesuffix("/v1.0").rstrip("/")
-    return urls
+            found[name] = Emulator(source["kind"], str(url).removesuffix("/v1.0").rstrip("/"))
+    return found
 
 
-def vendor_limits_on(config: dict[str, Any], urls: dict[str, str]) -> None:
+def vendor_limits_on(emulators: dict[str, Emulator]) -> None:
     """The vendors' limits on, with fresh windows and buckets; the request counts reset."""
-    for name, url in urls.items():
-        kind = config["sources"][name]["kind"]
-        if kind == "drive":
+    for emulator in emulators.values():
+        url = emulator.url
+        if emulator.kind == "drive":
             httpx.post(f"{url}/_emulator/quota", json={"documented": True}).raise_for_status()
-        elif kind == "jira":
+        elif emulator.kind == "jira":
             httpx.post(f"{url}/_emulator/rate-limit", json={"enabled": True}).raise_for_status()
         httpx.post(f"{url}/_emulator/reset-stats").raise_for_status()
 
 
-def requests_made(urls: dict[str, str], names: Iterable[str]) -> dict[str, int]:
+def requests_made(emulators: dict[str, Emulator], config_path: Path) -> dict[str, int]:
+    """The requests each emulator of the config's sources answered since the reset."""
+    names = yaml.safe_load(config_path.read_text(encoding="utf-8"))["sources"]
     return {
-        name: int(httpx.get(f"{urls[name]}/_emulator/stats").json()["total"])
+        name: int(httpx.get(f"{emulators[name].url}/_emulator/stats").json()["total"])
         for name in names
-        if name in urls
+        if name in emulators
     }
 
 
 def flow_run(
-    config_path: Path, out: Path, request_id: str, subject: list[str], urls: dict[str, str]
+    config_path: Path,
+    out: Path,
+    request_id: str,
+    subject: list[str],
+    emulators: dict[str, Emulator],
 ) -> dict[str, Any]:
     """One access request through the flow in this process, and what it cost."""
     from dsrflow.config import load_config
@@ -198,8 +211,7 @@ def flow_run(
                 received_at=dt.datetime.now(dt.UTC),
             )
         )
-    raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-    vendor_limits_on(raw, urls)
+    vendor_limits_on(emulators)
     statements = Counter[str]()
     lock = threading.Lock()
 
@@ -220,18 +232,21 @@ def flow_run(
         "records": result.total_records,
         "per_source_records": dict(result.records_per_source),
         "rounds": result.expansion_rounds,
-        "requests": requests_made(urls, raw["sources"]),
+        "requests": requests_made(emulators, config_path),
         "statements": sum(n for db, n in statements.items() if db.endswith("onprem.db")),
         "source_s": source_times(lines.lines),
     }
 
 
 def command_run(
-    config_path: Path, out: Path, request_id: str, subject: list[str], urls: dict[str, str]
+    config_path: Path,
+    out: Path,
+    request_id: str,
+    subject: list[str],
+    emulators: dict[str, Emulator],
 ) -> dict[str, Any]:
     """The whole ``dsr access`` command in a child process: its wall time."""
-    raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-    vendor_limits_on(raw, urls)
+    vendor_limits_on(emulators)
     command = [sys.executable, "-m", "dsrflow.cli", "access", "--config", str(config_path)]
     command += ["--out", str(out), "--request-id", request_id]
     for address in subject:
@@ -242,7 +257,7 @@ def command_run(
     if done.returncode != 0:
         said = (done.stderr.strip().splitlines() or [""])[-1]
         raise SystemExit(f"dsr access for {config_path.name} failed ({done.returncode}): {said}")
-    return {"wall_s": wall, "requests": requests_made(urls, raw["sources"])}
+    return {"wall_s": wall, "requests": requests_made(emulators, config_path)}
 
 
 def figure(
@@ -377,6 +392,9 @@ def main(argv: list[str] | None = None) -> int:
     private_home(box_dir)  # before Prefect is imported
 
     from dsrflow.local_prefect import prefect_server
+    from flows.private import scrub_run_logs
+
+    scrub_run_logs()  # as the command line does: no log line names the subject
 
     spawn = multiprocessing.get_context("spawn")
     ours, theirs = spawn.Pipe()
@@ -391,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         config_path = Path(config_text)
         say(f"built in {built:.0f} s: {counts}")
         config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-        urls = emulator_urls(config)
+        emulators = emulators_of(config)
         configs = {ALL: config_path}
         for name in config["sources"]:
             path = box_dir / f"dsrflow-{name}.yaml"
@@ -400,20 +418,22 @@ def main(argv: list[str] | None = None) -> int:
         out = folder / "exports"
         flows: dict[str, list[dict[str, Any]]] = {name: [] for name in configs}
         commands: dict[str, list[dict[str, Any]]] = {name: [] for name in configs}
-        emulators = psutil.Process(child.pid)  # every emulator runs in the child
+        child_process = psutil.Process(child.pid)  # every emulator runs in the child
         with prefect_server(say):
             number = 8000
             # Warm-up: imports, the first flow run, the ledger (not measured).
-            flow_run(config_path, out, f"DSR-2026-{number}", subject, urls)
+            flow_run(config_path, out, f"DSR-2026-{number}", subject, emulators)
             for run in range(args.runs):
                 order = list(configs) if run % 2 == 0 else list(reversed(configs))
                 for name in order:
                     steps = [(flow_run, flows), (command_run, commands)]
                     for measure, into in steps if run % 2 == 0 else reversed(steps):
                         number += 1
-                        cpu_before = sum(emulators.cpu_times()[:2])
-                        result = measure(configs[name], out, f"DSR-2026-{number}", subject, urls)
-                        result["emulator_cpu_s"] = sum(emulators.cpu_times()[:2]) - cpu_before
+                        cpu_before = sum(child_process.cpu_times()[:2])
+                        result = measure(
+                            configs[name], out, f"DSR-2026-{number}", subject, emulators
+                        )
+                        result["emulator_cpu_s"] = sum(child_process.cpu_times()[:2]) - cpu_before
                         into[name].append(result)
                         say(
                             f"run {run + 1}, {name}, {measure.__name__}: "
