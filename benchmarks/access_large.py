@@ -157,11 +157,11 @@ class Emulator:
 
 
 def emulators_of(config: dict[str, Any]) -> dict[str, Emulator]:
-    """Each emulated source's emulator, by source name (the on-prem database is a file)."""
+    """Each emulated source's emulator, by source name."""
     found = {}
     for name, source in config["sources"].items():
         url = source.get("url") or source.get("api_url") or source.get("base_url")
-        if url:
+        if str(url).startswith("http"):  # a SQL source's url is its database
             found[name] = Emulator(source["kind"], str(url).removesuffix("/v1.0").rstrip("/"))
     return found
 
@@ -279,21 +279,23 @@ def median_wall(runs: list[dict[str, Any]]) -> float:
 
 
 def bench_figures(
-    flows: dict[str, list[dict[str, Any]]], commands: dict[str, list[dict[str, Any]]]
+    flows: dict[str, list[dict[str, Any]]],
+    commands: dict[str, list[dict[str, Any]]],
+    profile: str = "large",
 ) -> list[dict[str, Any]]:
     """The ``make bench`` figures: all sources against the target and against the slowest
     source alone (flow and command); requests per source with all sources and alone."""
     sources = [name for name in flows if name != ALL]
     out = [
         figure(
-            "dsr access, all sources, large profile, command (median)",
+            f"dsr access, all sources, {profile} profile, command (median)",
             median_wall(commands[ALL]),
             "s",
             TARGET_ALL_SOURCES_S,
             "<= 1.0",
         ),
         figure(
-            "access flow, all sources, large profile, in-process (median)",
+            f"access flow, all sources, {profile} profile, in-process (median)",
             median_wall(flows[ALL]),
             "s",
             TARGET_ALL_SOURCES_S,
@@ -447,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.dir is None:
             shutil.rmtree(folder, ignore_errors=True)
     report(flows, commands, say)
-    found = bench_figures(flows, commands)
+    found = bench_figures(flows, commands, args.profile)
     if args.json:
         print(json.dumps(found, indent=2, ensure_ascii=False))
     else:
