@@ -42,8 +42,29 @@ and per source the medians read off the log lines.
     python -m benchmarks.access_large [--profile large|small] [--latency-ms 20] [--runs 3]
                                       [--subject ADDRESS ...] [--dir DIR] [--json]
 
-``--profile small`` (the ``make bench --quick`` size) builds in seconds; the large profile
-takes about 3-4 minutes to build on the 2-core development machine (printed as "built in").
+``--profile small`` (the ``make bench --quick`` size) builds in a second; the large profile
+in 44 s on the 2-core development machine (printed as "built in"), the whole run with
+``--runs 3`` in about 5 minutes.
+
+Measured 2026-12-06 16:03-16:09 UTC (``python -m benchmarks.access_large --json``, defaults;
+load average 2.2-3.9, other sessions idle or light), medians of 3:
+
+    all sources: flow 8.12 s (runs 9.2, 8.1, 7.2), command 11.74 s (13.7, 11.1, 11.7);
+                 147 records (on-prem 50, mail 50, Jira 25, Drive 20, Marketplace 2), 1 round
+    alone:       Drive flow 8.36 s / command 10.29 s (the slowest), mail 2.10 / 6.47,
+                 Jira 2.09 / 4.83, on-prem 1.10 / 3.72, Marketplace 1.13 / 3.84,
+                 Analytics 1.13 / 4.32
+    ratio to Drive alone: flow 0.97, command 1.14 (target 1.2: met)
+    requests, all sources = alone: Drive 246, Jira 7, mail 4, Marketplace 4, Analytics 0;
+                 on-prem 180 SQL statements (reflection in check-sources included)
+    per source with all sources (log lines): Drive 6.1 s, mail 1.3 s, Jira 1.1 s,
+                 Marketplace 0.4 s, on-prem 0.3 s
+
+The command misses 10 s (11.7 s): the flow is 8.1 s, of which Drive's discovery is 6.1 s
+(200 spreadsheets through ``files.export`` at 20 ms each, 8 workers; the emulators' process
+spends 4.3 s of CPU in a request, on the same two cores); the command adds about 3 s
+(1.9-4.4 s) of its own (imports, config, ledger, Prefect client) to the same flow run in a
+warm process.
 """
 
 from __future__ import annotations
@@ -327,7 +348,7 @@ def bench_figures(
             )
     out.append(
         figure(
-            "on-prem SQL statements, all sources ÷ onprem alone",
+            "on-prem SQL statements (reflection included), all sources ÷ onprem alone",
             last_all["statements"],
             "statements",
             flows["onprem"][-1]["statements"] if "onprem" in flows else None,
