@@ -130,6 +130,8 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark("fides_access", quick=("--runs", "5")),
     Benchmark("access_rounds", quick=("--runs", "1")),
     Benchmark("concurrent_requests", quick=("--requests", "6")),
+    # Builds the large sandbox (3-4 min), then 14 requests per run: 1800 s is not too much.
+    Benchmark("access_large", quick=("--profile", "small", "--runs", "1"), timeout=1800),
 )
 
 

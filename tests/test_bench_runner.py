@@ -8,7 +8,14 @@ import json
 
 import pytest
 
-from benchmarks import access_rounds, fides_access, onprem_access, retention_sweep, run_all
+from benchmarks import (
+    access_large,
+    access_rounds,
+    fides_access,
+    onprem_access,
+    retention_sweep,
+    run_all,
+)
 from sandbox.large import generate_large_onprem
 
 
@@ -99,7 +106,7 @@ def test_every_registered_benchmark_is_unique_and_the_ones_here_exist():
     modules = [b.module for b in run_all.BENCHMARKS]
     assert len(modules) == len(set(modules))
     here = {"onprem_access", "retention_sweep", "concurrent_requests", "mail_access"}
-    here |= {"fides_access", "access_rounds"}
+    here |= {"fides_access", "access_rounds", "access_large"}
     assert here <= {b.module for b in run_all.BENCHMARKS if run_all.present(b)}
 
 
@@ -184,3 +191,61 @@ def test_without_the_shared_folder_the_fides_benchmark_says_so_in_one_line(tmp_p
     assert "\n" not in message
     assert f"no gen.sql or indexes.sql in {tmp_path / 'peer' / 'fides' / 'large'}:" in message
     assert "DSRFLOW_SHARED_DIR" in message
+
+
+def test_the_large_access_benchmark_reads_each_source_time_off_the_flow_log():
+    lines = [
+        (100.0, "round 1: searching onprem (every identifier), drive (every identifier)"),
+        (101.5, "onprem: 3 record(s), 0 shared with others, 0 place(s) not searched"),
+        (104.0, "drive: 20 record(s), 1 shared with others, 0 place(s) not searched"),
+        (104.2, "round 1 found 1 more identifier(s): 1 phone"),
+        (105.0, "round 2: searching onprem (1 phone new); not searching drive (cannot look up)"),
+        (105.25, "onprem: 4 record(s), 0 shared with others, 0 place(s) not searched"),
+        (106.0, "request DSR-2026-1 completed: 24 record(s)"),
+    ]
+    assert access_large.source_times(lines) == {"onprem": 1.75, "drive": 4.0}
+    assert access_large.source_times(lines[1:3]) == {}  # no round began: nothing to time
+
+
+def test_a_source_alone_keeps_no_setting_that_names_another_source():
+    config = {
+        "sources": {"mail": {"kind": "mail"}, "jira": {"kind": "jira"}, "drive": {"kind": "drive"}},
+        "identity": {"required": False, "mail_source": "mail", "sender": "privacy@x.example"},
+        "delivery": {"jira_source": "jira"},
+        "intake": {"servicedesk": {"source": "jira"}},
+    }
+    drive = access_large.alone(config, "drive")
+    assert drive["sources"] == {"drive": {"kind": "drive"}}
+    assert drive["identity"] == {"required": False}
+    assert "delivery" not in drive and "intake" not in drive
+    mail = access_large.alone(config, "mail")
+    assert mail["identity"]["mail_source"] == "mail" and "delivery" not in mail
+    assert access_large.alone(config, "jira")["delivery"] == {"jira_source": "jira"}
+    assert len(config["sources"]) == 3 and "intake" in config  # the original is left as it was
+
+
+def test_the_large_access_figures_compare_all_sources_with_the_slowest_alone():
+    def run(wall, requests, statements=0):
+        return {"wall_s": wall, "requests": requests, "statements": statements}
+
+    flows = {
+        access_large.ALL: [run(9.0, {"drive": 230}, 40), run(11.0, {"drive": 230}, 40)],
+        "onprem": [run(2.0, {}, 22), run(2.0, {}, 22)],
+        "drive": [run(8.0, {"drive": 224}), run(8.0, {"drive": 224})],
+    }
+    commands = {
+        access_large.ALL: [run(20.0, {}), run(20.0, {})],
+        "onprem": [run(19.0, {}), run(19.0, {})],
+        "drive": [run(15.0, {}), run(15.0, {})],
+    }
+    command_all, flow_all, command_ratio, flow_ratio, drive, onprem = access_large.bench_figures(
+        flows, commands
+    )
+    assert (command_all["figure"], command_all["ratio"], run_all.met(command_all)) == (20, 2, False)
+    assert (flow_all["figure"], run_all.met(flow_all)) == (10.0, True)
+    assert "(onprem)" in command_ratio["name"] and command_ratio["ratio"] == round(20 / 19, 3)
+    assert "(drive)" in flow_ratio["name"] and flow_ratio["ratio"] == 1.25
+    assert run_all.met(flow_ratio) is False
+    assert (drive["figure"], drive["anchor"], drive["target"]) == (230, 224, None)
+    assert (onprem["figure"], onprem["anchor"]) == (40, 22)
+    assert run_all.figures_from(json.dumps([flow_ratio]), None) == [flow_ratio]
