@@ -18,6 +18,14 @@ from sqlalchemy.engine import Connection
 
 from connectors.base import SourceUnavailable
 
+# Expression indexes (lower(email), phone digits) cannot be reflected and are not needed. Set
+# once for the process: ``warnings.catch_warnings`` around reflection is not thread-safe, and
+# discovery reflects in several threads at once.
+warnings.filterwarnings(
+    "ignore",
+    message="Skipped unsupported reflection of expression-based index",
+    category=sa.exc.SAWarning,
+)
 # Whether the database's lower() folds non-ASCII letters: asked once, with this text.
 _LOWER_PROBE = ("\u00c5\u03a3", "\u00e5\u03c3")
 
@@ -86,10 +94,7 @@ class SqlClient:
         with self.reachable(), self.engine.connect() as conn:
             present = set(sa.inspect(conn).get_table_names(schema=schema))
             wanted = [t for t in names if t in present]
-            with warnings.catch_warnings():
-                # Expression indexes (lower(email)) cannot be reflected; they are not needed.
-                warnings.filterwarnings("ignore", "Skipped unsupported reflection")
-                metadata.reflect(conn, only=wanted, views=True)
+            metadata.reflect(conn, only=wanted, views=True)
         return {t: metadata.tables[f"{schema}.{t}" if schema else t] for t in wanted}
 
     def load_table(self, name: str, schema: str | None) -> sa.Table:
