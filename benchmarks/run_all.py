@@ -177,10 +177,14 @@ _COMPARE = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operato
 
 
 def met(figure: dict[str, Any]) -> bool | None:
-    """Whether the figure meets its target (None: no target, or nothing measured)."""
+    """Whether the figure meets its target (None: no target, or nothing measured). A bare
+    number is an upper bound: every such target here is a cost (a ratio to a bound, seconds,
+    megabytes)."""
     target = figure.get("target")
-    if not target:
+    if target is None or target == "":
         return None
+    if isinstance(target, int | float):
+        target = f"<= {target}"
     match = re.fullmatch(r"\s*(<=|>=|<|>)\s*([-+0-9.eE]+)\s*", str(target))
     if match is None:
         raise ValueError(f"target {target!r} is not '<= X' or '>= X'")

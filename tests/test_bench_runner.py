@@ -36,6 +36,9 @@ def test_targets_judge_the_ratio_or_else_the_figure():
     assert run_all.met(figure(ratio=None, figure=150, target="<= 200")) is True
     assert run_all.met(figure(ratio=None, anchor=None, figure=19, target=">= 20")) is False
     assert run_all.met(figure(target=None)) is None
+    # A bare number is an upper bound (the mail, Drive and Jira benchmarks write 1.2, 1.0).
+    assert run_all.met(figure(ratio=1.1, target=1.2)) is True
+    assert run_all.met(figure(ratio=1.3, target=1.2)) is False
     with pytest.raises(ValueError, match="'about 1' is not"):
         run_all.met(figure(target="about 1"))
 
