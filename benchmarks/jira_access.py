@@ -45,6 +45,7 @@ from typing import Any
 
 import httpx
 
+from benchmarks.figures import figure
 from connectors.jira.connector import JiraConnector
 from connectors.jira.mapping import JiraMapping
 from connectors.jira.settings import JiraSource
@@ -62,21 +63,6 @@ REPO = Path(__file__).resolve().parents[1]
 TARGET_DISCOVERY_S = 2.0
 TARGET_REQUEST_RATIO = 1.2
 TOKEN_ENV = "DSRFLOW_BENCH_JIRA_TOKEN"  # noqa: S105 - a variable name, not a secret
-
-
-def figure(
-    name: str, value: float, unit: str, anchor: float, target: float | None
-) -> dict[str, Any]:
-    """One figure as ``make bench`` collects them: value, what it is compared with, the ratio."""
-    ratio = round(value / anchor, 3) if anchor else None
-    return {
-        "name": name,
-        "figure": round(value, 3),
-        "unit": unit,
-        "anchor": anchor,
-        "ratio": ratio,
-        "target": target,
-    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -51,6 +51,8 @@ from typing import Any
 
 import httpx
 
+from benchmarks.figures import figure
+
 REPO = Path(__file__).resolve().parents[1]
 TARGET_DISCOVERY_S = 3.0
 TARGET_REQUEST_RATIO = 1.2
@@ -72,21 +74,6 @@ def _serve(pipe: Connection, mailboxes: int, per_mailbox: int, erase: int, laten
     with EmulatorServer(create_app(store, faults), name="graph-bench") as url:
         pipe.send((url, counts))
         pipe.recv()
-
-
-def figure(
-    name: str, value: float, unit: str, anchor: float, target: float | None
-) -> dict[str, Any]:
-    """One figure as ``make bench`` collects them: value, what it is compared with, the ratio."""
-    ratio = round(value / anchor, 3) if anchor else None
-    return {
-        "name": name,
-        "figure": round(value, 3),
-        "unit": unit,
-        "anchor": anchor,
-        "ratio": ratio,
-        "target": target,
-    }
 
 
 def _stats(url: str) -> dict[str, int]:
