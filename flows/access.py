@@ -17,6 +17,7 @@ from dsrflow.run_settings import current_run_settings
 from flows.coverage import coverage_notice
 from flows.discovery import discover_everywhere
 from flows.manual import open_sources, settle_manual_tasks
+from flows.parameters import shared_parameter_docs
 from flows.private import private_run
 from flows.runner import task_runner
 from flows.tasks import (
@@ -52,6 +53,7 @@ class AccessResult(BaseModel):
     task_runner=task_runner(),  # DSRFLOW_TASK_RUNNER (flows/runner.py)
 )
 @private_run
+@shared_parameter_docs
 def access_request(
     request_id: str,
     subject_emails: list[str] | None = None,
@@ -63,19 +65,6 @@ def access_request(
     """Answer an access request: every configured source, one portable export. The
     identifiers may be left out for a request already in the ledger. Analytics ids are not
     searched (the API cannot): the export names them where it says so.
-
-    Args:
-        request_id: The request's id, e.g. DSR-2026-0001. A request opened before (by the
-            intake or `dsr`) needs no identifiers here.
-        subject_emails: The subject's e-mail addresses; leave empty for a request already in
-            the ledger. Moved out of Prefect once read.
-        subject_phones: The subject's phone numbers, national or with the country code.
-        received_at: When the request was received: the one-month deadline counts from it.
-            Empty: now; a request opened before keeps its time.
-        subject_analytics_client_ids: The subject's Google Analytics client ids (the _ga
-            cookie's value, e.g. GA1.1.123.456); only with an e-mail address.
-        subject_analytics_user_ids: The subject's user ids in Google Analytics (the site's own
-            ids); only with an e-mail address.
     """
     logger = get_run_logger()
     request, config = request_and_config(

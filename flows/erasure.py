@@ -20,6 +20,7 @@ from dsrflow.request import DataSubjectRequest, RequestType, Subject
 from dsrflow.run_settings import current_run_settings
 from flows.changes import ChangeResult, run_change
 from flows.discovery import discover_everywhere
+from flows.parameters import shared_parameter_docs
 from flows.private import private_run
 from flows.runner import task_runner
 from flows.tasks import request_and_config
@@ -40,6 +41,7 @@ def _erasure_planner(
     task_runner=task_runner(),
 )
 @private_run
+@shared_parameter_docs
 def erasure_request(
     request_id: str,
     subject_emails: list[str] | None = None,
@@ -55,21 +57,6 @@ def erasure_request(
     The run pauses for the officer's decision (the run's Resume form, or ``dsr approve``);
     nothing a run is started with can approve it (flows/approval.py). The identifiers may be
     left out for a request already in the ledger.
-
-    Args:
-        request_id: The request's id, e.g. DSR-2026-0001. A request opened before (by the
-            intake or `dsr`) needs no identifiers here.
-        subject_emails: The subject's e-mail addresses; leave empty for a request already in
-            the ledger. Moved out of Prefect once read.
-        subject_phones: The subject's phone numbers, national or with the country code.
-        received_at: When the request was received: the one-month deadline counts from it.
-            Empty: now; a request opened before keeps its time.
-        dry_run: Plan only: the plan is written and nothing changes; the request stays a
-            draft.
-        subject_analytics_client_ids: The subject's Google Analytics client ids (the _ga
-            cookie's value, e.g. GA1.1.123.456); only with an e-mail address.
-        subject_analytics_user_ids: The subject's user ids in Google Analytics (the site's own
-            ids); only with an e-mail address.
     """
     request, config = request_and_config(
         RequestType.ERASURE,

@@ -28,6 +28,7 @@ from dsrflow.request import DataSubjectRequest, RequestType
 from dsrflow.run_settings import current_run_settings
 from flows.changes import ChangeResult, run_change
 from flows.discovery import discover_everywhere
+from flows.parameters import shared_parameter_docs
 from flows.private import private_run
 from flows.runner import task_runner
 from flows.tasks import forget_parameters, request_and_config
@@ -54,6 +55,7 @@ def deleted_residue(
     task_runner=task_runner(),
 )
 @private_run
+@shared_parameter_docs
 def rectification_request(
     request_id: str,
     corrections: list[str],
@@ -66,17 +68,8 @@ def rectification_request(
     ``name=...``, ``phone=...`` or ``<data category>=value``); each change is read back.
 
     Args:
-        request_id: The request's id, e.g. DSR-2026-0001. A request opened before (by the
-            intake or `dsr`) needs no identifiers here.
         corrections: One correction per item, field=new value: email=new@example.com,
             name=..., phone=... or <data category>=value. Moved out of Prefect once read.
-        subject_emails: The subject's e-mail addresses; leave empty for a request already in
-            the ledger. Moved out of Prefect once read.
-        subject_phones: The subject's phone numbers, national or with the country code.
-        received_at: When the request was received: the one-month deadline counts from it.
-            Empty: now; a request opened before keeps its time.
-        dry_run: Plan only: the plan is written and nothing changes; the request stays a
-            draft.
     """
     request, config = request_and_config(
         RequestType.RECTIFICATION,
@@ -109,6 +102,7 @@ def rectification_request(
     task_runner=task_runner(),
 )
 @private_run
+@shared_parameter_docs
 def consent_withdrawal(
     request_id: str,
     purpose: Purpose,
@@ -124,20 +118,7 @@ def consent_withdrawal(
     deletion request per Analytics id).
 
     Args:
-        request_id: The request's id, e.g. DSR-2026-0001. A request opened before (by the
-            intake or `dsr`) needs no identifiers here.
         purpose: The consent withdrawn: analytics, config_collection, or all of them.
-        subject_emails: The subject's e-mail addresses; leave empty for a request already in
-            the ledger. Moved out of Prefect once read.
-        subject_phones: The subject's phone numbers, national or with the country code.
-        received_at: When the request was received: the one-month deadline counts from it.
-            Empty: now; a request opened before keeps its time.
-        dry_run: Plan only: the plan is written and nothing changes; the request stays a
-            draft.
-        subject_analytics_client_ids: The subject's Google Analytics client ids (the _ga
-            cookie's value, e.g. GA1.1.123.456); only with an e-mail address.
-        subject_analytics_user_ids: The subject's user ids in Google Analytics (the site's own
-            ids); only with an e-mail address.
     """
     request, config = request_and_config(
         RequestType.CONSENT_WITHDRAWAL,
@@ -180,6 +161,7 @@ def consent_withdrawal(
     task_runner=task_runner(),
 )
 @private_run
+@shared_parameter_docs
 def restriction_request(
     request_id: str,
     subject_emails: list[str] | None = None,
@@ -192,15 +174,8 @@ def restriction_request(
     where a source can; ``lift=True`` takes them off again (its own logged action).
 
     Args:
-        request_id: The request's id, e.g. DSR-2026-0001. A request opened before (by the
-            intake or `dsr`) needs no identifiers here.
-        subject_emails: The subject's e-mail addresses; leave empty for a request already in
-            the ledger. Moved out of Prefect once read.
         lift: Lift the restriction instead: take the subject off the list again (tell
             them first, Art. 18(3)).
-        subject_phones: The subject's phone numbers, national or with the country code.
-        received_at: When the request was received: the one-month deadline counts from it.
-            Empty: now; a request opened before keeps its time.
         officer: Your name, as the ledger shall record it (empty: officer).
     """
     request, config = request_and_config(

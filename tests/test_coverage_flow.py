@@ -163,7 +163,7 @@ def test_kinds_with_nothing_to_survey_are_said_so_and_not_open(tmp_path, sandbox
 
 
 def test_dsr_access_prints_the_warning_last(capsys, tmp_path):
-    from dsrflow.cli import _print_access_result
+    from dsrflow.cli.running import _print_access_result
     from flows.access import AccessResult
 
     result = AccessResult(

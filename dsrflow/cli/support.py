@@ -1,12 +1,14 @@
-"""What every ``dsr`` command shares: the consoles, the common options, and the one way an
-error a person can act on becomes one line and exit status 2."""
+"""What every ``dsr`` command shares: the consoles, the one way an error a person can act on
+becomes one line and exit status 2, and the ways a command reaches a flow run (in this process,
+on a stack) and the ledger. The shared options are in dsrflow/cli/options.py."""
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -17,11 +19,6 @@ from dsrflow.errors import DsrflowError
 console = Console(soft_wrap=True)  # paths stay whole, for copy and paste
 err = Console(stderr=True, soft_wrap=True)  # error lines stay whole, for grep and logs
 T = TypeVar("T")
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", help="dsrflow config file (default: $DSRFLOW_CONFIG or dsrflow.yaml)"),
-]
 
 
 def _friendly(action: Callable[[], T]) -> T:
@@ -72,12 +69,6 @@ def _in_process(home: Path, run: Callable[[], T], approver: str | None = None) -
     return _friendly(go)
 
 
-OfficerOption = Annotated[
-    str,
-    typer.Option("--officer", envvar="USER", help="who acts (recorded in the ledger)"),
-]
-
-
 def _ledger(config: Path | None) -> Any:
     """The config's ledger for a command that reads or writes it outside a flow run. With a
     Prefect server named (``PREFECT_API_URL``: the stack's), what the command records shows
@@ -90,3 +81,25 @@ def _ledger(config: Path | None) -> Any:
 
         on_request_change.set(publish_case_page)
     return _friendly(lambda: Ledger.from_config(loaded))
+
+
+@contextlib.contextmanager
+def _on_stack(stack_dir: Path) -> Iterator[None]:
+    """Point the Prefect client at the server of the stack in ``stack_dir`` (`dsr stack up`)."""
+    from dsrflow import stack
+
+    _friendly(lambda: stack.client_environment(stack_dir))  # names a folder without one
+    with stack.connected(stack_dir):
+        yield
+
+
+def _out_of_reach(request_id: str, flow_run: str | None) -> NoReturn:
+    """The request waits in a paused Prefect run and no server to answer it through is named:
+    say how to name one, rather than answer beside the run (exit status 2)."""
+    err.print(
+        f"[bold red]error:[/] {request_id} waits in Prefect flow run {flow_run}: give "
+        "--stack DIR of the stack it runs on, or set PREFECT_API_URL (and "
+        "PREFECT_API_AUTH_STRING) to that server's, or use the run's Resume form in the UI",
+        highlight=False,
+    )
+    raise typer.Exit(2)

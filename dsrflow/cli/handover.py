@@ -1,5 +1,5 @@
 """``dsr identity …`` and ``dsr deliver``: verifying who asks (Art. 12(6)) and handing the
-export over (dsrflow/identity.py, dsrflow/delivery.py). Registered by dsrflow/cli.py."""
+export over (dsrflow/identity.py, dsrflow/delivery.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from dsrflow.cli_support import ConfigOption, OfficerOption, _friendly, _ledger, console
+from dsrflow.cli.options import ConfigOption, OfficerOption
+from dsrflow.cli.support import _friendly, _ledger, console
 from dsrflow.config import load_config
 
 identity_app = typer.Typer(help="Verify that the requester is the subject (Art. 12(6)).")
@@ -170,8 +171,3 @@ def deliver(
             f"password (give it to the subject by another channel, e.g. phone): {done.password}",
             highlight=False,
         )
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(identity_app, name="identity")
-    app.command("deliver")(deliver)

@@ -1,5 +1,5 @@
 """``dsr server start|status|stop``: the local Prefect server that the commands of one Prefect
-home share (dsrflow/local_server.py). Registered by dsrflow/cli.py."""
+home share (dsrflow/local_server.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 
 import typer
 
-from dsrflow.cli_support import ConfigOption, _config_folder, _friendly, console, err
+from dsrflow.cli.options import ConfigOption
+from dsrflow.cli.support import _config_folder, _friendly, console, err
 
 server_app = typer.Typer(
     help="The local Prefect server the commands beside one config share (started on first use)."
@@ -96,7 +97,3 @@ def running_note(config: Path) -> None:
         f"{stop_command(config)}",
         highlight=False,
     )
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(server_app, name="server")
