@@ -20,9 +20,17 @@ about 15 s on an idle machine. With ``--url`` it measures the database as it is 
     createdb large && psql -d large -v ON_ERROR_STOP=1 -f gen.sql -f indexes.sql
     python -m benchmarks.fides_access --url postgresql+psycopg://USER@HOST/large [--json]
 
+Then, on the same database, dsrflow's whole access flow (flows/access.py in this process, a
+config with this database as its only source, a Prefect server of the benchmark's own) against
+Fides 2.86's own access request (benchmarks/fides_app.py: Fides in its own venv, as its
+integration tests run it), one warm-up each, then ``--flow-runs`` interleaved runs, medians;
+both must find the same rows per table. Without Fides' venv the flow is measured alone and the
+figure says why.
+
 ``--json`` prints the figures for ``make bench`` as a JSON list of
 ``{"name", "figure", "unit", "anchor", "ratio", "target"}``: the connector's median against the
-hand-written one (ms), and the statements each side sends.
+hand-written one (ms), the statements each side sends, the whole flow against Fides (ms, target
+<= 0.25) and whether both found the same rows.
 """
 
 from __future__ import annotations
@@ -30,30 +38,37 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import sqlalchemy as sa
 
+from benchmarks import fides_app
+from benchmarks.fides_app import FidesApp
 from connectors.sql.connector import SqlConnector
 from connectors.sql.mapping import SqlMapping
 from dsrflow.identifiers import mask_email
 from dsrflow.index_check import check_indexes
+from dsrflow.local_prefect import private_home
 from dsrflow.mapping import load_mapping
 from dsrflow.request import Subject
 
 REPO = Path(__file__).resolve().parents[1]
 FIDES_MAPPING = REPO / "tests" / "fixtures" / "fides" / "mapping.yaml"
 SUBJECT = "customer-4242@example.com"
+FIDES_DATASET_NAME = "postgres_example_test_dataset.yml"
 TARGET_RATIO = 5.0  # connector ÷ hand-written, issue 18
+TARGET_FLOW_RATIO = 0.25  # whole access flow ÷ Fides' access request, issue 18
 DATABASE = "fides_large"
 
 # One statement per table, in the order the references allow; each takes the keys the earlier
@@ -135,41 +150,137 @@ def connector_run(connector: SqlConnector, subject: Subject) -> tuple[Counter[st
     return by_table, connector.stats.queries - before
 
 
-def bench(url: str, runs: int, mapping: Path) -> dict[str, Any]:
-    """Interleaved runs of both sides; medians in ms, statements and rows per side."""
-    subject = Subject.from_raw([SUBJECT])
-    connector = SqlConnector("fides", load_mapping(mapping), url, mapping_path=mapping)
-    libpq = sa.engine.make_url(url).translate_connect_args(username="user", database="dbname")
-    conn = psycopg.connect(**libpq, autocommit=True)
-    sides: dict[str, Callable[[], tuple[Counter[str], int]]] = {
-        "connector": lambda: connector_run(connector, subject),
-        "hand_written": lambda: hand_written(conn, SUBJECT),
-    }
+Side = Callable[[], tuple[Counter[str], int]]
+
+
+def interleaved(
+    sides: dict[str, Side], runs: int, own_ms: dict[str, Callable[[], float]] | None = None
+) -> tuple[dict[str, list[float]], dict[str, tuple[Counter[str], int]]]:
+    """One warm-up run of each side, then ``runs`` interleaved timed runs (A B, then B A, ...);
+    the times (ms) and each side's warm-up outcome, which every later run must repeat.
+    ``own_ms``: sides that time themselves (a child process: its own clock, not the pipe's)."""
     times: dict[str, list[float]] = {name: [] for name in sides}
     results: dict[str, tuple[Counter[str], int]] = {}
-    try:
-        for name, side in sides.items():
-            results[name] = side()  # warm-up: caches, plans, connections
-        for i in range(runs):
-            # A B, then B A: neither side always runs first (on warmer caches).
-            order = list(sides) if i % 2 == 0 else list(reversed(sides))
-            for name in order:
-                started = time.perf_counter()
-                outcome = sides[name]()
-                times[name].append((time.perf_counter() - started) * 1000)
-                if outcome != results[name]:
-                    raise RuntimeError(f"{name}: another result than in the warm-up run")
-    finally:
-        connector.close()
-        conn.close()
+    for name, side in sides.items():
+        results[name] = side()  # warm-up: caches, plans, connections
+    for i in range(runs):
+        # A B, then B A: neither side always runs first (on warmer caches).
+        order = list(sides) if i % 2 == 0 else list(reversed(sides))
+        for name in order:
+            started = time.perf_counter()
+            outcome = sides[name]()
+            wall = (time.perf_counter() - started) * 1000
+            times[name].append(own_ms[name]() if own_ms and name in own_ms else wall)
+            if outcome != results[name]:
+                raise RuntimeError(f"{name}: another result than in the warm-up run")
+    return times, results
+
+
+def summary(
+    times: dict[str, list[float]], results: dict[str, tuple[Counter[str], int]]
+) -> dict[str, Any]:
     return {
         name: {
             "median_ms": statistics.median(times[name]),
             "statements": results[name][1],
             "rows_by_table": dict(sorted(results[name][0].items())),
         }
-        for name in sides
+        for name in times
     }
+
+
+def bench(url: str, runs: int, mapping: Path) -> dict[str, Any]:
+    """Interleaved runs of both sides; medians in ms, statements and rows per side."""
+    subject = Subject.from_raw([SUBJECT])
+    connector = SqlConnector("fides", load_mapping(mapping), url, mapping_path=mapping)
+    libpq = sa.engine.make_url(url).translate_connect_args(username="user", database="dbname")
+    conn = psycopg.connect(**libpq, autocommit=True)
+    sides: dict[str, Side] = {
+        "connector": lambda: connector_run(connector, subject),
+        "hand_written": lambda: hand_written(conn, SUBJECT),
+    }
+    try:
+        return summary(*interleaved(sides, runs))
+    finally:
+        connector.close()
+        conn.close()
+
+
+class FlowSide:
+    """dsrflow's whole access flow in this process (flows/access.py: ledger, discovery, merge,
+    export, Prefect's flow and task runs), one request per call; it times only the flow call,
+    and reads the rows per table off the export it wrote, then removes that export."""
+
+    def __init__(self, config: Path, out: Path) -> None:
+        self.config, self.out = config, out
+        self.number = 9000
+        self.last_ms = 0.0
+
+    def __call__(self) -> tuple[Counter[str], int]:
+        from dsrflow.run_settings import run_settings
+        from flows.access import access_request
+
+        self.number += 1
+        request_id = f"DSR-2026-{self.number}"
+        with run_settings(self.config, self.out):
+            started = time.perf_counter()
+            result = access_request(request_id=request_id, subject_emails=[SUBJECT])
+            self.last_ms = (time.perf_counter() - started) * 1000
+        export = self.out / request_id
+        document = json.loads((export / "export.json").read_text(encoding="utf-8"))
+        shutil.rmtree(export)
+        rows = Counter(str(record["location"]) for record in document["whole_records"])
+        return rows, result.total_records
+
+
+class FidesSide:
+    """Fides' own access request (benchmarks/fides_app.py), timed in its process."""
+
+    def __init__(self, app: FidesApp) -> None:
+        self.app = app
+        self.last_ms = 0.0
+
+    def __call__(self) -> tuple[Counter[str], int]:
+        self.last_ms, rows = self.app.run()
+        return Counter(rows), sum(rows.values())
+
+
+def flow_bench(
+    url: str, runs: int, mapping: Path, log: Callable[[str], None]
+) -> tuple[dict[str, Any], str | None]:
+    """dsrflow's whole access flow (an on-prem-only config on ``url``) and, where its venv is
+    there, Fides' access request on the same database, interleaved; the summary, and why Fides
+    was not measured (None: it was)."""
+    folder = Path(tempfile.mkdtemp(prefix="dsrflow-fides-flow-"))
+    try:
+        from sandbox.runtime import write_config
+
+        config = folder / "dsrflow.yaml"
+        source = {"kind": "sql", "url": url, "mapping": str(mapping.resolve())}
+        write_config(config, {"fides": source}, folder / "exports")
+        # One Prefect home for the benchmark, its server stopped at the end (as access_large).
+        os.environ["DSRFLOW_PREFECT_SERVER_IDLE_MINUTES"] = "0"
+        private_home(folder)  # before Prefect is imported
+        from dsrflow.local_prefect import prefect_server
+        from flows.private import scrub_run_logs
+
+        scrub_run_logs()  # as the command line does: no log line names the subject
+        flow = FlowSide(config, folder / "exports")
+        sides: dict[str, Side] = {"flow": flow}
+        own_ms: dict[str, Callable[[], float]] = {"flow": lambda: flow.last_ms}
+        with prefect_server(log), ExitStack() as stack:
+            if (reason := fides_app.unavailable_reason()) is None:
+                log(f"starting Fides {fides_app.FIDES_VERSION} (its venv, Redis, its database) ...")
+                dataset = large_dir().parent / FIDES_DATASET_NAME
+                app = stack.enter_context(FidesApp(url, dataset, SUBJECT))
+                fides = FidesSide(app)
+                sides["fides"] = fides
+                own_ms["fides"] = lambda: fides.last_ms
+            else:
+                log(f"Fides not measured: {reason}")
+            return summary(*interleaved(sides, runs, own_ms)), reason
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def large_dir() -> Path:
@@ -258,41 +369,101 @@ def figures(measured: dict[str, Any], added: int | None) -> list[dict[str, Any]]
     ]
 
 
+def flow_figures(flows: dict[str, Any], not_measured: str | None) -> list[dict[str, Any]]:
+    """The whole-flow figures for ``make bench``: dsrflow's flow against Fides' access request
+    (target <= 0.25), and whether both found the same rows per table. Without Fides, the
+    flow's own time, with no target (the name says why)."""
+    ours = flows["flow"]
+    if not_measured is not None:
+        return [
+            {
+                "name": f"whole access flow (Fides not measured: {not_measured})",
+                "figure": round(ours["median_ms"], 1),
+                "unit": "ms",
+                "anchor": None,
+                "ratio": None,
+                "target": None,
+            }
+        ]
+    fides = flows["fides"]
+    return [
+        {
+            "name": f"whole access flow / Fides {fides_app.FIDES_VERSION} access request",
+            "figure": round(ours["median_ms"], 1),
+            "unit": "ms",
+            "anchor": round(fides["median_ms"], 1),
+            "ratio": round(ours["median_ms"] / fides["median_ms"], 3),
+            "target": f"<= {TARGET_FLOW_RATIO:g}",
+        },
+        {
+            "name": "same rows per table as Fides (1: yes)",
+            "figure": int(ours["rows_by_table"] == fides["rows_by_table"]),
+            "unit": "",
+            "anchor": None,
+            "ratio": None,
+            "target": ">= 1",
+        },
+    ]
+
+
+def log_sides(measured: dict[str, Any], log: Callable[[str], None], what: str) -> None:
+    for name, side in measured.items():
+        rows = ", ".join(f"{t} {n}" for t, n in side["rows_by_table"].items())
+        log(f"{name:>12}: {side['median_ms']:8.2f} ms, {side['statements']:3d} {what}; {rows}")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.fides_access",
-        description="SQL connector vs hand-written SQL on the large Fides database.",
+        description="SQL connector vs hand-written SQL, and dsrflow's whole access flow vs "
+        "Fides, on the large Fides database.",
     )
     parser.add_argument(
         "--url",
         help="postgresql+psycopg://... of the database (default: build one, see above)",
     )
     parser.add_argument("--runs", type=int, default=21, help="timed runs of each side")
+    parser.add_argument(
+        "--flow-runs", type=int, default=7, help="timed runs of the whole flow and of Fides"
+    )
     parser.add_argument("--mapping", type=Path, default=FIDES_MAPPING)
     parser.add_argument("--json", action="store_true", help="print the make-bench figures")
     args = parser.parse_args(argv)
-    if args.runs < 2:
-        parser.error("--runs must be at least 2")
+    if args.runs < 2 or args.flow_runs < 2:
+        parser.error("--runs and --flow-runs must be at least 2")
     # With --json only the figures go to stdout (make bench reads them); the rest to stderr.
     out = sys.stderr if args.json else sys.stdout
 
     def log(line: str) -> None:
         print(line, file=out, flush=True)
 
+    def measure(url: str) -> tuple[dict[str, Any], dict[str, Any], str | None]:
+        return bench(url, args.runs, args.mapping), *flow_bench(
+            url, args.flow_runs, args.mapping, log
+        )
+
     if args.url:
-        measured, added = bench(args.url, args.runs, args.mapping), None
+        (measured, flows, not_measured), added = measure(args.url), None
     else:
         with built_database(args.mapping, log) as (url, added):
-            measured = bench(url, args.runs, args.mapping)
+            measured, flows, not_measured = measure(url)
     log(f"subject {mask_email(SUBJECT)}, {args.runs} interleaved runs per side, medians")
-    for name, side in measured.items():
-        rows = ", ".join(f"{t} {n}" for t, n in side["rows_by_table"].items())
-        log(f"{name:>12}: {side['median_ms']:8.2f} ms, {side['statements']:3d} statements; {rows}")
+    log_sides(measured, log, "statements")
     ratio = measured["connector"]["median_ms"] / measured["hand_written"]["median_ms"]
     verdict = "met" if ratio <= TARGET_RATIO else "NOT met"
     log(f"connector / hand-written = {ratio:.2f}x (target <= {TARGET_RATIO:g}x: {verdict})")
+    log(f"whole access flow and Fides, {args.flow_runs} interleaved runs per side, medians")
+    log_sides(flows, log, "records")
+    if not_measured is None:
+        flow_ratio = flows["flow"]["median_ms"] / flows["fides"]["median_ms"]
+        verdict = "met" if flow_ratio <= TARGET_FLOW_RATIO else "NOT met"
+        same = flows["flow"]["rows_by_table"] == flows["fides"]["rows_by_table"]
+        log(
+            f"whole flow / Fides = {flow_ratio:.2f}x (target <= {TARGET_FLOW_RATIO:g}x: "
+            f"{verdict}); same rows per table: {'yes' if same else 'NO'}"
+        )
     if args.json:
-        print(json.dumps(figures(measured, added), indent=2))
+        print(json.dumps(figures(measured, added) + flow_figures(flows, not_measured), indent=2))
 
 
 if __name__ == "__main__":

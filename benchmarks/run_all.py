@@ -127,7 +127,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark("drive_access", quick=("--spreadsheets", "20", "--rows", "500", "--runs", "1")),
     Benchmark("jira_access", quick=("--issues", "5000", "--runs", "1")),
     # Builds its own PostgreSQL database from ../shared/peer/fides/large (about a minute).
-    Benchmark("fides_access", quick=("--runs", "5")),
+    Benchmark("fides_access", quick=("--runs", "5", "--flow-runs", "3")),
     Benchmark("access_rounds", quick=("--runs", "1")),
     Benchmark("concurrent_requests", quick=("--requests", "6")),
     # Builds the large sandbox (3-4 min), then 14 requests per run: 1800 s is not too much.

@@ -26,6 +26,7 @@ from dsrflow.manual import ManualSource, unique_names
 from dsrflow.mapping import BaseMapping, MappingError, load_mapping
 from dsrflow.secrets import SecretRef, SecretUnavailable
 from dsrflow.strict import StrictModel
+from dsrflow.yaml_safe import safe_load
 
 
 class Recipient(StrictModel):
@@ -305,7 +306,7 @@ class Settings(BaseSettings):
 def load_config(path: str | Path | None = None) -> Config:
     path = Path(path) if path else Settings().config
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(
             f"config file {path} cannot be read ({exc.strerror}); run `dsr sandbox up` to write "

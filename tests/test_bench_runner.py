@@ -5,6 +5,7 @@ alternates the order of its two commands."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import pytest
 
@@ -252,3 +253,55 @@ def test_the_large_access_figures_compare_all_sources_with_the_slowest_alone():
     assert (drive["figure"], drive["anchor"], drive["target"]) == (230, 224, None)
     assert (onprem["figure"], onprem["anchor"]) == (40, 22)
     assert run_all.figures_from(json.dumps([flow_ratio]), None) == [flow_ratio]
+
+
+def test_the_whole_flow_figures_compare_with_fides_and_its_rows():
+    rows = {"customer": 1, "login": 50}
+    flows = {
+        "flow": {"median_ms": 500.0, "statements": 51, "rows_by_table": rows},
+        "fides": {"median_ms": 2500.0, "statements": 51, "rows_by_table": dict(rows)},
+    }
+    ratio, same = fides_access.flow_figures(flows, None)
+    assert run_all.figures_from(json.dumps([ratio, same]), None) == [ratio, same]
+    assert (ratio["figure"], ratio["anchor"], ratio["ratio"]) == (500.0, 2500.0, 0.2)
+    assert ratio["target"] == "<= 0.25" and run_all.met(ratio) is True
+    assert same["figure"] == 1 and run_all.met(same) is True
+    # Slower than a quarter of Fides, or other rows than Fides found, is not met.
+    flows["flow"]["median_ms"] = 1000.0
+    flows["fides"]["rows_by_table"] = {"customer": 1, "login": 49}
+    ratio, same = fides_access.flow_figures(flows, None)
+    assert run_all.met(ratio) is False and run_all.met(same) is False
+
+
+def test_without_fides_the_flow_is_measured_alone_and_the_figure_says_why():
+    flows = {"flow": {"median_ms": 800.0, "statements": 86, "rows_by_table": {"customer": 1}}}
+    (alone,) = fides_access.flow_figures(flows, "no Fides venv at .bench/fides-venv")
+    assert "Fides not measured: no Fides venv at .bench/fides-venv" in alone["name"]
+    assert (alone["figure"], alone["anchor"], alone["target"]) == (800.0, None, None)
+    assert run_all.met(alone) is None  # no target without the anchor: not a miss
+
+
+def test_fides_unavailable_names_the_missing_venv_in_one_line(tmp_path, monkeypatch):
+    from benchmarks import fides_app
+
+    monkeypatch.setattr(fides_app, "VENV", fides_app.REPO / ".bench" / "nowhere")
+    monkeypatch.setattr(fides_app, "PYTHON", tmp_path / "no-python")
+    reason = fides_app.unavailable_reason()
+    assert reason is not None and "\n" not in reason
+    assert ".bench/nowhere" in reason and "python -m benchmarks.fides_app --install" in reason
+
+
+def test_interleaved_runs_alternate_and_stop_on_another_result():
+    calls: list[str] = []
+    answers = {"a": [1, 1, 1, 1], "b": [2, 2, 2, 3]}
+
+    def side(name):
+        def run():
+            calls.append(name)
+            return Counter({"t": answers[name].pop(0)}), 1
+
+        return run
+
+    with pytest.raises(RuntimeError, match="b: another result than in the warm-up run"):
+        fides_access.interleaved({"a": side("a"), "b": side("b")}, runs=3)
+    assert calls == ["a", "b", "a", "b", "b", "a", "a", "b"]  # warm-up, A B, B A, A B

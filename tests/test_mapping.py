@@ -1,6 +1,7 @@
 """A broken mapping of each kind gives a clear error naming file, path, line and problem."""
 
 import json
+import re
 import textwrap
 from pathlib import Path
 
@@ -176,3 +177,28 @@ def test_published_json_schema_is_current():
         "run: dsr schema mapping > mappings/mapping.schema.json"
     )
     assert json.loads(committed)["title"] == mapping_json_schema()["title"]
+
+
+def test_the_c_loader_reads_every_mapping_and_config_as_the_python_loader_does():
+    """The config and mappings are read with libyaml's loader (dsrflow/yaml_safe.py): it must
+    give the same data as PyYAML's pure-Python safe loader on every file the project ships."""
+    import yaml
+
+    from dsrflow.yaml_safe import SAFE_LOADER, safe_load
+
+    assert SAFE_LOADER is yaml.CSafeLoader  # PyYAML's wheels ship libyaml
+    files = sorted(REPO.glob("mappings/**/*.yaml")) + sorted(REPO.glob("config/*.yaml"))
+    files += sorted(REPO.glob("tests/fixtures/**/*.yaml"))
+    assert len(files) > 10
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        assert safe_load(text) == yaml.safe_load(text), path
+
+
+def test_c_loader_errors_still_name_the_line(tmp_path):
+    path = tmp_path / "m.yaml"
+    path.write_text(VALID.replace("retention: 3 years", "retention: [3 years"), encoding="utf-8")
+    with pytest.raises(MappingError) as exc:
+        load_mapping(path)
+    assert "not valid YAML" in exc.value.problems[0]
+    assert re.search(r"line \d+, column \d+", exc.value.problems[0])

@@ -17,6 +17,7 @@ from pydantic_core import ErrorDetails
 
 from dsrflow.errors import DsrflowError
 from dsrflow.mapping.common import BaseMapping
+from dsrflow.yaml_safe import SAFE_LOADER, safe_load
 
 
 @cache
@@ -72,8 +73,7 @@ def _describe(error: ErrorDetails, root: yaml.Node | None, kind: object) -> str:
 
 def parse_mapping(text: str, path: Path) -> BaseMapping:
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        data = safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown place"
@@ -84,6 +84,8 @@ def parse_mapping(text: str, path: Path) -> BaseMapping:
     try:
         return _adapter().validate_python(data)
     except ValidationError as exc:
+        # The node tree (for line numbers) only when something is wrong: parsing is slow.
+        root = yaml.compose(text, Loader=SAFE_LOADER)
         raise MappingError(
             path, [_describe(e, root, data.get("kind")) for e in exc.errors()]
         ) from exc
