@@ -8,8 +8,9 @@ With ``site_facts_file`` they are also kept between commands (each ``dsr`` comma
 of its own, and would otherwise read all three again): one JSON file, owner-only (0600, its
 folder 0700), the site known only by a hash of its URL, account and token hash, each entry
 dropped when ``metadata_cache_s`` has passed since it was read from Jira. A file that is not
-the owner's alone, or not in this shape, is ignored and replaced. It holds what the facts hold:
-a version, field ids and names, desk ids and project keys; no person's data.
+the owner's alone, or not in this shape, is ignored and replaced. It holds the version and
+deployment type, field ids and names, desk ids and their projects' ids, keys and names: no
+person's data, nor the site's address.
 
 Never cached here: anything about people (users, customers, issues): those are read fresh by
 every connector (a customer added a minute ago must be found). A mapped project or custom field
@@ -31,6 +32,10 @@ from pathlib import Path
 from typing import Any
 
 FILE_VERSION = 1
+# What the file keeps of each answer: what the connector reads, no URL (the site's address is
+# in serverInfo's baseUrl and the desks' links).
+SERVER_INFO_KEPT = ("versionNumbers", "deploymentType")
+DESK_KEPT = ("id", "projectId", "projectKey", "projectName")
 
 
 @dataclass
@@ -98,11 +103,17 @@ class FactsFile:
         }
         sites[self.key] = {
             "read_at": read_at,
-            "server_info": facts.server_info,
+            "server_info": _only(facts.server_info, SERVER_INFO_KEPT),
             "fields": facts.fields,
-            "servicedesks": facts.servicedesks,
+            "servicedesks": [_only(d, DESK_KEPT) for d in facts.servicedesks]
+            if facts.servicedesks is not None
+            else None,
         }
         _write(self.path, {"version": FILE_VERSION, "sites": sites})
+
+
+def _only(value: dict[str, Any] | None, keys: tuple[str, ...]) -> dict[str, Any] | None:
+    return None if value is None else {k: value[k] for k in keys if k in value}
 
 
 def _str_map(value: object) -> bool:
