@@ -5,10 +5,12 @@ an expired, widened or broken file is read afresh; people are never in the file.
 from __future__ import annotations
 
 import json
+import logging
 import stat
 from pathlib import Path
 
 import httpx
+import pytest
 
 from connectors.jira import sitecache
 from sandbox import jira_seed
@@ -82,6 +84,11 @@ def test_a_file_others_may_read_or_a_broken_one_is_not_trusted(site: Site, tmp_p
     facts.chmod(0o644)
     assert set(command(site, facts)) >= SITE_ROUTES
     assert stat.S_IMODE(facts.stat().st_mode) == 0o600  # replaced, owner-only
+    data = json.loads(facts.read_text(encoding="utf-8"))
+    for entry in data["sites"].values():
+        entry["read_at"] = "yesterday"
+    facts.write_text(json.dumps(data), encoding="utf-8")
+    assert set(command(site, facts)) >= SITE_ROUTES
     facts.write_text('{"version": 1, "sites": {', encoding="utf-8")
     assert set(command(site, facts)) >= SITE_ROUTES
     assert not SITE_ROUTES & set(command(site, facts))
@@ -92,3 +99,15 @@ def test_no_file_with_the_cache_off(site: Site, tmp_path: Path) -> None:
     assert set(command(site, facts, metadata_cache_s=0)) >= SITE_ROUTES
     assert not facts.exists()
     assert set(command(site, facts, metadata_cache_s=0)) >= SITE_ROUTES
+
+
+def test_a_file_that_cannot_be_written_costs_requests_not_the_answer(
+    site: Site, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("", encoding="utf-8")
+    facts = blocker / "jira-site-facts.json"  # its folder is a file: nothing can be written
+    with caplog.at_level(logging.WARNING, logger="connectors.jira.sitecache"):
+        assert set(command(site, facts)) >= SITE_ROUTES  # the discovery's answer is checked
+    assert "Jira site facts not kept in" in caplog.text
+    assert set(command(site, facts)) >= SITE_ROUTES  # read again, as nothing was kept

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+log = logging.getLogger(__name__)
 FILE_VERSION = 1
 # What the file keeps of each answer: what the connector reads, no URL (the site's address is
 # in serverInfo's baseUrl and the desks' links).
@@ -70,11 +72,10 @@ class FactsFile:
     def load(self) -> SiteFacts | None:
         """The site's facts from the file, if there and younger than ``ttl_s``."""
         entry = _read(self.path).get(self.key)
-        if not isinstance(entry, dict):
+        age = _age(entry, self.wall())
+        if age is None or age > self.ttl_s:
             return None
-        age = self.wall() - float(entry.get("read_at") or 0)
-        if not 0 <= age <= self.ttl_s:
-            return None
+        assert isinstance(entry, dict)  # _age says so
         server_info, fields, desks = (
             entry.get("server_info"),
             entry.get("fields"),
@@ -83,10 +84,7 @@ class FactsFile:
         if not (
             isinstance(server_info, dict | None)
             and (fields is None or _str_map(fields))
-            and (
-                desks is None
-                or (isinstance(desks, list) and all(isinstance(d, dict) for d in desks))
-            )
+            and (desks is None or (isinstance(desks, list) and all(map(_desk, desks))))
         ):
             return None
         # The in-process expiry counts from when Jira was read, not from this load.
@@ -99,7 +97,7 @@ class FactsFile:
         sites = {
             key: entry
             for key, entry in _read(self.path).items()
-            if isinstance(entry, dict) and 0 <= now - float(entry.get("read_at") or 0) <= self.ttl_s
+            if (age := _age(entry, now)) is not None and age <= self.ttl_s
         }
         sites[self.key] = {
             "read_at": read_at,
@@ -109,11 +107,30 @@ class FactsFile:
             if facts.servicedesks is not None
             else None,
         }
-        _write(self.path, {"version": FILE_VERSION, "sites": sites})
+        try:
+            _write(self.path, {"version": FILE_VERSION, "sites": sites})
+        except OSError as exc:  # only a cache: the next command reads Jira again
+            log.warning("Jira site facts not kept in %s: %s", self.path, exc.strerror or exc)
 
 
 def _only(value: dict[str, Any] | None, keys: tuple[str, ...]) -> dict[str, Any] | None:
     return None if value is None else {k: value[k] for k in keys if k in value}
+
+
+def _age(entry: object, now: float) -> float | None:
+    """Seconds since the entry was read from Jira; None for an entry not in the file's shape
+    or read "in the future" (a clock set back)."""
+    if not isinstance(entry, dict):
+        return None
+    read_at = entry.get("read_at")
+    if not isinstance(read_at, int | float) or isinstance(read_at, bool):
+        return None
+    age = now - read_at
+    return age if age >= 0 else None
+
+
+def _desk(value: object) -> bool:
+    return isinstance(value, dict) and "id" in value and isinstance(value.get("projectKey"), str)
 
 
 def _str_map(value: object) -> bool:
