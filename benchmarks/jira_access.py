@@ -7,7 +7,9 @@ them) is served by the emulator with 20 ms added to every request and its rate l
 per request + 1 per object returned; the figures are the emulator's, Atlassian publishes none);
 the real ``jira`` client talks to it over HTTP. Each run opens a new connector, as each discovery
 round and each request does: the first run reads the site's serverInfo, fields and service desks
-(cold), later runs find them cached for the process (``connectors/jira/sitecache.py``).
+(nothing cached); the second stands for the next ``dsr`` command, a new process with nothing in
+memory that finds them in the owner-only ``site_facts_file``; later runs find them cached for the
+process (warm) (``connectors/jira/sitecache.py``).
 
 Measured: wall time of ``discover`` (median of the warm runs, and the cold one), and the HTTP
 requests it made (counted by the emulator, per route) against the lower bound for one subject:
@@ -16,8 +18,10 @@ requests it made (counted by the emulator, per route) against the lower bound fo
     + ceil(hits / page size) search pages + comment pages only where a result lacks comments
 
 Nothing else is about the subject; serverInfo, field and the desk list are about the site, and
-are read once per process (they are counted in the cold run). Targets (issue 18): requests
-<= 1.2x the lower bound (warm); discovery <= 2 s.
+are read once per ``metadata_cache_s`` (10 minutes by default) for every process and command
+with the same ``site_facts_file``: the run with nothing cached counts them (6 for a bound of 3,
+2.0x, with no target: a site's first command in ten minutes cannot skip them). Targets
+(issue 18): requests <= 1.2x the lower bound (warm, and the next command); discovery <= 2 s.
 
     python -m benchmarks.jira_access [--issues 50000] [--latency-ms 20] [--runs 3] [--json]
         [--no-rate-limit]
@@ -27,6 +31,15 @@ defaults: 50,000 issues, 20 ms, rate limits on): warm 3 requests for a lower bou
 main made 6 = 2.00x: serverInfo, field and the desk list every time), cold 6; discovery 2.0 s
 warm and cold (the emulator's search over 50,000 issues is CPU-bound on a loaded machine; 0.2 s
 at 5,000 issues); no 429 (one subject stays far inside the emulator's budgets).
+
+Issue 18, the cold figure (``--json --issues 5000 --runs 1``, 2026-12-06): main counted the
+first connector of each process, 6 for 3 (2.00x) on every command, as a ``dsr`` command is a
+process. Which 3 were extra (the emulator's stats by route): ``GET serverInfo``, ``GET field``,
+``GET servicedesk``; none is about the subject, so they are kept in a file between commands
+(owner-only, no URL, account or person in it). Measured with ``--issues 5000 --runs 3``, twice:
+the next command 3 requests (1.00x) in 0.21 / 0.30 s against 6 in 0.32 / 0.47 s with nothing
+cached (20 ms per request here; a real site's round trip is longer, so each command saves
+more). Users and customers are personal data and are read by every command.
 
 The emulator builds its word index for ``text ~`` on the first search; the benchmark makes
 that search once before timing, as a real site's index is built before anyone asks.
@@ -39,6 +52,7 @@ import json
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -46,6 +60,7 @@ from typing import Any
 import httpx
 
 from benchmarks.figures import figure
+from connectors.jira import sitecache
 from connectors.jira.connector import JiraConnector
 from connectors.jira.mapping import JiraMapping
 from connectors.jira.settings import JiraSource
@@ -88,16 +103,22 @@ def main(argv: list[str] | None = None) -> int:
     assert isinstance(mapping, JiraMapping)
     subject = Subject.from_raw([DEMO_SUBJECT])
     emulator = JiraEmulator(store, faults, rate_limit=limits)
-    with EmulatorServer(emulator.app, name="jira") as url:
+    state = tempfile.TemporaryDirectory(prefix="dsrflow-bench-jira-")
+    with state, EmulatorServer(emulator.app, name="jira") as url:
         source = JiraSource(
             kind="jira",
             mapping=REPO / "mappings" / "jira.yaml",
             url=url,
             email=jira_seed.SANDBOX_EMAIL,
             api_token={"env": TOKEN_ENV},
+            site_facts_file=Path(state.name) / "jira-site-facts.json",
         )
         runs: list[dict[str, Any]] = []
-        for _ in range(args.runs + 1):
+        for number in range(args.runs + 2):
+            if number < 2:
+                # Run 0: nothing cached anywhere. Run 1: the next command, a new process
+                # whose memory holds nothing but which finds the site's facts on file.
+                sitecache.forget_all()
             httpx.post(f"{url}/_emulator/reset-stats").raise_for_status()
             began = time.perf_counter()
             connector = JiraConnector("jira", mapping, source)
@@ -115,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                 }
             )
         refused = httpx.get(f"{url}/_emulator/rate-limit").json()["refused"]
-    cold, warm = runs[0], runs[1:] or runs[:1]
+    cold, on_file, warm = runs[0], runs[1], runs[2:] or runs[1:2]
     spellings = len({s for e in subject.emails for s in email_spellings(e, decomposed=True)})
     desks = len(store.servicedesks)
     last = warm[-1]
@@ -123,10 +144,18 @@ def main(argv: list[str] | None = None) -> int:
     bound = spellings + desks * spellings + search_pages + last["comment_pages"]
     made = sum(last["routes"].values())
     made_cold = sum(cold["routes"].values())
+    made_on_file = sum(on_file["routes"].values())
     median = statistics.median(r["seconds"] for r in warm)
     figures = [
         figure("jira requests / lower bound (warm)", made, "requests", bound, TARGET_REQUEST_RATIO),
-        figure("jira requests / lower bound (cold)", made_cold, "requests", bound, None),
+        figure(
+            "jira requests / lower bound (next command, site facts on file)",
+            made_on_file,
+            "requests",
+            bound,
+            TARGET_REQUEST_RATIO,
+        ),
+        figure("jira requests / lower bound (nothing cached)", made_cold, "requests", bound, None),
         figure("jira discovery, rate limits on (warm)", median, "s", TARGET_DISCOVERY_S, 1.0),
         figure(
             "jira discovery, rate limits on (cold)", cold["seconds"], "s", TARGET_DISCOVERY_S, 1.0
@@ -137,11 +166,17 @@ def main(argv: list[str] | None = None) -> int:
     else:
         issues = {r.native_id.get("key") for r in last["records"] if r.location == "issues"}
         say(f"records: {len(last['records'])} ({len(issues)} issues); search hits {last['hits']}")
-        say(f"discovery: warm median {median:.2f} s, cold {cold['seconds']:.2f} s")
-        say(f"requests: warm {made}, cold {made_cold}, lower bound {bound}; 429s {refused}")
+        say(
+            f"discovery: warm median {median:.2f} s, next command {on_file['seconds']:.2f} s, "
+            f"nothing cached {cold['seconds']:.2f} s"
+        )
+        say(
+            f"requests: warm {made}, next command {made_on_file}, nothing cached {made_cold}, "
+            f"lower bound {bound}; 429s {refused}"
+        )
         for route, n in sorted(last["routes"].items()):
             say(f"  {n:4d}  {route}")
-    ok = median <= TARGET_DISCOVERY_S and made <= TARGET_REQUEST_RATIO * bound
+    ok = median <= TARGET_DISCOVERY_S and max(made, made_on_file) <= TARGET_REQUEST_RATIO * bound
     return 0 if ok else 1
 
 

@@ -21,18 +21,22 @@ if TYPE_CHECKING:  # sandbox.runtime imports this module for PARTS
 MAPPINGS = Path(__file__).resolve().parents[1] / "mappings"
 
 
-def jira_source(url: str, token_file: Path) -> dict[str, dict[str, object]]:
-    """The config entry of a Jira emulator at ``url`` under the sandbox mapping."""
-    return {
-        "jira": {
-            "kind": "jira",
-            "url": url,
-            "mapping": str(MAPPINGS / "jira.yaml"),
-            "deployment": "cloud",
-            "email": jira_seed.SANDBOX_EMAIL,
-            "api_token": {"file": str(token_file)},
-        }
+def jira_source(
+    url: str, token_file: Path, facts_file: Path | None = None
+) -> dict[str, dict[str, object]]:
+    """The config entry of a Jira emulator at ``url`` under the sandbox mapping; with
+    ``facts_file``, the site's own facts are kept there between commands."""
+    entry: dict[str, object] = {
+        "kind": "jira",
+        "url": url,
+        "mapping": str(MAPPINGS / "jira.yaml"),
+        "deployment": "cloud",
+        "email": jira_seed.SANDBOX_EMAIL,
+        "api_token": {"file": str(token_file)},
     }
+    if facts_file is not None:
+        entry["site_facts_file"] = str(facts_file)
+    return {"jira": entry}
 
 
 def start_jira(context: SandboxContext) -> PartStarted:
@@ -56,7 +60,7 @@ def start_jira(context: SandboxContext) -> PartStarted:
     server = EmulatorServer(JiraEmulator(store, Faults(context.faults)).app, name="jira")
     url = server.start()
     return PartStarted(
-        sources=jira_source(url, token_file),
+        sources=jira_source(url, token_file, context.directory / "state" / "jira-site-facts.json"),
         counts={f"jira.{k}": v for k, v in counts.items()},
         stop=server.stop,
     )

@@ -13,7 +13,8 @@ connection failure, a timeout, a 5xx) the target is read again instead: applied 
 not applied means the write may go again (bounded like every retry). Never a blind resend.
 
 What the site says about itself (serverInfo, field ids, service desks) is shared by the
-connectors of a process for a while (``connectors.jira.sitecache``); nothing about people is.
+connectors of a process for a while, and with ``site_facts_file`` between commands
+(``connectors.jira.sitecache``); nothing about people is.
 """
 
 from __future__ import annotations
@@ -71,7 +72,9 @@ class JiraClient:
         except LookupError as exc:
             raise SourceUnavailable(source_name, f"no credentials: {exc}") from exc
         self.site = sitecache.facts(
-            sitecache.site_key(source.url, source.email or "", secret), source.metadata_cache_s
+            sitecache.site_key(source.url, source.email or "", secret),
+            source.metadata_cache_s,
+            path=source.site_facts_file,
         )
         # serverInfo (Cloud or Data Center decides the search API) is read here, through the
         # counting hook, or taken from the site's cached facts: not by the constructor.
@@ -85,8 +88,8 @@ class JiraClient:
         )
         self.jira._session.hooks["response"].append(self._count)
         if self.site.server_info is None:
-            self.site.server_info = self.call("reading serverInfo", self.jira.server_info)
-        info = self.site.server_info
+            self.site.keep(server_info=self.call("reading serverInfo", self.jira.server_info))
+        info = self.site.server_info or {}
         self.jira._version = tuple(info.get("versionNumbers") or (0, 0, 0))
         self.jira.deploymentType = info.get("deploymentType")
 
@@ -183,11 +186,12 @@ class JiraClient:
         its searches."""
         if fresh or self.site.fields is None:
             self.jira._fields_cache_value = {}
-            self.site.fields = dict(
-                self.call("reading the fields", lambda: self.jira._fields_cache)
+            self.site.keep(
+                fields=dict(self.call("reading the fields", lambda: self.jira._fields_cache))
             )
-        self.jira._fields_cache_value = dict(self.site.fields)
-        return dict(self.site.fields)
+        fields = self.site.fields or {}
+        self.jira._fields_cache_value = dict(fields)
+        return dict(fields)
 
     def my_permissions(self, project: str | None, keys: str) -> dict[str, Any] | None:
         """Get my permissions (in ``project``, or global); None for a project Jira does not

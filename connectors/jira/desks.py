@@ -44,7 +44,8 @@ def servicedesks(client: JiraClient, projects: Iterable[str]) -> Iterator[dict[s
     wanted = set(projects)
     listed = client.site.servicedesks
     if listed is None or not wanted <= {d.get("projectKey") for d in listed}:
-        listed = client.site.servicedesks = _all_servicedesks(client)
+        listed = _all_servicedesks(client)
+        client.site.keep(servicedesks=listed)
     for desk in listed:
         if desk.get("projectKey") in wanted:
             yield desk

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -41,6 +42,12 @@ class JiraSource(SourceSettings):
         description="how long the site's serverInfo, field ids and service desk list are "
         "shared by the connectors of one process (0: each connector reads them); people "
         "(users, customers, issues) are never cached",
+    )
+    site_facts_file: Path | None = Field(
+        default=None,
+        description="an owner-only JSON file (relative to the config file) that keeps the "
+        "site's serverInfo, field ids and service desk list between commands for "
+        "metadata_cache_s; none: each command reads them once. Holds no personal data",
     )
 
     @model_validator(mode="after")

@@ -19,7 +19,7 @@ from typing import Any
 from connectors.base import SourceUnavailable, hold_checked_on
 from connectors.mail.client import GraphError, chunks, message_dict
 from connectors.mail.mapping import ErasureMode
-from connectors.mail.operations import BATCH_SIZE, Copy, MailOperations
+from connectors.mail.operations import Copy, MailOperations
 from dsrflow.plan import ActionResult, Outcome, PlannedAction
 
 LOOKUP_IDS_PER_FILTER = 10
@@ -154,8 +154,6 @@ class MailErasure:
         if unknown:
             mailboxes = list(self.ops.mailboxes())
             wanted = self._where_to_look(actions, unknown, mailboxes)
-            for group in chunks(sorted(wanted), BATCH_SIZE):
-                self.ops.prefetch_folders(group)  # for the hold check of each copy found
             for mailbox, data in self._lookup(wanted):
                 copy = Copy(
                     mailbox,
@@ -201,10 +199,12 @@ class MailErasure:
 
         One ``$filter`` per 10 ids per mailbox, sent 20 to a ``$batch``. Ordered chunk by chunk
         across the mailboxes, so that a batch holds few requests for any one mailbox (Graph runs
-        a batch's requests in parallel, and Exchange allows 4 per mailbox).
+        a batch's requests in parallel, and Exchange allows 4 per mailbox). The folder names of
+        the mailboxes not read yet (for the hold check of each copy found) go first in the same
+        batches rather than in one of their own: one ``$batch`` fewer where both fit.
         """
+        folder_boxes, requests = self.ops.folder_requests(sorted(wanted))
         planned: list[tuple[str, set[str]]] = []
-        requests = []
         per_mailbox = {m: list(chunks(ids, LOOKUP_IDS_PER_FILTER)) for m, ids in wanted.items()}
         rounds = max((len(c) for c in per_mailbox.values()), default=0)
         for round_number in range(rounds):
@@ -220,11 +220,12 @@ class MailErasure:
                 requests.append(
                     self.ops.requests.filter_messages(mailbox, clause, _LOOKUP_SELECT, 1000)
                 )
-        self.ops.stats.lookups += len(requests)
+        self.ops.stats.lookups += len(planned)
+        answers = self.ops.batched(requests, "lookup")
+        for mailbox, answer in zip(folder_boxes, answers, strict=False):
+            self.ops.take_folders(mailbox, answer)
         found = []
-        for (mailbox, ids), answer in zip(
-            planned, self.ops.batched(requests, "lookup"), strict=True
-        ):
+        for (mailbox, ids), answer in zip(planned, answers[len(folder_boxes) :], strict=True):
             if self.ops.note_unsearchable(mailbox, answer.status, answer.error_code):
                 continue
             if answer.status != 200:

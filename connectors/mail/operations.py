@@ -122,20 +122,30 @@ class MailOperations:
 
         A mailbox whose answer is not a complete first page is left to ``folder_names``.
         """
-        wanted = [m for m in mailboxes if m not in self._folders]
+        wanted, requests = self.folder_requests(mailboxes)
         if not wanted:
             return
-        requests = [self.requests.folders(m, _FOLDER_SELECT, 250) for m in wanted]
         try:
             answers = self.graph.send_batch(requests, "folders")
         except GraphError as exc:  # the $batch itself refused: no mailbox's folders known
             raise self.unavailable(None, exc) from exc
         for mailbox, answer in zip(wanted, answers, strict=True):
-            body = answer.body if isinstance(answer.body, dict) else {}
-            if answer.status == 200 and "@odata.nextLink" not in body:
-                self._folders[mailbox] = {
-                    f["id"]: f.get("displayName") or "" for f in body.get("value") or []
-                }
+            self.take_folders(mailbox, answer)
+
+    def folder_requests(self, mailboxes: list[str]) -> tuple[list[str], list[Request]]:
+        """The mailboxes whose folder names are not known yet, and for each the request of
+        its first page of top-level folders, to be sent in a ``$batch`` (``take_folders``)."""
+        wanted = [m for m in dict.fromkeys(mailboxes) if m not in self._folders]
+        return wanted, [self.requests.folders(m, _FOLDER_SELECT, 250) for m in wanted]
+
+    def take_folders(self, mailbox: str, answer: BatchAnswer) -> None:
+        """Keep the folder names a ``$batch`` item answered; an answer that is not a complete
+        first page is left to ``folder_names``, which reads (and fails) on its own."""
+        body = answer.body if isinstance(answer.body, dict) else {}
+        if answer.status == 200 and "@odata.nextLink" not in body:
+            self._folders[mailbox] = {
+                f["id"]: f.get("displayName") or "" for f in body.get("value") or []
+            }
 
     def folder_name(self, mailbox: str, folder_id: str | None) -> str:
         """The display name of a message's folder. The listing holds top-level folders only;
