@@ -11,9 +11,10 @@ timestamps are not in insertion order: 4.8 times the baseline on PostgreSQL.)
 
 On PostgreSQL (14 and later) a batch is a stretch of the table's pages instead, about
 ``batch_rows`` rows' worth, read by a TID range scan: the same contiguous read without walking
-the primary key's index for every row (the index scan cost 1.2-1.3 times the baseline's CPU on
-its own). Rows written while a sweep runs may wait for the next sweep either way: a new key
-beyond the last range, or an updated row moved into pages already swept.
+the primary key's index for every row of the range. (On 3 M events the server spent 2.6 s of
+CPU on batches of keys, 2.2 s on batches of pages, 2.0-2.3 s on the two-statement baseline.)
+Rows written while a sweep runs may wait for the next sweep either way: a new key beyond the
+last range, or an updated row moved into pages already swept.
 
 Aggregation is in two steps, because a day's events are spread over many batches and a group
 can only be judged against k once all of it is counted:
@@ -249,8 +250,8 @@ class SqlRetention:
 
     def _batches(self, name: str, where: ColumnElement[bool]) -> Iterator[ColumnElement[bool]]:
         """Ranges of the primary key, in key order, none holding more than ``batch_rows`` rows
-        that match ``where``. Each is found just before it is used, after the previous batch
-        was committed."""
+        that match ``where`` (on PostgreSQL 14+, ranges of pages). Each is found just before it
+        is used, after the previous batch was committed."""
         columns = self.tables.primary_key(name)
         if self._tid_ranges():
             yield from self._page_ranges(self.tables[name], where)
