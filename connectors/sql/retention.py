@@ -283,18 +283,20 @@ class SqlRetention:
         self, table: sa.Table, where: ColumnElement[bool]
     ) -> Iterator[ColumnElement[bool]]:
         """PostgreSQL: stretches of the table's pages holding about ``batch_rows`` rows each,
-        by the planner's count of rows per page (the table counted when never analysed)."""
+        by the rows per page of the planner's statistics (the table counted when it has none)."""
         name = self.client.engine.dialect.identifier_preparer.format_table(table)
         with self.client.connect() as conn:
             size = sa.text(
                 "SELECT pg_relation_size(CAST(:t AS regclass)) "
-                "/ current_setting('block_size')::bigint, reltuples "
+                "/ current_setting('block_size')::bigint, reltuples, relpages "
                 "FROM pg_class WHERE oid = CAST(:t AS regclass)"
             )
-            pages, rows = conn.execute(size, {"t": name}).one()
-            if rows < 0:  # never vacuumed or analysed
+            pages, rows, counted_pages = conn.execute(size, {"t": name}).one()
+            if rows < 0 or counted_pages <= 0:  # never vacuumed or analysed
                 rows = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
-        step = pages_per_batch(self.batch_rows, int(rows), int(pages))
+                counted_pages = pages
+        # Statistics of a smaller table still give its rows per page: the density, not the total.
+        step = pages_per_batch(self.batch_rows, int(rows), int(counted_pages))
         for start in range(0, int(pages), step):
             # Block numbers from the server's own figures: integers, never outside input.
             yield sa.and_(
