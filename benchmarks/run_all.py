@@ -4,7 +4,7 @@ summary's table into README.md between its bench markers.
 
 Each benchmark is one entry of ``BENCHMARKS``: the module, its arguments for the full and the
 ``--quick`` profile, and the large database it needs (built once under ``.sandbox/`` by
-``sandbox.large`` when missing). Every benchmark is run as
+``sandbox.large`` when missing; on PostgreSQL, see below). Every benchmark is run as
 ``python -m benchmarks.NAME --json ARGS`` in a process of its own and prints a JSON list of
 figures, each ``{"name", "figure", "unit", "anchor", "ratio", "target"}``:
 
@@ -21,6 +21,11 @@ still run. Each one's full output goes to ``benchmarks/results/NAME.log``.
     python -m benchmarks.run_all --quick    # small sizes (a few minutes)
     python -m benchmarks.run_all --only jira_access   # again, into the last summary
     python -m benchmarks.run_all --readme-only   # the README table from the last summary
+
+A benchmark on PostgreSQL needs a server: ``--postgres URL`` or ``DSRFLOW_BENCH_POSTGRES=URL``
+(a database the user can connect to and create databases from, e.g. ``postgres``). There the
+large profile is built once as its own database (``dsrflow_large_3m``, ...). Without a URL
+such a benchmark is skipped, with one line saying so, and does not fail ``make bench``.
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ README = REPO / "README.md"
 README_START = "<!-- bench:start (written by python -m benchmarks.run_all) -->"
 README_END = "<!-- bench:end -->"
 FIGURE_KEYS = ("name", "figure", "unit", "anchor", "ratio", "target")
+POSTGRES_ENV = "DSRFLOW_BENCH_POSTGRES"
+NO_POSTGRES = f"skipped: no PostgreSQL server (set {POSTGRES_ENV}=URL or pass --postgres URL)"
 
 
 @dataclass(frozen=True)
@@ -54,12 +61,19 @@ class Benchmark:
     module: str  # benchmarks/<module>.py
     full: tuple[str, ...] = ()
     quick: tuple[str, ...] = ()
-    # ``{db}`` in the arguments is replaced by the large SQLite database of this many events.
+    # ``{db}`` in the arguments is replaced by the large database of this many events: a
+    # SQLite file, or with ``postgres`` the URL of a database on the --postgres server.
     database_events: dict[str, int] = field(default_factory=dict)  # profile -> events
     adapt: Callable[[Any], list[dict[str, Any]]] | None = None  # JSON of another shape
     timeout: float | None = None  # seconds, instead of --timeout
+    postgres: bool = False  # needs the --postgres server; skipped without one
+    label: str = ""  # its name in the summary (default: the module), when a module runs twice
 
-    def arguments(self, profile: str, database: Path | None) -> list[str]:
+    @property
+    def name(self) -> str:
+        return self.label or self.module
+
+    def arguments(self, profile: str, database: Path | str | None) -> list[str]:
         args = self.quick if profile == "quick" else self.full
         return [a.replace("{db}", str(database)) if database else a for a in args]
 
@@ -121,6 +135,16 @@ BENCHMARKS: tuple[Benchmark, ...] = (
         timeout=1800,  # four runs over 10 M events (~1 min each, several on a busy machine)
     ),
     Benchmark(
+        "retention_sweep",
+        label="retention_sweep_postgres",
+        full=("--postgres", "{db}", "--repeat", "3"),
+        quick=("--postgres", "{db}", "--repeat", "3"),
+        # Issue 18's two sizes; building 10 M takes about 2 min, each pair 30-60 s.
+        database_events={"full": 10_000_000, "quick": 3_000_000},
+        postgres=True,
+        timeout=1800,
+    ),
+    Benchmark(
         "mail_access",
         quick=("--mailboxes", "5", "--per-mailbox", "2000", "--erase", "100", "--runs", "1"),
     ),
@@ -153,6 +177,47 @@ def large_database(events: int) -> Path:
         )
         partial.rename(path)
     return path
+
+
+def large_postgres(server: str, events: int, extra: Sequence[str] = ()) -> str:
+    """The URL of the large on-prem profile with ``events`` usage events, a database of its
+    own on the PostgreSQL server ``server`` reaches, built when missing (``extra``: more
+    ``sandbox.large`` arguments). It is built under another name and renamed when complete,
+    so an interrupted build is never taken for a finished one."""
+    import sqlalchemy as sa  # here: the runner itself needs only the standard library
+
+    millions, rest = divmod(events, 1_000_000)
+    name = f"dsrflow_large_{millions}m" if not rest else f"dsrflow_large_{events}"
+    building = f"{name}_building"
+    url = sa.make_url(server)
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            known = "SELECT 1 FROM pg_database WHERE datname = :name"
+            if conn.execute(sa.text(known), {"name": name}).first() is None:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{building}"'))
+                conn.execute(sa.text(f'CREATE DATABASE "{building}"'))
+                target = url.set(database=building).render_as_string(hide_password=False)
+                build = ["sandbox.large", "--url", target, "--events", str(events), *extra]
+                subprocess.run(  # noqa: S603 - our own module, fixed arguments
+                    [sys.executable, "-m", *build],
+                    cwd=REPO,
+                    check=True,
+                )
+                conn.execute(sa.text(f'ALTER DATABASE "{building}" RENAME TO "{name}"'))
+    finally:
+        admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def _shown(command: list[str], postgres: str | None = None) -> str:
+    """The command as the summary shows it: repository paths relative, no password."""
+    text = " ".join(["python", *command[1:]]).replace(str(REPO) + "/", "")
+    if postgres:
+        import sqlalchemy as sa
+
+        text = text.replace(postgres, sa.make_url(postgres).render_as_string(hide_password=True))
+    return text
 
 
 def figures_from(output: str, adapt: Callable[[Any], list[dict[str, Any]]] | None) -> list[dict]:
@@ -194,14 +259,24 @@ def met(figure: dict[str, Any]) -> bool | None:
     return _COMPARE[match.group(1)](float(value), float(match.group(2)))
 
 
-def run_one(benchmark: Benchmark, profile: str, timeout: float) -> dict[str, Any]:
+def run_one(
+    benchmark: Benchmark, profile: str, timeout: float, postgres: str | None = None
+) -> dict[str, Any]:
     """Run one benchmark; its entry of the summary (figures, or why there are none)."""
-    entry: dict[str, Any] = {"benchmark": benchmark.module, "figures": [], "problem": None}
+    entry: dict[str, Any] = {"benchmark": benchmark.name, "figures": [], "problem": None}
     if not present(benchmark):
         entry["problem"] = entry["missing"] = "not in this checkout"
         return entry
+    if benchmark.postgres and not postgres:
+        entry["problem"] = entry["missing"] = NO_POSTGRES
+        return entry
     events = benchmark.database_events.get(profile)
-    database = large_database(events) if events else None
+    database: Path | str | None = None
+    if events and benchmark.postgres:
+        assert postgres is not None  # checked above
+        database = large_postgres(postgres, events)
+    elif events:
+        database = large_database(events)
     command = [
         sys.executable,
         "-m",
@@ -209,9 +284,9 @@ def run_one(benchmark: Benchmark, profile: str, timeout: float) -> dict[str, Any
         "--json",
         *benchmark.arguments(profile, database),
     ]
-    entry["command"] = " ".join(["python", *command[1:]]).replace(str(REPO) + "/", "")
+    entry["command"] = _shown(command, str(database) if benchmark.postgres else None)
     started = time.monotonic()
-    log = RESULTS / f"{benchmark.module}.log"
+    log = RESULTS / f"{benchmark.name}.log"
     limit = benchmark.timeout or timeout
     # A session of its own: on timeout its children (a benchmark's measured processes, a
     # stack) are stopped with it, not left running behind the next benchmark.
@@ -350,6 +425,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--timeout", type=float, default=900, help="seconds one benchmark may take (900)"
     )
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get(POSTGRES_ENV) or None,
+        help=f"URL of a PostgreSQL server for the benchmarks on it (default: ${POSTGRES_ENV})",
+    )
     parser.add_argument("--no-readme", action="store_true", help="leave README.md as it is")
     parser.add_argument(
         "--readme-only", action="store_true", help="write README's table from the last summary"
@@ -359,17 +439,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.readme_only:
         write_readme(json.loads((RESULTS / "summary.json").read_text(encoding="utf-8")))
         return 0
-    known = {b.module for b in BENCHMARKS}
+    known = {b.name for b in BENCHMARKS}
     if unknown := set(args.only) - known:
         parser.error(f"no benchmark {', '.join(sorted(unknown))}; known: {', '.join(known)}")
-    chosen = [b for b in BENCHMARKS if not args.only or b.module in args.only]
+    chosen = [b for b in BENCHMARKS if not args.only or b.name in args.only]
     profile = "quick" if args.quick else "full"
     started = time.monotonic()
     entries = []
     for benchmark in chosen:
-        print(f"bench: {benchmark.module} ...", flush=True)
-        entry = run_one(benchmark, profile, args.timeout)
-        print(f"bench: {benchmark.module}: {entry['problem'] or 'done'}", flush=True)
+        print(f"bench: {benchmark.name} ...", flush=True)
+        entry = run_one(benchmark, profile, args.timeout, args.postgres)
+        print(f"bench: {benchmark.name}: {entry['problem'] or 'done'}", flush=True)
         entries.append(entry)
     summary = {
         "profile": profile,

@@ -8,6 +8,7 @@ import json
 from collections import Counter
 
 import pytest
+import sqlalchemy as sa
 
 from benchmarks import (
     access_large,
@@ -107,11 +108,59 @@ def test_the_readme_table_is_written_between_the_markers(tmp_path):
 
 
 def test_every_registered_benchmark_is_unique_and_the_ones_here_exist():
-    modules = [b.module for b in run_all.BENCHMARKS]
-    assert len(modules) == len(set(modules))
+    names = [b.name for b in run_all.BENCHMARKS]
+    assert len(names) == len(set(names))
     here = {"onprem_access", "retention_sweep", "concurrent_requests", "mail_access"}
     here |= {"fides_access", "access_rounds", "access_large"}
     assert here <= {b.module for b in run_all.BENCHMARKS if run_all.present(b)}
+
+
+def test_without_a_postgres_server_its_benchmark_is_skipped_in_one_line(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.delenv(run_all.POSTGRES_ENV, raising=False)
+    monkeypatch.setattr(run_all, "RESULTS", tmp_path)
+    only = ["--only", "retention_sweep_postgres", "--no-readme"]
+    assert run_all.main(only) == 0  # skipped is not failed
+    out = capsys.readouterr().out
+    assert f"bench: retention_sweep_postgres: {run_all.NO_POSTGRES}\n" in out
+    assert f"| retention_sweep_postgres | — | {run_all.NO_POSTGRES} |" in out
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert [e["figures"] for e in summary["benchmarks"]] == [[]]
+
+
+def test_the_summary_shows_a_postgres_url_without_its_password():
+    url = "postgresql+psycopg://bench:s3cret@db.example:5432/dsrflow_large_3m"
+    shown = run_all._shown(["/usr/bin/python", "-m", "benchmarks.x", "--postgres", url], url)
+    assert shown == (
+        "python -m benchmarks.x --postgres postgresql+psycopg://bench:***@db.example:5432/"
+        "dsrflow_large_3m"
+    )
+
+
+def test_the_large_postgres_database_is_built_once_and_the_sweep_runs_on_it(
+    postgres_server, capsys
+):
+    server = postgres_server.admin_url
+    small = ("--contacts", "500", "--licenses", "1000")
+    url = run_all.large_postgres(server, 20_000, small)
+    assert sa.make_url(url).database == "dsrflow_large_20000"
+    events = "SELECT count(*) FROM usage_events"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        built = conn.execute(sa.text(events)).scalar_one()
+        assert built == 20_000 + 40 + 2 * 5  # the pinned subject's and the look-alikes' events
+        conn.execute(sa.text("DELETE FROM usage_events WHERE id = 1"))  # a rebuild would undo it
+    assert run_all.large_postgres(server, 20_000, small) == url
+    with engine.connect() as conn:
+        assert conn.execute(sa.text(events)).scalar_one() == built - 1
+        databases = conn.execute(sa.text("SELECT datname FROM pg_database")).scalars().all()
+    engine.dispose()  # a template must have no connections
+    assert "dsrflow_large_20000_building" not in databases
+    capsys.readouterr()
+    retention_sweep.main(["--postgres", url, "--repeat", "1", "--json"])
+    figures = run_all.figures_from(capsys.readouterr().out, None)
+    assert figures[0]["anchor"] > 0 and figures[0]["figure"] > 0
 
 
 def test_only_replaces_its_benchmarks_in_the_last_summary_of_the_profile(tmp_path):

@@ -9,6 +9,13 @@ a contiguous stretch of it and the whole sweep reads the table about once, where
 rows lie in time. (Batching by time instead makes every batch touch nearly every page when the
 timestamps are not in insertion order: 4.8 times the baseline on PostgreSQL.)
 
+On PostgreSQL (14 and later) a batch is a stretch of the table's pages instead, about
+``batch_rows`` rows' worth, read by a TID range scan: the same contiguous read without walking
+the primary key's index for every row of the range. (On 3 M events the server spent 2.6 s of
+CPU on batches of keys, 2.2 s on batches of pages, 2.0-2.3 s on the two-statement baseline.)
+Rows written while a sweep runs may wait for the next sweep either way: a new key beyond the
+last range, or an updated row moved into pages already swept.
+
 Aggregation is in two steps, because a day's events are spread over many batches and a group
 can only be judged against k once all of it is counted:
 
@@ -29,6 +36,7 @@ periods, once, each group at the finest level where it reaches k (connectors/sql
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -48,6 +56,15 @@ from dsrflow.records import Record
 # commit) stay small next to its rows (1.47x the baseline at 500,000 on PostgreSQL, 1.20x at a
 # million), small enough that its journal and locks stay bounded.
 DEFAULT_BATCH_ROWS = 1_000_000
+# TID range scans (``ctid >= '(n,0)'``) came with PostgreSQL 14; before, a ctid range is a scan.
+TID_RANGE_VERSION = 140000
+
+
+def pages_per_batch(batch_rows: int, rows: int, pages: int) -> int:
+    """Pages holding about ``batch_rows`` of a table's ``rows`` spread over ``pages``."""
+    if rows <= 0 or pages <= 0:
+        return max(pages, 1)
+    return max(1, math.ceil(batch_rows * pages / rows))
 
 
 class day_of(FunctionElement[dt.date]):  # lower case: it reads like the SQL it compiles to
@@ -233,10 +250,12 @@ class SqlRetention:
 
     def _batches(self, name: str, where: ColumnElement[bool]) -> Iterator[ColumnElement[bool]]:
         """Ranges of the primary key, in key order, none holding more than ``batch_rows`` rows
-        that match ``where``. Each is found just before it is used, after the previous batch
-        was committed."""
+        that match ``where`` (on PostgreSQL 14+, ranges of pages). Each is found just before it
+        is used, after the previous batch was committed."""
         columns = self.tables.primary_key(name)
-        if len(columns) == 1 and columns[0].type.python_type is int:
+        if self._tid_ranges():
+            yield from self._page_ranges(self.tables[name], where)
+        elif len(columns) == 1 and columns[0].type.python_type is int:
             yield from self._integer_ranges(columns[0], where)
         else:
             yield from self._key_pages(columns, where)
@@ -252,6 +271,40 @@ class SqlRetention:
             return
         for start in range(low, high + 1, self.batch_rows):
             yield sa.and_(where, key >= start, key < start + self.batch_rows)
+
+    def _tid_ranges(self) -> bool:
+        if self.client.dialect != "postgresql":
+            return False
+        with self.client.connect() as conn:
+            version = conn.execute(sa.text("SELECT current_setting('server_version_num')"))
+            return int(version.scalar_one()) >= TID_RANGE_VERSION
+
+    def _page_ranges(
+        self, table: sa.Table, where: ColumnElement[bool]
+    ) -> Iterator[ColumnElement[bool]]:
+        """PostgreSQL: stretches of the table's pages holding about ``batch_rows`` rows each,
+        by the rows per page of the planner's statistics (the table counted when it has none)."""
+        name = self.client.engine.dialect.identifier_preparer.format_table(table)
+        with self.client.connect() as conn:
+            size = sa.text(
+                "SELECT pg_relation_size(CAST(:t AS regclass)) "
+                "/ current_setting('block_size')::bigint, reltuples, relpages "
+                "FROM pg_class WHERE oid = CAST(:t AS regclass)"
+            )
+            pages, rows, counted_pages = conn.execute(size, {"t": name}).one()
+            if rows < 0 or counted_pages <= 0:  # never vacuumed or analysed
+                rows = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+                counted_pages = pages
+        # Statistics of a smaller table still give its rows per page: the density, not the total.
+        step = pages_per_batch(self.batch_rows, int(rows), int(counted_pages))
+        for start in range(0, int(pages), step):
+            # Block numbers from the server's own figures: integers, never outside input.
+            yield sa.and_(
+                where,
+                sa.text(
+                    f"{name}.ctid >= '({start},0)'::tid AND {name}.ctid < '({start + step},0)'::tid"
+                ),
+            )
 
     def _key_pages(
         self, columns: list[sa.Column[Any]], where: ColumnElement[bool]
