@@ -156,6 +156,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark("concurrent_requests", quick=("--requests", "6")),
     # Builds the large sandbox (3-4 min), then 14 requests per run: 1800 s is not too much.
     Benchmark("access_large", quick=("--profile", "small", "--runs", "1"), timeout=1800),
+    Benchmark("demo_warm", full=("--runs", "5"), quick=("--runs", "3")),
 )
 
 

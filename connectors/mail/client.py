@@ -68,6 +68,7 @@ from msgraph_core import GraphClientFactory
 
 from connectors.base import SourceUnavailable
 from connectors.mail.settings import MailSource
+from connectors.tls import verifying_context
 from connectors.writes import AmbiguousWrite
 
 T = TypeVar("T")
@@ -218,7 +219,9 @@ class GraphSession:
             )
         }
         http = GraphClientFactory.create_with_default_middleware(
-            client=httpx.AsyncClient(timeout=self.settings.timeout_s, http2=False),
+            client=httpx.AsyncClient(
+                timeout=self.settings.timeout_s, http2=False, verify=verifying_context()
+            ),
             options=options,
         )
         adapter = GraphRequestAdapter(auth, client=http)

@@ -22,6 +22,7 @@ import httpx
 
 from connectors.base import SourceUnavailable
 from connectors.marketplace.settings import MarketplaceSource
+from connectors.tls import verifying_context
 
 RETRY_AFTER = {429, 503}
 RETRYABLE = {429, 500, 502, 503, 504}
@@ -62,6 +63,7 @@ class MarketplaceClient:
             timeout=source.timeout_s,
             headers={"Accept": "application/json"},
             transport=transport,
+            verify=verifying_context(),
         )
 
     def close(self) -> None:
