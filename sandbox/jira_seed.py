@@ -119,6 +119,10 @@ def generate(store: JiraStore, *, requests: int = 300, seed: int = 7) -> dict[st
     """The small profile: a service desk with hundreds of requests; see the module docstring."""
     rng = random.Random(seed)  # noqa: S311 - reproducible seed data, not security
     fake = Faker(["en_GB", "no_NO"])
+    # A multi-locale Faker picks each call's locale with Faker's shared random, which only
+    # Faker.seed seeds: without it the data would depend on what ran before in the process
+    # (the on-prem seed, or nothing when a kept on-prem database is reused).
+    Faker.seed(seed)
     fake.seed_instance(seed)
     _people(store, rng, fake, customers=80)
     _requests(store, rng, fake, requests, comments=(0, 4))
