@@ -83,3 +83,22 @@ def onprem_config(tmp_path: Path, sandbox_sqlite_url: str) -> Path:
     path = tmp_path / "dsrflow.yaml"
     write_config(path, onprem_source(sandbox_sqlite_url), tmp_path / "out")
     return path
+
+
+# Tests kept on one pytest-xdist worker, one after the other (`make test` runs `pytest -n 2
+# --dist loadgroup`): both browser modules write to one screenshot folder, which
+# test_browser_ui empties first; test_at_rest and test_stack set up a costly module fixture
+# (every request type run; an officer's stack) that two workers would each build again.
+_XDIST_GROUPS = {
+    "test_browser_ui.py": "browser",
+    "test_browser_walkthrough.py": "browser",
+    "test_at_rest.py": "at_rest",
+    "test_stack.py": "stack",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        group = _XDIST_GROUPS.get(item.path.name)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
