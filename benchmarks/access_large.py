@@ -95,6 +95,7 @@ import psutil
 import sqlalchemy as sa
 import yaml
 
+from benchmarks.figures import print_figures
 from dsrflow.local_prefect import private_home
 
 REPO = Path(__file__).resolve().parents[1]
@@ -471,11 +472,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(folder, ignore_errors=True)
     report(flows, commands, say)
     found = bench_figures(flows, commands, args.profile)
-    if args.json:
-        print(json.dumps(found, indent=2, ensure_ascii=False))
-    else:
-        for item in found:
-            say(f"  {item}")
+    print_figures(found, args.json, say)
     return 0
 
 

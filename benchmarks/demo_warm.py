@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.figures import figure
+from benchmarks.figures import figure, print_figures
 
 DSR = Path(sys.executable).parent / "dsr"
 TARGET_S = 5.0
@@ -119,11 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         figure("dsr demo, warm, CPU user + system (median)", cpu, "s", 0, None),
         {**exports, "target": ">= 1"},  # every run
     ]
-    if args.json:
-        print(json.dumps(found, indent=2, ensure_ascii=False))
-    else:
-        for item in found:
-            say(f"  {item}")
+    print_figures(found, args.json, say)
     return 0
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from typing import Any
 
 
@@ -18,3 +20,12 @@ def figure(
         "ratio": ratio,
         "target": target,
     }
+
+
+def print_figures(found: list[dict[str, Any]], as_json: bool, say: Callable[[str], None]) -> None:
+    """With ``--json`` the figures alone on stdout (make bench reads them), else one per line."""
+    if as_json:
+        print(json.dumps(found, indent=2, ensure_ascii=False))
+    else:
+        for item in found:
+            say(f"  {item}")
