@@ -24,7 +24,9 @@ from prefect import get_run_logger
 from prefect.states import Failed
 
 from dsrflow.errors import DsrflowError
+from dsrflow.run_settings import current_run_settings
 from flows.case_page import case_pages
+from flows.heartbeat import heartbeats
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -78,13 +80,14 @@ def scrub_run_logs() -> None:
 
 def private_run(fn: Callable[P, R]) -> Callable[P, R]:
     """Wrap a flow's function (under ``@flow``): run logs scrubbed; a failure ends the run as
-    a Failed state with a scrubbed one-line message, nothing pickled to storage."""
+    a Failed state with a scrubbed one-line message, nothing pickled to storage; the run's
+    heartbeats sent here where the caller turned Prefect's off (flows/heartbeat.py)."""
 
     @functools.wraps(fn)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
         scrub_run_logs()
         try:
-            with case_pages():
+            with heartbeats(current_run_settings().heartbeat_seconds), case_pages():
                 return fn(*args, **kwargs)
         except Exception as exc:
             get_run_logger().error("the request failed: %s", one_line(exc), exc_info=exc)

@@ -35,7 +35,10 @@ def test_tasks_submitted_to_threads_see_the_flows_settings(tmp_path):
         seen
         == [
             RunSettings(
-                config_path=tmp_path / "dsrflow.yaml", out_dir=tmp_path / "out", start_runs=False
+                config_path=tmp_path / "dsrflow.yaml",
+                out_dir=tmp_path / "out",
+                start_runs=False,
+                heartbeat_seconds=180,  # flows/heartbeat.py: Prefect's default interval
             )
         ]
         * 3
