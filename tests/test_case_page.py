@@ -1,5 +1,6 @@
 """One page per case: the view of a request read from the ledger, and the Prefect artifact
-that a flow run publishes again at every step, under one key per request."""
+that a flow run publishes again as it goes (at most every few seconds, and its latest state at
+the end), under one key per request."""
 
 import datetime as dt
 
@@ -94,7 +95,9 @@ def test_the_ledger_tells_its_listener_once_per_request_after_each_write(tmp_pat
 
 @pytest.mark.prefect
 @pytest.mark.usefixtures("prefect_harness")
-def test_an_access_run_publishes_the_case_page_at_every_step(tmp_path, sandbox_sqlite_url):
+def test_an_access_run_publishes_the_case_page_as_it_starts_and_as_it_ends(
+    tmp_path, sandbox_sqlite_url
+):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
@@ -115,11 +118,66 @@ def test_an_access_run_publishes_the_case_page_at_every_step(tmp_path, sandbox_s
         versions = client.read_artifacts(
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[case_key("DSR-2026-1004")]))
         )
-    # received, in progress, exported, completed: one version each, the latest on top.
-    assert len(versions) == 4
+    # received and in progress at once; exported and completed within the next seconds, so
+    # only the latest of them (flows/case_page.py: one API call per version).
+    assert len(versions) == 2
     latest = max(versions, key=lambda a: a.created)
     assert "status: **completed**" in latest.data
     assert "| onprem | found 12 |" in latest.data
     assert all(SUBJECT not in str(v.data) for v in versions)
     # The page belongs to the request, not to a run: the run's Artifacts tab is not cluttered.
     assert all(v.flow_run_id is None for v in versions)
+
+
+def _versions(request_id: str) -> list:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from flows.case_page import case_key
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[case_key(request_id)]))
+        )
+    return sorted(found, key=lambda a: a.created)
+
+
+@pytest.mark.prefect
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_step_that_waits_reaches_the_page_before_the_run_ends(tmp_path):
+    """A run that pauses (for an approval, a manual answer) writes no more for a while: its
+    last step must not wait for the run's end to show."""
+    import time
+
+    from flows.case_page import case_pages
+
+    request_id = "DSR-2026-1010"
+    with _ledger(tmp_path) as ledger, case_pages(every_s=0.5):
+        _open(ledger, request_id, days_ago=1)  # published at once
+        assert len(_versions(request_id)) == 1
+        ledger.set_status(request_id, Status.IN_PROGRESS)  # not due yet: waits
+        ledger.set_status(request_id, Status.AWAITING_APPROVAL)
+        deadline = time.monotonic() + 20
+        while len(_versions(request_id)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)  # as a paused run waits
+        versions = _versions(request_id)
+        assert len(versions) == 2
+        assert "status: **awaiting_approval**" in versions[-1].data
+    assert len(_versions(request_id)) == 2  # nothing was left to publish at the end
+
+
+@pytest.mark.prefect
+@pytest.mark.usefixtures("prefect_harness")
+def test_the_latest_step_is_published_when_the_block_ends(tmp_path):
+    from flows.case_page import case_pages
+
+    request_id = "DSR-2026-1011"
+    with _ledger(tmp_path) as ledger:
+        with case_pages(every_s=600):  # no timer fires within this test
+            _open(ledger, request_id, days_ago=1)
+            ledger.set_status(request_id, Status.IN_PROGRESS)
+            ledger.set_status(request_id, Status.FAILED, error="SourceUnavailable")
+            assert len(_versions(request_id)) == 1
+        versions = _versions(request_id)
+    assert len(versions) == 2
+    assert "status: **failed**" in versions[-1].data
