@@ -32,7 +32,8 @@ runs in the reverse order, and the command before the flow), ``--runs`` times ea
 
 "Alone" is a config with that source only (the sandbox's config with the other sources
 dropped). Figures (``--json``, a list of ``{"name", "figure", "unit", "anchor", "ratio",
-"target"}``): all sources, flow and command, medians, against 10 s (target ratio <= 1.0); all
+"target"}``): all sources, flow and command, medians, against 10 s (target ratio <= 1.0); the
+command's peak RSS, the largest of its runs (target <= 500 MB); all
 sources ÷ the slowest source alone, flow and command (target <= 1.2); requests and statements
 per source with all sources against the same source alone. Printed besides (to stderr with
 ``--json``): every run, the CPU seconds the emulators' process spent in it (all emulators share
@@ -95,12 +96,13 @@ import psutil
 import sqlalchemy as sa
 import yaml
 
-from benchmarks.figures import print_figures
+from benchmarks.figures import figure, print_figures
 from dsrflow.local_prefect import private_home
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_ALL_SOURCES_S = 10.0
 TARGET_RATIO_TO_SLOWEST = 1.2
+TARGET_PEAK_RSS_MB = 500  # issue 18: keep under
 ALL = "all sources"
 # The flow's log lines a source's time is read from (flows/discovery.py, flows/tasks.py).
 ROUND_LINE = re.compile(r"round (\d+): searching")
@@ -273,26 +275,24 @@ def command_run(
     command += ["--out", str(out), "--request-id", request_id]
     for address in subject:
         command += ["--subject", address]
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=REPO)  # noqa: S603 - our own CLI
-    wall = time.perf_counter() - started
-    if done.returncode != 0:
-        said = (done.stderr.strip().splitlines() or [""])[-1]
-        raise SystemExit(f"dsr access for {config_path.name} failed ({done.returncode}): {said}")
-    return {"wall_s": wall, "requests": requests_made(emulators, config_path)}
-
-
-def figure(
-    name: str, value: float, unit: str, anchor: float | None, target: str | None
-) -> dict[str, Any]:
-    """One figure as ``make bench`` collects them: value, what it is compared with, the ratio."""
+    with tempfile.TemporaryFile() as stderr:
+        started = time.perf_counter()
+        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, cwd=REPO)  # noqa: S603 - our own CLI
+        # wait4: this child's own resource use (its peak RSS), not the largest of all children.
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode != 0:
+            stderr.seek(0)
+            lines = stderr.read().decode(errors="replace").strip().splitlines()
+            raise SystemExit(
+                f"dsr access for {config_path.name} failed ({child.returncode}): "
+                f"{(lines or [''])[-1]}"
+            )
     return {
-        "name": name,
-        "figure": round(value, 3),
-        "unit": unit,
-        "anchor": round(anchor, 3) if anchor is not None else None,
-        "ratio": round(value / anchor, 3) if anchor else None,
-        "target": target,
+        "wall_s": wall,
+        "peak_rss_mb": usage.ru_maxrss / 1024,  # Linux: kilobytes
+        "requests": requests_made(emulators, config_path),
     }
 
 
@@ -315,6 +315,13 @@ def bench_figures(
             "s",
             TARGET_ALL_SOURCES_S,
             "<= 1.0",
+        ),
+        figure(
+            f"dsr access, all sources, {profile} profile, command's peak RSS (largest run)",
+            max(r["peak_rss_mb"] for r in commands[ALL]),
+            "MB",
+            None,
+            f"<= {TARGET_PEAK_RSS_MB}",
         ),
         figure(
             f"access flow, all sources, {profile} profile, in-process (median)",

@@ -51,6 +51,8 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
+from benchmarks.figures import figure
+
 DEPLOYMENT = "access-request/access-request"
 WAIT_S = 1800.0
 
@@ -184,20 +186,6 @@ def figures(
     durations = [f.duration_s for f in finished]
     latencies = [f.latency_s for f in finished]
     reference_p50 = statistics.median(reference_s)
-
-    def figure(
-        name: str, value: float, unit: str, anchor: float | None, target: str | None
-    ) -> dict[str, Any]:
-        ratio = round(value / anchor, 2) if anchor else None
-        return {
-            "name": name,
-            "figure": round(value, 2),
-            "unit": unit,
-            "anchor": round(anchor, 2) if anchor is not None else None,
-            "ratio": ratio,
-            "target": target,
-        }
-
     return [
         figure(
             f"{count} requests at once / one at a time in-process",

@@ -55,6 +55,7 @@ import sqlalchemy as sa
 
 from benchmarks import fides_app
 from benchmarks.fides_app import FidesApp
+from benchmarks.figures import figure
 from connectors.sql.connector import SqlConnector
 from connectors.sql.mapping import SqlMapping
 from dsrflow.identifiers import mask_email
@@ -350,22 +351,20 @@ def figures(measured: dict[str, Any], added: int | None) -> list[dict[str, Any]]
     ours, anchor = measured["connector"], measured["hand_written"]
     where = "the given database" if added is None else f"indexes.sql + {added} named by the check"
     return [
-        {
-            "name": f"SQL connector / hand-written SQL, PostgreSQL ({where})",
-            "figure": round(ours["median_ms"], 2),
-            "unit": "ms",
-            "anchor": round(anchor["median_ms"], 2),
-            "ratio": round(ours["median_ms"] / anchor["median_ms"], 2),
-            "target": f"<= {TARGET_RATIO:g}",
-        },
-        {
-            "name": "SQL statements, connector / hand-written",
-            "figure": ours["statements"],
-            "unit": "statements",
-            "anchor": anchor["statements"],
-            "ratio": round(ours["statements"] / anchor["statements"], 2),
-            "target": None,
-        },
+        figure(
+            f"SQL connector / hand-written SQL, PostgreSQL ({where})",
+            ours["median_ms"],
+            "ms",
+            anchor["median_ms"],
+            f"<= {TARGET_RATIO:g}",
+        ),
+        figure(
+            "SQL statements, connector / hand-written",
+            ours["statements"],
+            "statements",
+            anchor["statements"],
+            None,
+        ),
     ]
 
 
@@ -375,34 +374,19 @@ def flow_figures(flows: dict[str, Any], not_measured: str | None) -> list[dict[s
     flow's own time, with no target (the name says why)."""
     ours = flows["flow"]
     if not_measured is not None:
-        return [
-            {
-                "name": f"whole access flow (Fides not measured: {not_measured})",
-                "figure": round(ours["median_ms"], 1),
-                "unit": "ms",
-                "anchor": None,
-                "ratio": None,
-                "target": None,
-            }
-        ]
+        name = f"whole access flow (Fides not measured: {not_measured})"
+        return [figure(name, ours["median_ms"], "ms", None, None)]
     fides = flows["fides"]
+    same = int(ours["rows_by_table"] == fides["rows_by_table"])
     return [
-        {
-            "name": f"whole access flow / Fides {fides_app.FIDES_VERSION} access request",
-            "figure": round(ours["median_ms"], 1),
-            "unit": "ms",
-            "anchor": round(fides["median_ms"], 1),
-            "ratio": round(ours["median_ms"] / fides["median_ms"], 3),
-            "target": f"<= {TARGET_FLOW_RATIO:g}",
-        },
-        {
-            "name": "same rows per table as Fides (1: yes)",
-            "figure": int(ours["rows_by_table"] == fides["rows_by_table"]),
-            "unit": "",
-            "anchor": None,
-            "ratio": None,
-            "target": ">= 1",
-        },
+        figure(
+            f"whole access flow / Fides {fides_app.FIDES_VERSION} access request",
+            ours["median_ms"],
+            "ms",
+            fides["median_ms"],
+            f"<= {TARGET_FLOW_RATIO:g}",
+        ),
+        figure("same rows per table as Fides (1: yes)", same, "", None, ">= 1"),
     ]
 
 

@@ -8,16 +8,21 @@ from typing import Any
 
 
 def figure(
-    name: str, value: float, unit: str, anchor: float, target: float | None
+    name: str,
+    value: float,
+    unit: str,
+    anchor: float | None,
+    target: float | str | None,
 ) -> dict[str, Any]:
-    """One figure as ``make bench`` collects them: value, what it is compared with, the ratio."""
-    ratio = round(value / anchor, 3) if anchor else None
+    """One figure as ``make bench`` collects them: value, what it is compared with, the ratio.
+    ``target``: ``"<= X"`` / ``">= X"`` on the ratio (on the figure without an anchor), a bare
+    number meaning ``<=`` (benchmarks/run_all.py), or None."""
     return {
         "name": name,
         "figure": round(value, 3),
         "unit": unit,
-        "anchor": anchor,
-        "ratio": ratio,
+        "anchor": round(anchor, 3) if anchor is not None else None,
+        "ratio": round(value / anchor, 3) if anchor else None,
         "target": target,
     }
 

@@ -278,8 +278,8 @@ def test_a_source_alone_keeps_no_setting_that_names_another_source():
 
 
 def test_the_large_access_figures_compare_all_sources_with_the_slowest_alone():
-    def run(wall, requests, statements=0):
-        return {"wall_s": wall, "requests": requests, "statements": statements}
+    def run(wall, requests, statements=0, rss=0.0):
+        return {"wall_s": wall, "requests": requests, "statements": statements, "peak_rss_mb": rss}
 
     flows = {
         access_large.ALL: [run(9.0, {"drive": 230}, 40), run(11.0, {"drive": 230}, 40)],
@@ -287,13 +287,14 @@ def test_the_large_access_figures_compare_all_sources_with_the_slowest_alone():
         "drive": [run(8.0, {"drive": 224}), run(8.0, {"drive": 224})],
     }
     commands = {
-        access_large.ALL: [run(20.0, {}), run(20.0, {})],
+        access_large.ALL: [run(20.0, {}, rss=310.0), run(20.0, {}, rss=520.5)],
         "onprem": [run(19.0, {}), run(19.0, {})],
         "drive": [run(15.0, {}), run(15.0, {})],
     }
-    command_all, flow_all, command_ratio, flow_ratio, drive, onprem = access_large.bench_figures(
-        flows, commands
+    command_all, rss, flow_all, command_ratio, flow_ratio, drive, onprem = (
+        access_large.bench_figures(flows, commands)
     )
+    assert (rss["figure"], rss["unit"], run_all.met(rss)) == (520.5, "MB", False)  # the largest
     assert (command_all["figure"], command_all["ratio"], run_all.met(command_all)) == (20, 2, False)
     assert (flow_all["figure"], run_all.met(flow_all)) == (10.0, True)
     assert "(onprem)" in command_ratio["name"] and command_ratio["ratio"] == round(20 / 19, 3)
