@@ -13,7 +13,9 @@ import datetime as dt
 import html
 import json
 import re
+from pathlib import Path
 
+import jinja2
 import jsonschema
 import pytest
 import yaml
@@ -165,3 +167,27 @@ def test_an_export_from_before_the_whole_record_view_still_reads(drive_export, t
     assert len(_rows_of(page, "en")) == len(records)
     directory = write_export(old, tmp_path / "old")
     assert export_problems(directory.directory) == []
+
+
+def test_the_compiled_page_is_kept_owner_only_for_the_next_process(tmp_path):
+    """The next command loads the page's compiled code instead of compiling it again; the
+    folder holding it is the user's alone (jinja2 refuses one that is not)."""
+    import os
+    import stat
+    import subprocess
+    import sys
+
+    from dsrflow.export import _templates
+
+    env = _templates()
+    cache = env.bytecode_cache
+    assert isinstance(cache, jinja2.FileSystemBytecodeCache)
+    _, filename, _ = env.loader.get_source(env, "export.html")  # type: ignore[union-attr]
+    kept = Path(cache.directory) / (cache.pattern % cache.get_cache_key("export.html", filename))
+    kept.unlink(missing_ok=True)
+    program = "from dsrflow.export import _templates; _templates().get_template('export.html')"
+    subprocess.run([sys.executable, "-c", program], check=True, cwd=tmp_path)
+    assert kept.is_file(), "the compiled page was not kept for the next process"
+    folder = os.stat(cache.directory)
+    assert folder.st_uid == os.getuid()
+    assert stat.S_IMODE(folder.st_mode) & 0o077 == 0
