@@ -39,10 +39,18 @@ class QueryStats:
 class SqlClient:
     """One database of one source, by its SQLAlchemy URL."""
 
-    def __init__(self, source: str, url: str) -> None:
+    def __init__(self, source: str, url: str, *, shared: sa.Engine | None = None) -> None:
+        """``shared``: an engine someone else owns and disposes (one kept for the request's
+        run, connectors/sql/connector.py); otherwise this client builds and disposes its own."""
         self.source = source
-        _refuse_missing_sqlite_file(source, url)
-        self.engine = sa.create_engine(url)
+        self._owned = shared is None
+        if shared is None:
+            _refuse_missing_sqlite_file(source, url)
+            shared = sa.create_engine(url)
+        self.pool_engine = shared
+        # A view over the same pool with listeners of its own, so that each client counts its
+        # own statements on an engine that several openings share.
+        self.engine = shared.execution_options()
         self.stats = QueryStats()
 
     @property
@@ -133,7 +141,8 @@ class SqlClient:
         return lacking
 
     def close(self) -> None:
-        self.engine.dispose()
+        if self._owned:
+            self.pool_engine.dispose()
 
 
 def _first_line(error: object) -> str:

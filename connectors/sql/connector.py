@@ -10,12 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from connectors.base import Closing, Finding, SweepResult
 from connectors.masking import MaskingKey
+from connectors.run_scope import scoped
 from connectors.sql.client import QueryStats, SqlClient
 from connectors.sql.coverage import SqlSurvey
 from connectors.sql.discovery import Discovery
@@ -28,6 +30,30 @@ from connectors.third_parties import SourceContext
 from dsrflow.plan import ExecutionReport, PlannedAction
 from dsrflow.records import Record
 from dsrflow.request import RequestType, Subject
+
+
+@dataclass(frozen=True)
+class _Opened:
+    """What opening a source builds that a request's run may reuse: the engine (its pool), the
+    mapped tables as reflected and checked against the mapping, whether lower() folds Unicode.
+    Read only once built; a write flow uses the schema its own preflight checked."""
+
+    client: SqlClient
+    tables: MappedTables
+    lower_folds_unicode: bool
+
+    @classmethod
+    def build(cls, name: str, url: str, mapping: SqlMapping, mapping_path: Path) -> _Opened:
+        client = SqlClient(name, url)
+        try:
+            tables = MappedTables.bind(client, mapping, mapping_path)
+            return cls(client, tables, client.lower_folds_unicode())
+        except BaseException:
+            client.close()
+            raise
+
+    def close(self) -> None:
+        self.client.close()
 
 
 class SqlConnector(Closing):
@@ -49,18 +75,26 @@ class SqlConnector(Closing):
         self.name = name
         self.mapping = mapping
         self.masking_key = masking_key or MaskingKey()
-        self.client = SqlClient(name, url)
-        self.tables = MappedTables.bind(
-            self.client, mapping, mapping_path or Path(f"(mapping of source {name!r})")
+        path = mapping_path or Path(f"(mapping of source {name!r})")
+        zone = zoneinfo.ZoneInfo(timezone)
+        # Within a request's run, the engine and the reflected tables of the first opening
+        # with this URL and mapping (connectors/run_scope.py); elsewhere built here, as before.
+        self._opened = scoped(
+            ("sql", url, mapping.model_dump_json()),
+            lambda: _Opened.build(name, url, mapping, path),
+            _Opened.close,
         )
-        self.lower_folds_unicode = self.client.lower_folds_unicode()
-        self.client.count_queries()  # from here on: discovery's queries, not reflection's
+        opened = self._opened.value
+        self.tables = opened.tables
+        self.lower_folds_unicode = opened.lower_folds_unicode
+        self.client = SqlClient(name, url, shared=opened.client.pool_engine)
+        self.client.count_queries()  # discovery's queries, not reflection's
         self.discovery = Discovery(
             name,
             self.client,
             self.tables,
             batch_size=batch_size,
-            timezone=zoneinfo.ZoneInfo(timezone),
+            timezone=zone,
             context=context or SourceContext(),
             lower_folds_unicode=self.lower_folds_unicode,
         )
@@ -77,6 +111,7 @@ class SqlConnector(Closing):
 
     def close(self) -> None:
         self.client.close()
+        self._opened.release()
 
     def preflight(self, right: RequestType) -> list[str]:
         """What would stop ``right`` here, beyond what opening checked (see preflight.py)."""
