@@ -23,6 +23,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 from prefect import get_run_logger
 from prefect.states import Failed
 
+from connectors.run_scope import run_scope
 from dsrflow.errors import DsrflowError
 from dsrflow.run_settings import current_run_settings
 from flows.case_page import case_pages
@@ -81,13 +82,18 @@ def scrub_run_logs() -> None:
 def private_run(fn: Callable[P, R]) -> Callable[P, R]:
     """Wrap a flow's function (under ``@flow``): run logs scrubbed; a failure ends the run as
     a Failed state with a scrubbed one-line message, nothing pickled to storage; the run's
-    heartbeats sent here where the caller turned Prefect's off (flows/heartbeat.py)."""
+    heartbeats sent here where the caller turned Prefect's off (flows/heartbeat.py); a source
+    opened again within the run reuses its first opening (connectors/run_scope.py)."""
 
     @functools.wraps(fn)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
         scrub_run_logs()
         try:
-            with heartbeats(current_run_settings().heartbeat_seconds), case_pages():
+            with (
+                heartbeats(current_run_settings().heartbeat_seconds),
+                case_pages(),
+                run_scope(),  # a source opened again in this run reuses what it built
+            ):
                 return fn(*args, **kwargs)
         except Exception as exc:
             get_run_logger().error("the request failed: %s", one_line(exc), exc_info=exc)

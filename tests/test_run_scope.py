@@ -227,3 +227,38 @@ def test_an_access_request_in_a_scope_reflects_its_source_once(
         result = access_request(request_id="DSR-2026-1951", subject_emails=[SUBJECT])
     assert result.total_records > 0
     assert reflections.count("contacts") == 1
+
+
+@pytest.mark.prefect
+@pytest.mark.usefixtures("prefect_harness")
+def test_every_flow_run_is_a_scope_of_its_own(tmp_path, sandbox_sqlite_url, reflections):
+    """flows/private.py enters the scope around every flow's body: the flow's check and its
+    discovery reflect the source once, with no scope around the call."""
+    config = tmp_path / "dsrflow.yaml"
+    write_config(config, onprem_source(sandbox_sqlite_url), tmp_path / "exports")
+    with run_settings(config, tmp_path / "exports"):
+        first = access_request(request_id="DSR-2026-1952", subject_emails=[SUBJECT])
+        second = access_request(request_id="DSR-2026-1953", subject_emails=[SUBJECT])
+    assert first.total_records == second.total_records > 0
+    assert reflections.count("contacts") == 2  # once per run: nothing kept between requests
+
+
+@pytest.mark.prefect
+@pytest.mark.usefixtures("prefect_harness")
+def test_the_access_command_checks_and_runs_on_one_reflection(
+    tmp_path, sandbox_sqlite_url, reflections
+):
+    """``dsr access`` checks the sources before it opens the request, then runs the flow: one
+    scope around both (dsrflow/cli/rights.py)."""
+    from typer.testing import CliRunner
+
+    from dsrflow.cli import app
+
+    config = tmp_path / "dsrflow.yaml"
+    write_config(config, onprem_source(sandbox_sqlite_url), tmp_path / "exports")
+    arguments = ["access", "--subject", SUBJECT, "--request-id", "DSR-2026-1954"]
+    arguments += ["--out", str(tmp_path / "exports"), "--config", str(config)]
+    done = CliRunner().invoke(app, arguments)
+    assert done.exit_code == 0, done.output
+    assert (tmp_path / "exports" / "DSR-2026-1954" / "export.json").is_file()
+    assert reflections.count("contacts") == 1

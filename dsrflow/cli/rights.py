@@ -8,6 +8,7 @@ from typing import Annotated, Any, cast
 
 import typer
 
+from connectors.run_scope import run_scope
 from dsrflow.cli.options import (
     AnalyticsClientOption,
     AnalyticsUserOption,
@@ -40,22 +41,24 @@ def access(
 ) -> None:
     """Run an access request in this process and write the portable export (Analytics ids
     are named in it: Analytics cannot return their data)."""
-    # Bad identifiers or config are refused here, before Prefect starts or a source is touched.
-    opened = _open_request(
-        "access",
-        subject,
-        phone,
-        request_id,
-        received_at,
-        config,
-        officer,
-        jira_accounts=jira_account,
-        analytics=(analytics_client_id, analytics_user_id),
-    )
-    from flows.access import access_request
+    # The check before the request and the flow open each source once (connectors/run_scope.py).
+    with run_scope():
+        # Bad identifiers or config are refused here, before Prefect starts or a source is touched.
+        opened = _open_request(
+            "access",
+            subject,
+            phone,
+            request_id,
+            received_at,
+            config,
+            officer,
+            jira_accounts=jira_account,
+            analytics=(analytics_client_id, analytics_user_id),
+        )
+        from flows.access import access_request
 
-    with run_settings(config, out):
-        result = _in_process(_config_folder(config), lambda: access_request(request_id=opened))
+        with run_settings(config, out):
+            result = _in_process(_config_folder(config), lambda: access_request(request_id=opened))
     _print_access_result(result)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from connectors.run_scope import run_scope
 from dsrflow.cli.options import Asked
 from dsrflow.cli.support import _config_folder, _friendly, _in_process, _validated, console, err
 from dsrflow.config import load_config
@@ -147,23 +148,24 @@ def _run_request(request_type: str, asked: Asked, start: Callable[[str], Any]) -
     ``start(request_id)`` calls the flow, importing it itself, so that Prefect is imported only
     once the request is open and Prefect's home is set. With --approve the officer approves
     the plan here."""
-    opened = _open_request(
-        request_type,
-        asked.subject,
-        asked.phone,
-        asked.request_id,
-        asked.received_at,
-        asked.config,
-        asked.officer,
-        asked.approve,
-        asked.dry_run,
-        jira_accounts=asked.jira_account,
-        analytics=(asked.analytics_client_id, asked.analytics_user_id),
-    )
-    with run_settings(asked.config, asked.out):
-        _run_change(
-            opened,
+    with run_scope():  # the check before the request and the flow open each source once
+        opened = _open_request(
+            request_type,
+            asked.subject,
+            asked.phone,
+            asked.request_id,
+            asked.received_at,
             asked.config,
-            lambda: start(opened),
-            approver=asked.officer if asked.approve else None,
+            asked.officer,
+            asked.approve,
+            asked.dry_run,
+            jira_accounts=asked.jira_account,
+            analytics=(asked.analytics_client_id, asked.analytics_user_id),
         )
+        with run_settings(asked.config, asked.out):
+            _run_change(
+                opened,
+                asked.config,
+                lambda: start(opened),
+                approver=asked.officer if asked.approve else None,
+            )

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from connectors.run_scope import run_scope
 from dsrflow.cli.checks import _surveyed
 from dsrflow.cli.running import _open_request, _print_access_result
 from dsrflow.cli.server import running_note
@@ -30,7 +31,8 @@ def demo(
     from sandbox.onprem_seed import DEMO_SUBJECT
     from sandbox.runtime import start
 
-    with _friendly(lambda: start(directory)) as box:
+    # The survey, the check before the request and the flow open each source once.
+    with _friendly(lambda: start(directory)) as box, run_scope():
         console.print(f"sandbox seeded in {box.directory}; demo subject: [bold]{DEMO_SUBJECT}[/]")
         surveyed = _surveyed(box.config_path, "demo")  # what the access request's warning reads
         console.print(f"coverage: {surveyed.open_findings} open finding(s) outside the mappings")
