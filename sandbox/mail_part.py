@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sandbox import mail_seed
+from sandbox import mail_seed, seed_cache
 from sandbox.emulators.faults import Faults
 from sandbox.emulators.graph import GraphStore, create_app
 from sandbox.emulators.server import EmulatorServer
@@ -48,7 +48,7 @@ def start_mail(context: SandboxContext) -> PartStarted:
     elif context.profile == "large":
         counts = mail_seed.generate_large(store, progress=context.progress)
     else:
-        counts = mail_seed.generate(store)
+        store, counts, _ = seed_cache.seeded(context.directory, seed_cache.MAIL, mail_seed.generate)
     server = EmulatorServer(create_app(store, Faults(context.faults)), name="graph")
     url = server.start()
     context.progress(f"mail: Graph emulator on {url}")
