@@ -23,6 +23,7 @@ state as JSON (sandbox/typed_json.py; not pickle, which could run code on loadin
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -153,7 +154,9 @@ def seeded(
         return loaded[0], loaded[1], True
     store = kept.new()
     counts = generate(store)
-    save(path, kept, key, store, counts)
+    # Not kept (say, a folder in the file's place): the next start generates again.
+    with contextlib.suppress(OSError):
+        save(path, kept, key, store, counts)
     return store, counts, False
 
 
