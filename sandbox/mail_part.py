@@ -1,6 +1,7 @@
 """The sandbox's mail part: the Graph emulator, seeded, on a loopback port.
 
-Generated data (``sandbox.mail_seed.generate``), the large benchmark profile, or ``mail.json``
+Generated data (``sandbox.mail_seed.generate``, kept between starts by
+``sandbox.seed_cache``), the large benchmark profile, or ``mail.json``
 from the fixtures directory. A fixtures directory without ``mail.json`` has no mail: the part then
 starts nothing and adds no source to the config.
 """
