@@ -69,8 +69,8 @@ class Kept(Generic[S]):
     new: Callable[[], S]
     attributes: Mapping[str, Any]
     modules: tuple[ModuleType, ...]
-    # Attributes that are the same object as another after generating (checked on saving,
-    # restored on loading): attribute -> the one it is a shallow copy of.
+    # Dicts that hold the very objects of another after generating (checked on saving,
+    # restored on loading): attribute -> the attribute it copies.
     aliases: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -179,7 +179,7 @@ def load(path: Path, kept: Kept[S], key: str) -> tuple[S, dict[str, int]] | None
         for alias, original in kept.aliases.items():
             setattr(store, alias, dict(getattr(store, original)))
         return store, counts
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return None  # regenerated; the store decoded so far is dropped with this frame
 
 

@@ -135,6 +135,14 @@ def _directory_in_place(path: Path) -> None:
     path.mkdir()
 
 
+def _too_deep(path: Path) -> None:
+    """Lists in lists past Python's recursion limit, under a valid header."""
+    head, _, _ = path.read_bytes().partition(b"\n")
+    body = b'{"seq":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    header = {**json.loads(head), "sha256": hashlib.sha256(body).hexdigest()}
+    path.write_bytes(json.dumps(header).encode() + b"\n" + body)
+
+
 def _first_mailbox(state: dict[str, Any]) -> dict[str, Any]:
     return next(iter(state["mailboxes"].values()))
 
@@ -149,6 +157,7 @@ CORRUPTIONS: dict[str, Callable[[Path], object]] = {
     "a field missing": lambda p: _rehash(p, lambda s: _first_mailbox(s).pop("folders")),
     "an unknown field": lambda p: _rehash(p, lambda s: _first_mailbox(s).update(extra=1)),
     "an attribute missing": lambda p: _rehash(p, lambda s: s.pop("tenant_domain")),
+    "nested too deep": lambda p: _too_deep(p),
 }
 
 
