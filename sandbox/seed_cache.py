@@ -18,7 +18,10 @@ only the emulator's memory, never the file, so every start begins from the seede
 before. The large profile and fixture directories are loaded as before, without this cache.
 
 The file: one line of JSON with the key, the counts and the SHA-256 of the rest, then the
-state as JSON (sandbox/typed_json.py; not pickle, which could run code on loading).
+state as JSON, written and read by pydantic from the stores' own annotations (strict, extra
+fields refused; not pickle, which could run code on loading). A field left out under a valid
+digest takes its class's default: the file is the owner's, and the digest is there to catch a
+file cut short or damaged, not edited.
 """
 
 from __future__ import annotations
@@ -30,21 +33,17 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from importlib.metadata import version
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Generic, TypeVar
 
+from pydantic import ConfigDict, TypeAdapter, with_config
+from typing_extensions import TypedDict  # pydantic needs it before Python 3.12
+
 from dsrflow.private_files import write_private
-from sandbox import (
-    drive_seed,
-    jira_seed,
-    mail_seed,
-    marketplace_seed,
-    onprem_seed,
-    typed_json,
-)
+from sandbox import drive_seed, jira_seed, mail_seed, marketplace_seed, onprem_seed
 from sandbox.emulators.google import state as google_state
 from sandbox.emulators.google.state import DriveFile, GoogleState, SharedDrive
 from sandbox.emulators.graph import store as graph_store
@@ -72,6 +71,13 @@ class Kept(Generic[S]):
     # Dicts that hold the very objects of another after generating (checked on saving,
     # restored on loading): attribute -> the attribute it copies.
     aliases: Mapping[str, str] = field(default_factory=dict)
+
+    @cached_property
+    def state(self) -> TypeAdapter[dict[str, Any]]:
+        """The kept attributes as one typed JSON object."""
+        # The functional form: the keys are this part's attributes, known only here.
+        shape = TypedDict(f"{self.name.title()}State", dict(self.attributes))  # type: ignore[misc]  # noqa: UP013
+        return TypeAdapter(with_config(ConfigDict(strict=True, extra="forbid"))(shape))
 
 
 MAIL = Kept(
@@ -135,7 +141,7 @@ def generator_key(kept: Kept[Any]) -> str:
     """What decides the generated state: the code that generates and holds it (and the demo
     subject's constants, in onprem_seed), the code here, and Faker's and Python's versions."""
     digest = hashlib.sha256()
-    for module in (*kept.modules, onprem_seed, typed_json, sys.modules[__name__]):
+    for module in (*kept.modules, onprem_seed, sys.modules[__name__]):
         digest.update(Path(str(module.__file__)).read_bytes())
     digest.update(_versions())
     return digest.hexdigest()
@@ -170,12 +176,12 @@ def load(path: Path, kept: Kept[S], key: str) -> tuple[S, dict[str, int]] | None
         if header["generator"] != key or header["sha256"] != hashlib.sha256(body).hexdigest():
             return None
         counts = {str(k): int(v) for k, v in header["counts"].items()}
-        state = json.loads(body)
-        if type(state) is not dict or set(state) != set(kept.attributes):
+        state = kept.state.validate_json(body)
+        if set(state) != set(kept.attributes):
             return None
         store = kept.new()
-        for name, tp in kept.attributes.items():
-            setattr(store, name, typed_json.decode(tp, state[name]))
+        for name, value in state.items():
+            setattr(store, name, value)
         for alias, original in kept.aliases.items():
             setattr(store, alias, dict(getattr(store, original)))
         return store, counts
@@ -189,10 +195,7 @@ def save(path: Path, kept: Kept[S], key: str, store: S, counts: dict[str, int]) 
         copy, source = getattr(store, alias), getattr(store, original)
         if copy.keys() != source.keys() or any(copy[k] is not source[k] for k in source):
             raise ValueError(f"{kept.name}: {alias} is no longer a copy of {original}")
-    state = {
-        name: typed_json.encode(tp, getattr(store, name)) for name, tp in kept.attributes.items()
-    }
-    body = json.dumps(state, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    body = kept.state.dump_json({name: getattr(store, name) for name in kept.attributes})
     header = {"generator": key, "counts": counts, "sha256": hashlib.sha256(body).hexdigest()}
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)

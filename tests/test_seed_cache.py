@@ -154,7 +154,7 @@ CORRUPTIONS: dict[str, Callable[[Path], object]] = {
     "empty": lambda p: p.write_bytes(b""),
     "a directory": lambda p: _directory_in_place(p),
     "a field of the wrong type": lambda p: _rehash(p, lambda s: s.update(seq="many")),
-    "a field missing": lambda p: _rehash(p, lambda s: _first_mailbox(s).pop("folders")),
+    "a field missing": lambda p: _rehash(p, lambda s: _first_mailbox(s).pop("address")),
     "an unknown field": lambda p: _rehash(p, lambda s: _first_mailbox(s).update(extra=1)),
     "an attribute missing": lambda p: _rehash(p, lambda s: s.pop("tenant_domain")),
     "nested too deep": lambda p: _too_deep(p),
