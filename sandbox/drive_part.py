@@ -24,7 +24,7 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from sandbox import drive_seed
+from sandbox import drive_seed, seed_cache
 from sandbox.emulators.faults import Faults
 from sandbox.emulators.google import FOLDER, GoogleState, create_app
 from sandbox.emulators.server import EmulatorServer
@@ -112,7 +112,9 @@ def start_drive(context: SandboxContext) -> PartStarted:
         context.progress("drive: generating 200 spreadsheets x 2,000 rows")
         counts = drive_seed.generate_large(state)
     else:
-        counts = drive_seed.generate(state)
+        state, counts, _ = seed_cache.seeded(
+            context.directory, seed_cache.DRIVE, drive_seed.generate
+        )
     if not (fixture and fixture.exists()):
         drive_seed.grant(state, DELEGATED_USER)  # the admin's sharing (load_fixture does it)
     if context.fixtures or context.profile == "large":

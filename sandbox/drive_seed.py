@@ -43,8 +43,6 @@ import random
 from pathlib import Path
 from typing import Any
 
-from faker import Faker
-
 from sandbox import FixtureError
 from sandbox.emulators.google import GoogleState
 from sandbox.emulators.google.state import ProtectedRange
@@ -149,6 +147,8 @@ def grant(state: GoogleState, user: str) -> None:
 
 def generate(state: GoogleState, *, seed: int = 2026) -> dict[str, int]:
     """The small sandbox: a few folders, a few dozen spreadsheets."""
+    from faker import Faker  # here: a start with kept seeds never imports it
+
     fake = Faker(["no_NO", "en_GB", "de_DE"])
     Faker.seed(seed)
     rng = random.Random(seed)  # noqa: S311 - reproducible seed data, not secrets

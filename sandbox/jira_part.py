@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sandbox import jira_seed
+from sandbox import jira_seed, seed_cache
 from sandbox.emulators.faults import Faults
 from sandbox.emulators.jira import JiraEmulator, JiraStore
 from sandbox.emulators.server import EmulatorServer
@@ -55,7 +55,7 @@ def start_jira(context: SandboxContext) -> PartStarted:
         context.progress("jira: generating 50,000 requests")
         counts = jira_seed.generate_large(store)
     else:
-        counts = jira_seed.generate(store)
+        store, counts, _ = seed_cache.seeded(context.directory, seed_cache.JIRA, jira_seed.generate)
     token_file = write_secret(context.directory, "jira-api-token", jira_seed.SANDBOX_TOKEN)
     server = EmulatorServer(JiraEmulator(store, Faults(context.faults)).app, name="jira")
     url = server.start()

@@ -44,12 +44,14 @@ import json
 import random
 import uuid
 from pathlib import Path
-from typing import Any
-
-from faker import Faker
+from typing import TYPE_CHECKING, Any
 
 from sandbox.emulators.jira.store import REQUEST_TYPE_FIELD, JiraStore
 from sandbox.onprem_seed import DEMO_SUBJECT, LOOK_ALIKES
+
+if TYPE_CHECKING:  # Faker is imported where data is generated, so that a start that
+    # loads the kept seeds (sandbox/seed_cache.py) does not import it at all
+    from faker import Faker
 
 SANDBOX_EMAIL = "sandbox-admin@fjelltopp.example"
 # The emulator's own credential, not a secret of any real site.
@@ -118,6 +120,8 @@ def counts(store: JiraStore) -> dict[str, int]:
 def generate(store: JiraStore, *, requests: int = 300, seed: int = 7) -> dict[str, int]:
     """The small profile: a service desk with hundreds of requests; see the module docstring."""
     rng = random.Random(seed)  # noqa: S311 - reproducible seed data, not security
+    from faker import Faker  # here: a start with kept seeds never imports it
+
     fake = Faker(["en_GB", "no_NO"])
     # A multi-locale Faker picks each call's locale with Faker's shared random, which only
     # Faker.seed seeds: without it the data would depend on what ran before in the process
@@ -134,6 +138,8 @@ def generate(store: JiraStore, *, requests: int = 300, seed: int = 7) -> dict[st
 def generate_large(store: JiraStore, *, requests: int = 50_000, seed: int = 11) -> dict[str, int]:
     """The benchmark profile: 50,000 requests with 3 comments each, the demo subject in ~20."""
     rng = random.Random(seed)  # noqa: S311 - reproducible seed data, not security
+    from faker import Faker  # here: a start with kept seeds never imports it
+
     fake = Faker("en_GB")
     fake.seed_instance(seed)
     _people(store, rng, fake, customers=2_000)

@@ -1,6 +1,7 @@
 """The sandbox's mail part: the Graph emulator, seeded, on a loopback port.
 
-Generated data (``sandbox.mail_seed.generate``), the large benchmark profile, or ``mail.json``
+Generated data (``sandbox.mail_seed.generate``, kept between starts by
+``sandbox.seed_cache``), the large benchmark profile, or ``mail.json``
 from the fixtures directory. A fixtures directory without ``mail.json`` has no mail: the part then
 starts nothing and adds no source to the config.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sandbox import mail_seed
+from sandbox import mail_seed, seed_cache
 from sandbox.emulators.faults import Faults
 from sandbox.emulators.graph import GraphStore, create_app
 from sandbox.emulators.server import EmulatorServer
@@ -48,7 +49,7 @@ def start_mail(context: SandboxContext) -> PartStarted:
     elif context.profile == "large":
         counts = mail_seed.generate_large(store, progress=context.progress)
     else:
-        counts = mail_seed.generate(store)
+        store, counts, _ = seed_cache.seeded(context.directory, seed_cache.MAIL, mail_seed.generate)
     server = EmulatorServer(create_app(store, Faults(context.faults)), name="graph")
     url = server.start()
     context.progress(f"mail: Graph emulator on {url}")

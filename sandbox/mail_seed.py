@@ -27,13 +27,15 @@ import json
 import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
-
-from faker import Faker
+from typing import TYPE_CHECKING, Any
 
 from sandbox import FixtureError
 from sandbox.emulators.graph.store import GraphStore
 from sandbox.onprem_seed import DEMO_SUBJECT, DEMO_SUBJECT_STORED_AS, LOOK_ALIKES
+
+if TYPE_CHECKING:  # Faker is imported where data is generated, so that a start that
+    # loads the kept seeds (sandbox/seed_cache.py) does not import it at all
+    from faker import Faker
 
 TENANT = "fjelltopp.example"
 SUPPORT = f"support@{TENANT}"
@@ -141,6 +143,8 @@ def generate(
     now: dt.datetime | None = None,
 ) -> dict[str, int]:
     """A tenant with a few hundred messages, the demo subject's and look-alikes' among them."""
+    from faker import Faker  # here: a start with kept seeds never imports it
+
     fake = Faker(["no_NO", "en_GB", "de_DE"])
     Faker.seed(seed)
     rng = random.Random(seed)  # noqa: S311 - reproducible seed data, not secrets
@@ -329,6 +333,8 @@ def generate_large(
 ) -> dict[str, int]:
     """``mailboxes`` times ``per_mailbox`` messages, ``subject_messages`` of them BENCH_SUBJECT's
     (spread over the mailboxes), plus look-alike mail. Cheap text: pools, not Faker per message."""
+    from faker import Faker  # here: a start with kept seeds never imports it
+
     fake = Faker("en_GB")
     Faker.seed(seed)
     rng = random.Random(seed)  # noqa: S311 - reproducible seed data, not secrets

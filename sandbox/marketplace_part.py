@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sandbox import marketplace_seed
+from sandbox import marketplace_seed, seed_cache
 from sandbox.emulators.faults import Faults
 from sandbox.emulators.marketplace import MarketplaceEmulator, MarketplaceStore
 from sandbox.emulators.server import EmulatorServer
@@ -42,7 +42,9 @@ def start_marketplace(context: SandboxContext) -> PartStarted:
     elif context.fixtures:
         counts = marketplace_seed.counts(store)
     else:
-        counts = marketplace_seed.generate(store)
+        store, counts, _ = seed_cache.seeded(
+            context.directory, seed_cache.MARKETPLACE, marketplace_seed.generate
+        )
     store.credentials = (marketplace_seed.SANDBOX_EMAIL, marketplace_seed.SANDBOX_TOKEN)
     token_file = write_secret(
         context.directory, "marketplace-api-token", marketplace_seed.SANDBOX_TOKEN

@@ -23,13 +23,15 @@ import datetime as dt
 import json
 import random
 from pathlib import Path
-from typing import Any
-
-from faker import Faker
+from typing import TYPE_CHECKING, Any
 
 from sandbox import FixtureError
 from sandbox.emulators.marketplace.store import MarketplaceStore
 from sandbox.onprem_seed import DEMO_SUBJECT, DEMO_SUBJECT_STORED_AS, LOOK_ALIKES
+
+if TYPE_CHECKING:  # Faker is imported where data is generated, so that a start that
+    # loads the kept seeds (sandbox/seed_cache.py) does not import it at all
+    from faker import Faker
 
 SANDBOX_EMAIL = "sandbox-admin@fjelltopp.example"
 # The emulator's own credential, not a secret of any real account.
@@ -123,6 +125,8 @@ def transaction(number: int, lic: dict[str, Any], rng: random.Random) -> dict[st
 
 def generate(store: MarketplaceStore, seed: int = 15) -> dict[str, int]:
     rng = random.Random(seed)  # noqa: S311 - seed data, not secrets
+    from faker import Faker  # here: a start with kept seeds never imports it
+
     fake = Faker("no_NO")
     fake.seed_instance(seed)
     store.vendor_id = VENDOR_ID

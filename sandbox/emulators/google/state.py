@@ -11,7 +11,6 @@ member of; writing needs the role writer or above. Everyone else is told the fil
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import secrets
 import threading
 import time
@@ -233,11 +232,13 @@ class GoogleState:
         self.incomplete_all_drives = False
         self.analytics = AnalyticsState()
         self._reads: dict[str, deque[float]] = defaultdict(deque)
-        self._ids = itertools.count(1)
+        self.next_number = 1  # of the next generated id
 
     def new_id(self) -> str:
         # Drive ids are 33-44 characters of URL-safe base64; the prefix keeps them readable.
-        return f"1emu{next(self._ids):06d}" + secrets.token_urlsafe(24)[:28]
+        with self.lock:  # a plain counter (kept by sandbox/seed_cache.py): one taker at once
+            number, self.next_number = self.next_number, self.next_number + 1
+        return f"1emu{number:06d}" + secrets.token_urlsafe(24)[:28]
 
     def add_shared_drive(
         self, name: str, members: dict[str, str] | None = None, id: str | None = None
