@@ -233,3 +233,27 @@ def test_a_broken_mapping_is_named_with_its_file_and_line(tmp_path):
         load_config(config).load_mappings()
     assert str(caught.value).startswith(f"mapping {broken} is invalid")
     assert "(config)" not in str(caught.value)
+
+
+def test_the_console_script_freezes_the_collector_after_every_other_exit_handler():
+    """``dsr`` leaves without the interpreter's last collections (dsrflow/cli/leaving.py):
+    an exit handler registered before it still runs, and sees the collector frozen."""
+    import subprocess
+    import sys
+    import tomllib
+
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert scripts["scripts"]["dsr"] == "dsrflow.cli:main"
+    program = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0, gc.isenabled()))\n"
+        "sys.argv = ['dsr', 'requests', '--help']\n"
+        "from dsrflow.cli import main\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Usage" in done.stdout  # the command ran as ever
+    assert done.stdout.rstrip().endswith("frozen True False")

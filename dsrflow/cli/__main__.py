@@ -1,5 +1,5 @@
 """``python -m dsrflow.cli``: ``dsr`` without the console script (the benchmarks start it so)."""
 
-from dsrflow.cli import app
+from dsrflow.cli import main
 
-app()
+main()
