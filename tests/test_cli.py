@@ -236,7 +236,7 @@ def test_a_broken_mapping_is_named_with_its_file_and_line(tmp_path):
 
 
 def test_the_console_script_freezes_the_collector_after_every_other_exit_handler():
-    """``dsr`` leaves without the interpreter's last collections (dsrflow/cli/leaving.py):
+    """``dsr`` leaves without the interpreter's last collections (dsrflow/cli/collector.py):
     an exit handler registered before it still runs, and sees the collector frozen."""
     import subprocess
     import sys
@@ -257,3 +257,25 @@ def test_the_console_script_freezes_the_collector_after_every_other_exit_handler
     assert done.returncode == 0, done.stderr
     assert "Usage" in done.stdout  # the command ran as ever
     assert done.stdout.rstrip().endswith("frozen True False")
+
+
+def test_only_the_console_script_settles_what_a_command_built():
+    """``settle`` freezes what exists in a process that runs one command (``dsr``); in one
+    that runs many (this test session, CliRunner) it keeps nothing from the collector."""
+    import subprocess
+    import sys
+
+    program = (
+        "import gc, sys\n"
+        "from dsrflow.cli import collector\n"
+        "collector.settle()\n"
+        "before = gc.get_freeze_count()\n"
+        "collector.one_command_per_process()\n"
+        "collector.settle()\n"
+        "print(before, gc.get_freeze_count() > 0)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0", "True"]

@@ -12,6 +12,7 @@ import typer
 
 from connectors.run_scope import run_scope
 from dsrflow.cli.checks import _surveyed
+from dsrflow.cli.collector import settle
 from dsrflow.cli.running import _open_request, _print_access_result
 from dsrflow.cli.server import running_note
 from dsrflow.cli.support import _friendly, _in_process, console, err
@@ -34,6 +35,7 @@ def demo(
     # The survey, the check before the request and the flow open each source once.
     with _friendly(lambda: start(directory)) as box, run_scope():
         console.print(f"sandbox seeded in {box.directory}; demo subject: [bold]{DEMO_SUBJECT}[/]")
+        settle()  # the emulators' seed data and the imports live until the command ends
         surveyed = _surveyed(box.config_path, "demo")  # what the access request's warning reads
         console.print(f"coverage: {surveyed.open_findings} open finding(s) outside the mappings")
         opened = _open_request(

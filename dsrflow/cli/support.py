@@ -52,6 +52,7 @@ def _config_folder(config: Path | None) -> Path:
 def _in_process(home: Path, run: Callable[[], T], approver: str | None = None) -> T:
     """Run a flow in this process: Prefect's home private to ``home`` (unless the user chose
     one), its server started here with visible progress, the run owned by this terminal."""
+    from dsrflow.cli.collector import settle
     from dsrflow.local_prefect import private_home
 
     private_home(home)
@@ -64,6 +65,7 @@ def _in_process(home: Path, run: Callable[[], T], approver: str | None = None) -
     def go() -> T:
         progress = lambda line: err.print(line, highlight=False)  # noqa: E731
         with prefect_server(progress=progress), at_terminal(approver):
+            settle()  # imports, config and the sources' clients: alive until the command ends
             return run()
 
     return _friendly(go)
