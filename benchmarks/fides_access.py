@@ -36,6 +36,7 @@ hand-written one (ms), the statements each side sends, the whole flow against Fi
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import shutil
@@ -224,6 +225,9 @@ class FlowSide:
         self.number += 1
         request_id = f"DSR-2026-{self.number}"
         with run_settings(self.config, self.out):
+            # As ``dsr access`` runs its flow (dsrflow/cli/collector.py): what exists before
+            # the request is not traversed by the collector again.
+            gc.freeze()
             started = time.perf_counter()
             result = access_request(request_id=request_id, subject_emails=[SUBJECT])
             self.last_ms = (time.perf_counter() - started) * 1000
