@@ -116,7 +116,3 @@ def scoped(key: Hashable, build: Callable[[], T], close: Callable[[T], None]) ->
                 scope.replaced.append(kept)
             scope.kept[key] = _Kept(value, close, time.monotonic())
     return Held(value, None)
-
-
-def in_run_scope() -> bool:
-    return _current.get() is not None

@@ -238,8 +238,6 @@ def test_a_broken_mapping_is_named_with_its_file_and_line(tmp_path):
 def test_the_console_script_freezes_the_collector_after_every_other_exit_handler():
     """``dsr`` leaves without the interpreter's last collections (dsrflow/cli/collector.py):
     an exit handler registered before it still runs, and sees the collector frozen."""
-    import subprocess
-    import sys
     import tomllib
 
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
@@ -251,20 +249,14 @@ def test_the_console_script_freezes_the_collector_after_every_other_exit_handler
         "from dsrflow.cli import main\n"
         "main()\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", program], capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    assert "Usage" in done.stdout  # the command ran as ever
-    assert done.stdout.rstrip().endswith("frozen True False")
+    printed = _python(program)
+    assert "Usage" in printed  # the command ran as ever
+    assert printed.rstrip().endswith("frozen True False")
 
 
 def test_only_the_console_script_settles_what_a_command_built():
     """``settle`` freezes what exists in a process that runs one command (``dsr``); in one
     that runs many (this test session, CliRunner) it keeps nothing from the collector."""
-    import subprocess
-    import sys
-
     program = (
         "import gc, sys\n"
         "from dsrflow.cli import collector\n"
@@ -274,8 +266,17 @@ def test_only_the_console_script_settles_what_a_command_built():
         "collector.settle()\n"
         "print(before, gc.get_freeze_count() > 0)\n"
     )
+    assert _python(program).split() == ["0", "True"]
+
+
+def _python(program: str) -> str:
+    """What ``program`` prints, run by this Python in a process of its own (the collector's
+    state is per process); it must exit 0."""
+    import subprocess
+    import sys
+
     done = subprocess.run(
         [sys.executable, "-c", program], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["0", "True"]
+    return done.stdout
